@@ -1,0 +1,33 @@
+"""modelport: deploy registered models as autoscaled, authenticated web services.
+
+The SDK names mirror Azure ML v1 (``Workspace``, ``Model``, ``Environment``,
+``InferenceConfig``, ``LocalWebservice``, ``AksWebservice``); they are imported
+lazily so that the replica runtime and the router, which live in this package
+too, do not pull in the SDK's dependencies.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Workspace": "modelport.sdk.workspace",
+    "Model": "modelport.sdk.model",
+    "Environment": "modelport.sdk.environment",
+    "InferenceConfig": "modelport.sdk.inference",
+    "LocalWebservice": "modelport.sdk.webservice",
+    "AksWebservice": "modelport.sdk.webservice",
+    "AksEndpoint": "modelport.sdk.webservice",
+    "ModelportError": "modelport.errors",
+}
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'modelport' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

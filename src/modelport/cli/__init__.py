@@ -1,0 +1,1 @@
+"""The ``modelport`` command line: click commands, the only place that prints."""

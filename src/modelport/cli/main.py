@@ -1,0 +1,29 @@
+"""The ``modelport`` entry point."""
+
+from __future__ import annotations
+
+import click
+
+from modelport import __version__
+from modelport.cli.base import ModelportGroup
+from modelport.cli.demo import demo
+from modelport.cli.environments import environment_group
+from modelport.cli.models import model_group
+from modelport.cli.server import down, up
+
+
+@click.group(cls=ModelportGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="modelport")
+def cli() -> None:
+    """Deploy registered models as autoscaled, authenticated web services."""
+
+
+cli.add_command(up)
+cli.add_command(down)
+cli.add_command(demo)
+cli.add_command(model_group)
+cli.add_command(environment_group)
+
+
+def main() -> None:
+    cli(prog_name="modelport")

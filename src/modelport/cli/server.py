@@ -1,0 +1,90 @@
+"""``modelport up``, ``down`` and ``demo``: the local server's life."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from modelport.cli.base import console
+from modelport.errors import ModelportError, ServerUnavailableError
+from modelport.home import home_dir
+
+DEFAULT_PORT = 7370
+START_TIMEOUT_S = 60.0
+
+
+@click.command("up")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
+              help="Port of the management API (0: any free port).")  # fmt: skip
+@click.option("--database-url", envvar="MODELPORT_DATABASE_URL",
+              help="PostgreSQL URL (default: SQLite in the workspace).")  # fmt: skip
+@click.option("--detach", is_flag=True, help="Run in the background; `modelport down` stops it.")
+def up(host: str, port: int, database_url: str | None, detach: bool) -> None:
+    """Start the modelport server for $MODELPORT_HOME (default ~/.modelport)."""
+    home = home_dir()
+    if detach:
+        url = start_detached(home, host, port)
+        console.print(f"modelport server running at {url} (workspace {home})")
+        return
+    from modelport.control.server import run_server
+
+    run_server(home, host, port, database_url)
+
+
+@click.command("down")
+def down() -> None:
+    """Stop the background server of $MODELPORT_HOME."""
+    from modelport.process import pid_is_modelport, read_server_pid, stop_process
+
+    home = home_dir()
+    pid = read_server_pid(home)
+    if pid is None or not pid_is_modelport(pid):
+        console.print(f"no modelport server is running for {home}")
+        return
+    stop_process(pid)
+    console.print(f"stopped the modelport server (pid {pid})")
+
+
+def server_answers(home: Path) -> bool:
+    from modelport.sdk.workspace import Workspace
+
+    try:
+        with Workspace.from_config(home) as ws:
+            ws.get_details()
+    except ModelportError:
+        return False
+    return True
+
+
+def start_detached(home: Path, host: str, port: int) -> str:
+    """Start ``modelport up`` in its own session, wait until it answers, return its url."""
+    from modelport.home import config_path, read_config
+    from modelport.process import pid_is_modelport, read_server_pid
+
+    pid = read_server_pid(home)
+    if pid is not None and pid_is_modelport(pid) and server_answers(home):
+        return str(read_config(config_path(home))["url"])
+    log_path = home / "logs" / "server.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "modelport", "up", "--host", host, "--port", str(port)]
+    with log_path.open("ab") as log:
+        child = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            start_new_session=True, env={**os.environ, "MODELPORT_HOME": str(home)},
+        )  # fmt: skip
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+            raise ServerUnavailableError(f"the server exited at start:\n{tail}")
+        if read_server_pid(home) == child.pid and server_answers(home):
+            return str(read_config(config_path(home))["url"])
+        time.sleep(0.1)
+    raise ServerUnavailableError(f"the server did not answer within {START_TIMEOUT_S:.0f} s",
+                                 hint=f"see {log_path}")  # fmt: skip

@@ -1,0 +1,1 @@
+"""The control plane: management REST API, store access, (later) reconciler."""

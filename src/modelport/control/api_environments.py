@@ -1,0 +1,47 @@
+"""Management API: the environment registry."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request, Response
+
+from modelport.control.workspace import ServerWorkspace
+from modelport.spec.environment import EnvironmentSpec
+
+router = APIRouter(prefix="/api/v1")
+
+
+def _ws(request: Request) -> ServerWorkspace:
+    ws: ServerWorkspace = request.app.state.workspace
+    return ws
+
+
+@router.post("/environments", status_code=201)
+def register_environment(
+    doc: Annotated[dict[str, Any], Body()], request: Request, response: Response
+) -> dict[str, Any]:
+    """Register a new version; an unchanged definition returns the latest (200)."""
+    spec = EnvironmentSpec.from_document(doc)
+    record, created = _ws(request).environments.register(spec)
+    if not created:
+        response.status_code = 200
+    return record.to_dict()
+
+
+@router.get("/environments")
+def list_environments(
+    request: Request, name: str | None = None, latest: bool = False
+) -> dict[str, Any]:
+    records = _ws(request).environments.list(name, latest)
+    return {"value": [r.to_dict() for r in records]}
+
+
+@router.get("/environments/{name}")
+def get_latest_environment(name: str, request: Request) -> dict[str, Any]:
+    return _ws(request).environments.get(name).to_dict()
+
+
+@router.get("/environments/{name}/versions/{version}")
+def get_environment(name: str, version: int, request: Request) -> dict[str, Any]:
+    return _ws(request).environments.get(name, version).to_dict()

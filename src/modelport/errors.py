@@ -1,0 +1,115 @@
+"""The one error hierarchy of modelport, shared by server, SDK and CLI.
+
+    ModelportError                     500  exit 1   internal_error
+    ├── InvalidInputError              400  exit 2   invalid_input
+    │   └── ConfigError                400  exit 2   invalid_configuration
+    ├── UnauthorizedError              401  exit 4   unauthorized
+    ├── NotFoundError                  404  exit 3   not_found
+    ├── ConflictError                  409  exit 5   conflict
+    ├── PayloadTooLargeError           413  exit 2   payload_too_large
+    └── ServerUnavailableError         503  exit 6   server_unavailable
+
+Each class carries a stable ``code`` (the wire name), the HTTP status the management
+API answers with, and the exit code the CLI ends with.  The API turns every error
+into ``{"error": {"code": ..., "message": ...}}``; the SDK turns that body back into
+the same class with :func:`from_body`, so callers catch one hierarchy on both sides.
+Third-party errors are mapped at the boundary with ``raise ... from``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ModelportError(Exception):
+    code: ClassVar[str] = "internal_error"
+    http_status: ClassVar[int] = 500
+    exit_code: ClassVar[int] = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def to_body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.hint:
+            error["hint"] = self.hint
+        return {"error": error}
+
+
+class InvalidInputError(ModelportError):
+    code = "invalid_input"
+    http_status = 400
+    exit_code = 2
+
+
+class ConfigError(InvalidInputError):
+    """A configuration file or SDK configuration that breaks a v1 rule."""
+
+    code = "invalid_configuration"
+
+
+class UnauthorizedError(ModelportError):
+    code = "unauthorized"
+    http_status = 401
+    exit_code = 4
+
+
+class NotFoundError(ModelportError):
+    code = "not_found"
+    http_status = 404
+    exit_code = 3
+
+
+class ConflictError(ModelportError):
+    code = "conflict"
+    http_status = 409
+    exit_code = 5
+
+
+class PayloadTooLargeError(ModelportError):
+    code = "payload_too_large"
+    http_status = 413
+    exit_code = 2
+
+
+class ServerUnavailableError(ModelportError):
+    code = "server_unavailable"
+    http_status = 503
+    exit_code = 6
+
+
+_BY_CODE: dict[str, type[ModelportError]] = {
+    cls.code: cls
+    for cls in (
+        ModelportError,
+        InvalidInputError,
+        ConfigError,
+        UnauthorizedError,
+        NotFoundError,
+        ConflictError,
+        PayloadTooLargeError,
+        ServerUnavailableError,
+    )
+}
+
+_BY_STATUS: dict[int, type[ModelportError]] = {
+    400: InvalidInputError,
+    401: UnauthorizedError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: PayloadTooLargeError,
+    503: ServerUnavailableError,
+}
+
+
+def from_body(status: int, body: Any) -> ModelportError:
+    """Rebuild the error a server answered with (status + canonical JSON body)."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        cls = _BY_CODE.get(str(error.get("code")), _BY_STATUS.get(status, ModelportError))
+        hint = error.get("hint")
+        return cls(error["message"], hint=hint if isinstance(hint, str) else None)
+    cls = _BY_STATUS.get(status, ModelportError)
+    return cls(f"the server answered {status} without an error body")

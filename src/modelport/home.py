@@ -1,0 +1,52 @@
+"""Where a workspace lives on disk, and the client config the server writes there.
+
+``$MODELPORT_HOME`` (default ``~/.modelport``) holds ``workspace.db``, the artifact
+store, logs, and ``config.json`` (server URL + admin token, mode 0600).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from modelport.errors import InvalidInputError, ServerUnavailableError
+
+CONFIG_NAME = "config.json"
+
+
+def home_dir() -> Path:
+    raw = os.environ.get("MODELPORT_HOME")
+    return Path(raw).expanduser() if raw else Path.home() / ".modelport"
+
+
+def config_path(home: Path | None = None) -> Path:
+    return (home or home_dir()) / CONFIG_NAME
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ServerUnavailableError(
+            f"no workspace config at {path}",
+            hint="start the server with `modelport up` (or `modelport up --detach`)",
+        ) from exc
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"cannot read the workspace config {path}: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+        raise InvalidInputError(f"the workspace config {path} has no server url")
+    return data
+
+
+def write_private_json(path: Path, data: dict[str, Any]) -> None:
+    """Write a file only its owner can read, atomically (it holds the admin token)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o600)
+        json.dump(data, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Workspace state: metadata (SQLAlchemy) and content-addressed artifacts."""
