@@ -28,7 +28,7 @@ class CliError(click.ClickException):
 
     def __init__(self, error: ModelportError) -> None:
         super().__init__(error.message)
-        self.exit_code = error.exit_code
+        self.exit_code = error.exit_code  # type: ignore[misc]  # click sets it per instance too
         self.hint = error.hint
 
     def show(self, file: Any = None) -> None:

@@ -33,13 +33,15 @@ def write_sample_model(folder: Path) -> Path:
 @click.command("demo")
 @click.option("--dir", "folder", default="modelport-demo", show_default=True,
               help="Folder the sample files are written to.")  # fmt: skip
-def demo(folder: str) -> None:
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
+              help="Port for the server if one has to be started (0: any free port).")  # fmt: skip
+def demo(folder: str, port: int) -> None:
     """Start the local server (or reuse it) and register a sample model."""
     from modelport.sdk.model import Model
     from modelport.sdk.workspace import Workspace
 
     home = home_dir()
-    url = start_detached(home, "127.0.0.1", DEFAULT_PORT)
+    url = start_detached(home, "127.0.0.1", port)
     console.print(f"[bold]1.[/bold] modelport server at {url} (workspace {home})")
     model_dir = write_sample_model(Path(folder))
     console.print(f"[bold]2.[/bold] sample model written to {model_dir}/")

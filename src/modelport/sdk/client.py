@@ -50,7 +50,9 @@ class ApiClient:
             raise self._unreachable(exc) from exc
         return digest.hexdigest()
 
-    def _send(self, method: str, path: str, ok: tuple[int, ...] = (), **kwargs: Any) -> httpx.Response:
+    def _send(
+        self, method: str, path: str, ok: tuple[int, ...] = (), **kwargs: Any
+    ) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
@@ -61,8 +63,12 @@ class ApiClient:
 
     def _unreachable(self, exc: httpx.TransportError) -> ModelportError:
         if isinstance(exc, httpx.TimeoutException):
-            return ServerUnavailableError(f"the modelport server at {self.url} did not answer in time")
-        return ServerUnavailableError(f"cannot reach the modelport server at {self.url}", hint=_HINT)
+            return ServerUnavailableError(
+                f"the modelport server at {self.url} did not answer in time"
+            )
+        return ServerUnavailableError(
+            f"cannot reach the modelport server at {self.url}", hint=_HINT
+        )
 
 
 def _error(response: httpx.Response) -> ModelportError:

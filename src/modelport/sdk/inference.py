@@ -48,7 +48,11 @@ class InferenceConfig:
         values = spec.model_dump(exclude_none=True)
         values["source_directory"] = str(source)
         values.pop("environment", None)
-        env = EnvironmentSpec.model_validate(spec.environment.model_dump()) if spec.environment else None
+        env = (
+            EnvironmentSpec.model_validate(spec.environment.model_dump())
+            if spec.environment
+            else None
+        )
         return cls(**values, environment=env)
 
     @property
@@ -80,4 +84,7 @@ class InferenceConfig:
         return self.spec.to_document()
 
     def __repr__(self) -> str:
-        return f"InferenceConfig(entry_script={self.entry_script!r}, source_directory={self.source_directory!r})"
+        return (
+            f"InferenceConfig(entry_script={self.entry_script!r}, "
+            f"source_directory={self.source_directory!r})"
+        )

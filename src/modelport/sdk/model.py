@@ -30,7 +30,7 @@ class Model:
         self,
         workspace: Workspace,
         name: str | None = None,
-        id: str | None = None,  # noqa: A002 - the v1 keyword
+        id: str | None = None,
         version: int | None = None,
         *,
         _data: Mapping[str, Any] | None = None,
@@ -173,7 +173,9 @@ class Model:
         return dict(self._data)
 
     def _patch(self, **changes: Any) -> None:
-        data = self.workspace.client.call("PATCH", _model_path(self.name, self.version), json=changes)
+        data = self.workspace.client.call(
+            "PATCH", _model_path(self.name, self.version), json=changes
+        )
         self._load(data)
 
     def __repr__(self) -> str:

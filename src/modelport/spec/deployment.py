@@ -1,4 +1,4 @@
-"""Deployment configurations of the v1 contract (§1.1–1.3, §2.1).
+"""Deployment configurations of the v1 contract (sections 1.1 to 1.3 and 2.1).
 
 One table, :data:`FIELDS`, declares every setting once: its SDK (snake_case) name,
 its path in ``deploymentconfig.json`` (camelCase), the documented default and the
@@ -63,7 +63,9 @@ FIELDS: tuple[FieldDef, ...] = (
     FieldDef("primary_key", ("keys", "primaryKey"), None, _K),
     FieldDef("secondary_key", ("keys", "secondaryKey"), None, _K),
     FieldDef("period_seconds", ("livenessProbeRequirements", "periodSeconds"), 10, _K),
-    FieldDef("initial_delay_seconds", ("livenessProbeRequirements", "initialDelaySeconds"), 310, _K),
+    FieldDef(
+        "initial_delay_seconds", ("livenessProbeRequirements", "initialDelaySeconds"), 310, _K
+    ),
     FieldDef("timeout_seconds", ("livenessProbeRequirements", "timeoutSeconds"), 2, _K),
     FieldDef("success_threshold", ("livenessProbeRequirements", "successThreshold"), 1, _K),
     FieldDef("failure_threshold", ("livenessProbeRequirements", "failureThreshold"), 3, _K),
@@ -191,7 +193,9 @@ class AksServiceDeploymentConfiguration(_DeploymentConfiguration):
             if v[name] is not None and v[name] <= 0
         ]
         if v["gpu_cores"] is not None and v["gpu_cores"] < 0:
-            out.append(_with_value("gpu_cores must be greater than or equal to zero.", v["gpu_cores"]))
+            out.append(
+                _with_value("gpu_cores must be greater than or equal to zero.", v["gpu_cores"])
+            )
         out += _limit_problems(v)
         if v["namespace"] is not None and not NAMESPACE_RE.match(v["namespace"]):
             out.append(
@@ -275,7 +279,9 @@ class AksEndpointDeploymentConfiguration(AksServiceDeploymentConfiguration):
             out.append(f"version_name: {SERVICE_NAME_MESSAGE} (got {name!r})")
         tp = self.traffic_percentile
         if tp is not None and not 0 <= tp <= 100:
-            out.append(_with_value("traffic_percentile cannot be negative or greater than 100.", tp))
+            out.append(
+                _with_value("traffic_percentile cannot be negative or greater than 100.", tp)
+            )
         return out
 
 

@@ -28,7 +28,9 @@ def parse_document(text: str, filename: str) -> dict[str, Any]:
     data = _parse_json(text, filename) if as_json else _parse_yaml(text, filename)
     if not isinstance(data, dict):
         kind = "empty" if data is None else type(data).__name__
-        raise ConfigError(f"{filename}: expected a mapping of keys to values at the top, got {kind}")
+        raise ConfigError(
+            f"{filename}: expected a mapping of keys to values at the top, got {kind}"
+        )
     return data
 
 

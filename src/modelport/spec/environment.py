@@ -170,9 +170,9 @@ def check_conda_dependencies(conda: dict[str, Any]) -> None:
     for dep in deps:
         if isinstance(dep, str):
             continue
-        if isinstance(dep, dict) and set(dep) == {"pip"} and isinstance(dep["pip"], list):
-            if all(isinstance(p, str) for p in dep["pip"]):
-                continue
+        pip = dep.get("pip") if isinstance(dep, dict) and set(dep) == {"pip"} else None
+        if isinstance(pip, list) and all(isinstance(p, str) for p in pip):
+            continue
         raise ValueError(
             f"conda dependency {dep!r} must be a package string or a 'pip:' list of strings"
         )

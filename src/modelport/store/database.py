@@ -41,9 +41,7 @@ class Database:
         try:
             Base.metadata.create_all(self.engine)
         except OperationalError as exc:
-            raise ServerUnavailableError(
-                f"cannot open the workspace database: {exc.orig}"
-            ) from exc
+            raise ServerUnavailableError(f"cannot open the workspace database: {exc.orig}") from exc
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -74,7 +74,9 @@ class EnvironmentRegistry:
         with self.db.transaction() as session:
             row = session.scalars(stmt).first()
             if row is None:
-                what = f"environment {name!r}" if version is None else f"environment {name}:{version}"
+                what = (
+                    f"environment {name!r}" if version is None else f"environment {name}:{version}"
+                )
                 raise NotFoundError(f"{what} not found in the workspace")
             return _record(row)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -117,7 +118,7 @@ class ModelRegistry:
         tags: Mapping[str, str | None] | None = None,
         properties: Mapping[str, str | None] | None = None,
         latest: bool = False,
-    ) -> list[ModelRecord]:
+    ) -> builtins.list[ModelRecord]:
         """Versions matching every filter; a filter value of None matches any value."""
         stmt = select(ModelVersionRow).options(selectinload(ModelVersionRow.files))
         if name is not None:
@@ -139,7 +140,7 @@ class ModelRegistry:
         *,
         description: str | None = None,
         add_tags: Mapping[str, str] | None = None,
-        remove_tags: list[str] | None = None,
+        remove_tags: builtins.list[str] | None = None,
         add_properties: Mapping[str, str] | None = None,
     ) -> ModelRecord:
         """Change description/tags; add properties (a set property never changes)."""

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from modelport.home import read_config
+from tests.pgserver import PostgresCluster
+
+_db_counter = itertools.count()
+
+
+def wait_for(condition, timeout_s: float = 30.0, what: str = "condition"):  # type: ignore[no-untyped-def]
+    """Poll ``condition`` until it returns something truthy, or fail at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def child_pids() -> list[int]:
+    """Live (non-zombie) processes whose parent is this test process."""
+    me = str(os.getpid())
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == me and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_processes_left_behind() -> Iterator[None]:
+    before = set(child_pids())
+    yield
+    left = set(child_pids()) - before
+    assert not left, f"processes left running by the tests: {sorted(left)}"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database of each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'workspace.db'}"
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return cluster.create_database(f"test_{os.getpid()}_{next(_db_counter)}")
+
+
+class ServerProcess:
+    """``modelport up --port 0`` as a real process, with its own MODELPORT_HOME."""
+
+    def __init__(self, home: Path, database_url: str | None = None) -> None:
+        self.home = home
+        env = {**os.environ, "MODELPORT_HOME": str(home)}
+        env.pop("MODELPORT_DATABASE_URL", None)
+        if database_url:
+            env["MODELPORT_DATABASE_URL"] = database_url
+        self.log = (home.parent / f"{home.name}-server.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "modelport", "up", "--port", "0"],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.env = env
+        wait_for(self._ready, what="the server to write its config")
+        config = read_config(home / "config.json")
+        self.url: str = config["url"]
+        self.token: str = config["token"]
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            self.log.flush()
+            raise AssertionError(
+                "server exited: " + Path(self.log.name).read_text(errors="replace")[-3000:]
+            )
+        try:
+            return read_config(self.home / "config.json").get("pid") == self.proc.pid
+        except Exception:
+            return False
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.log.close()
+        assert self.proc.returncode is not None
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path / "home")
+    try:
+        yield proc
+    finally:
+        proc.stop()

@@ -1,0 +1,67 @@
+"""A throwaway PostgreSQL cluster for the test session: temp dir, loopback, free port."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+
+def find_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
+    return candidates[0] if candidates else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PostgresCluster:
+    def __init__(self) -> None:
+        initdb, pg_ctl = find_bin("initdb"), find_bin("pg_ctl")
+        if not (initdb and pg_ctl):
+            raise RuntimeError(
+                "PostgreSQL is not installed: the store tests run against it too. "
+                "Install it with `apt-get install postgresql` (.ci/run does)."
+            )
+        self.pg_ctl = pg_ctl
+        self.dir = Path(tempfile.mkdtemp(prefix="modelport-pg-"))
+        self.data = self.dir / "data"
+        self.port = free_port()
+        # initdb refuses to run as root; run the cluster as the postgres user then.
+        self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.prefix:
+            shutil.chown(self.dir, "postgres")
+        self._run([initdb, "-D", str(self.data), "-U", "modelport", "--auth=trust", "-E", "UTF8"])
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} "
+            "-c fsync=off -c max_connections=200"
+        )
+        self._run([pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"),
+                   "-w", "start"])  # fmt: skip
+        self.url = f"postgresql://modelport@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, command: list[str]) -> None:
+        subprocess.run([*self.prefix, *command], check=True, capture_output=True)
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql://modelport@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        try:
+            self._run([self.pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop"])
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
