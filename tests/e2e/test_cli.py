@@ -63,7 +63,9 @@ def test_model_commands_end_to_end(cli: Cli, tmp_path: Path) -> None:
         assert r.code == 0 and f"Registered model cli-model:{version}" in r.out, r.err
     listed = cli("model", "list", "-o", "json").json()
     assert [m["id"] for m in listed] == ["cli-model:3", "cli-model:2", "cli-model:1"]
-    assert [m["version"] for m in cli("model", "list", "--tag", "run=2", "-o", "json").json()] == [2]
+    assert [m["version"] for m in cli("model", "list", "--tag", "run=2", "-o", "json").json()] == [
+        2
+    ]
     table = cli("model", "list")
     assert table.code == 0 and "cli-model" in table.out and "run=3" in table.out
     shown = cli("model", "show", "-n", "cli-model", "-o", "json").json()

@@ -53,9 +53,7 @@ def same_tree(a: Path, b: Path) -> bool:
     if cmp.left_only or cmp.right_only or cmp.funny_files:
         return False
     _, mismatch, errors = filecmp.cmpfiles(a, b, cmp.common_files, shallow=False)
-    return not mismatch and not errors and all(
-        same_tree(a / d, b / d) for d in cmp.common_dirs
-    )
+    return not mismatch and not errors and all(same_tree(a / d, b / d) for d in cmp.common_dirs)
 
 
 def test_register_list_show_download(ws: Workspace, tmp_path: Path) -> None:

@@ -27,7 +27,9 @@ def registry(database_url: str, tmp_path: Path) -> Iterator[ModelRegistry]:
     db.dispose()
 
 
-def _registration(reg: ModelRegistry, name: str, files: dict[str, bytes], **extra) -> ModelRegistration:  # type: ignore[no-untyped-def]
+def _registration(
+    reg: ModelRegistry, name: str, files: dict[str, bytes], **extra
+) -> ModelRegistration:  # type: ignore[no-untyped-def]
     manifest = []
     for path, content in files.items():
         digest, size = reg.blobs.put_stream(io.BytesIO(content))

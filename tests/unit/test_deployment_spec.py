@@ -15,29 +15,67 @@ from modelport.spec.document import parse_document
 
 # Every rule of contract section 1.1: the SDK arguments and the v1 message they give.
 V1_RULES = [
-    *[({name: -1}, f"{name} must be greater than zero.") for name in (
-        "cpu_cores", "memory_gb", "period_seconds", "initial_delay_seconds", "timeout_seconds",
-        "success_threshold", "failure_threshold", "scoring_timeout_ms",
-        "replica_max_concurrent_requests", "max_request_wait_time",
-    )],  # fmt: skip
+    *[
+        ({name: -1}, f"{name} must be greater than zero.")
+        for name in (
+            "cpu_cores",
+            "memory_gb",
+            "period_seconds",
+            "initial_delay_seconds",
+            "timeout_seconds",
+            "success_threshold",
+            "failure_threshold",
+            "scoring_timeout_ms",
+            "replica_max_concurrent_requests",
+            "max_request_wait_time",
+        )
+    ],
     ({"num_replicas": 0, "autoscale_enabled": False}, "num_replicas must be greater than zero."),
     ({"gpu_cores": -1}, "gpu_cores must be greater than or equal to zero."),
-    ({"cpu_cores": 2, "cpu_cores_limit": 1}, "cpu_cores_limit must be greater than or equal to cpu_cores."),
-    ({"memory_gb": 2, "memory_gb_limit": 1}, "memory_gb_limit must be greater than or equal to memory_gb."),
-    ({"namespace": "Bad_NS"}, "namespace must be a valid Kubernetes namespace. Regex for validation is ^[a-z0-9]([a-z0-9-]{,61}[a-z0-9])?$"),
-    ({"autoscale_enabled": True, "num_replicas": 2}, "autoscale enabled and num_replicas provided."),
-    *[({"autoscale_enabled": True, f"autoscale_{x}": 0}, f"autoscale_{x} must be greater than zero.")
-      for x in ("min_replicas", "max_replicas", "refresh_seconds", "target_utilization")],
-    ({"autoscale_enabled": True, "autoscale_min_replicas": 5, "autoscale_max_replicas": 2},
-     "autoscale_min_replicas cannot be greater than autoscale_max_replicas."),
+    (
+        {"cpu_cores": 2, "cpu_cores_limit": 1},
+        "cpu_cores_limit must be greater than or equal to cpu_cores.",
+    ),
+    (
+        {"memory_gb": 2, "memory_gb_limit": 1},
+        "memory_gb_limit must be greater than or equal to memory_gb.",
+    ),
+    (
+        {"namespace": "Bad_NS"},
+        "namespace must be a valid Kubernetes namespace. Regex for validation is ^[a-z0-9]([a-z0-9-]{,61}[a-z0-9])?$",
+    ),
+    (
+        {"autoscale_enabled": True, "num_replicas": 2},
+        "autoscale enabled and num_replicas provided.",
+    ),
+    *[
+        (
+            {"autoscale_enabled": True, f"autoscale_{x}": 0},
+            f"autoscale_{x} must be greater than zero.",
+        )
+        for x in ("min_replicas", "max_replicas", "refresh_seconds", "target_utilization")
+    ],
+    (
+        {"autoscale_enabled": True, "autoscale_min_replicas": 5, "autoscale_max_replicas": 2},
+        "autoscale_min_replicas cannot be greater than autoscale_max_replicas.",
+    ),
     ({"autoscale_enabled": False}, "autoscale disabled but num_replicas not provided."),
-    *[({"autoscale_enabled": False, "num_replicas": 1, f"autoscale_{x}": 3},
-       f"autoscale_{x} provided without enabling autoscaling.")
-      for x in ("min_replicas", "max_replicas", "refresh_seconds", "target_utilization")],
-    ({"autoscale_min_replicas": 2}, "autoscale_min_replicas provided without enabling autoscaling."),
-    ({"auth_enabled": True, "token_auth_enabled": True},
-     "auth_enabled and token_auth_enabled cannot both be true."),
-]  # fmt: skip
+    *[
+        (
+            {"autoscale_enabled": False, "num_replicas": 1, f"autoscale_{x}": 3},
+            f"autoscale_{x} provided without enabling autoscaling.",
+        )
+        for x in ("min_replicas", "max_replicas", "refresh_seconds", "target_utilization")
+    ],
+    (
+        {"autoscale_min_replicas": 2},
+        "autoscale_min_replicas provided without enabling autoscaling.",
+    ),
+    (
+        {"auth_enabled": True, "token_auth_enabled": True},
+        "auth_enabled and token_auth_enabled cannot both be true.",
+    ),
+]
 
 
 @pytest.mark.parametrize(("kwargs", "message"), V1_RULES)
@@ -80,7 +118,7 @@ def test_fixed_replicas_turn_autoscale_off_and_token_auth_turns_keys_off() -> No
 
 
 def test_wrong_types_are_refused_with_the_field_name() -> None:
-    with pytest.raises(ConfigError, match="cpu_cores.*'lots'"):
+    with pytest.raises(ConfigError, match=r"cpu_cores.*'lots'"):
         AksWebservice.deploy_configuration(cpu_cores="lots")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="auth_enabled"):
         AksWebservice.deploy_configuration(auth_enabled="yes")  # type: ignore[arg-type]

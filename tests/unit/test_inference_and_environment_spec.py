@@ -48,7 +48,7 @@ def test_entry_script_name_rules(script: str, message: str) -> None:
 
 
 def test_unknown_inference_key_suggests() -> None:
-    with pytest.raises(ConfigError, match="unknown key 'entryscript'.*did you mean 'entryScript'"):
+    with pytest.raises(ConfigError, match=r"unknown key 'entryscript'.*did you mean 'entryScript'"):
         InferenceConfigSpec.from_document({"entryscript": "s.py"})
 
 
@@ -56,7 +56,7 @@ def test_sdk_inference_config_checks_the_script_on_disk(tmp_path: Path) -> None:
     (tmp_path / "score.py").write_text("def init():\n    pass\n\ndef run(data):\n    return data\n")
     config = InferenceConfig(entry_script="score.py", source_directory=tmp_path)
     assert config.entry_script == "score.py"
-    with pytest.raises(ConfigError, match="'missing.py' was not found"):
+    with pytest.raises(ConfigError, match=r"'missing\.py' was not found"):
         InferenceConfig(entry_script="missing.py", source_directory=tmp_path)
     (tmp_path / "broken.py").write_text("def init():\n    pass\n\ndef run(data)\n    return 1\n")
     with pytest.raises(ConfigError, match="syntax error at line 4"):
