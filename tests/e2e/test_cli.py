@@ -160,3 +160,26 @@ def test_demo_registers_a_sample_model(cli: Cli, tmp_path: Path) -> None:
     assert (tmp_path / "demo-files" / "model" / "weights.json").is_file()
     second = cli("demo", "--dir", "demo-files", "--port", "0")
     assert second.code == 0 and "registered demo-linear:2" in second.out
+
+
+def test_validate_reports_v1_problems_in_files(cli: Cli, tmp_path: Path) -> None:
+    good = tmp_path / "deploymentconfig.json"
+    good.write_text(json.dumps({"computeType": "aks", "containerResourceRequirements": {"cpu": 1}}))
+    ok = cli("validate", "--dc", str(good), "-o", "json")
+    assert ok.code == 0
+    settings = ok.json()[0]["settings"]
+    assert settings["cpu_cores"] == 1 and settings["autoscale_max_replicas"] == 10
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        "computeType: aks\nautoScaler:\n  autoscaleEnabled: true\n  minReplicas: 4\n  maxReplicas: 2\ncontainerResourceRequirements:\n  cpu: -1\n"
+    )
+    result = cli("validate", "--dc", str(bad))
+    assert result.code == 2
+    assert "bad.yml: Invalid configuration, cpu_cores must be greater than zero." in result.err
+    assert "autoscale_min_replicas cannot be greater than autoscale_max_replicas" in result.err
+    (tmp_path / "score.py").write_text("def init(:\n")
+    (tmp_path / "inferenceconfig.json").write_text('{"entryScript": "score.py"}')
+    broken = cli("validate", "--ic", str(tmp_path / "inferenceconfig.json"))
+    assert broken.code == 2 and "syntax error at line 1" in broken.err
+    missing = cli("validate", "--dc", str(tmp_path / "nope.json"))
+    assert missing.code == 2 and "does not exist" in missing.err

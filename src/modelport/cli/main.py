@@ -10,6 +10,7 @@ from modelport.cli.demo import demo
 from modelport.cli.environments import environment_group
 from modelport.cli.models import model_group
 from modelport.cli.server import down, up
+from modelport.cli.validate import validate
 
 
 @click.group(cls=ModelportGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,6 +24,7 @@ cli.add_command(down)
 cli.add_command(demo)
 cli.add_command(model_group)
 cli.add_command(environment_group)
+cli.add_command(validate)
 
 
 def main() -> None:

@@ -1,0 +1,52 @@
+"""``modelport validate``: check v1 configuration files before deploying them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from modelport.cli.base import console, emit, output_option
+from modelport.errors import InvalidInputError
+
+
+def _settings_table(data: dict[str, Any]) -> Table:
+    table = Table("setting", "value", title=data.get("file"))
+    for key, value in data["settings"].items():
+        table.add_row(key, "" if value is None else str(value))
+    return table
+
+
+@click.command("validate")
+@click.option("--dc", "--deploy-config-file", "dc", help="deploymentconfig.json or .yml")
+@click.option("--ic", "--inference-config-file", "ic", help="inferenceconfig.json or .yml")
+@output_option
+def validate(dc: str | None, ic: str | None, output: str) -> None:
+    """Check configuration files against the v1 rules; show the settings in effect."""
+    from modelport.sdk.environment import read_text
+    from modelport.sdk.inference import InferenceConfig
+    from modelport.spec.deployment import deployment_config_from_document
+    from modelport.spec.document import parse_document
+
+    if not dc and not ic:
+        raise InvalidInputError("give a file to check with --dc and/or --ic")
+    results = []
+    if dc:
+        doc = parse_document(read_text(dc), Path(dc).name)
+        config = deployment_config_from_document(doc, Path(dc).name).resolved()
+        settings = config.model_dump(exclude={"primary_key", "secondary_key"})
+        settings["computeType"] = config.compute_type
+        results.append({"file": dc, "settings": settings})
+    if ic:
+        inference = InferenceConfig.from_file(ic)
+        results.append({"file": ic, "settings": inference.spec.model_dump(exclude={"environment"})
+                        | {"environment": inference.environment.name
+                           if inference.environment else None}})  # fmt: skip
+    if output == "json":
+        emit(results, output, _settings_table)
+        return
+    for result in results:
+        console.print(f"{result['file']}: valid")
+        console.print(_settings_table(result))
