@@ -4,9 +4,11 @@ import itertools
 import os
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -14,6 +16,7 @@ from modelport.home import read_config
 from tests.pgserver import PostgresCluster
 
 _db_counter = itertools.count()
+T = TypeVar("T")
 
 
 def wait_for(condition, timeout_s: float = 30.0, what: str = "condition"):  # type: ignore[no-untyped-def]
@@ -26,6 +29,29 @@ def wait_for(condition, timeout_s: float = 30.0, what: str = "condition"):  # ty
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         time.sleep(0.02)
+
+
+def run_concurrently(task: Callable[[], T], count: int, timeout_s: float = 120.0) -> list[T]:
+    """Start ``count`` threads together on ``task``; their results, or the first error."""
+    results: list[T] = []
+    failures: list[BaseException] = []
+    barrier = threading.Barrier(count)
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            results.append(task())
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout_s)
+    assert not failures, failures
+    assert len(results) == count, "some threads did not finish"
+    return results
 
 
 def child_pids() -> list[int]:

@@ -7,7 +7,6 @@ import hashlib
 import os
 import socket
 import stat
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,7 +20,7 @@ from modelport.errors import (
     ServerUnavailableError,
     UnauthorizedError,
 )
-from tests.conftest import ServerProcess, wait_for
+from tests.conftest import ServerProcess, run_concurrently, wait_for
 
 
 @pytest.fixture
@@ -88,24 +87,13 @@ def test_single_file_model_keeps_its_name(ws: Workspace, tmp_path: Path) -> None
 
 def test_twenty_concurrent_registrations(ws: Workspace, tmp_path: Path) -> None:
     (tmp_path / "m.bin").write_bytes(b"concurrent")
-    versions: list[int] = []
-    failures: list[BaseException] = []
-    barrier = threading.Barrier(20)
+    home = ws_home(ws)
 
-    def register() -> None:
-        barrier.wait()
-        try:
-            with Workspace.from_config(ws_home(ws)) as own:
-                versions.append(Model.register(own, tmp_path / "m.bin", "raced").version)
-        except BaseException as exc:
-            failures.append(exc)
+    def register() -> int:
+        with Workspace.from_config(home) as own:
+            return Model.register(own, tmp_path / "m.bin", "raced").version
 
-    threads = [threading.Thread(target=register) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not failures, failures
+    versions = run_concurrently(register, 20)
     assert sorted(versions) == list(range(1, 21))
 
 

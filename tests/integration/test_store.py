@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from modelport.store.database import Database
 from modelport.store.environments import EnvironmentRegistry
 from modelport.store.models import ModelRegistry
 from modelport.store.tables import ModelFileRow, ModelVersionRow
+from tests.conftest import run_concurrently
 
 
 @pytest.fixture
@@ -51,23 +51,7 @@ def test_versions_count_up_per_name(registry: ModelRegistry) -> None:
 
 def test_concurrent_registrations_get_distinct_versions(registry: ModelRegistry) -> None:
     reg = _registration(registry, "race", {"f/a.bin": b"x" * 100})
-    versions: list[int] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(20)
-
-    def register() -> None:
-        start.wait()
-        try:
-            versions.append(registry.register(reg).version)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=register) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not errors, errors
+    versions = run_concurrently(lambda: registry.register(reg).version, 20)
     assert sorted(versions) == list(range(1, 21))
 
 

@@ -6,15 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
 
-from modelport.control.workspace import ServerWorkspace
+from modelport.control.workspace import workspace_of
 from modelport.spec.environment import EnvironmentSpec
 
 router = APIRouter(prefix="/api/v1")
-
-
-def _ws(request: Request) -> ServerWorkspace:
-    ws: ServerWorkspace = request.app.state.workspace
-    return ws
 
 
 @router.post("/environments", status_code=201)
@@ -23,7 +18,7 @@ def register_environment(
 ) -> dict[str, Any]:
     """Register a new version; an unchanged definition returns the latest (200)."""
     spec = EnvironmentSpec.from_document(doc)
-    record, created = _ws(request).environments.register(spec)
+    record, created = workspace_of(request).environments.register(spec)
     if not created:
         response.status_code = 200
     return record.to_dict()
@@ -33,15 +28,15 @@ def register_environment(
 def list_environments(
     request: Request, name: str | None = None, latest: bool = False
 ) -> dict[str, Any]:
-    records = _ws(request).environments.list(name, latest)
+    records = workspace_of(request).environments.list(name, latest)
     return {"value": [r.to_dict() for r in records]}
 
 
 @router.get("/environments/{name}")
 def get_latest_environment(name: str, request: Request) -> dict[str, Any]:
-    return _ws(request).environments.get(name).to_dict()
+    return workspace_of(request).environments.get(name).to_dict()
 
 
 @router.get("/environments/{name}/versions/{version}")
 def get_environment(name: str, version: int, request: Request) -> dict[str, Any]:
-    return _ws(request).environments.get(name, version).to_dict()
+    return workspace_of(request).environments.get(name, version).to_dict()

@@ -11,17 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from modelport.control.workspace import ServerWorkspace
+from modelport.control.workspace import workspace_of
 from modelport.errors import InvalidInputError, NotFoundError
 from modelport.spec.model import ModelRegistration
 
 router = APIRouter(prefix="/api/v1")
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
-
-
-def _ws(request: Request) -> ServerWorkspace:
-    ws: ServerWorkspace = request.app.state.workspace
-    return ws
 
 
 def _digest(value: str) -> str:
@@ -41,7 +36,7 @@ def parse_filters(values: list[str]) -> dict[str, str | None]:
 
 @router.head("/blobs/{digest}")
 def blob_exists(digest: str, request: Request) -> Response:
-    ws = _ws(request)
+    ws = workspace_of(request)
     if not ws.blobs.exists(_digest(digest)):
         return Response(status_code=404)
     ws.blobs.touch(digest)  # keeps it from garbage collection while a registration runs
@@ -51,7 +46,7 @@ def blob_exists(digest: str, request: Request) -> Response:
 @router.put("/blobs/{digest}", status_code=201)
 async def upload_blob(digest: str, request: Request) -> dict[str, Any]:
     """Stream the body to disk while hashing; it is kept only if the hash matches."""
-    ws = _ws(request)
+    ws = workspace_of(request)
     with ws.blobs.writer(expected=_digest(digest)) as writer:
         try:
             async for chunk in request.stream():
@@ -64,7 +59,7 @@ async def upload_blob(digest: str, request: Request) -> dict[str, Any]:
 
 @router.post("/models", status_code=201)
 def register_model(reg: ModelRegistration, request: Request) -> dict[str, Any]:
-    return _ws(request).models.register(reg).to_dict()
+    return workspace_of(request).models.register(reg).to_dict()
 
 
 @router.get("/models")
@@ -75,18 +70,20 @@ def list_models(
     property: Annotated[list[str], Query()] = [],  # noqa: B006
     latest: bool = False,
 ) -> dict[str, Any]:
-    records = _ws(request).models.list(name, parse_filters(tag), parse_filters(property), latest)
+    records = workspace_of(request).models.list(
+        name, parse_filters(tag), parse_filters(property), latest
+    )
     return {"value": [r.to_dict() for r in records]}
 
 
 @router.get("/models/{name}")
 def get_latest_model(name: str, request: Request) -> dict[str, Any]:
-    return _ws(request).models.get(name).to_dict()
+    return workspace_of(request).models.get(name).to_dict()
 
 
 @router.get("/models/{name}/versions/{version}")
 def get_model(name: str, version: int, request: Request) -> dict[str, Any]:
-    return _ws(request).models.get(name, version).to_dict()
+    return workspace_of(request).models.get(name, version).to_dict()
 
 
 class ModelUpdate(BaseModel):
@@ -102,7 +99,7 @@ class ModelUpdate(BaseModel):
 def update_model(
     name: str, version: int, update: Annotated[ModelUpdate, Body()], request: Request
 ) -> dict[str, Any]:
-    record = _ws(request).models.update(
+    record = workspace_of(request).models.update(
         name,
         version,
         description=update.description,
@@ -115,12 +112,12 @@ def update_model(
 
 @router.delete("/models/{name}/versions/{version}")
 def delete_model(name: str, version: int, request: Request) -> dict[str, Any]:
-    return _ws(request).models.delete(name, version).to_dict()
+    return workspace_of(request).models.delete(name, version).to_dict()
 
 
 @router.get("/models/{name}/versions/{version}/files/{path:path}")
 def download_model_file(name: str, version: int, path: str, request: Request) -> FileResponse:
-    ws = _ws(request)
+    ws = workspace_of(request)
     record = ws.models.get(name, version)
     entry = next((f for f in record.files if f.path == path), None)
     if entry is None:

@@ -10,7 +10,7 @@ from modelport import __version__
 from modelport.control import api_environments, api_models
 from modelport.control.auth import AdminTokenMiddleware
 from modelport.control.errors import install_error_handlers
-from modelport.control.workspace import ServerWorkspace
+from modelport.control.workspace import ServerWorkspace, workspace_of
 
 
 def create_app(workspace: ServerWorkspace) -> FastAPI:
@@ -27,7 +27,7 @@ def create_app(workspace: ServerWorkspace) -> FastAPI:
 
     @app.get("/api/v1/workspace")
     def workspace_info(request: Request) -> dict[str, Any]:
-        ws: ServerWorkspace = request.app.state.workspace
+        ws = workspace_of(request)
         return {"version": __version__, "database": ws.db.dialect, "home": str(ws.home)}
 
     app.add_middleware(AdminTokenMiddleware, token=workspace.admin_token)

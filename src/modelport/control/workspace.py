@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from starlette.requests import Request
+
 from modelport.home import config_path
 from modelport.store.blobs import BlobStore
 from modelport.store.database import Database
@@ -33,6 +35,11 @@ class ServerWorkspace:
 
     def close(self) -> None:
         self.db.dispose()
+
+
+def workspace_of(request: Request) -> ServerWorkspace:
+    ws: ServerWorkspace = request.app.state.workspace
+    return ws
 
 
 def load_or_create_token(home: Path) -> str:

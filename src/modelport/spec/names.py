@@ -9,9 +9,6 @@ from modelport.errors import InvalidInputError
 SERVICE_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MODEL_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-\._]{0,254}$")
 NAMESPACE_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{,61}[a-z0-9])?$")
-# Environment names are not pinned by v1 beyond the reserved prefixes; we use the
-# model rule so every name is safe in URLs and file names.
-ENVIRONMENT_NAME_RE = MODEL_NAME_RE
 RESERVED_ENVIRONMENT_PREFIXES = ("microsoft", "azureml")
 
 SERVICE_NAME_MESSAGE = (
@@ -27,21 +24,23 @@ def check_service_name(name: str) -> str:
     return name
 
 
-def check_model_name(name: str) -> str:
+def _check_registry_name(kind: str, name: str) -> str:
     if not MODEL_NAME_RE.match(name):
         raise InvalidInputError(
-            f"invalid model name {name!r}: it must be 1 to 255 characters, start with a "
+            f"invalid {kind} name {name!r}: it must be 1 to 255 characters, start with a "
             "letter or digit, and contain only letters, digits, '-', '.' and '_'"
         )
     return name
 
 
+def check_model_name(name: str) -> str:
+    return _check_registry_name("model", name)
+
+
 def check_environment_name(name: str) -> str:
-    if not ENVIRONMENT_NAME_RE.match(name):
-        raise InvalidInputError(
-            f"invalid environment name {name!r}: it must be 1 to 255 characters, start with a "
-            "letter or digit, and contain only letters, digits, '-', '.' and '_'"
-        )
+    # v1 pins environment names only by the reserved prefixes; the model rule keeps
+    # every name safe in URLs and file names.
+    _check_registry_name("environment", name)
     if name.lower().startswith(RESERVED_ENVIRONMENT_PREFIXES):
         raise InvalidInputError(
             f"invalid environment name {name!r}: names starting with 'Microsoft' or 'AzureML' "
