@@ -9,6 +9,7 @@ too, do not pull in the SDK's dependencies.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 __version__ = "0.1.0"
@@ -27,6 +28,10 @@ __all__ = [*_EXPORTS, "__version__"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "Model" and os.environ.get("MODELPORT_REPLICA"):
+        # Inside a replica the user environment may lack the SDK's dependencies;
+        # entry scripts only need Model.get_model_path there.
+        return importlib.import_module("modelport.runtime.models").Model
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'modelport' has no attribute {name!r}")

@@ -1,0 +1,109 @@
+"""``python -m modelport.runtime``: one replica serving a v1 entry script.
+
+Settings come from the environment, as for the v1 scoring server:
+``AML_APP_ROOT``, ``AZUREML_ENTRY_SCRIPT`` (relative to the app root),
+``AZUREML_SOURCE_DIRECTORY``, ``AZUREML_MODEL_DIR``, ``SCORING_TIMEOUT_MS``,
+``SERVICE_NAME``; plus ``MODELPORT_LISTEN_FD`` (a listening socket handed over by
+the compute target) or ``--port``, and ``MODELPORT_WORKERS`` (concurrent run calls).
+Exit code 3: the entry script could not be loaded or its ``init()`` failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+INIT_FAILED = 3
+log = logging.getLogger("modelport.runtime")
+
+
+def _settings(argv: list[str]) -> argparse.Namespace:
+    env = os.environ
+    parser = argparse.ArgumentParser(prog="python -m modelport.runtime")
+    parser.add_argument("--entry-script", default=env.get("AZUREML_ENTRY_SCRIPT", "main.py"))
+    parser.add_argument("--app-root", default=env.get("AML_APP_ROOT", "."))
+    parser.add_argument("--source-dir", default=env.get("AZUREML_SOURCE_DIRECTORY"))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(env.get("SERVER_PORT", "5001")))
+    parser.add_argument("--workers", type=int, default=int(env.get("MODELPORT_WORKERS", "1")))
+    parser.add_argument("--timeout-ms", type=int, default=int(env.get("SCORING_TIMEOUT_MS", "3600000")))
+    parser.add_argument("--drain-s", type=float, default=float(env.get("MODELPORT_DRAIN_S", "30")))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("AZUREML_LOG_LEVEL", "INFO").upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    settings = _settings(sys.argv[1:] if argv is None else argv)
+    root = Path(settings.app_root).resolve()
+    os.environ["AML_APP_ROOT"] = str(root)
+    os.environ["MODELPORT_REPLICA"] = "1"  # modelport.Model is the replica-side one here
+    os.chdir(root)
+    from modelport.runtime.dataplane import Dataplane
+    from modelport.runtime.script import EntryScript, Invoker
+
+    try:
+        source = root / settings.source_dir if settings.source_dir else None
+        script = EntryScript(root / settings.entry_script, source)
+        log.info("calling init() of %s", settings.entry_script)
+        script.call_init()
+    except BaseException:
+        log.exception("the entry script failed to load or its init() raised")
+        return INIT_FAILED
+    invoker = Invoker(settings.workers)
+    dataplane = Dataplane(script, invoker, settings.timeout_ms, os.environ.get("SERVICE_NAME", ""))
+    try:
+        _install_loop()
+        asyncio.run(_serve(dataplane, settings))
+    finally:
+        invoker.shutdown()
+    return 0
+
+
+def _install_loop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def _listening_socket(settings: argparse.Namespace) -> socket.socket:
+    fd = os.environ.get("MODELPORT_LISTEN_FD")
+    if fd is not None:
+        return socket.socket(fileno=int(fd))
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    sock.listen(1024)
+    return sock
+
+
+async def _serve(dataplane: object, settings: argparse.Namespace) -> None:
+    from modelport.httpserver import HttpProtocol, ServerState
+    from modelport.runtime.dataplane import Dataplane, message
+
+    assert isinstance(dataplane, Dataplane)
+    state = ServerState(dataplane.handle, error_body=message)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: HttpProtocol(state), sock=_listening_socket(settings))
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("serving on %s", server.sockets[0].getsockname())
+    await stop.wait()
+    log.info("draining: finishing requests in progress, then exiting")
+    server.close()
+    state.begin_shutdown()
+    if not await state.wait_idle(settings.drain_s):
+        log.warning("requests still running after %.0f s; exiting anyway", settings.drain_s)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""The user's entry script: loading it, ``init()`` once, and calling ``run()``.
+
+``run`` is called in worker threads so the event loop stays free for liveness
+probes.  A call past the scoring timeout gets an exception raised inside its
+thread (as v1's SIGALRM did), which interrupts Python code at its next bytecode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import importlib.util
+import inspect
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+PLAIN, SCHEMA, RAW = "plain", "schema", "raw"
+
+
+class ScriptError(Exception):
+    """The entry script cannot be loaded or has no usable init()/run()."""
+
+
+class ScoringTimeout(Exception):
+    pass
+
+
+class EntryScript:
+    def __init__(self, path: Path, source_dir: Path | None) -> None:
+        self.path = path
+        for folder in (source_dir, path.parent):
+            if folder is not None and str(folder) not in sys.path:
+                sys.path.insert(0, str(folder))
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        if spec is None or spec.loader is None:
+            raise ScriptError(f"cannot import the entry script {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+        self.module = module
+        self.init: Callable[[], Any] | None = getattr(module, "init", None)
+        run = getattr(module, "run", None)
+        if not callable(run):
+            raise ScriptError(f"the entry script {path.name} defines no run() function")
+        self.run: Callable[..., Any] = run
+        self.mode, signature_fn, self.schema_fn = _inspect_run(run)
+        self.params = _param_names(signature_fn)
+        self.required = {
+            p.name
+            for p in inspect.signature(signature_fn).parameters.values()
+            if p.default is p.empty and p.name != "request_headers"
+        }
+        self.wants_headers = "request_headers" in self.params
+
+    def call_init(self) -> None:
+        if callable(self.init):
+            self.init()
+
+
+def _inspect_run(
+    run: Callable[..., Any],
+) -> tuple[str, Callable[..., Any], Callable[..., Any] | None]:
+    """(input mode, the function whose signature counts, the schema-decorated run)."""
+    if getattr(run, "__modelport_rawhttp__", False):
+        return RAW, run, None
+    try:
+        from inference_schema import schema_util
+    except ImportError:
+        schema_util = None
+    if schema_util is not None and schema_util.is_schema_decorated(run):
+        return SCHEMA, schema_util._get_decorators(run)[-1], run
+    return PLAIN, run, None
+
+
+def _param_names(func: Callable[..., Any]) -> list[str]:
+    params = inspect.signature(func).parameters.values()
+    bad = [p.name for p in params if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY)]
+    if bad:
+        raise ScriptError(f"run() may not take *args, **kwargs or positional-only parameters: {bad}")
+    return [p.name for p in params]
+
+
+class Invoker:
+    """Runs ``run()`` calls on a fixed set of worker threads, with a timeout."""
+
+    def __init__(self, workers: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="run")
+
+    async def call(self, func: Callable[..., Any], kwargs: dict[str, Any], timeout_s: float) -> Any:
+        holder: dict[str, int] = {}
+
+        def target() -> Any:
+            holder["thread"] = threading.get_ident()
+            try:
+                return func(**kwargs)
+            finally:
+                holder["done"] = 1
+
+        future = asyncio.get_running_loop().run_in_executor(self._pool, target)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        except TimeoutError:
+            thread = holder.get("thread")
+            if thread is not None and "done" not in holder:
+                _raise_in_thread(thread, ScoringTimeout)
+            future.add_done_callback(_swallow)  # the interrupted call's result is dropped
+            raise ScoringTimeout() from None
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _raise_in_thread(thread_id: int, exc: type[BaseException]) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc))
+
+
+def _swallow(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
