@@ -106,8 +106,10 @@ class ServerProcess:
         self.log = (home.parent / f"{home.name}-server.log").open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "modelport", "up", "--port", "0"],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         self.env = env
         wait_for(self._ready, what="the server to write its config")
         config = read_config(home / "config.json")

@@ -46,8 +46,19 @@ class PostgresCluster:
             f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} "
             "-c fsync=off -c max_connections=200"
         )
-        self._run([pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"),
-                   "-w", "start"])  # fmt: skip
+        self._run(
+            [
+                pg_ctl,
+                "-D",
+                str(self.data),
+                "-o",
+                options,
+                "-l",
+                str(self.dir / "log"),
+                "-w",
+                "start",
+            ]
+        )
         self.url = f"postgresql://modelport@127.0.0.1:{self.port}/postgres"
 
     def _run(self, command: list[str]) -> None:

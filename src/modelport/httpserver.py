@@ -20,9 +20,7 @@ from typing import cast
 import httptools
 
 MAX_BODY = 100 * 1024 * 1024  # the v1 front end's payload limit
-STATUS_LINES = {
-    s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in http.HTTPStatus
-}
+STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in http.HTTPStatus}
 
 
 @dataclass
@@ -80,8 +78,13 @@ def encode_response(response: Response, keep_alive: bool) -> bytes:
 class ServerState:
     """What all connections of one server share: the open ones, and shutdown."""
 
-    def __init__(self, handler: Handler, max_body: int = MAX_BODY, idle_timeout_s: float = 75.0,
-                 error_body: Callable[[int, str], Response] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        handler: Handler,
+        max_body: int = MAX_BODY,
+        idle_timeout_s: float = 75.0,
+        error_body: Callable[[int, str], Response] | None = None,
+    ) -> None:
         self.handler = handler
         self.max_body = max_body
         self.idle_timeout_s = idle_timeout_s

@@ -34,8 +34,14 @@ class Cli:
         self.cwd = cwd
 
     def __call__(self, *args: str) -> Result:
-        done = subprocess.run([sys.executable, "-m", "modelport", *args], env=self.env,
-                              cwd=self.cwd, capture_output=True, text=True, timeout=120)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "modelport", *args],
+            env=self.env,
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert "Traceback" not in done.stderr, done.stderr
         return Result(done.returncode, done.stdout, done.stderr)
 
@@ -58,8 +64,20 @@ def test_model_commands_end_to_end(cli: Cli, tmp_path: Path) -> None:
     assert started.code == 0 and "modelport server running at http://127.0.0.1:" in started.out
     folder = make_folder(tmp_path)
     for version in (1, 2, 3):
-        r = cli("model", "register", "-n", "cli-model", "-p", str(folder), "--tag", f"run={version}",
-                "--property", "owner=me", "-d", "a folder model")  # fmt: skip
+        r = cli(
+            "model",
+            "register",
+            "-n",
+            "cli-model",
+            "-p",
+            str(folder),
+            "--tag",
+            f"run={version}",
+            "--property",
+            "owner=me",
+            "-d",
+            "a folder model",
+        )
         assert r.code == 0 and f"Registered model cli-model:{version}" in r.out, r.err
     listed = cli("model", "list", "-o", "json").json()
     assert [m["id"] for m in listed] == ["cli-model:3", "cli-model:2", "cli-model:1"]
@@ -95,11 +113,14 @@ def test_model_commands_end_to_end(cli: Cli, tmp_path: Path) -> None:
         (("model", "delete", "-n", "m"), 2, "say which version"),
         (("model", "show"), 2, "-n NAME"),
         (("environment", "register", "-n", "e"), 2, "exactly one of"),
-        (("environment", "register", "-n", "e", "--pip-requirements", "nope.txt"), 2,
-         "does not exist"),
+        (
+            ("environment", "register", "-n", "e", "--pip-requirements", "nope.txt"),
+            2,
+            "does not exist",
+        ),
         (("environment", "show", "-n", "ghost"), 3, "Error: environment 'ghost' not found"),
     ],
-)  # fmt: skip
+)
 def test_bad_input_gives_a_message_and_an_exit_code(
     cli: Cli, args: tuple[str, ...], code: int, message: str
 ) -> None:
@@ -113,13 +134,30 @@ def test_environment_commands(cli: Cli, tmp_path: Path) -> None:
     assert cli("up", "--detach", "--port", "0").code == 0
     (tmp_path / "requirements.txt").write_text("scikit-learn==1.5.2\n")
     (tmp_path / "env.yml").write_text("dependencies:\n  - python=3.11\n  - pip:\n    - numpy\n")
-    (tmp_path / "env.json").write_text(json.dumps({"name": "from-file",
-                                                   "environmentVariables": {"A": "1"}}))  # fmt: skip
-    first = cli("environment", "register", "-n", "sk", "--pip-requirements", "requirements.txt",
-                "--env-var", "OMP_NUM_THREADS=1")  # fmt: skip
+    (tmp_path / "env.json").write_text(
+        json.dumps({"name": "from-file", "environmentVariables": {"A": "1"}})
+    )
+    first = cli(
+        "environment",
+        "register",
+        "-n",
+        "sk",
+        "--pip-requirements",
+        "requirements.txt",
+        "--env-var",
+        "OMP_NUM_THREADS=1",
+    )
     assert first.code == 0 and "version 1" in first.out
-    same = cli("environment", "register", "-n", "sk", "--pip-requirements", "requirements.txt",
-               "--env-var", "OMP_NUM_THREADS=1")  # fmt: skip
+    same = cli(
+        "environment",
+        "register",
+        "-n",
+        "sk",
+        "--pip-requirements",
+        "requirements.txt",
+        "--env-var",
+        "OMP_NUM_THREADS=1",
+    )
     assert "version 1" in same.out
     assert cli("environment", "register", "-n", "sk", "--conda-file", "env.yml").code == 0
     assert cli("environment", "register", "-f", "env.json").code == 0

@@ -58,14 +58,24 @@ def same_tree(a: Path, b: Path) -> bool:
 def test_register_list_show_download(ws: Workspace, tmp_path: Path) -> None:
     folder = make_folder(tmp_path)
     models = [
-        Model.register(ws, folder, "folder-model", tags={"run": str(i)},
-                       properties={"seed": "42"}, description="three times",
-                       model_framework="ScikitLearn", model_framework_version="1.5.2")
+        Model.register(
+            ws,
+            folder,
+            "folder-model",
+            tags={"run": str(i)},
+            properties={"seed": "42"},
+            description="three times",
+            model_framework="ScikitLearn",
+            model_framework_version="1.5.2",
+        )
         for i in range(3)
-    ]  # fmt: skip
+    ]
     assert [m.version for m in models] == [1, 2, 3]
     assert [m.id for m in Model.list(ws, name="folder-model")] == [
-        "folder-model:3", "folder-model:2", "folder-model:1"]  # fmt: skip
+        "folder-model:3",
+        "folder-model:2",
+        "folder-model:1",
+    ]
     assert [m.version for m in Model.list(ws, tags=[["run", "1"]])] == [2]
     latest = Model(ws, "folder-model")
     assert latest.version == 3 and latest.model_framework == "ScikitLearn"

@@ -47,8 +47,12 @@ def _upload(client: TestClient, content: bytes) -> str:
 
 def _register(client: TestClient, name: str, content: bytes = b"weights") -> dict:  # type: ignore[type-arg]
     digest = _upload(client, content)
-    body = {"name": name, "kind": "file", "basename": "model.bin",
-            "files": [{"path": "model.bin", "sha256": digest, "size": len(content)}]}  # fmt: skip
+    body = {
+        "name": name,
+        "kind": "file",
+        "basename": "model.bin",
+        "files": [{"path": "model.bin", "sha256": digest, "size": len(content)}],
+    }
     response = client.post("/api/v1/models", json=body)
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
@@ -56,9 +60,14 @@ def _register(client: TestClient, name: str, content: bytes = b"weights") -> dic
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/api/v1/models"), ("GET", "/openapi.json"), ("GET", "/no/such/route"),
-     ("POST", "/api/v1/environments"), ("PUT", "/api/v1/blobs/" + "a" * 64)],
-)  # fmt: skip
+    [
+        ("GET", "/api/v1/models"),
+        ("GET", "/openapi.json"),
+        ("GET", "/no/such/route"),
+        ("POST", "/api/v1/environments"),
+        ("PUT", "/api/v1/blobs/" + "a" * 64),
+    ],
+)
 @pytest.mark.parametrize("header", [None, "Bearer wrong", f"Basic {TOKEN}", f"Bearer {TOKEN}x"])
 def test_every_call_needs_the_admin_token(
     app: FastAPI, method: str, path: str, header: str | None
@@ -83,11 +92,19 @@ def test_error_shapes_are_one_shape(client: TestClient) -> None:
         (client.get("/api/v1/nothing-here"), 404, "not_found"),
         (client.delete("/api/v1/environments"), 405, "method_not_allowed"),
         (client.post("/api/v1/models", json={"name": "bad name"}), 400, "invalid_input"),
-        (client.post("/api/v1/models", content=b"{not json",
-                     headers={"content-type": "application/json"}), 400, "invalid_input"),
-        (client.post("/api/v1/environments", json={"name": "e", "pyton": {}}), 400,
-         "invalid_configuration"),
-    ]  # fmt: skip
+        (
+            client.post(
+                "/api/v1/models", content=b"{not json", headers={"content-type": "application/json"}
+            ),
+            400,
+            "invalid_input",
+        ),
+        (
+            client.post("/api/v1/environments", json={"name": "e", "pyton": {}}),
+            400,
+            "invalid_configuration",
+        ),
+    ]
     for response, status, code in cases:
         assert response.status_code == status, response.text
         assert _error(response)["code"] == code
@@ -140,8 +157,13 @@ def test_environment_register_unchanged_returns_200(client: TestClient) -> None:
 
 
 def test_registry_password_is_not_echoed(client: TestClient) -> None:
-    doc = {"name": "e", "docker": {"baseImage": "r.example/x:1",
-                                   "baseImageRegistry": {"username": "u", "password": "s3cret"}}}  # fmt: skip
+    doc = {
+        "name": "e",
+        "docker": {
+            "baseImage": "r.example/x:1",
+            "baseImageRegistry": {"username": "u", "password": "s3cret"},
+        },
+    }
     response = client.post("/api/v1/environments", json=doc)
     assert "s3cret" not in response.text
     assert "s3cret" not in client.get("/api/v1/environments/e").text

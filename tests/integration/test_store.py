@@ -102,30 +102,50 @@ def test_missing_or_mismatched_content_is_refused(registry: ModelRegistry) -> No
 
 @pytest.mark.parametrize(
     ("kind", "basename", "path"),
-    [("folder", "f", "f/../../etc/passwd"), ("folder", "f", "/abs"), ("folder", "f", "g/x"),
-     ("file", "m.bin", "m.bin/x")],
-)  # fmt: skip
+    [
+        ("folder", "f", "f/../../etc/passwd"),
+        ("folder", "f", "/abs"),
+        ("folder", "f", "g/x"),
+        ("file", "m.bin", "m.bin/x"),
+    ],
+)
 def test_paths_outside_the_model_are_refused(
     registry: ModelRegistry, kind: str, basename: str, path: str
 ) -> None:
     digest, size = registry.blobs.put_stream(io.BytesIO(b"x"))
-    reg = ModelRegistration(name="m", kind=kind, basename=basename,
-                            files=[ModelFile(path=path, sha256=digest, size=size)])  # fmt: skip
+    reg = ModelRegistration(
+        name="m",
+        kind=kind,
+        basename=basename,
+        files=[ModelFile(path=path, sha256=digest, size=size)],
+    )
     with pytest.raises(InvalidInputError):
         registry.register(reg)
 
 
 def test_tags_properties_and_filters(registry: ModelRegistry) -> None:
-    reg = _registration(registry, "m", {"m.bin": b"1"}, tags={"stage": "dev", "team": "a"},
-                        properties={"auc": "0.9"}, model_framework="ScikitLearn",
-                        model_framework_version="1.5")  # fmt: skip
+    reg = _registration(
+        registry,
+        "m",
+        {"m.bin": b"1"},
+        tags={"stage": "dev", "team": "a"},
+        properties={"auc": "0.9"},
+        model_framework="ScikitLearn",
+        model_framework_version="1.5",
+    )
     registry.register(reg)
     registry.register(reg.model_copy(update={"tags": {"stage": "prod"}}))
     assert [r.version for r in registry.list(tags={"stage": "prod"})] == [2]
     assert [r.version for r in registry.list(tags={"team": None})] == [1]
     assert [r.version for r in registry.list(properties={"auc": "0.9"})] == [2, 1]
-    updated = registry.update("m", 1, add_tags={"x": "y"}, remove_tags=["team"],
-                              add_properties={"new": "1"}, description="d")  # fmt: skip
+    updated = registry.update(
+        "m",
+        1,
+        add_tags={"x": "y"},
+        remove_tags=["team"],
+        add_properties={"new": "1"},
+        description="d",
+    )
     assert updated.tags == {"stage": "dev", "x": "y"} and updated.description == "d"
     assert updated.properties == {"auc": "0.9", "new": "1"}
     with pytest.raises(ConflictError, match="properties cannot be changed once set"):

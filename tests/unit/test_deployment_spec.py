@@ -105,8 +105,13 @@ def test_defaults_follow_the_contract() -> None:
     assert (config.scoring_timeout_ms, config.max_request_wait_time) == (60000, 500)
     assert config.replica_max_concurrent_requests == 1
     assert config.auth_enabled is True and config.token_auth_enabled is False
-    probe = (config.period_seconds, config.initial_delay_seconds, config.timeout_seconds,
-             config.success_threshold, config.failure_threshold)  # fmt: skip
+    probe = (
+        config.period_seconds,
+        config.initial_delay_seconds,
+        config.timeout_seconds,
+        config.success_threshold,
+        config.failure_threshold,
+    )
     assert probe == (10, 310, 2, 1, 3)
 
 
@@ -142,8 +147,13 @@ def test_endpoint_version_rules() -> None:
 
 AKS_FILE = {
     "computeType": "AKS",
-    "autoScaler": {"autoscaleEnabled": True, "minReplicas": 2, "maxReplicas": 4,
-                   "refreshPeriodInSeconds": 1, "targetUtilization": 60},
+    "autoScaler": {
+        "autoscaleEnabled": True,
+        "minReplicas": 2,
+        "maxReplicas": 4,
+        "refreshPeriodInSeconds": 1,
+        "targetUtilization": 60,
+    },
     "authEnabled": True,
     "containerResourceRequirements": {"cpu": 0.5, "memoryInGB": 1.0, "cpuLimit": 1},
     "gpuCores": 0,
@@ -151,12 +161,16 @@ AKS_FILE = {
     "maxConcurrentRequestsPerContainer": 2,
     "maxQueueWaitMs": 800,
     "keys": {"primaryKey": "p" * 20, "secondaryKey": "s" * 20},
-    "livenessProbeRequirements": {"periodSeconds": 5, "initialDelaySeconds": 20,
-                                  "timeoutSeconds": 2, "successThreshold": 1,
-                                  "failureThreshold": 3},
+    "livenessProbeRequirements": {
+        "periodSeconds": 5,
+        "initialDelaySeconds": 20,
+        "timeoutSeconds": 2,
+        "successThreshold": 1,
+        "failureThreshold": 3,
+    },
     "dataCollection": {"storageEnabled": True},
     "namespace": "team-a",
-}  # fmt: skip
+}
 
 
 def test_v1_file_maps_to_sdk_names_and_back() -> None:
@@ -201,8 +215,10 @@ def test_file_errors_name_the_file_key() -> None:
 
 
 def test_min_greater_than_max_from_a_file() -> None:
-    doc = {"computeType": "aks", "autoScaler": {"autoscaleEnabled": True, "minReplicas": 5,
-                                                  "maxReplicas": 3}}  # fmt: skip
+    doc = {
+        "computeType": "aks",
+        "autoScaler": {"autoscaleEnabled": True, "minReplicas": 5, "maxReplicas": 3},
+    }
     with pytest.raises(ConfigError, match="cannot be greater than autoscale_max_replicas"):
         deployment_config_from_document(doc)
 

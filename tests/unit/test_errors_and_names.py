@@ -16,8 +16,9 @@ from modelport.spec.names import check_model_name, check_service_name, parse_mod
 
 
 def test_each_error_has_a_distinct_code_status_and_exit_code() -> None:
-    classes = [c for c in vars(errors).values()
-               if isinstance(c, type) and issubclass(c, ModelportError)]  # fmt: skip
+    classes = [
+        c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, ModelportError)
+    ]
     assert len({c.code for c in classes}) == len(classes)
     for cls in classes:
         assert 400 <= cls.http_status <= 599 and cls.exit_code >= 1

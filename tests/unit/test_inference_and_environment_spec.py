@@ -14,10 +14,12 @@ def test_inference_config_from_v1_file() -> None:
     doc = {
         "entryScript": "score.py",
         "sourceDirectory": "src",
-        "environment": {"name": "my-env", "environmentVariables": {"A": "1"},
-                        "python": {"condaDependencies": {"dependencies": ["python=3.11",
-                                                                          {"pip": ["numpy"]}]}}},
-    }  # fmt: skip
+        "environment": {
+            "name": "my-env",
+            "environmentVariables": {"A": "1"},
+            "python": {"condaDependencies": {"dependencies": ["python=3.11", {"pip": ["numpy"]}]}},
+        },
+    }
     spec = InferenceConfigSpec.from_document(doc)
     assert spec.entry_script == "score.py" and spec.environment is not None
     assert spec.environment.python_version == "3.11"
@@ -38,10 +40,12 @@ def test_environment_with_legacy_fields_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("script", "message"),
-    [("score.sh", "Currently only Python drivers are supported"),
-     ("my-score.py", "importable Python module name"),
-     ("class.py", "importable Python module name")],
-)  # fmt: skip
+    [
+        ("score.sh", "Currently only Python drivers are supported"),
+        ("my-score.py", "importable Python module name"),
+        ("class.py", "importable Python module name"),
+    ],
+)
 def test_entry_script_name_rules(script: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         InferenceConfigSpec.from_document({"entryScript": script})
@@ -73,8 +77,11 @@ def test_inference_config_file_paths_are_relative_to_it(tmp_path: Path) -> None:
 
 def test_pip_requirements_parsing() -> None:
     text = "# comment\nnumpy==2.1.0\n\nscikit-learn>=1.5  # inline\n--extra-index-url https://x\n"
-    assert parse_requirements(text) == ["numpy==2.1.0", "scikit-learn>=1.5",
-                                        "--extra-index-url https://x"]  # fmt: skip
+    assert parse_requirements(text) == [
+        "numpy==2.1.0",
+        "scikit-learn>=1.5",
+        "--extra-index-url https://x",
+    ]
     with pytest.raises(ConfigError, match="line 2"):
         parse_requirements("numpy\n-r other.txt\n")
 

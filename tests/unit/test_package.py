@@ -58,10 +58,19 @@ def test_base_modules_import_no_part() -> None:
 
 
 def test_public_names_are_pinned() -> None:
-    assert sorted(modelport.__all__) == sorted([
-        "AksEndpoint", "AksWebservice", "Environment", "InferenceConfig", "LocalWebservice",
-        "Model", "ModelportError", "Workspace", "__version__",
-    ])  # fmt: skip
+    assert sorted(modelport.__all__) == sorted(
+        [
+            "AksEndpoint",
+            "AksWebservice",
+            "Environment",
+            "InferenceConfig",
+            "LocalWebservice",
+            "Model",
+            "ModelportError",
+            "Workspace",
+            "__version__",
+        ]
+    )
     for name in modelport.__all__:
         assert getattr(modelport, name) is not None
 

@@ -18,9 +18,13 @@ console = Console()
 err_console = Console(stderr=True)
 
 output_option = click.option(
-    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True,
+    "-o",
+    "--output",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
     help="Output format.",
-)  # fmt: skip
+)
 
 
 class CliError(click.ClickException):

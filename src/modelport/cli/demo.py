@@ -31,10 +31,20 @@ def write_sample_model(folder: Path) -> Path:
 
 
 @click.command("demo")
-@click.option("--dir", "folder", default="modelport-demo", show_default=True,
-              help="Folder the sample files are written to.")  # fmt: skip
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
-              help="Port for the server if one has to be started (0: any free port).")  # fmt: skip
+@click.option(
+    "--dir",
+    "folder",
+    default="modelport-demo",
+    show_default=True,
+    help="Folder the sample files are written to.",
+)
+@click.option(
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port for the server if one has to be started (0: any free port).",
+)
 def demo(folder: str, port: int) -> None:
     """Start the local server (or reuse it) and register a sample model."""
     from modelport.sdk.model import Model
@@ -46,15 +56,21 @@ def demo(folder: str, port: int) -> None:
     model_dir = write_sample_model(Path(folder))
     console.print(f"[bold]2.[/bold] sample model written to {model_dir}/")
     with Workspace.from_config(home) as ws:
-        model = Model.register(ws, model_dir, MODEL_NAME, tags={"source": "demo"},
-                               properties={"formula": "2*x0 - x1 + 0.5"},
-                               description="modelport demo: a linear model",
-                               model_framework="Custom")  # fmt: skip
+        model = Model.register(
+            ws,
+            model_dir,
+            MODEL_NAME,
+            tags={"source": "demo"},
+            properties={"formula": "2*x0 - x1 + 0.5"},
+            description="modelport demo: a linear model",
+            model_framework="Custom",
+        )
         console.print(f"[bold]3.[/bold] registered [bold]{model.id}[/bold]")
         table = Table("id", "files", "tags", "created", title="versions of " + MODEL_NAME)
         for m in Model.list(ws, name=MODEL_NAME):
-            table.add_row(m.id, ", ".join(f.path for f in m.files), kv_text(m.tags),
-                          m.created_time[:19])  # fmt: skip
+            table.add_row(
+                m.id, ", ".join(f.path for f in m.files), kv_text(m.tags), m.created_time[:19]
+            )
         console.print(table)
     console.print(
         "Next: `modelport model show -n demo-linear`, "

@@ -28,8 +28,14 @@ def _envs_table(items: list[dict[str, Any]]) -> Table:
         python = e["definition"]["python"]
         deps = (python.get("condaDependencies") or {}).get("dependencies") or []
         count = sum(len(d.get("pip", [])) if isinstance(d, dict) else 1 for d in deps)
-        table.add_row(e["name"], e["version"], _python_version(deps), str(count),
-                      e["contentHash"][:12], e["createdTime"][:19])  # fmt: skip
+        table.add_row(
+            e["name"],
+            e["version"],
+            _python_version(deps),
+            str(count),
+            e["contentHash"][:12],
+            e["createdTime"][:19],
+        )
     return table
 
 
@@ -64,11 +70,22 @@ def _env_table(e: dict[str, Any]) -> Table:
 @click.option("--pip-requirements", "pip_file", help="A pip requirements file.")
 @click.option("--conda-file", help="A conda environment YAML.")
 @click.option("-f", "--file", "env_file", help="A v1 Environment definition (JSON or YAML).")
-@click.option("--env-var", "env_vars", multiple=True, callback=parse_pairs,
-              help="KEY=VALUE set in the replicas, repeatable.")  # fmt: skip
+@click.option(
+    "--env-var",
+    "env_vars",
+    multiple=True,
+    callback=parse_pairs,
+    help="KEY=VALUE set in the replicas, repeatable.",
+)
 @output_option
-def register(name: str | None, pip_file: str | None, conda_file: str | None,
-             env_file: str | None, env_vars: dict[str, str], output: str) -> None:  # fmt: skip
+def register(
+    name: str | None,
+    pip_file: str | None,
+    conda_file: str | None,
+    env_file: str | None,
+    env_vars: dict[str, str],
+    output: str,
+) -> None:
     """Register an environment; an unchanged definition keeps its version."""
     from modelport.sdk.environment import Environment
 
@@ -86,15 +103,18 @@ def register(name: str | None, pip_file: str | None, conda_file: str | None,
     else:
         env = Environment.from_conda_specification(name, str(conda_file))
     if env_vars:
-        env = env.model_copy(update={"environment_variables": {**env.environment_variables,
-                                                               **env_vars}})  # fmt: skip
+        env = env.model_copy(
+            update={"environment_variables": {**env.environment_variables, **env_vars}}
+        )
     env = Environment.from_document(env.model_dump(by_alias=True))  # re-validate the name
     data = _client().call("POST", "/api/v1/environments", json=env.model_dump(by_alias=True))
     if output == "json":
         emit(data, output, _env_table)
     else:
-        console.print(f"Environment [bold]{data['name']}[/bold] version {data['version']} "
-                      f"(content hash {data['contentHash'][:12]})")  # fmt: skip
+        console.print(
+            f"Environment [bold]{data['name']}[/bold] version {data['version']} "
+            f"(content hash {data['contentHash'][:12]})"
+        )
 
 
 @environment_group.command("list")

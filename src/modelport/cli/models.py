@@ -28,15 +28,31 @@ def _workspace() -> Any:
 def _models_table(items: list[dict[str, Any]]) -> Table:
     table = Table("name", "version", "framework", "tags", "size", "created")
     for m in items:
-        table.add_row(m["name"], str(m["version"]), m.get("modelFramework") or "",
-                      kv_text(m["tags"]), str(m["size"]), m["createdTime"][:19])  # fmt: skip
+        table.add_row(
+            m["name"],
+            str(m["version"]),
+            m.get("modelFramework") or "",
+            kv_text(m["tags"]),
+            str(m["size"]),
+            m["createdTime"][:19],
+        )
     return table
 
 
 def _model_table(m: dict[str, Any]) -> Table:
     table = Table("field", "value", show_header=False)
-    for key in ("id", "name", "version", "kind", "basename", "description", "modelFramework",
-                "modelFrameworkVersion", "createdTime", "size"):  # fmt: skip
+    for key in (
+        "id",
+        "name",
+        "version",
+        "kind",
+        "basename",
+        "description",
+        "modelFramework",
+        "modelFrameworkVersion",
+        "createdTime",
+        "size",
+    ):
         table.add_row(key, "" if m.get(key) is None else str(m[key]))
     table.add_row("tags", kv_text(m["tags"]))
     table.add_row("properties", kv_text(m["properties"]))
@@ -61,21 +77,40 @@ id_option = click.option("-i", "--id", "model_id", help="Model id NAME:VERSION."
 @click.option("-n", "--name", required=True, help="Model name.")
 @click.option("-p", "--path", "model_path", required=True, help="File or folder to register.")
 @click.option("--tag", "tags", multiple=True, callback=parse_pairs, help="key=value, repeatable.")
-@click.option("--property", "properties", multiple=True, callback=parse_pairs,
-              help="key=value, repeatable; properties cannot change once set.")  # fmt: skip
+@click.option(
+    "--property",
+    "properties",
+    multiple=True,
+    callback=parse_pairs,
+    help="key=value, repeatable; properties cannot change once set.",
+)
 @click.option("-d", "--description", help="Description.")
 @click.option("--framework", help="Model framework (ScikitLearn, PyTorch, Onnx, ...).")
 @click.option("--framework-version", help="Model framework version.")
 @output_option
-def register(name: str, model_path: str, tags: dict[str, str], properties: dict[str, str],
-             description: str | None, framework: str | None, framework_version: str | None,
-             output: str) -> None:  # fmt: skip
+def register(
+    name: str,
+    model_path: str,
+    tags: dict[str, str],
+    properties: dict[str, str],
+    description: str | None,
+    framework: str | None,
+    framework_version: str | None,
+    output: str,
+) -> None:
     """Register a file or folder as the next version of a model."""
     from modelport.sdk.model import Model
 
-    model = Model.register(_workspace(), model_path, name, tags=tags, properties=properties,
-                           description=description, model_framework=framework,
-                           model_framework_version=framework_version)  # fmt: skip
+    model = Model.register(
+        _workspace(),
+        model_path,
+        name,
+        tags=tags,
+        properties=properties,
+        description=description,
+        model_framework=framework,
+        model_framework_version=framework_version,
+    )
     if output == "json":
         emit(model.serialize(), output, _model_table)
     else:
@@ -88,13 +123,15 @@ def register(name: str, model_path: str, tags: dict[str, str], properties: dict[
 @click.option("--property", "properties", multiple=True, help="key or key=value, repeatable.")
 @click.option("--latest", is_flag=True, help="Only the latest version of each model.")
 @output_option
-def list_models(name: str | None, tags: tuple[str, ...], properties: tuple[str, ...],
-                latest: bool, output: str) -> None:  # fmt: skip
+def list_models(
+    name: str | None, tags: tuple[str, ...], properties: tuple[str, ...], latest: bool, output: str
+) -> None:
     """List model versions."""
     from modelport.sdk.model import Model
 
-    models = Model.list(_workspace(), name=name, tags=list(tags), properties=list(properties),
-                        latest=latest)  # fmt: skip
+    models = Model.list(
+        _workspace(), name=name, tags=list(tags), properties=list(properties), latest=latest
+    )
     emit([m.serialize() for m in models], output, _models_table)
 
 
@@ -114,8 +151,9 @@ def show(name: str | None, version: int | None, model_id: str | None, output: st
 @id_option
 @click.option("-t", "--target-dir", default=".", show_default=True, help="Folder to write into.")
 @click.option("--overwrite", is_flag=True, help="Replace what is already there.")
-def download(name: str | None, version: int | None, model_id: str | None, target_dir: str,
-             overwrite: bool) -> None:  # fmt: skip
+def download(
+    name: str | None, version: int | None, model_id: str | None, target_dir: str, overwrite: bool
+) -> None:
     """Download a model version's file or folder."""
     model = _select(_workspace(), name, version, model_id)
     path = model.download(target_dir, exist_ok=overwrite)
@@ -128,13 +166,21 @@ def download(name: str | None, version: int | None, model_id: str | None, target
 @id_option
 @click.option("--add-tag", "add_tags", multiple=True, callback=parse_pairs, help="key=value.")
 @click.option("--remove-tag", "remove_tags", multiple=True, help="Tag key to remove.")
-@click.option("--add-property", "add_properties", multiple=True, callback=parse_pairs,
-              help="key=value.")  # fmt: skip
+@click.option(
+    "--add-property", "add_properties", multiple=True, callback=parse_pairs, help="key=value."
+)
 @click.option("-d", "--description", help="New description.")
 @output_option
-def update(name: str | None, version: int | None, model_id: str | None, add_tags: dict[str, str],
-           remove_tags: tuple[str, ...], add_properties: dict[str, str], description: str | None,
-           output: str) -> None:  # fmt: skip
+def update(
+    name: str | None,
+    version: int | None,
+    model_id: str | None,
+    add_tags: dict[str, str],
+    remove_tags: tuple[str, ...],
+    add_properties: dict[str, str],
+    description: str | None,
+    output: str,
+) -> None:
     """Change tags and description, add properties."""
     model = _select(_workspace(), name, version, model_id)
     if add_tags:

@@ -20,10 +20,18 @@ START_TIMEOUT_S = 60.0
 
 @click.command("up")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
-              help="Port of the management API (0: any free port).")  # fmt: skip
-@click.option("--database-url", envvar="MODELPORT_DATABASE_URL",
-              help="PostgreSQL URL (default: SQLite in the workspace).")  # fmt: skip
+@click.option(
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port of the management API (0: any free port).",
+)
+@click.option(
+    "--database-url",
+    envvar="MODELPORT_DATABASE_URL",
+    help="PostgreSQL URL (default: SQLite in the workspace).",
+)
 @click.option("--detach", is_flag=True, help="Run in the background; `modelport down` stops it.")
 def up(host: str, port: int, database_url: str | None, detach: bool) -> None:
     """Start the modelport server for $MODELPORT_HOME (default ~/.modelport)."""
@@ -75,9 +83,13 @@ def start_detached(home: Path, host: str, port: int) -> str:
     command = [sys.executable, "-m", "modelport", "up", "--host", host, "--port", str(port)]
     with log_path.open("ab") as log:
         child = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            start_new_session=True, env={**os.environ, "MODELPORT_HOME": str(home)},
-        )  # fmt: skip
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            env={**os.environ, "MODELPORT_HOME": str(home)},
+        )
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if child.poll() is not None:
@@ -86,5 +98,6 @@ def start_detached(home: Path, host: str, port: int) -> str:
         if read_server_pid(home) == child.pid and server_answers(home):
             return str(read_config(config_path(home))["url"])
         time.sleep(0.1)
-    raise ServerUnavailableError(f"the server did not answer within {START_TIMEOUT_S:.0f} s",
-                                 hint=f"see {log_path}")  # fmt: skip
+    raise ServerUnavailableError(
+        f"the server did not answer within {START_TIMEOUT_S:.0f} s", hint=f"see {log_path}"
+    )

@@ -41,9 +41,13 @@ def validate(dc: str | None, ic: str | None, output: str) -> None:
         results.append({"file": dc, "settings": settings})
     if ic:
         inference = InferenceConfig.from_file(ic)
-        results.append({"file": ic, "settings": inference.spec.model_dump(exclude={"environment"})
-                        | {"environment": inference.environment.name
-                           if inference.environment else None}})  # fmt: skip
+        results.append(
+            {
+                "file": ic,
+                "settings": inference.spec.model_dump(exclude={"environment"})
+                | {"environment": inference.environment.name if inference.environment else None},
+            }
+        )
     if output == "json":
         emit(results, output, _settings_table)
         return

@@ -32,14 +32,19 @@ def _settings(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(env.get("SERVER_PORT", "5001")))
     parser.add_argument("--workers", type=int, default=int(env.get("MODELPORT_WORKERS", "1")))
-    parser.add_argument("--timeout-ms", type=int, default=int(env.get("SCORING_TIMEOUT_MS", "3600000")))
+    parser.add_argument(
+        "--timeout-ms", type=int, default=int(env.get("SCORING_TIMEOUT_MS", "3600000"))
+    )
     parser.add_argument("--drain-s", type=float, default=float(env.get("MODELPORT_DRAIN_S", "30")))
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=os.environ.get("AZUREML_LOG_LEVEL", "INFO").upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=os.environ.get("AZUREML_LOG_LEVEL", "INFO").upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     settings = _settings(sys.argv[1:] if argv is None else argv)
     root = Path(settings.app_root).resolve()
     os.environ["AML_APP_ROOT"] = str(root)

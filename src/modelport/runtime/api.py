@@ -39,14 +39,14 @@ class Headers(Mapping[str, str]):
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and key.lower() in self._map
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         return self._map.get(key.lower(), default)
 
 
 class Args(dict[str, list[str]]):
     """Query parameters; ``get`` gives the first value, ``getlist`` all of them."""
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         values = super().get(key)
         return values[0] if values else default
 
@@ -65,10 +65,12 @@ class AMLRequest:
         self.headers = headers
         self.args = Args(parse_qs(query, keep_blank_values=True))
         self.data = body
-        self.content_type = headers.get("content-type", "")
+        self.content_type: str = str(headers.get("content-type", ""))
         self.mimetype = self.content_type.split(";")[0].strip().lower()
 
-    def get_data(self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False) -> Any:
+    def get_data(
+        self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False
+    ) -> Any:
         return self.data.decode("utf-8") if as_text else self.data
 
     def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:

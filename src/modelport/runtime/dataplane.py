@@ -32,7 +32,9 @@ def message(status: int, text: str, *extra: tuple[bytes, bytes]) -> Response:
 
 
 class Dataplane:
-    def __init__(self, script: EntryScript, invoker: Invoker, timeout_ms: int, service: str) -> None:
+    def __init__(
+        self, script: EntryScript, invoker: Invoker, timeout_ms: int, service: str
+    ) -> None:
         self.script = script
         self.invoker = invoker
         self.timeout_ms = timeout_ms
@@ -73,14 +75,19 @@ class Dataplane:
         try:
             result = await self.invoker.call(self.script.run, kwargs, self.timeout_ms / 1000)
         except ScoringTimeout:
-            return message(500, f"Scoring timeout after {self.timeout_ms} ms",
-                           (b"x-ms-run-function-failed", b"True"))  # fmt: skip
+            return message(
+                500,
+                f"Scoring timeout after {self.timeout_ms} ms",
+                (b"x-ms-run-function-failed", b"True"),
+            )
         except Exception:
             log.exception("run() raised")
             return message(500, RUN_FAILED, (b"x-ms-run-function-failed", b"True"))
         return _encode_result(result)
 
-    def _arguments(self, request: Request, headers: Headers) -> tuple[dict[str, Any], Response | None]:
+    def _arguments(
+        self, request: Request, headers: Headers
+    ) -> tuple[dict[str, Any], Response | None]:
         script = self.script
         extra = {"request_headers": dict(headers)} if script.wants_headers else {}
         if script.mode == RAW:
@@ -125,7 +132,9 @@ class Dataplane:
 
 def _encode_result(result: Any) -> Response:
     if isinstance(result, AMLResponse):
-        headers = [(k.encode("latin-1"), str(v).encode("latin-1")) for k, v in result.headers.items()]
+        headers = [
+            (k.encode("latin-1"), str(v).encode("latin-1")) for k, v in result.headers.items()
+        ]
         return Response(result.status_code, result.body, headers)
     try:
         return Response(200, json.dumps(result).encode(), [JSON])
@@ -153,8 +162,11 @@ def _request_ids(headers: Headers) -> tuple[list[tuple[bytes, bytes]], str | Non
     request_id = headers.get("x-request-id") or str(uuid.uuid4())
     client_id = headers.get("x-ms-client-request-id")
     legacy = headers.get("x-ms-request-id") or client_id or request_id
-    for name, value in (("x-request-id", request_id), ("x-ms-client-request-id", client_id),
-                        ("x-ms-request-id", legacy)):  # fmt: skip
+    for name, value in (
+        ("x-request-id", request_id),
+        ("x-ms-client-request-id", client_id),
+        ("x-ms-request-id", legacy),
+    ):
         if value and len(value) > MAX_ID_LENGTH:
             return [], name
     out = [(b"x-request-id", request_id.encode()), (b"x-ms-request-id", legacy.encode())]

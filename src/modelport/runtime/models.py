@@ -41,8 +41,9 @@ def get_model_path(model_name: str, version: int | None = None) -> str:
     if local.exists():
         return str(local)
     raise ModelNotFoundError(
-        f"model {model_name}" + (f":{version}" if version is not None else "")
-        + " is not deployed with this replica"  # fmt: skip
+        f"model {model_name}"
+        + (f":{version}" if version is not None else "")
+        + " is not deployed with this replica"
     )
 
 
@@ -50,5 +51,7 @@ class Model:
     """The replica-side ``modelport.Model``: only ``get_model_path`` works here."""
 
     @staticmethod
-    def get_model_path(model_name: str, version: int | None = None, _workspace: object = None) -> str:
+    def get_model_path(
+        model_name: str, version: int | None = None, _workspace: object = None
+    ) -> str:
         return get_model_path(model_name, version)

@@ -80,7 +80,9 @@ def _param_names(func: Callable[..., Any]) -> list[str]:
     params = inspect.signature(func).parameters.values()
     bad = [p.name for p in params if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY)]
     if bad:
-        raise ScriptError(f"run() may not take *args, **kwargs or positional-only parameters: {bad}")
+        raise ScriptError(
+            f"run() may not take *args, **kwargs or positional-only parameters: {bad}"
+        )
     return [p.name for p in params]
 
 

@@ -11,7 +11,9 @@ _ANY = {"type": "object", "example": {}}
 _ERROR = {"type": "object", "properties": {"message": {"type": "string"}}}
 
 
-def _schemas(schema_fn: Callable[..., Any] | None) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+def _schemas(
+    schema_fn: Callable[..., Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     if schema_fn is None:
         return _ANY, _ANY, ["2.0", "3.0", "3.1"]
     from inference_schema import schema_util
@@ -34,8 +36,11 @@ def swagger_document(
     if wanted == "2" and "2.0" not in supported:
         return None
     title = os.environ.get("SERVICE_NAME", service)
-    info = {"title": title, "description": f"API specification for {title}",
-            "version": os.environ.get("SERVICE_VERSION", "1.0")}  # fmt: skip
+    info = {
+        "title": title,
+        "description": f"API specification for {title}",
+        "version": os.environ.get("SERVICE_VERSION", "1.0"),
+    }
     prefix = os.environ.get("SERVICE_PATH_PREFIX", "")
     if wanted == "2":
         return _swagger2(info, prefix, inputs, outputs)
@@ -49,14 +54,18 @@ def _operation(body: dict[str, Any], ok: dict[str, Any], error: dict[str, Any]) 
             "description": "Run web service's model and get the prediction output",
             "security": [{"Bearer": []}],
             **body,
-            "responses": {"200": {"description": "Success", **ok},
-                          "default": {"description": "Failure", **error}},
+            "responses": {
+                "200": {"description": "Success", **ok},
+                "default": {"description": "Failure", **error},
+            },
         }
-    }  # fmt: skip
+    }
 
 
 def _swagger2(info: dict[str, Any], prefix: str, inputs: Any, outputs: Any) -> dict[str, Any]:
-    ref = lambda name: {"schema": {"$ref": f"#/definitions/{name}"}}  # noqa: E731
+    def ref(name: str) -> dict[str, Any]:
+        return {"schema": {"$ref": f"#/definitions/{name}"}}
+
     body = {"parameters": [{"name": "serviceInputPayload", "in": "body", **ref("ServiceInput")}]}
     return {
         "swagger": "2.0",
@@ -64,33 +73,50 @@ def _swagger2(info: dict[str, Any], prefix: str, inputs: Any, outputs: Any) -> d
         "schemes": ["https"],
         "consumes": ["application/json"],
         "produces": ["application/json"],
-        "securityDefinitions": {"Bearer": {"type": "apiKey", "name": "Authorization",
-                                           "in": "header"}},  # fmt: skip
+        "securityDefinitions": {
+            "Bearer": {"type": "apiKey", "name": "Authorization", "in": "header"}
+        },
         "paths": {
-            f"{prefix}/": {"get": {"operationId": "ServiceHealthCheck",
-                                   "responses": {"200": {"description": "Healthy"}}}},
+            f"{prefix}/": {
+                "get": {
+                    "operationId": "ServiceHealthCheck",
+                    "responses": {"200": {"description": "Healthy"}},
+                }
+            },
             f"{prefix}/score": _operation(body, ref("ServiceOutput"), ref("ErrorResponse")),
-        },  # fmt: skip
+        },
         "definitions": {"ServiceInput": inputs, "ServiceOutput": outputs, "ErrorResponse": _ERROR},
     }
 
 
-def _openapi3(version: str, info: dict[str, Any], prefix: str, inputs: Any, outputs: Any) -> dict[str, Any]:
+def _openapi3(
+    version: str, info: dict[str, Any], prefix: str, inputs: Any, outputs: Any
+) -> dict[str, Any]:
     def content(name: str) -> dict[str, Any]:
-        return {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
+        return {
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
+        }
 
     return {
         "openapi": "3.1.0" if version == "3.1" else "3.0.1",
         "info": info,
         "paths": {
-            f"{prefix}/": {"get": {"operationId": "ServiceHealthCheck",
-                                   "responses": {"200": {"description": "Healthy"}}}},
-            f"{prefix}/score": _operation({"requestBody": content("ServiceInput")},
-                                          content("ServiceOutput"), content("ErrorResponse")),
-        },  # fmt: skip
+            f"{prefix}/": {
+                "get": {
+                    "operationId": "ServiceHealthCheck",
+                    "responses": {"200": {"description": "Healthy"}},
+                }
+            },
+            f"{prefix}/score": _operation(
+                {"requestBody": content("ServiceInput")},
+                content("ServiceOutput"),
+                content("ErrorResponse"),
+            ),
+        },
         "components": {
-            "securitySchemes": {"Bearer": {"type": "apiKey", "name": "Authorization",
-                                           "in": "header"}},  # fmt: skip
+            "securitySchemes": {
+                "Bearer": {"type": "apiKey", "name": "Authorization", "in": "header"}
+            },
             "schemas": {"ServiceInput": inputs, "ServiceOutput": outputs, "ErrorResponse": _ERROR},
         },
     }

@@ -82,10 +82,18 @@ FIELDS: tuple[FieldDef, ...] = (
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 
 _POSITIVE = (
-    "cpu_cores", "memory_gb", "period_seconds", "initial_delay_seconds", "timeout_seconds",
-    "success_threshold", "failure_threshold", "scoring_timeout_ms",
-    "replica_max_concurrent_requests", "max_request_wait_time", "num_replicas",
-)  # fmt: skip
+    "cpu_cores",
+    "memory_gb",
+    "period_seconds",
+    "initial_delay_seconds",
+    "timeout_seconds",
+    "success_threshold",
+    "failure_threshold",
+    "scoring_timeout_ms",
+    "replica_max_concurrent_requests",
+    "max_request_wait_time",
+    "num_replicas",
+)
 _AUTOSCALE = ("min_replicas", "max_replicas", "refresh_seconds", "target_utilization")
 _PREFIX = "Invalid configuration, "
 
@@ -364,8 +372,14 @@ def _walk(
             errors.append(unknown_key_message(str(key), tree, where))
         elif isinstance(target, dict):
             if value is not None:
-                _walk(check_mapping(value, ".".join((*prefix, key))), target,
-                      (*prefix, key), values, keys, errors)  # fmt: skip
+                _walk(
+                    check_mapping(value, ".".join((*prefix, key))),
+                    target,
+                    (*prefix, key),
+                    values,
+                    keys,
+                    errors,
+                )
         else:
             values[target] = value
             keys[target] = ".".join((*prefix, key))

@@ -82,8 +82,11 @@ def pydantic_messages(exc: Any, model: Any, where: str) -> list[str]:
         loc = [str(part) for part in err["loc"]]
         if err["type"] == "extra_forbidden":
             parent = ".".join(loc[:-1])
-            lines.append(unknown_key_message(loc[-1], _known_keys(model, loc[:-1]),
-                                             f"{where} {parent}".strip()))  # fmt: skip
+            lines.append(
+                unknown_key_message(
+                    loc[-1], _known_keys(model, loc[:-1]), f"{where} {parent}".strip()
+                )
+            )
             continue
         key = ".".join(loc) or "(top level)"
         lines.append(f"{where} {key}: {err['msg']} (got {err.get('input')!r})".strip())

@@ -16,9 +16,14 @@ from modelport.spec.document import pydantic_messages
 from modelport.spec.environment import EnvironmentSpec
 
 LEGACY_FIELDS = (
-    "runtime", "conda_file", "extra_docker_file_steps", "enable_gpu",
-    "base_image", "base_image_registry", "cuda_version",
-)  # fmt: skip
+    "runtime",
+    "conda_file",
+    "extra_docker_file_steps",
+    "enable_gpu",
+    "base_image",
+    "base_image_registry",
+    "cuda_version",
+)
 # Older docs spelled it extraDockerFileSteps; the v1 CLI reads extraDockerfileSteps.
 _FILE_KEY_ALIASES = {"extraDockerfileSteps": "extraDockerFileSteps"}
 

@@ -1,0 +1,67 @@
+"""``python -m modelport.router``: the router process.
+
+The control plane binds both sockets and hands them over
+(``MODELPORT_ROUTER_FD`` for scoring, ``MODELPORT_ROUTER_ADMIN_FD`` for the admin
+port) with the admin token in ``MODELPORT_ROUTER_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+
+from modelport.httpserver import HttpProtocol, ServerState
+from modelport.router.admin import Admin
+from modelport.router.proxy import Proxy, error
+
+
+def _error_body(status: int, text: str):  # type: ignore[no-untyped-def]
+    return error(status, "payload_too_large" if status == 413 else "bad_request", text)
+
+
+async def serve(scoring: socket.socket, admin_sock: socket.socket, token: str) -> None:
+    loop = asyncio.get_running_loop()
+    proxy = Proxy()
+    state = ServerState(proxy.handle, error_body=_error_body, idle_timeout_s=30.0)
+    admin_state = ServerState(Admin(proxy, token).handle, error_body=_error_body)
+    server = await loop.create_server(lambda: HttpProtocol(state), sock=scoring)
+    admin = await loop.create_server(lambda: HttpProtocol(admin_state), sock=admin_sock)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    server.close()
+    admin.close()
+    state.begin_shutdown()
+    admin_state.begin_shutdown()
+    await state.wait_idle(30.0)
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    token = os.environ.pop("MODELPORT_ROUTER_TOKEN", "")
+    if not token:
+        print("MODELPORT_ROUTER_TOKEN is not set", file=sys.stderr)
+        return 2
+    scoring = socket.socket(fileno=int(os.environ["MODELPORT_ROUTER_FD"]))
+    admin = socket.socket(fileno=int(os.environ["MODELPORT_ROUTER_ADMIN_FD"]))
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+    asyncio.run(serve(scoring, admin, token))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
