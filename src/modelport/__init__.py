@@ -22,6 +22,7 @@ _EXPORTS = {
     "LocalWebservice": "modelport.sdk.webservice",
     "AksWebservice": "modelport.sdk.webservice",
     "AksEndpoint": "modelport.sdk.webservice",
+    "Webservice": "modelport.sdk.webservice",
     "ModelportError": "modelport.errors",
 }
 __all__ = [*_EXPORTS, "__version__"]

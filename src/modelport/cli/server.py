@@ -32,17 +32,35 @@ START_TIMEOUT_S = 60.0
     envvar="MODELPORT_DATABASE_URL",
     help="PostgreSQL URL (default: SQLite in the workspace).",
 )
+@click.option(
+    "--router-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the router takes scoring requests on.",
+)
+@click.option(
+    "--router-port",
+    type=click.IntRange(0, 65535),
+    help="Scoring port (default: the last one used, else 7371; 0: any free port).",
+)
 @click.option("--detach", is_flag=True, help="Run in the background; `modelport down` stops it.")
-def up(host: str, port: int, database_url: str | None, detach: bool) -> None:
+def up(
+    host: str,
+    port: int,
+    database_url: str | None,
+    router_host: str,
+    router_port: int | None,
+    detach: bool,
+) -> None:
     """Start the modelport server for $MODELPORT_HOME (default ~/.modelport)."""
     home = home_dir()
     if detach:
-        url = start_detached(home, host, port)
+        url = start_detached(home, host, port, router_port)
         console.print(f"modelport server running at {url} (workspace {home})")
         return
     from modelport.control.server import run_server
 
-    run_server(home, host, port, database_url)
+    run_server(home, host, port, database_url, router_host, router_port)
 
 
 @click.command("down")
@@ -70,7 +88,7 @@ def server_answers(home: Path) -> bool:
     return True
 
 
-def start_detached(home: Path, host: str, port: int) -> str:
+def start_detached(home: Path, host: str, port: int, router_port: int | None = None) -> str:
     """Start ``modelport up`` in its own session, wait until it answers, return its url."""
     from modelport.home import config_path, read_config
     from modelport.process import pid_is_modelport, read_server_pid
@@ -81,6 +99,8 @@ def start_detached(home: Path, host: str, port: int) -> str:
     log_path = home / "logs" / "server.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "modelport", "up", "--host", host, "--port", str(port)]
+    if router_port is not None:
+        command += ["--router-port", str(router_port)]
     with log_path.open("ab") as log:
         child = subprocess.Popen(
             command,

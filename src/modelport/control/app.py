@@ -2,28 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 
 from modelport import __version__
-from modelport.control import api_environments, api_models
+from modelport.control import api_environments, api_models, api_services
 from modelport.control.auth import AdminTokenMiddleware
 from modelport.control.errors import install_error_handlers
+from modelport.control.plane import ControlPlane
 from modelport.control.workspace import ServerWorkspace, workspace_of
 
 
-def create_app(workspace: ServerWorkspace) -> FastAPI:
+def create_app(workspace: ServerWorkspace, plane: ControlPlane | None = None) -> FastAPI:
+    """The management API; with a ``plane`` it also runs services (``modelport up``)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if plane is not None:
+            await plane.start()
+        try:
+            yield
+        finally:
+            if plane is not None:
+                await plane.stop()
+
     app = FastAPI(
         title="modelport management API",
         version=__version__,
         docs_url=None,
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.workspace = workspace
+    app.state.plane = plane
     install_error_handlers(app)
     app.include_router(api_models.router)
     app.include_router(api_environments.router)
+    app.include_router(api_services.router)
 
     @app.get("/api/v1/workspace")
     def workspace_info(request: Request) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from modelport.store.blobs import BlobStore
 from modelport.store.database import Database
 from modelport.store.environments import EnvironmentRegistry
 from modelport.store.models import ModelRegistry
+from modelport.store.services import ServiceStore
+from modelport.store.snapshots import SnapshotStore
 
 
 @dataclass
@@ -23,6 +25,8 @@ class ServerWorkspace:
     blobs: BlobStore
     models: ModelRegistry
     environments: EnvironmentRegistry
+    snapshots: SnapshotStore
+    services: ServiceStore
     admin_token: str
 
     @classmethod
@@ -31,7 +35,16 @@ class ServerWorkspace:
         db = Database.for_workspace(home, database_url)
         db.create_schema()
         blobs = BlobStore(home / "artifacts")
-        return cls(home, db, blobs, ModelRegistry(db, blobs), EnvironmentRegistry(db), admin_token)
+        return cls(
+            home,
+            db,
+            blobs,
+            ModelRegistry(db, blobs),
+            EnvironmentRegistry(db),
+            SnapshotStore(db, blobs),
+            ServiceStore(db),
+            admin_token,
+        )
 
     def close(self) -> None:
         self.db.dispose()

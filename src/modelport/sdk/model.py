@@ -7,14 +7,20 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from modelport.errors import InvalidInputError, ModelportError
-from modelport.sdk.client import collect_files, file_sha256
+from modelport.sdk.client import collect_files
+from modelport.sdk.uploads import upload_file
 from modelport.sdk.workspace import Workspace
+from modelport.spec.deployment import DeploymentConfiguration
 from modelport.spec.model import ModelFile, ModelRegistration, check_relative_path
 from modelport.spec.names import check_model_name, parse_model_id
+
+if TYPE_CHECKING:
+    from modelport.sdk.inference import InferenceConfig
+    from modelport.sdk.webservice import Webservice
 
 TagFilter = Mapping[str, str | None] | Sequence[str | Sequence[str]]
 
@@ -80,11 +86,7 @@ class Model:
         root = Path(model_path)
         check_model_name(model_name)
         files = collect_files(root)
-        manifest = []
-        for rel, path in files:
-            digest = file_sha256(path)
-            _upload(workspace, path, digest)
-            manifest.append(ModelFile(path=rel, sha256=digest, size=path.stat().st_size))
+        manifest = [upload_file(workspace, path, rel) for rel, path in files]
         reg = ModelRegistration(
             name=model_name,
             kind="file" if root.is_file() else "folder",
@@ -119,6 +121,31 @@ class Model:
             params["name"] = name
         data = workspace.client.call("GET", "/api/v1/models", params=params)
         return [Model(workspace, _data=item) for item in data["value"]]
+
+    @staticmethod
+    def deploy(
+        workspace: Workspace,
+        name: str,
+        models: Sequence[Model],
+        inference_config: InferenceConfig | None = None,
+        deployment_config: DeploymentConfiguration | None = None,
+        deployment_target: str | None = None,
+        overwrite: bool = False,
+    ) -> Webservice:
+        """Deploy ``models`` as web service ``name``; returns at once (see wait_for_deployment)."""
+        from modelport.sdk.webservice import deploy_service
+
+        if inference_config is None:
+            raise InvalidInputError("modelport needs an inference_config (entry script) to deploy")
+        return deploy_service(
+            workspace,
+            name,
+            models,
+            inference_config,
+            deployment_config,
+            deployment_target,
+            overwrite,
+        )
 
     def download(self, target_dir: str | os.PathLike[str] = ".", exist_ok: bool = False) -> str:
         """Download into ``target_dir``; returns the path of the file or folder."""
@@ -185,21 +212,6 @@ class Model:
 def _model_path(name: str, version: int | None) -> str:
     base = f"/api/v1/models/{quote(name)}"
     return base if version is None else f"{base}/versions/{version}"
-
-
-def _upload(workspace: Workspace, path: Path, digest: str) -> None:
-    blob = f"/api/v1/blobs/{digest}"
-    if workspace.client.exists(blob):
-        return
-    with path.open("rb") as f:
-        workspace.client.call(
-            "PUT", blob, content=_chunks(f), headers={"content-type": "application/octet-stream"}
-        )
-
-
-def _chunks(f: Any) -> Iterable[bytes]:
-    while chunk := f.read(1 << 20):
-        yield chunk
 
 
 def _filters(value: TagFilter | None) -> list[str]:

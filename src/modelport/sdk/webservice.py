@@ -1,31 +1,218 @@
-"""Web service classes with the v1 names.
+"""Web services with the v1 names: ``Webservice``, ``AksWebservice``, ``LocalWebservice``.
 
-This release provides their ``deploy_configuration`` factories, which validate as
-v1 does; deploying and scoring arrive with the local compute target.
+``Webservice(workspace, name)`` returns the subclass for the service's compute
+type, as v1 does.  ``deploy_configuration`` factories validate as v1 does.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import builtins
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
+import httpx
+
+from modelport.errors import InvalidInputError, ModelportError, ServerUnavailableError
+from modelport.sdk.uploads import source_files, upload_snapshot
+from modelport.sdk.workspace import Workspace
 from modelport.spec.deployment import (
     AksEndpointDeploymentConfiguration,
     AksServiceDeploymentConfiguration,
+    DeploymentConfiguration,
     LocalWebserviceDeploymentConfiguration,
 )
+from modelport.spec.names import check_service_name
+
+if TYPE_CHECKING:
+    from modelport.sdk.inference import InferenceConfig
+    from modelport.sdk.model import Model
+
+POLL_S = 0.25
+
+
+class WebserviceError(ModelportError):
+    """A scoring call that did not succeed; ``status_code`` and ``content`` say why."""
+
+    code = "scoring_failed"
+    http_status = 502
+    exit_code = 9
+
+    def __init__(self, message: str, status_code: int = 0, content: str = "") -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.content = content
 
 
 def _given(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-class LocalWebservice:
+def _path(name: str) -> str:
+    return f"/api/v1/services/{quote(name)}"
+
+
+class Webservice:
+    """A deployed service. ``Webservice(ws, name)`` loads it; ``Webservice.list(ws)`` all."""
+
+    _compute_type = ""
+    _prefetched: dict[str, Any] | None = None
+
+    def __new__(cls, workspace: Workspace, name: str, _data: dict[str, Any] | None = None) -> Any:
+        if cls is Webservice:
+            data = _data or workspace.client.call("GET", _path(name))
+            cls = LocalWebservice if data.get("computeType") == "Local" else AksWebservice
+            instance = object.__new__(cls)
+            instance._prefetched = data
+            return instance
+        return object.__new__(cls)
+
+    def __init__(
+        self, workspace: Workspace, name: str, _data: dict[str, Any] | None = None
+    ) -> None:
+        self.workspace = workspace
+        self.name = check_service_name(name)
+        data = (
+            _data or getattr(self, "_prefetched", None) or workspace.client.call("GET", _path(name))
+        )
+        self._load(data)
+
+    def _load(self, data: dict[str, Any]) -> None:
+        self._data = data
+        self.state: str = data["state"]
+        self.error: str | None = data.get("error")
+        self.scoring_uri: str = data["scoringUri"]
+        self.swagger_uri: str = data["swaggerUri"]
+        self.compute_type: str = data["computeType"]
+        self.auth_enabled: bool = data["authEnabled"]
+        self.models: list[str] = data["models"]
+        self.created_time: str = data["createdTime"]
+        self.updated_time: str = data["updatedTime"]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, state={self.state!r})"
+
+    # -- state ---------------------------------------------------------------------
+    def update_deployment_state(self) -> None:
+        self._load(self.workspace.client.call("GET", _path(self.name)))
+
+    def serialize(self) -> dict[str, Any]:
+        return dict(self._data)
+
+    def wait_for_deployment(
+        self, show_output: bool = False, timeout_sec: float | None = None
+    ) -> None:
+        """Poll until the latest change is rolled out; raises if it failed."""
+        deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
+        shown = 0
+        while True:
+            self.update_deployment_state()
+            status = self._data["deploymentStatus"]
+            messages = status["messages"]
+            if show_output:
+                for line in messages[shown:]:
+                    print(line, file=sys.stderr)
+                shown = len(messages)
+            settled = status["applied"] == status["generation"] and self.state != "Transitioning"
+            if settled:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise ModelportError(
+                    f"Deployment polling exceeded timeout override of {timeout_sec}s"
+                )
+            time.sleep(POLL_S)
+        if self.state == "Failed":
+            raise ModelportError(
+                "Service deployment polling reached non-successful terminal state, current "
+                f"service state: {self.state}\n{self.error or ''}".rstrip(),
+                hint=f"modelport service logs -n {self.name}",
+            )
+        if show_output:
+            print(
+                f'{self.compute_type} service creation operation finished, operation "Succeeded"',
+                file=sys.stderr,
+            )
+
+    # -- scoring -------------------------------------------------------------------
+    def run(self, input_data: Any) -> Any:
+        """Score: POST ``input_data`` (a JSON string, or data to encode) with the key."""
+        body = input_data if isinstance(input_data, str | bytes) else json.dumps(input_data)
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.auth_enabled:
+            headers["Authorization"] = f"Bearer {self.get_keys()[0]}"
+        try:
+            response = httpx.post(self.scoring_uri, content=body, headers=headers, timeout=None)
+        except httpx.TransportError as exc:
+            raise ServerUnavailableError(f"cannot reach {self.scoring_uri}: {exc}") from exc
+        if response.status_code != 200:
+            raise WebserviceError(
+                f"Received bad response from service. Response Code: {response.status_code}\n"
+                f"Content: {response.text}",
+                response.status_code,
+                response.text,
+            )
+        return response.json()
+
+    # -- operations ----------------------------------------------------------------
+    def get_logs(self, num_lines: int = 5000) -> str:
+        data = self.workspace.client.call(
+            "GET", f"{_path(self.name)}/logs", params={"num_lines": num_lines}
+        )
+        return str(data["logs"])
+
+    def get_keys(self) -> tuple[str, str]:
+        data = self.workspace.client.call("GET", f"{_path(self.name)}/keys")
+        return data["primaryKey"], data["secondaryKey"]
+
+    def regen_key(self, key: str, set_key: str | None = None) -> None:
+        body = {"keyType": key} if set_key is None else {"keyType": key, "keyValue": set_key}
+        self.workspace.client.call("POST", f"{_path(self.name)}/regenerateKeys", json=body)
+
+    def update(
+        self,
+        models: Sequence[Model] | None = None,
+        inference_config: InferenceConfig | None = None,
+        deployment_config: DeploymentConfiguration | None = None,
+        **settings: Any,
+    ) -> None:
+        """Roll out a change; ``settings`` are deploy_configuration arguments to change."""
+        body: dict[str, Any] = {}
+        if models is not None:
+            body["models"] = [m.id for m in models]
+        if inference_config is not None:
+            body.update(_inference_body(self.workspace, inference_config))
+        if settings:
+            current = AksServiceDeploymentConfiguration.create(_current_given(self._data))
+            deployment_config = AksServiceDeploymentConfiguration.create(
+                {
+                    **current.given(),
+                    **(deployment_config.given() if deployment_config else {}),
+                    **_given(settings),
+                }
+            )
+        if deployment_config is not None:
+            body["deploymentConfig"] = _config_document(deployment_config)
+        if not body:
+            raise InvalidInputError("No parameters provided to update.")
+        self._load(self.workspace.client.call("PATCH", _path(self.name), json=body))
+
+    def delete(self) -> None:
+        self.workspace.client.call("DELETE", _path(self.name))
+        self.state = "Deleting"
+
     @staticmethod
-    def deploy_configuration(port: int | None = None) -> LocalWebserviceDeploymentConfiguration:
-        return LocalWebserviceDeploymentConfiguration.create(_given({"port": port}))
+    def list(workspace: Workspace) -> builtins.list[Webservice]:
+        data = workspace.client.call("GET", "/api/v1/services")
+        return [Webservice(workspace, item["name"], _data=item) for item in data["value"]]
 
 
-class AksWebservice:
+class AksWebservice(Webservice):
+    _compute_type = "AKS"
+
     @staticmethod
     def deploy_configuration(
         autoscale_enabled: bool | None = None,
@@ -61,6 +248,14 @@ class AksWebservice:
         blobfuse_enabled: bool | None = None,
     ) -> AksServiceDeploymentConfiguration:
         return AksServiceDeploymentConfiguration.create(_given(locals()))
+
+
+class LocalWebservice(Webservice):
+    _compute_type = "Local"
+
+    @staticmethod
+    def deploy_configuration(port: int | None = None) -> LocalWebserviceDeploymentConfiguration:
+        return LocalWebserviceDeploymentConfiguration.create(_given({"port": port}))
 
 
 class AksEndpoint:
@@ -99,3 +294,67 @@ class AksEndpoint:
         traffic_percentile: int | None = None,
     ) -> AksEndpointDeploymentConfiguration:
         return AksEndpointDeploymentConfiguration.create(_given(locals()))
+
+
+def _config_document(config: DeploymentConfiguration) -> dict[str, Any]:
+    doc = config.to_document()
+    if isinstance(config, AksServiceDeploymentConfiguration) and (
+        config.primary_key or config.secondary_key
+    ):
+        doc["keys"] = {
+            k: v
+            for k, v in (("primaryKey", config.primary_key), ("secondaryKey", config.secondary_key))
+            if v
+        }
+    return doc
+
+
+def _current_given(data: dict[str, Any]) -> dict[str, Any]:
+    from modelport.spec.deployment import deployment_config_from_document
+
+    return deployment_config_from_document(data["deploymentConfig"]).given()
+
+
+def _inference_body(workspace: Workspace, config: InferenceConfig) -> dict[str, Any]:
+    """Upload the source directory (or the lone entry script) and describe it."""
+    if config.source_directory:
+        root = Path(config.source_directory)
+        basename = root.resolve().name
+        files = source_files(root)
+        doc = config.serialize()
+        doc["sourceDirectory"] = basename
+    else:
+        script = Path(config.entry_script)
+        files = [(script.name, script)]
+        basename = ""
+        doc = config.serialize()
+        doc["entryScript"] = script.name
+    snapshot = upload_snapshot(workspace, basename, files)
+    return {"inferenceConfig": doc, "snapshot": snapshot}
+
+
+def deploy_service(
+    workspace: Workspace,
+    name: str,
+    models: Sequence[Model],
+    inference_config: InferenceConfig,
+    deployment_config: DeploymentConfiguration | None,
+    deployment_target: str | None,
+    overwrite: bool,
+) -> Webservice:
+    check_service_name(name)
+    if deployment_target not in (None, "local"):
+        raise InvalidInputError(
+            f"compute target {deployment_target!r} is not available; this release runs "
+            "services on the local compute target ('local')"
+        )
+    config = deployment_config or AksServiceDeploymentConfiguration.create({})
+    body = {
+        "name": name,
+        "models": [m.id for m in models],
+        "deploymentConfig": _config_document(config),
+        "overwrite": overwrite,
+        **_inference_body(workspace, inference_config),
+    }
+    data = workspace.client.call("POST", "/api/v1/services", json=body)
+    return Webservice(workspace, name, _data=data)

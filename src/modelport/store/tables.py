@@ -76,3 +76,30 @@ class EnvironmentRow(Base):
     definition: Mapped[dict[str, Any]] = mapped_column(JSON)
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     created_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SnapshotRow(Base):
+    """A source directory as uploaded: its files by content, keyed by the manifest hash."""
+
+    __tablename__ = "snapshots"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    basename: Mapped[str] = mapped_column(String(255))
+    files: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ServiceRow(Base):
+    """A service's desired state (spec, generation) and what the reconciler last saw."""
+
+    __tablename__ = "services"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    primary_key: Mapped[str] = mapped_column(String(255))
+    secondary_key: Mapped[str] = mapped_column(String(255))
+    created_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

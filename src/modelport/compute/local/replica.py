@@ -55,6 +55,7 @@ class ReplicaSpec:
     log_dir: Path
     probe: Probe = field(default_factory=Probe)
     drain_s: float = 60.0
+    fixed_port: int | None = None  # LocalWebservice(port=...): the replica answers there too
 
 
 def _set_pdeathsig() -> None:
@@ -85,7 +86,8 @@ class Replica:
         self.index = index
         self.on_change = on_change
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", spec.fixed_port if index == 0 and spec.fixed_port else 0))
         self.sock.listen(1024)
         self.port: int = self.sock.getsockname()[1]
         self.state = ReplicaState.STARTING

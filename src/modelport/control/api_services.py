@@ -1,0 +1,207 @@
+"""Management API: source snapshots and the service lifecycle."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelport.control import plan
+from modelport.control.plane import ControlPlane
+from modelport.control.workspace import ServerWorkspace, workspace_of
+from modelport.errors import InvalidInputError, ServerUnavailableError
+from modelport.spec.deployment import AksServiceDeploymentConfiguration
+from modelport.spec.inference import check_entry_script_source
+from modelport.spec.model import ModelFile
+from modelport.spec.names import check_service_name, parse_model_id
+from modelport.store.services import ServiceRecord, new_key
+
+router = APIRouter(prefix="/api/v1")
+KEY_TYPES = ("Primary", "Secondary")
+
+
+def plane_of(request: Request) -> ControlPlane:
+    plane: ControlPlane | None = request.app.state.plane
+    if plane is None:
+        raise ServerUnavailableError("this server does not run services")
+    return plane
+
+
+class SnapshotIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    basename: str
+    files: list[ModelFile]
+
+
+@router.post("/snapshots", status_code=201)
+def create_snapshot(body: SnapshotIn, request: Request) -> dict[str, Any]:
+    return {"id": workspace_of(request).snapshots.put(body.basename, body.files)}
+
+
+class Deploy(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    name: str
+    models: list[str]
+    inference_config: dict[str, Any] = Field(alias="inferenceConfig")
+    snapshot: str
+    deployment_config: dict[str, Any] = Field(alias="deploymentConfig")
+    overwrite: bool = False
+
+
+class Update(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    models: list[str] | None = None
+    inference_config: dict[str, Any] | None = Field(None, alias="inferenceConfig")
+    snapshot: str | None = None
+    deployment_config: dict[str, Any] | None = Field(None, alias="deploymentConfig")
+
+
+def _checked_spec(ws: ServerWorkspace, spec: dict[str, Any]) -> dict[str, Any]:
+    """Refuse at deploy what could only fail later: models, configs, the entry script."""
+    if not spec["models"]:
+        raise InvalidInputError("deploy needs at least one model")
+    spec["models"] = [ws.models.get(*parse_model_id(m)).id for m in spec["models"]]
+    inference = plan.inference_config(spec)
+    config = plan.deployment_config(spec)
+    basename, files = ws.snapshots.get(spec["snapshot"])
+    entry = next((f for f in files if f.path == inference.entry_script), None)
+    if entry is None:
+        raise InvalidInputError(
+            f"entry script {inference.entry_script!r} is not in the source directory"
+            + (f" {basename!r}" if basename else "")
+        )
+    source = ws.blobs.path(entry.sha256).read_bytes().decode("utf-8", errors="replace")
+    check_entry_script_source(source, inference.entry_script)
+    spec["deploymentConfig"] = config.model_copy(
+        update={"primary_key": None, "secondary_key": None}
+    ).to_document()
+    return spec
+
+
+def _keys(doc: dict[str, Any]) -> tuple[str | None, str | None]:
+    keys = doc.get("keys") or {}
+    return keys.get("primaryKey"), keys.get("secondaryKey")
+
+
+def view(record: ServiceRecord, plane: ControlPlane) -> dict[str, Any]:
+    controller = plane.controllers.get(record.name)
+    config = plan.deployment_config(record.spec)
+    env = plan.environment(record.spec)
+    scoring = plane.scoring_uri(record.name)
+    return {
+        "name": record.name,
+        "state": record.state,
+        "error": record.error,
+        "computeType": "AKS" if isinstance(config, AksServiceDeploymentConfiguration) else "Local",
+        "generation": record.generation,
+        "scoringUri": scoring,
+        "swaggerUri": scoring.rsplit("/", 1)[0] + "/swagger.json",
+        "authEnabled": plan.plan(record.spec).auth,
+        "models": record.spec["models"],
+        "deploymentConfig": config.resolved().to_document(),
+        "inferenceConfig": {
+            k: v for k, v in record.spec["inferenceConfig"].items() if k != "environment"
+        },
+        "environment": None
+        if env is None
+        else {
+            "name": env.name,
+            "version": env.version,
+            "contentHash": env.content_hash(),
+        },
+        "replicas": controller.replica_views() if controller else [],
+        "deploymentStatus": {
+            "generation": record.generation,
+            "applied": controller.applied if controller else 0,
+            "messages": list(controller.messages) if controller else [],
+        },
+        "createdTime": record.created_time.isoformat(),
+        "updatedTime": record.updated_time.isoformat(),
+    }
+
+
+@router.post("/services", status_code=202)
+def deploy(body: Deploy, request: Request) -> dict[str, Any]:
+    ws, plane = workspace_of(request), plane_of(request)
+    check_service_name(body.name)
+    keys = _keys(body.deployment_config)
+    spec = _checked_spec(ws, body.model_dump(by_alias=True, exclude={"name", "overwrite"}))
+    record = ws.services.create(body.name, spec, keys, body.overwrite)
+    plane.notify(body.name)
+    return view(record, plane)
+
+
+@router.get("/services")
+def list_services(request: Request) -> dict[str, Any]:
+    plane = plane_of(request)
+    return {"value": [view(r, plane) for r in workspace_of(request).services.list()]}
+
+
+@router.get("/services/{name}")
+def get_service(name: str, request: Request) -> dict[str, Any]:
+    return view(workspace_of(request).services.get(name), plane_of(request))
+
+
+@router.patch("/services/{name}", status_code=202)
+def update_service(name: str, body: Update, request: Request) -> dict[str, Any]:
+    ws, plane = workspace_of(request), plane_of(request)
+    changes = body.model_dump(by_alias=True, exclude_none=True)
+    if not changes:
+        raise InvalidInputError("No parameters provided to update.")
+    current = ws.services.get(name)
+    spec = _checked_spec(ws, {**current.spec, **changes})
+    keys = _keys(changes.get("deploymentConfig", {}))
+    for which, value in zip(("primary", "secondary"), keys, strict=True):
+        if value:
+            ws.services.set_key(name, which, value)
+    record = ws.services.update_spec(name, spec)
+    plane.notify(name)
+    return view(record, plane)
+
+
+@router.delete("/services/{name}", status_code=202)
+def delete_service(name: str, request: Request) -> dict[str, Any]:
+    ws, plane = workspace_of(request), plane_of(request)
+    record = ws.services.mark_deleting(name)
+    plane.notify(name)
+    return {"name": record.name, "state": record.state}
+
+
+@router.get("/services/{name}/logs")
+def service_logs(
+    name: str, request: Request, num_lines: Annotated[int, Query(ge=1, le=1_000_000)] = 5000
+) -> dict[str, Any]:
+    workspace_of(request).services.get(name)
+    return {"name": name, "logs": plane_of(request).logs(name, num_lines)}
+
+
+@router.get("/services/{name}/keys")
+def service_keys(name: str, request: Request) -> dict[str, Any]:
+    record = workspace_of(request).services.get(name)
+    return {"primaryKey": record.primary_key, "secondaryKey": record.secondary_key}
+
+
+class Regenerate(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    key_type: str = Field(alias="keyType")
+    key_value: str | None = Field(None, alias="keyValue")
+
+
+@router.post("/services/{name}/regenerateKeys")
+def regenerate_key(
+    name: str, body: Annotated[Regenerate, Body()], request: Request
+) -> dict[str, Any]:
+    ws = workspace_of(request)
+    which = next((k for k in KEY_TYPES if k.lower() == body.key_type.lower()), None)
+    if which is None:
+        raise InvalidInputError(
+            f"Error, invalid value provided for key: {body.key_type}. "
+            f"Valid options are: {', '.join(KEY_TYPES)}"
+        )
+    value = body.key_value or new_key()
+    if len(value) < 8:
+        raise InvalidInputError("a key must be at least 8 characters long")
+    record = ws.services.set_key(name, which.lower(), value)
+    plane_of(request).notify(name)
+    return {"primaryKey": record.primary_key, "secondaryKey": record.secondary_key}

@@ -1,0 +1,119 @@
+"""The control plane's running part: service controllers, the router, the builder."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from modelport.compute.local.logs import tail
+from modelport.control import layout
+from modelport.control.controller import ServiceController
+from modelport.control.router_process import RouterProcess
+from modelport.control.workspace import ServerWorkspace
+from modelport.envs.builder import EnvironmentBuilder
+
+log = logging.getLogger("modelport.control")
+
+
+class ControlPlane:
+    def __init__(self, workspace: ServerWorkspace, router_host: str, router_port: int) -> None:
+        self.workspace = workspace
+        self.services = workspace.services
+        self.builder = EnvironmentBuilder(workspace.home / "envs")
+        self.router_host = router_host
+        self.router_port = router_port
+        self.router: RouterProcess | None = None
+        self.controllers: dict[str, ServiceController] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._publish_task: asyncio.Task[None] | None = None
+        self._publish_again = False
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.router = RouterProcess(
+            self.router_host,
+            self.router_port,
+            self.workspace.admin_token,
+            self.workspace.home / "logs" / "router.log",
+        )
+        await self.router.start()
+        for record in await asyncio.to_thread(self.services.list):
+            self._kick(record.name)
+
+    @property
+    def router_url(self) -> str:
+        assert self.router is not None
+        return self.router.url
+
+    def notify(self, name: str) -> None:
+        """Something changed for ``name`` in the store (callable from any thread)."""
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(self._kick, name)
+
+    def _kick(self, name: str) -> None:
+        controller = self.controllers.get(name)
+        if controller is None:
+            controller = self.controllers[name] = ServiceController(name, self)
+            controller.start()
+        controller.wake.set()
+
+    def forget(self, name: str) -> None:
+        self.controllers.pop(name, None)
+
+    def scoring_uri(self, name: str) -> str:
+        return f"{self.router_url}/api/v1/service/{name}/score"
+
+    async def publish(self) -> None:
+        """Give the router the current table and wait until it has taken it."""
+        if self.router is None:
+            return
+        services: dict[str, Any] = {}
+        for name, controller in self.controllers.items():
+            route = controller.route()
+            if route is not None:
+                services[name] = route
+        await self.router.publish(services)
+
+    def schedule_publish(self) -> None:
+        """publish() soon, from a synchronous callback; bursts are coalesced."""
+        if self._publish_task is not None and not self._publish_task.done():
+            self._publish_again = True
+            return
+        self._publish_task = asyncio.get_running_loop().create_task(self._publish_loop())
+
+    async def _publish_loop(self) -> None:
+        while True:
+            self._publish_again = False
+            await self.publish()
+            if not self._publish_again:
+                return
+
+    def logs(self, name: str, num_lines: int) -> str:
+        controller = self.controllers.get(name)
+        folder = layout.service_dir(self.workspace.home, name) / "logs"
+        files = sorted(folder.glob("replica-*.log"), key=lambda p: p.stat().st_mtime)
+        if controller is not None and controller.current is not None:
+            current = [r.log_path for r in controller.current.replicas.replicas]
+            files = [f for f in files if f in current] or files[-1:]
+        else:
+            files = files[-1:]
+        return _join_tails(files, num_lines)
+
+    async def stop(self) -> None:
+        for controller in list(self.controllers.values()):
+            await controller.shutdown()
+        if self._publish_task is not None:
+            self._publish_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._publish_task
+        if self.router is not None:
+            await self.router.stop()
+
+
+def _join_tails(files: list[Path], num_lines: int) -> str:
+    per_file = max(1, num_lines // max(1, len(files)))
+    parts = [f"=== {f.stem} ===\n{tail(f, per_file)}" for f in files]
+    return "\n".join(parts)

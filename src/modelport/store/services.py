@@ -1,0 +1,159 @@
+"""Services: what each should be (spec + generation) and what it is (state, error)."""
+
+from __future__ import annotations
+
+import builtins
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from modelport.errors import ConflictError, NotFoundError
+from modelport.store.database import Database
+from modelport.store.tables import ServiceRow, as_utc, utcnow
+
+TRANSITIONING, HEALTHY, UNHEALTHY, FAILED, DELETING = (
+    "Transitioning",
+    "Healthy",
+    "Unhealthy",
+    "Failed",
+    "Deleting",
+)
+
+
+def new_key() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class ServiceRecord:
+    name: str
+    generation: int
+    spec: dict[str, Any]
+    state: str
+    error: str | None
+    primary_key: str
+    secondary_key: str
+    created_time: datetime
+    updated_time: datetime
+
+
+def _record(row: ServiceRow) -> ServiceRecord:
+    return ServiceRecord(
+        row.name,
+        row.generation,
+        dict(row.spec),
+        row.state,
+        row.error,
+        row.primary_key,
+        row.secondary_key,
+        as_utc(row.created_time),
+        as_utc(row.updated_time),
+    )
+
+
+class ServiceStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(
+        self, name: str, spec: dict[str, Any], keys: tuple[str | None, str | None], overwrite: bool
+    ) -> ServiceRecord:
+        """A new service, or (with ``overwrite``) a new generation of an existing one."""
+        with self.db.transaction() as session:
+            row = session.get(ServiceRow, name)
+            if row is not None and not overwrite:
+                raise ConflictError(
+                    f"a service named {name!r} already exists",
+                    hint="deploy with --overwrite to replace it",
+                )
+            if row is not None and row.state == DELETING:
+                raise ConflictError(f"service {name!r} is being deleted; try again shortly")
+            if row is None:
+                row = ServiceRow(
+                    name=name,
+                    generation=0,
+                    created_time=utcnow(),
+                    primary_key=keys[0] or new_key(),
+                    secondary_key=keys[1] or new_key(),
+                )
+                session.add(row)
+            else:
+                row.primary_key = keys[0] or row.primary_key
+                row.secondary_key = keys[1] or row.secondary_key
+            row.generation += 1
+            row.spec = spec
+            row.state = TRANSITIONING
+            row.error = None
+            row.updated_time = utcnow()
+            session.flush()
+            return _record(row)
+
+    def update_spec(self, name: str, changes: dict[str, Any]) -> ServiceRecord:
+        with self.db.transaction() as session:
+            row = self._row(session, name)
+            if row.state == DELETING:
+                raise ConflictError(f"service {name!r} is being deleted")
+            row.spec = {**row.spec, **changes}
+            row.generation += 1
+            row.state = TRANSITIONING
+            row.error = None
+            row.updated_time = utcnow()
+            session.flush()
+            return _record(row)
+
+    def set_state(self, name: str, generation: int, state: str, error: str | None) -> None:
+        """Record what the reconciler saw, unless a newer generation was asked for meanwhile."""
+        with self.db.transaction() as session:
+            row = session.get(ServiceRow, name)
+            if row is None or row.state == DELETING or row.generation != generation:
+                return
+            if (row.state, row.error) != (state, error):
+                row.state, row.error = state, error
+                row.updated_time = utcnow()
+
+    def set_key(self, name: str, which: str, value: str) -> ServiceRecord:
+        with self.db.transaction() as session:
+            row = self._row(session, name)
+            setattr(row, f"{which}_key", value)
+            row.updated_time = utcnow()
+            session.flush()
+            return _record(row)
+
+    def mark_deleting(self, name: str) -> ServiceRecord:
+        with self.db.transaction() as session:
+            row = self._row(session, name)
+            row.state = DELETING
+            row.updated_time = utcnow()
+            session.flush()
+            return _record(row)
+
+    def remove(self, name: str) -> None:
+        with self.db.transaction() as session:
+            row = session.get(ServiceRow, name)
+            if row is not None:
+                session.delete(row)
+
+    def get(self, name: str) -> ServiceRecord:
+        with self.db.transaction() as session:
+            return _record(self._row(session, name))
+
+    def find(self, name: str) -> ServiceRecord | None:
+        with self.db.transaction() as session:
+            row = session.get(ServiceRow, name)
+            return None if row is None else _record(row)
+
+    def list(self) -> builtins.list[ServiceRecord]:
+        with self.db.transaction() as session:
+            return [
+                _record(r) for r in session.scalars(select(ServiceRow).order_by(ServiceRow.name))
+            ]
+
+    @staticmethod
+    def _row(session: Any, name: str) -> ServiceRow:
+        row = session.get(ServiceRow, name)
+        if row is None:
+            raise NotFoundError(f"Webservice with name {name} not found in provided workspace")
+        return row  # type: ignore[no-any-return]
