@@ -10,6 +10,7 @@ from modelport.cli.demo import demo
 from modelport.cli.environments import environment_group
 from modelport.cli.models import model_group
 from modelport.cli.server import down, up
+from modelport.cli.services import deploy, service_group
 from modelport.cli.validate import validate
 
 
@@ -24,6 +25,8 @@ cli.add_command(down)
 cli.add_command(demo)
 cli.add_command(model_group)
 cli.add_command(environment_group)
+cli.add_command(service_group)
+model_group.add_command(deploy)
 cli.add_command(validate)
 
 

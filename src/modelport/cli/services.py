@@ -1,0 +1,287 @@
+"""``modelport model deploy`` and ``modelport service ...``"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.table import Table
+
+from modelport.cli.base import console, emit, err_console, output_option
+from modelport.errors import InvalidInputError, NotFoundError
+
+if TYPE_CHECKING:
+    from modelport.sdk.inference import InferenceConfig
+    from modelport.sdk.webservice import Webservice
+    from modelport.sdk.workspace import Workspace
+    from modelport.spec.deployment import DeploymentConfiguration
+
+
+def _workspace() -> Workspace:
+    from modelport.sdk.workspace import Workspace
+
+    return Workspace.from_config()
+
+
+def _service(name: str) -> Webservice:
+    from modelport.sdk.webservice import Webservice
+
+    return Webservice(_workspace(), name)
+
+
+def _inference_config(path: str, env: str | None, env_version: str | None) -> InferenceConfig:
+    from modelport.sdk.environment import Environment
+    from modelport.sdk.inference import InferenceConfig
+
+    config = InferenceConfig.from_file(path)
+    if env is None:
+        return config
+    if config.environment is not None:
+        raise InvalidInputError("the inference config has an environment already; drop -e")
+    environment = Environment.get(_workspace(), env, env_version)
+    values = config.spec.model_dump(exclude_none=True, exclude={"environment"})
+    return InferenceConfig(**values, environment=environment)
+
+
+def _deployment_config(path: str) -> DeploymentConfiguration:
+    from modelport.sdk.environment import read_text
+    from modelport.spec.deployment import deployment_config_from_document
+    from modelport.spec.document import parse_document
+
+    name = Path(path).name
+    return deployment_config_from_document(parse_document(read_text(path), name), name)
+
+
+def _wait(service: Webservice) -> None:
+    with console.status(f"waiting for {service.name} ..."):
+        service.wait_for_deployment(show_output=True)
+    console.print(f"Service [bold]{service.name}[/bold] is {service.state}: {service.scoring_uri}")
+
+
+ic_option = click.option(
+    "--ic", "-ic", "--inference-config-file", "ic", help="inferenceconfig.json/.yml"
+)
+dc_option = click.option(
+    "--dc", "-dc", "--deploy-config-file", "dc", help="deploymentconfig.json/.yml"
+)
+wait_option = click.option(
+    "--no-wait", is_flag=True, help="Return without waiting for the roll-out."
+)
+
+
+@click.command("deploy")
+@click.option("-n", "--name", required=True, help="Service name.")
+@click.option(
+    "-m",
+    "--model",
+    "models",
+    multiple=True,
+    required=True,
+    help="Model NAME:VERSION (or NAME for the latest), repeatable.",
+)
+@ic_option
+@dc_option
+@click.option(
+    "--ct",
+    "-ct",
+    "--compute-target",
+    "compute_target",
+    default="local",
+    show_default=True,
+    help="Compute target.",
+)
+@click.option("-e", "--environment-name", "env", help="A registered environment to run in.")
+@click.option("--ev", "--environment-version", "env_version", help="Its version (default: latest).")
+@click.option("--overwrite", is_flag=True, help="Replace a service of the same name.")
+@wait_option
+def deploy(
+    name: str,
+    models: tuple[str, ...],
+    ic: str | None,
+    dc: str | None,
+    compute_target: str,
+    env: str | None,
+    env_version: str | None,
+    overwrite: bool,
+    no_wait: bool,
+) -> None:
+    """Deploy models as a web service (v1: az ml model deploy)."""
+    from modelport.sdk.model import Model
+
+    if ic is None:
+        raise InvalidInputError("give the inference config with --ic inferenceconfig.json")
+    workspace = _workspace()
+    inference = _inference_config(ic, env, env_version)
+    config = _deployment_config(dc) if dc else None
+    registered = [Model(workspace, id=m) for m in models]
+    service = Model.deploy(
+        workspace, name, registered, inference, config, compute_target, overwrite
+    )
+    if no_wait:
+        console.print(f"Deploying {name}: {service.state}")
+        return
+    _wait(service)
+
+
+@click.group("service")
+def service_group() -> None:
+    """Show, score, update and delete web services."""
+
+
+def _services_table(items: list[dict[str, Any]]) -> Table:
+    table = Table("name", "state", "type", "replicas", "scoring uri")
+    for s in items:
+        ready = sum(r["state"] == "Ready" for r in s["replicas"])
+        table.add_row(
+            s["name"],
+            s["state"],
+            s["computeType"],
+            f"{ready}/{len(s['replicas'])}",
+            s["scoringUri"],
+        )
+    return table
+
+
+def _service_table(s: dict[str, Any]) -> Table:
+    table = Table("field", "value", show_header=False)
+    for key in (
+        "name",
+        "state",
+        "computeType",
+        "scoringUri",
+        "swaggerUri",
+        "authEnabled",
+        "generation",
+        "createdTime",
+        "updatedTime",
+    ):
+        table.add_row(key, str(s[key]))
+    table.add_row("models", ", ".join(s["models"]))
+    env = s.get("environment")
+    table.add_row(
+        "environment", f"{env['name']} ({env['contentHash'][:12]})" if env else "(server's)"
+    )
+    table.add_row(
+        "replicas",
+        "\n".join(
+            f"#{r['index']} :{r['port']} {r['state']} restarts={r['restarts']}"
+            for r in s["replicas"]
+        ),
+    )
+    if s.get("error"):
+        table.add_row("error", s["error"])
+    return table
+
+
+name_option = click.option("-n", "--name", required=True, help="Service name.")
+
+
+@service_group.command("list")
+@output_option
+def list_services(output: str) -> None:
+    """List services."""
+    from modelport.sdk.webservice import Webservice
+
+    emit([s.serialize() for s in Webservice.list(_workspace())], output, _services_table)
+
+
+@service_group.command("show")
+@name_option
+@output_option
+def show(name: str, output: str) -> None:
+    """Show one service: state, scoring URI, replicas, error."""
+    emit(_service(name).serialize(), output, _service_table)
+
+
+@service_group.command("logs")
+@name_option
+@click.option("-l", "--num-lines", default=5000, show_default=True, type=click.IntRange(min=1))
+def logs(name: str, num_lines: int) -> None:
+    """Print the replicas' logs."""
+    click.echo(_service(name).get_logs(num_lines))
+
+
+@service_group.command("keys")
+@name_option
+@output_option
+def keys(name: str, output: str) -> None:
+    """Print the primary and secondary keys."""
+    primary, secondary = _service(name).get_keys()
+
+    def table(data: dict[str, str]) -> Table:
+        t = Table("key", "value")
+        for k, v in data.items():
+            t.add_row(k, v)
+        return t
+
+    emit({"primaryKey": primary, "secondaryKey": secondary}, output, table)
+
+
+@service_group.command("regen-key")
+@name_option
+@click.option("-k", "--key", required=True, help="Primary or Secondary.")
+@click.option("--set-key", help="Use this value instead of a generated one.")
+def regen_key(name: str, key: str, set_key: str | None) -> None:
+    """Regenerate one key (the other keeps working)."""
+    _service(name).regen_key(key, set_key)
+    console.print(f"Regenerated the {key.lower()} key of {name}")
+
+
+@service_group.command("run")
+@name_option
+@click.option("-d", "--input-data", help="The request body (JSON).")
+@click.option("-f", "--input-file", help="A file holding the request body.")
+def run(name: str, input_data: str | None, input_file: str | None) -> None:
+    """Score: send a request with the primary key and print the answer."""
+    from modelport.sdk.environment import read_text
+
+    if (input_data is None) == (input_file is None):
+        raise InvalidInputError("give the body with exactly one of -d or -f")
+    body = input_data if input_data is not None else read_text(str(input_file))
+    click.echo(json.dumps(_service(name).run(body)))
+
+
+@service_group.command("update")
+@name_option
+@click.option("-m", "--model", "models", multiple=True, help="Model NAME:VERSION, repeatable.")
+@ic_option
+@dc_option
+@wait_option
+def update(
+    name: str, models: tuple[str, ...], ic: str | None, dc: str | None, no_wait: bool
+) -> None:
+    """Roll out new models, code or settings with no failed request."""
+    from modelport.sdk.model import Model
+
+    service = _service(name)
+    workspace = service.workspace
+    service.update(
+        models=[Model(workspace, id=m) for m in models] or None,
+        inference_config=_inference_config(ic, None, None) if ic else None,
+        deployment_config=_deployment_config(dc) if dc else None,
+    )
+    if not no_wait:
+        _wait(service)
+
+
+@service_group.command("delete")
+@name_option
+@wait_option
+def delete(name: str, no_wait: bool) -> None:
+    """Delete a service: drain its replicas, then remove it."""
+    service = _service(name)
+    service.delete()
+    if not no_wait:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                _service(name)
+            except NotFoundError:
+                break
+            time.sleep(0.2)
+        else:
+            err_console.print(f"{name} is still being deleted")
+    console.print(f"Deleted service {name}")
