@@ -54,18 +54,37 @@ def run_concurrently(task: Callable[[], T], count: int, timeout_s: float = 120.0
     return results
 
 
-def child_pids() -> list[int]:
-    """Live (non-zombie) processes whose parent is this test process."""
-    me = str(os.getpid())
-    out = []
+def _processes() -> dict[int, int]:
+    """pid -> parent pid of every live (non-zombie) process."""
+    out = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if fields[1] == me and fields[0] != "Z":
-            out.append(int(stat.parent.name))
+        if fields[0] != "Z":
+            out[int(stat.parent.name)] = int(fields[1])
     return out
+
+
+def child_pids(parent: int | None = None) -> list[int]:
+    """Live processes whose parent is ``parent`` (default: this test process)."""
+    parent = os.getpid() if parent is None else parent
+    return [pid for pid, ppid in _processes().items() if ppid == parent]
+
+
+def descendants(root: int) -> set[int]:
+    procs = _processes()
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {pid for pid, ppid in procs.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    return pid in _processes()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -97,15 +116,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 class ServerProcess:
     """``modelport up --port 0`` as a real process, with its own MODELPORT_HOME."""
 
-    def __init__(self, home: Path, database_url: str | None = None) -> None:
+    def __init__(
+        self, home: Path, database_url: str | None = None, router_port: str | None = "0"
+    ) -> None:
         self.home = home
         env = {**os.environ, "MODELPORT_HOME": str(home)}
         env.pop("MODELPORT_DATABASE_URL", None)
         if database_url:
             env["MODELPORT_DATABASE_URL"] = database_url
         self.log = (home.parent / f"{home.name}-server.log").open("wb")
+        command = [sys.executable, "-m", "modelport", "up", "--port", "0"]
+        if router_port is not None:
+            command += ["--router-port", router_port]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "modelport", "up", "--port", "0"],
+            command,
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -115,6 +139,7 @@ class ServerProcess:
         config = read_config(home / "config.json")
         self.url: str = config["url"]
         self.token: str = config["token"]
+        self.router_url: str = config["routerUrl"]
 
     def _ready(self) -> bool:
         if self.proc.poll() is not None:
@@ -128,15 +153,21 @@ class ServerProcess:
             return False
 
     def stop(self) -> None:
+        """Stop the server; its router and replicas must be gone with it."""
+        family = descendants(self.proc.pid)
         self.proc.terminate()
         try:
-            self.proc.wait(timeout=15)
+            self.proc.wait(timeout=30)
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
             self.log.close()
-        assert self.proc.returncode is not None
+        wait_for(
+            lambda: not any(alive(p) for p in family),
+            timeout_s=15,
+            what=f"the server's processes {sorted(family)} to exit",
+        )
 
 
 @pytest.fixture

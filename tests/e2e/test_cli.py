@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from modelport.process import pid_is_modelport, read_server_pid
-from tests.conftest import wait_for
+from tests.conftest import alive, descendants, wait_for
 from tests.e2e.test_sdk import make_folder, same_tree
 
 
@@ -54,13 +54,15 @@ def cli(tmp_path: Path) -> Iterator[Cli]:
         yield runner
     finally:
         pid = read_server_pid(home)
+        family = descendants(pid) if pid is not None else set()
         runner("down")
         if pid is not None:
             wait_for(lambda: not pid_is_modelport(pid), what="the server to stop")
+        wait_for(lambda: not any(alive(p) for p in family), what="router and replicas to stop")
 
 
 def test_model_commands_end_to_end(cli: Cli, tmp_path: Path) -> None:
-    started = cli("up", "--detach", "--port", "0")
+    started = cli("up", "--detach", "--port", "0", "--router-port", "0")
     assert started.code == 0 and "modelport server running at http://127.0.0.1:" in started.out
     folder = make_folder(tmp_path)
     for version in (1, 2, 3):
@@ -124,14 +126,14 @@ def test_model_commands_end_to_end(cli: Cli, tmp_path: Path) -> None:
 def test_bad_input_gives_a_message_and_an_exit_code(
     cli: Cli, args: tuple[str, ...], code: int, message: str
 ) -> None:
-    assert cli("up", "--detach", "--port", "0").code == 0
+    assert cli("up", "--detach", "--port", "0", "--router-port", "0").code == 0
     result = cli(*args)
     assert result.code == code, (result.out, result.err)
     assert message in result.err
 
 
 def test_environment_commands(cli: Cli, tmp_path: Path) -> None:
-    assert cli("up", "--detach", "--port", "0").code == 0
+    assert cli("up", "--detach", "--port", "0", "--router-port", "0").code == 0
     (tmp_path / "requirements.txt").write_text("scikit-learn==1.5.2\n")
     (tmp_path / "env.yml").write_text("dependencies:\n  - python=3.11\n  - pip:\n    - numpy\n")
     (tmp_path / "env.json").write_text(
@@ -176,13 +178,13 @@ def test_environment_commands(cli: Cli, tmp_path: Path) -> None:
 def test_server_lifecycle(cli: Cli, tmp_path: Path) -> None:
     no_server = cli("model", "list")
     assert no_server.code == 6 and "modelport up" in no_server.err
-    assert cli("up", "--detach", "--port", "0").code == 0
+    assert cli("up", "--detach", "--port", "0", "--router-port", "0").code == 0
     home = Path(cli.env["MODELPORT_HOME"])
     pid = read_server_pid(home)
     assert pid is not None and pid_is_modelport(pid)
     second = cli("up", "--port", "0")
     assert second.code == 5 and "already running" in second.err
-    reused = cli("up", "--detach", "--port", "0")
+    reused = cli("up", "--detach", "--port", "0", "--router-port", "0")
     assert reused.code == 0 and read_server_pid(home) == pid
     stopped = cli("down")
     assert stopped.code == 0 and f"pid {pid}" in stopped.out
@@ -191,13 +193,87 @@ def test_server_lifecycle(cli: Cli, tmp_path: Path) -> None:
     assert after.code == 6 and "cannot reach the modelport server" in after.err
 
 
-def test_demo_registers_a_sample_model(cli: Cli, tmp_path: Path) -> None:
-    first = cli("demo", "--dir", "demo-files", "--port", "0")
+def test_demo_deploys_and_its_curl_line_scores(cli: Cli, tmp_path: Path) -> None:
+    first = cli("demo", "--dir", "demo-files", "--port", "0", "--router-port", "0")
     assert first.code == 0, first.err
-    assert "registered demo-linear:1" in first.out
-    assert (tmp_path / "demo-files" / "model" / "weights.json").is_file()
-    second = cli("demo", "--dir", "demo-files", "--port", "0")
-    assert second.code == 0 and "registered demo-linear:2" in second.out
+    assert "registered model iris-classifier:1" in first.out
+    assert "['setosa', 'versicolor', 'virginica']" in first.out
+    for name in ("score.py", "inferenceconfig.json", "deploymentconfig.json"):
+        assert list((tmp_path / "demo-files").rglob(name)), name
+    curl = next(line for line in first.out.splitlines() if line.startswith("curl "))
+    scored = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=60)
+    assert json.loads(scored.stdout) == ["setosa"]
+    second = cli("demo", "--dir", "demo-files", "--port", "0", "--router-port", "0")
+    assert second.code == 0 and "registered model iris-classifier:2" in second.out
+    assert "environment iris-demo-env" in second.err and "cache hit" in second.err
+
+
+V1_SCORE = """
+import json
+
+def init():
+    global offset
+    offset = {offset}
+
+def run(raw_data):
+    return [x + offset for x in json.loads(raw_data)["data"]]
+"""
+
+
+def test_deploy_and_service_commands(cli: Cli, tmp_path: Path) -> None:
+    assert cli("up", "--detach", "--port", "0", "--router-port", "0").code == 0
+    (tmp_path / "model.txt").write_text("weights")
+    assert cli("model", "register", "-n", "adder", "-p", "model.txt").code == 0
+    for version, offset in (("v1", 100), ("v2", 200)):
+        (tmp_path / version).mkdir()
+        (tmp_path / version / "score.py").write_text(V1_SCORE.format(offset=offset))
+        (tmp_path / version / "inferenceconfig.json").write_text(
+            json.dumps({"entryScript": "score.py", "sourceDirectory": "."})
+        )
+    (tmp_path / "deploymentconfig.json").write_text(
+        json.dumps(
+            {"computeType": "aks", "numReplicas": 2, "autoScaler": {"autoscaleEnabled": False}}
+        )
+    )
+    deployed = cli(
+        "model",
+        "deploy",
+        "-n",
+        "adder-svc",
+        "-m",
+        "adder:1",
+        "-ic",
+        "v1/inferenceconfig.json",
+        "-dc",
+        "deploymentconfig.json",
+    )
+    assert deployed.code == 0, deployed.err
+    assert "Service adder-svc is Healthy" in deployed.out and "replica(s) ready" in deployed.err
+    listed = cli("service", "list", "-o", "json").json()
+    assert [(s["name"], s["state"]) for s in listed] == [("adder-svc", "Healthy")]
+    assert (
+        cli("service", "run", "-n", "adder-svc", "-d", '{"data": [1, 2]}').out.strip()
+        == "[101, 102]"
+    )
+    keys = cli("service", "keys", "-n", "adder-svc", "-o", "json").json()
+    assert cli("service", "regen-key", "-n", "adder-svc", "-k", "Primary").code == 0
+    assert (
+        cli("service", "keys", "-n", "adder-svc", "-o", "json").json()["primaryKey"]
+        != keys["primaryKey"]
+    )
+    assert "calling init() of" in cli("service", "logs", "-n", "adder-svc", "-l", "20").out
+    updated = cli("service", "update", "-n", "adder-svc", "--ic", "v2/inferenceconfig.json")
+    assert updated.code == 0, updated.err
+    assert cli("service", "run", "-n", "adder-svc", "-d", '{"data": [1]}').out.strip() == "[201]"
+    shown = cli("service", "show", "-n", "adder-svc", "-o", "json").json()
+    assert shown["generation"] == 2 and shown["state"] == "Healthy"
+    taken = cli(
+        "model", "deploy", "-n", "adder-svc", "-m", "adder:1", "--ic", "v1/inferenceconfig.json"
+    )
+    assert taken.code == 5 and "--overwrite" in taken.err
+    assert cli("service", "delete", "-n", "adder-svc").code == 0
+    gone = cli("service", "show", "-n", "adder-svc")
+    assert gone.code == 3 and "Webservice with name adder-svc not found" in gone.err
 
 
 def test_validate_reports_v1_problems_in_files(cli: Cli, tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ class Route:
     key_digests: tuple[bytes, ...]
     backends: list[Backend]
     timeout_s: float
+    turn: int = 0
 
     def authorised(self, header: bytes | None) -> bool:
         """Constant-time check of ``Bearer <key>`` against the key digests."""
@@ -38,11 +39,16 @@ class Route:
         return ok
 
     def pick(self, exclude: Backend | None = None) -> Backend | None:
-        """The ready replica with the fewest requests in flight."""
+        """The ready replica with the fewest requests in flight; ties take turns."""
+        backends = self.backends
+        count = len(backends)
         best: Backend | None = None
-        for b in self.backends:
+        start = self.turn
+        for i in range(count):
+            b = backends[(start + i) % count]
             if b is not exclude and (best is None or b.in_flight < best.in_flight):
                 best = b
+        self.turn = (start + 1) % count if count else 0
         return best
 
 

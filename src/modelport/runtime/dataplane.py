@@ -89,7 +89,7 @@ class Dataplane:
         self, request: Request, headers: Headers
     ) -> tuple[dict[str, Any], Response | None]:
         script = self.script
-        extra = {"request_headers": dict(headers)} if script.wants_headers else {}
+        extra = {"request_headers": headers} if script.wants_headers else {}
         if script.mode == RAW:
             raw = AMLRequest(request.method, request.path, request.query, headers, request.body)
             return {script.params[0]: raw, **extra}, None

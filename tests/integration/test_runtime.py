@@ -1,0 +1,260 @@
+"""The replica runtime (contract section 5) as a real process on loopback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import wait_for
+from tests.pgserver import free_port
+
+PLAIN = """
+    import json, os, time
+    from modelport import Model
+
+    def init():
+        global scale
+        scale = json.load(open(Model.get_model_path("lin") + "/w.json"))["scale"]
+
+    def run(data, request_headers):
+        body = json.loads(data)
+        if body.get("fail"):
+            raise RuntimeError("asked to fail")
+        if body.get("spin"):
+            while True:
+                pass
+        return {"y": [v * scale for v in body["x"]], "agent": request_headers.get("User-Agent")}
+"""
+
+SCHEMA = """
+    import numpy as np
+    from inference_schema.schema_decorators import input_schema, output_schema
+    from inference_schema.parameter_types.numpy_parameter_type import NumpyParameterType
+    from inference_schema.parameter_types.standard_py_parameter_type import StandardPythonParameterType
+
+    def init():
+        pass
+
+    @input_schema("data", NumpyParameterType(np.array([[1.0, 2.0]])))
+    @input_schema("factor", StandardPythonParameterType(2.0))
+    @output_schema(StandardPythonParameterType([3.0]))
+    def run(data, factor):
+        return (data.sum(axis=1) * factor).tolist()
+"""
+
+RAW = """
+    from modelport.runtime.api import AMLResponse, rawhttp
+
+    def init():
+        pass
+
+    @rawhttp
+    def run(request):
+        if request.method == "GET":
+            return AMLResponse({"args": request.args.get("q")}, 200, json_str=True)
+        return AMLResponse(request.get_data(as_text=True).upper(), 201, {"X-Custom": "yes"})
+"""
+
+INIT_FAILS = """
+    def init():
+        raise ValueError("cannot load the model")
+
+    def run(data):
+        return data
+"""
+
+
+class Replica:
+    def __init__(self, root: Path, script: str, timeout_ms: int = 60000) -> None:
+        (root / "azureml-models" / "lin" / "1" / "lin").mkdir(parents=True)
+        (root / "azureml-models" / "lin" / "1" / "lin" / "w.json").write_text('{"scale": 3}')
+        (root / "src").mkdir()
+        (root / "src" / "score.py").write_text(textwrap.dedent(script))
+        self.port = free_port()
+        self.log = (root / "replica.log").open("wb")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "modelport.runtime",
+                "--app-root",
+                str(root),
+                "--entry-script",
+                "src/score.py",
+                "--port",
+                str(self.port),
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={
+                "PATH": "/usr/bin:/bin",
+                "SCORING_TIMEOUT_MS": str(timeout_ms),
+                "AZUREML_MODEL_DIR": str(root / "azureml-models" / "lin" / "1"),
+            },
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+
+    def wait_ready(self) -> None:
+        def ready() -> bool:
+            assert self.proc.poll() is None, Path(self.log.name).read_text()
+            try:
+                return self.client.get("/").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(ready, what="the replica to answer")
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+@contextmanager
+def running(tmp_path: Path, script: str, **kw: int) -> Iterator[Replica]:
+    replica = Replica(tmp_path, script, **kw)
+    try:
+        replica.wait_ready()
+        yield replica
+    finally:
+        replica.stop()
+
+
+@pytest.fixture
+def plain(tmp_path: Path) -> Iterator[Replica]:
+    with running(tmp_path, PLAIN, timeout_ms=1500) as replica:
+        yield replica
+
+
+def test_liveness_and_plain_scoring(plain: Replica) -> None:
+    live = plain.client.get("/")
+    assert live.text == "Healthy"
+    r = plain.client.post("/score", content=b'{"x": [1, 2]}', headers={"User-Agent": "t/1"})
+    assert r.status_code == 200 and r.json() == {"y": [3, 6], "agent": "t/1"}
+    assert r.headers["content-type"] == "application/json"
+    assert float(r.headers["x-ms-run-fn-exec-ms"]) >= 0
+    assert r.headers["x-ms-server-version"].startswith("modelport-runtime/")
+
+
+def test_request_ids_are_echoed_and_bounded(plain: Replica) -> None:
+    r = plain.client.post(
+        "/score",
+        content=b'{"x": []}',
+        headers={"x-request-id": "abc-1", "x-ms-client-request-id": "c-9"},
+    )
+    assert r.headers["x-request-id"] == "abc-1"
+    assert r.headers["x-ms-client-request-id"] == "c-9"
+    assert r.headers["x-ms-request-id"] == "c-9"
+    assert plain.client.post("/score", headers={"x-request-id": "x" * 101}).status_code == 431
+    generated = plain.client.get("/").headers["x-request-id"]
+    assert len(generated) == 36
+
+
+def test_run_failure_and_methods(plain: Replica) -> None:
+    r = plain.client.post("/score", content=b'{"fail": true}')
+    assert r.status_code == 500
+    assert r.json() == {
+        "message": "An unexpected error occurred in scoring script. Check the logs for more info."
+    }
+    assert r.headers["x-ms-run-function-failed"] == "True"
+    assert plain.client.post("/score", content=b'{"x": [1]}').status_code == 200
+    assert plain.client.options("/score").status_code == 200
+    assert plain.client.put("/score").status_code == 405
+    missing = plain.client.get("/nothing")
+    assert missing.status_code == 404 and "message" in missing.json()
+    log = Path(plain.log.name).read_text()
+    assert "RuntimeError: asked to fail" in log
+
+
+def test_scoring_timeout_interrupts_run(plain: Replica) -> None:
+    r = plain.client.post("/score", content=b'{"spin": true}')
+    assert r.status_code == 500 and r.json() == {"message": "Scoring timeout after 1500 ms"}
+    assert r.headers["x-ms-run-function-failed"] == "True"
+    # the spinning run() was interrupted, so the replica scores again at once
+    assert plain.client.post("/score", content=b'{"x": [2]}').json()["y"] == [6]
+
+
+def test_get_query_becomes_a_json_string(plain: Replica) -> None:
+    r = plain.client.get("/score", params={"x": "[4]"})
+    assert r.status_code == 200 and r.json()["y"] == [12]
+
+
+def test_schema_decorated_run(tmp_path: Path) -> None:
+    with running(tmp_path, SCHEMA) as replica:
+        ok = replica.client.post("/score", json={"data": [[1.0, 2.0], [3.0, 4.0]], "factor": 10})
+        assert ok.status_code == 200 and ok.json() == [30.0, 70.0]
+        no_type = replica.client.post("/score", content=b'{"data": [[1, 2]]}')
+        assert no_type.status_code == 415
+        not_dict = replica.client.post("/score", json=[1, 2])
+        assert not_dict.status_code == 400 and "JSON dictionary" in not_dict.json()["message"]
+        bad_json = replica.client.post(
+            "/score", content=b"{oops", headers={"content-type": "application/json"}
+        )
+        assert bad_json.status_code == 400
+        missing = replica.client.post("/score", json={"data": [[1.0, 2.0]]})
+        assert missing.status_code == 400
+        assert missing.json()["message"] == "A value is not provided for the 'factor' parameter."
+        swagger = replica.client.get("/swagger.json").json()
+        props = swagger["definitions"]["ServiceInput"]["properties"]
+        assert set(props) == {"data", "factor"} and swagger["swagger"] == "2.0"
+        v3 = replica.client.get("/swagger.json", params={"version": "3"}).json()
+        assert v3["openapi"].startswith("3.0") and "ServiceInput" in v3["components"]["schemas"]
+        assert replica.client.get("/swagger.json", params={"version": "9"}).status_code == 404
+
+
+def test_rawhttp_run(tmp_path: Path) -> None:
+    with running(tmp_path, RAW) as replica:
+        posted = replica.client.post("/score", content=b"shout")
+        assert posted.status_code == 201 and posted.text == "SHOUT"
+        assert posted.headers["x-custom"] == "yes"
+        got = replica.client.get("/score", params={"q": "hello"})
+        assert got.json() == {"args": "hello"}
+
+
+def test_init_failure_exits_with_code_3(tmp_path: Path) -> None:
+    replica = Replica(tmp_path, INIT_FAILS)
+    try:
+        assert replica.proc.wait(timeout=30) == 3
+    finally:
+        replica.stop()
+    log = (tmp_path / "replica.log").read_text()
+    assert "ValueError: cannot load the model" in log
+
+
+NAPS = """
+    import os, time
+    from pathlib import Path
+
+    def init():
+        pass
+
+    def run(data):
+        Path(os.environ["AML_APP_ROOT"], "started").touch()
+        time.sleep(float(data))
+        return "rested"
+"""
+
+
+def test_sigterm_lets_the_request_in_progress_finish(tmp_path: Path) -> None:
+    with running(tmp_path, NAPS) as replica:
+        result: dict[str, httpx.Response] = {}
+        call = threading.Thread(
+            target=lambda: result.update(r=replica.client.post("/score", content=b"1.0"))
+        )
+        call.start()
+        wait_for(lambda: (tmp_path / "started").exists(), what="run() to start")
+        replica.proc.terminate()
+        call.join(timeout=30)
+        assert result["r"].status_code == 200 and result["r"].json() == "rested"
+        assert replica.proc.wait(timeout=30) == 0
