@@ -358,3 +358,56 @@ def test_served_json_is_json(ws: Workspace, model: Model, tmp_path: Path) -> Non
     service.wait_for_deployment()
     r = httpx.post(service.scoring_uri, content=json.dumps({"x": [1]}))
     assert r.headers["content-type"] == "application/json" and r.json()["y"] == [10]
+
+
+MULTI = """
+    import json, os
+    from pathlib import Path
+    from modelport import Model
+
+    def init():
+        pass
+
+    def run(raw):
+        return {
+            "model_dir": os.environ["AZUREML_MODEL_DIR"],
+            "a": Path(Model.get_model_path("model-a")).read_text(),
+            "b2": Path(Model.get_model_path("model-b", version=2)).read_text(),
+            "files": sorted(p.name for p in Path(os.environ["AML_APP_ROOT"], "app-src").iterdir()),
+        }
+"""
+
+
+def test_local_service_with_several_models_and_ignored_files(ws: Workspace, tmp_path: Path) -> None:
+    from modelport import LocalWebservice
+    from tests.pgserver import free_port
+
+    for name, texts in (("model-a", ["a1"]), ("model-b", ["b1", "b2"])):
+        for text in texts:
+            (tmp_path / "m.txt").write_text(text)
+            Model.register(ws, tmp_path / "m.txt", name)
+    src = tmp_path / "app-src"
+    (src / "data").mkdir(parents=True)
+    (src / "score.py").write_text(textwrap.dedent(MULTI))
+    (src / "keep.txt").write_text("kept")
+    (src / "secret.env").write_text("TOKEN=do-not-ship")
+    (src / "data" / "big.bin").write_bytes(b"0" * 1000)
+    (src / ".gitignore").write_text("keep.txt\n")  # ignored: .amlignore wins
+    (src / ".amlignore").write_text("*.env\ndata/\n")
+    port = free_port()
+    models = [Model(ws, "model-a"), Model(ws, "model-b", version=2)]
+    service = Model.deploy(
+        ws,
+        "local-svc",
+        models,
+        InferenceConfig(entry_script="score.py", source_directory=src),
+        LocalWebservice.deploy_configuration(port=port),
+    )
+    service.wait_for_deployment()
+    assert service.compute_type == "Local" and not service.auth_enabled
+    answer = service.run({})
+    assert answer["model_dir"].endswith("/azureml-models")
+    assert (answer["a"], answer["b2"]) == ("a1", "b2")
+    assert answer["files"] == [".amlignore", ".gitignore", "keep.txt", "score.py"]
+    direct = httpx.post(f"http://127.0.0.1:{port}/score", content=b"{}")
+    assert direct.status_code == 200 and direct.json() == answer
