@@ -46,15 +46,6 @@ SCORE = """
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path / "home")
-    try:
-        yield proc
-    finally:
-        proc.stop()
-
-
-@pytest.fixture
 def ws(server: ServerProcess) -> Iterator[Workspace]:
     with Workspace.from_config(server.home) as workspace:
         yield workspace

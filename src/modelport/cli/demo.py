@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from modelport.cli.base import console
-from modelport.cli.server import DEFAULT_PORT, start_detached
+from modelport.cli.server import port_option, router_port_option, start_detached
 from modelport.errors import InvalidInputError
 from modelport.home import home_dir
 
@@ -110,18 +110,8 @@ def write_files(folder: Path) -> tuple[Path, Path, Path]:
     show_default=True,
     help="Folder the demo's files are written to.",
 )
-@click.option(
-    "--port",
-    default=DEFAULT_PORT,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="Management API port if a server has to be started (0: any free port).",
-)
-@click.option(
-    "--router-port",
-    type=click.IntRange(0, 65535),
-    help="Scoring port if a server has to be started (default 7371).",
-)
+@port_option
+@router_port_option
 def demo(folder: str, port: int, router_port: int | None) -> None:
     """Deploy a scikit-learn model with two replicas on this machine and score it."""
     from modelport.sdk.inference import InferenceConfig

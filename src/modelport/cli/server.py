@@ -18,15 +18,23 @@ DEFAULT_PORT = 7370
 START_TIMEOUT_S = 60.0
 
 
-@click.command("up")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
+port_option = click.option(
     "--port",
     default=DEFAULT_PORT,
     show_default=True,
     type=click.IntRange(0, 65535),
     help="Port of the management API (0: any free port).",
 )
+router_port_option = click.option(
+    "--router-port",
+    type=click.IntRange(0, 65535),
+    help="Scoring port (default: the last one used, else 7371; 0: any free port).",
+)
+
+
+@click.command("up")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@port_option
 @click.option(
     "--database-url",
     envvar="MODELPORT_DATABASE_URL",
@@ -38,11 +46,7 @@ START_TIMEOUT_S = 60.0
     show_default=True,
     help="Address the router takes scoring requests on.",
 )
-@click.option(
-    "--router-port",
-    type=click.IntRange(0, 65535),
-    help="Scoring port (default: the last one used, else 7371; 0: any free port).",
-)
+@router_port_option
 @click.option("--detach", is_flag=True, help="Run in the background; `modelport down` stops it.")
 def up(
     host: str,
