@@ -119,6 +119,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body: list[bytes] = []
         self._size = 0
         self._refused = False
+        self._deferred: Response | None = None  # a refusal waiting for the response in progress
 
     # -- asyncio callbacks --------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -199,6 +200,10 @@ class HttpProtocol(asyncio.Protocol):
                 self.transport.close()
                 return
         self.task = None
+        if self._deferred is not None and self.transport is not None:
+            self.transport.write(encode_response(self._deferred, keep_alive=False))
+            self.transport.close()
+            return
         if self.state.closing:
             self.close_if_idle()
         else:
@@ -209,9 +214,12 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.close()
 
     def _refuse(self, status: int, text: str) -> None:
+        """Answer ``status`` and close; after the response in progress, if there is one."""
         self._refused = True
-        if self.transport is not None and self.task is None:
-            response = self.state.error_body(status, text)
+        response = self.state.error_body(status, text)
+        if self.task is not None:
+            self._deferred = response
+        elif self.transport is not None:
             self.transport.write(encode_response(response, keep_alive=False))
             self.transport.close()
 

@@ -148,8 +148,6 @@ def test_init_failure_makes_the_service_failed_quickly(
     folder = tmp_path / "src"
     source(tmp_path)
     config = InferenceConfig(entry_script="score.py", source_directory=folder, environment=env)
-    env_file = tmp_path / "never-used"
-    assert not env_file.exists()
     service = Model.deploy(ws, "init-fail", [model], config, fixed(1))
     with pytest.raises(ModelportError, match="current service state: Failed") as info:
         service.wait_for_deployment(timeout_sec=60)

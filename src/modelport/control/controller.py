@@ -54,7 +54,7 @@ class ServiceController:
         self.messages: deque[str] = deque(maxlen=200)
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
-        self._state_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()  # asyncio holds tasks weakly
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
@@ -201,11 +201,13 @@ class ServiceController:
         ready = len(current.replicas.ready())
         state = HEALTHY if ready == len(current.replicas.replicas) else UNHEALTHY
         error = None if state == HEALTHY else self._replica_error(current)
-        self._state_task = asyncio.get_running_loop().create_task(
+        task = asyncio.get_running_loop().create_task(
             asyncio.to_thread(
                 self.plane.services.set_state, self.name, current.generation, state, error
             )
         )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     @staticmethod
     def _replica_error(deployment: Deployment) -> str:
