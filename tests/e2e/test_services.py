@@ -213,7 +213,8 @@ def test_killed_replica_mid_request(ws: Workspace, model: Model, tmp_path: Path)
 
     def serving_again() -> bool:
         service.update_deployment_state()
-        return service.serialize()["replicas"][0]["restarts"] == 1 and service.state == "Healthy"
+        replica = service.serialize()["replicas"][0]
+        return replica["restarts"] == 1 and replica["state"] == "Ready"
 
     wait_for(serving_again, what="the replica to be restarted")
     assert post(service, {"x": [1]}).json()["y"] == [10]

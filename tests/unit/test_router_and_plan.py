@@ -22,6 +22,7 @@ def _table(
                 "keyDigests": [hashlib.sha256(k.encode()).hexdigest() for k in keys],
                 "replicas": [["127.0.0.1", 1001], ["127.0.0.1", 1002]],
                 "scoringTimeoutMs": 1500,
+                "maxConcurrent": 4,
             }
         },
     }

@@ -8,6 +8,7 @@ import logging
 
 from modelport.httpserver import Request, Response
 from modelport.router.proxy import Proxy, error
+from modelport.router.stats import render, snapshot
 from modelport.router.table import build_table
 
 log = logging.getLogger("modelport.router")
@@ -22,6 +23,12 @@ class Admin:
         header = next((v for k, v in request.headers if k == b"authorization"), b"")
         if not hmac.compare_digest(header, self._expected):
             return error(401, "unauthorized", "missing or wrong admin token")
+        if request.path == "/metrics" and request.method == "GET":
+            body = render(self.proxy.table).encode()
+            return Response(200, body, [(b"content-type", b"text/plain; version=0.0.4")])
+        if request.path == "/stats" and request.method == "GET":
+            body = json.dumps(snapshot(self.proxy.table)).encode()
+            return Response(200, body, [(b"content-type", b"application/json")])
         if request.path == "/healthz" and request.method == "GET":
             body = json.dumps({"revision": self.proxy.table.revision}).encode()
             return Response(200, body, [(b"content-type", b"application/json")])

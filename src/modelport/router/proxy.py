@@ -1,13 +1,21 @@
-"""Scoring requests: route lookup, key check, replica pick, forward, answer."""
+"""Scoring requests: route lookup, key check, a replica slot, forward, answer."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import time
 
 from modelport.httpserver import Request, Response
-from modelport.router.table import Backend, Route, RouteTable
+from modelport.router.table import (
+    Backend,
+    QueueFull,
+    Route,
+    RouteTable,
+    WaitTimeout,
+    release,
+)
 from modelport.router.upstream import ConnectFailed, Pool, UpstreamClosed, UpstreamResponse
 
 log = logging.getLogger("modelport.router")
@@ -30,10 +38,13 @@ HOP_BY_HOP = frozenset(
     }
 )
 JSON = (b"content-type", b"application/json")
+RETRY_AFTER = (b"retry-after", b"1")
 
 
-def error(status: int, code: str, message: str, *extra: tuple[bytes, bytes]) -> Response:
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+def error(
+    status: int, code: str, message: str, *extra: tuple[bytes, bytes], **fields: object
+) -> Response:
+    body = json.dumps({"error": {"code": code, "message": message, **fields}}).encode()
     return Response(status, body, [JSON, *extra])
 
 
@@ -46,9 +57,15 @@ class Proxy:
     def __init__(self) -> None:
         self.table = RouteTable()
         self.pool = Pool()
+        self._serving: set[asyncio.Task[Response]] = set()  # asyncio holds tasks weakly
 
     def set_table(self, table: RouteTable) -> None:
-        self.table = table
+        old, self.table = self.table, table
+        for name, route in old.routes.items():
+            if name not in table.routes:
+                route.fail_waiters(LookupError(name))
+        for route in table.routes.values():
+            route.dispatch()  # new replicas take queued requests at once
         keep = {(b.host, b.port) for r in table.routes.values() for b in r.backends}
         self.pool.forget(keep)
 
@@ -63,59 +80,132 @@ class Proxy:
         if action == "score":
             return await self._score(route, request)
         if action == "swagger.json" and request.method == "GET":
-            return await self._forward(route, request, "/swagger.json")
+            return await self._swagger(route, request)
         return error(404, "not_found", f"no route {path}")
 
     async def _score(self, route: Route, request: Request) -> Response:
+        started = time.monotonic()
+        response = await self._scored(route, request, started)
+        route.lane.stats.record(response.status, time.monotonic() - started)
+        return response
+
+    async def _scored(self, route: Route, request: Request, started: float) -> Response:
         if request.method not in ("GET", "POST", "OPTIONS"):
             return error(405, "method_not_allowed", f"method {request.method} is not allowed")
         if route.auth:
             header = next((v for k, v in request.headers if k == b"authorization"), None)
             if not route.authorised(header):
                 return UNAUTHORIZED
-        return await self._forward(route, request, "/score")
-
-    async def _forward(self, route: Route, request: Request, target: str) -> Response:
-        backend = route.pick()
+        backend = route.try_acquire()
         if backend is None:
-            return error(
-                503,
-                "no_replica",
-                f"service {route.name!r} has no ready replica",
-                (b"retry-after", b"1"),
-            )
-        data = _encode_request(request, target, backend)
+            try:
+                backend = await self._wait(route)
+            except QueueFull as exc:
+                route.lane.stats.queue_full += 1
+                return error(
+                    503,
+                    "queue_full",
+                    f"service {route.name!r} is at capacity and its queue is full",
+                    RETRY_AFTER,
+                    waitedMs=0,
+                    queued=exc.queued,
+                )
+            except WaitTimeout as exc:
+                route.lane.stats.queue_timeouts += 1
+                waited = round(exc.waited_s * 1000)
+                return error(
+                    503,
+                    "queue_timeout",
+                    f"no replica of {route.name!r} was free within {waited} ms",
+                    RETRY_AFTER,
+                    waitedMs=waited,
+                    queued=exc.queued,
+                )
+            except LookupError:
+                return error(404, "not_found", f"service {route.name!r} was removed")
+        route.lane.stats.queue_wait.observe(time.monotonic() - started)
+        # The exchange owns the slot: if our client leaves, the slot is freed only when
+        # the replica answers, so the replica never has more than its cap at once.
+        task = asyncio.get_running_loop().create_task(self._exchange(route.name, backend, request))
+        self._serving.add(task)
+        task.add_done_callback(self._serving.discard)
+        return await asyncio.shield(task)
+
+    async def _wait(self, route: Route) -> Backend:
+        waiter = route.enqueue(asyncio.get_running_loop())
         try:
-            upstream = await asyncio.wait_for(self._send(route, backend, data), route.timeout_s)
+            return await waiter.future
+        except asyncio.CancelledError:
+            route.abandon(waiter)  # the client disconnected while queued
+            raise
+
+    async def _exchange(self, name: str, backend: Backend, request: Request) -> Response:
+        route = self.table.routes.get(name)
+        timeout_s = route.timeout_s if route is not None else 60.0
+        data = _encode_request(request, "/score", backend)
+        try:
+            upstream = await asyncio.wait_for(self._send(name, backend, data), timeout_s)
         except TimeoutError:
-            return error(504, "timeout", f"the replica did not answer within {route.timeout_s:g} s")
+            return error(504, "timeout", f"the replica did not answer within {timeout_s:g} s")
         except ConnectFailed:
             return error(502, "bad_gateway", "no replica of the service could be reached")
         except UpstreamClosed as exc:
             return error(502, "bad_gateway", f"the replica failed while scoring: {exc}")
         return _response(upstream)
 
-    async def _send(self, route: Route, backend: Backend, data: bytes) -> UpstreamResponse:
-        """Send once; a connection that never opened is retried once on another replica."""
-        try:
-            return await self._send_to(backend, data)
-        except ConnectFailed:
-            retry = route.pick(exclude=backend) or backend
-            log.info(
-                "replica %s:%s unreachable; retrying on %s:%s",
-                backend.host,
-                backend.port,
-                retry.host,
-                retry.port,
-            )
-            return await self._send_to(retry, data)
+    async def _send(self, name: str, backend: Backend, data: bytes) -> UpstreamResponse:
+        """One try; a connection that never opened is retried once on another free replica.
 
-    async def _send_to(self, backend: Backend, data: bytes) -> UpstreamResponse:
-        backend.in_flight += 1
+        The slot held is released however this ends: answer, error, or the timeout's
+        cancellation (504 frees the slot).
+        """
+        held: Backend | None = backend
         try:
-            return await self.pool.request(backend.host, backend.port, data)
+            try:
+                return await self.pool.request(backend.host, backend.port, data)
+            except ConnectFailed:
+                route, held = self._release(name, backend), None
+                held = route.try_acquire(exclude=backend) if route is not None else None
+                if held is None:
+                    raise
+                log.info(
+                    "replica %s:%s unreachable; retrying on %s:%s",
+                    backend.host,
+                    backend.port,
+                    held.host,
+                    held.port,
+                )
+                return await self.pool.request(held.host, held.port, data)
         finally:
+            if held is not None:
+                self._release(name, held)
+
+    def _release(self, name: str, backend: Backend) -> Route | None:
+        route = self.table.routes.get(name)
+        if route is None:
             backend.in_flight -= 1
+            return None
+        release(route, backend)
+        route.dispatch()
+        return route
+
+    async def _swagger(self, route: Route, request: Request) -> Response:
+        """swagger.json takes no scoring slot: it is metadata, answered by any replica."""
+        if not route.backends:
+            return error(
+                503, "no_replica", f"service {route.name!r} has no ready replica", RETRY_AFTER
+            )
+        backend = route.backends[0]
+        try:
+            upstream = await asyncio.wait_for(
+                self.pool.request(
+                    backend.host, backend.port, _encode_request(request, "/swagger.json", backend)
+                ),
+                10,
+            )
+        except (TimeoutError, ConnectFailed, UpstreamClosed) as exc:
+            return error(502, "bad_gateway", f"swagger.json could not be fetched: {exc}")
+        return _response(upstream)
 
 
 def _encode_request(request: Request, target: str, backend: Backend) -> bytes:

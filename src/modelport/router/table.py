@@ -1,11 +1,34 @@
-"""The route table as the router holds it: plain, prepared once per update."""
+"""The route table as the router holds it, and the per-replica slot accounting.
+
+Each replica takes at most ``max_concurrent`` requests at once.  A request that
+finds no free slot waits in its service's FIFO (its :class:`Lane`) until a slot
+frees, its deadline passes, or its client goes away.  Slot decisions are plain
+synchronous code; the proxy does the I/O around them.  A lane outlives route
+table updates, so waiters and counters survive a scale-up or a key change.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+
+from modelport.router.stats import LaneStats
+
+
+class QueueFull(Exception):
+    def __init__(self, queued: int) -> None:
+        self.queued = queued
+
+
+class WaitTimeout(Exception):
+    def __init__(self, waited_s: float, queued: int) -> None:
+        self.waited_s = waited_s
+        self.queued = queued
 
 
 @dataclass(eq=False)
@@ -15,6 +38,22 @@ class Backend:
     host: str
     port: int
     in_flight: int = 0
+    busy_since: float = 0.0
+
+
+@dataclass(eq=False)
+class Waiter:
+    future: asyncio.Future[Backend]
+    enqueued: float
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass(eq=False)
+class Lane:
+    """A service's queue and counters, kept across route table updates."""
+
+    waiters: deque[Waiter] = field(default_factory=deque)
+    stats: LaneStats = field(default_factory=LaneStats)
 
 
 @dataclass
@@ -24,6 +63,10 @@ class Route:
     key_digests: tuple[bytes, ...]
     backends: list[Backend]
     timeout_s: float
+    max_concurrent: int = 1
+    max_wait_s: float = 0.5
+    max_queue: int = 100
+    lane: Lane = field(default_factory=Lane)
     turn: int = 0
 
     def authorised(self, header: bytes | None) -> bool:
@@ -39,17 +82,89 @@ class Route:
         return ok
 
     def pick(self, exclude: Backend | None = None) -> Backend | None:
-        """The ready replica with the fewest requests in flight; ties take turns."""
+        """The replica with a free slot and the fewest requests in flight; ties take turns."""
         backends = self.backends
         count = len(backends)
         best: Backend | None = None
         start = self.turn
         for i in range(count):
             b = backends[(start + i) % count]
-            if b is not exclude and (best is None or b.in_flight < best.in_flight):
+            if b is exclude or b.in_flight >= self.max_concurrent:
+                continue
+            if best is None or b.in_flight < best.in_flight:
                 best = b
         self.turn = (start + 1) % count if count else 0
         return best
+
+    def try_acquire(self, exclude: Backend | None = None) -> Backend | None:
+        """A slot now, if one is free and nobody waits before us."""
+        if self.lane.waiters and exclude is None:
+            return None
+        backend = self.pick(exclude)
+        if backend is not None:
+            take(self, backend)
+        return backend
+
+    def enqueue(self, loop: asyncio.AbstractEventLoop) -> Waiter:
+        waiters = self.lane.waiters
+        if len(waiters) >= self.max_queue:
+            raise QueueFull(len(waiters))
+        waiter = Waiter(loop.create_future(), time.monotonic())
+        waiter.timer = loop.call_later(self.max_wait_s, self._expire, waiter)
+        waiters.append(waiter)
+        return waiter
+
+    def _expire(self, waiter: Waiter) -> None:
+        """The deadline passed while waiting: answer now, not when a slot frees."""
+        if waiter.future.done():
+            return
+        self.lane.waiters.remove(waiter)
+        waited = time.monotonic() - waiter.enqueued
+        waiter.future.set_exception(WaitTimeout(waited, len(self.lane.waiters)))
+
+    def abandon(self, waiter: Waiter) -> None:
+        """The client went away while queued: leave the queue without using a slot."""
+        if waiter.timer is not None:
+            waiter.timer.cancel()
+        if not waiter.future.done():
+            self.lane.waiters.remove(waiter)
+            waiter.future.cancel()
+        elif not waiter.future.cancelled() and waiter.future.exception() is None:
+            release(self, waiter.future.result())  # a slot was handed over just now
+
+    def dispatch(self) -> None:
+        """Hand free slots to the longest-waiting requests."""
+        waiters = self.lane.waiters
+        while waiters:
+            backend = self.pick()
+            if backend is None:
+                return
+            waiter = waiters.popleft()
+            if waiter.timer is not None:
+                waiter.timer.cancel()
+            take(self, backend)
+            waiter.future.set_result(backend)
+
+    def fail_waiters(self, exc: Exception) -> None:
+        while self.lane.waiters:
+            waiter = self.lane.waiters.popleft()
+            if waiter.timer is not None:
+                waiter.timer.cancel()
+            if not waiter.future.done():
+                waiter.future.set_exception(exc)
+
+
+def take(route: Route, backend: Backend) -> None:
+    if backend.in_flight == 0:
+        backend.busy_since = time.monotonic()
+    backend.in_flight += 1
+
+
+def release(route: Route, backend: Backend) -> None:
+    """Free a slot; the caller dispatches on the route now in the table."""
+    backend.in_flight -= 1
+    if backend.in_flight == 0:
+        route.lane.stats.busy_seconds += time.monotonic() - backend.busy_since
 
 
 @dataclass
@@ -59,16 +174,22 @@ class RouteTable:
 
 
 def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
-    """Parse a pushed table; replicas that stay keep their in-flight counts."""
+    """Parse a pushed table; replicas and lanes that stay keep their state."""
     known = {(b.host, b.port): b for r in previous.routes.values() for b in r.backends}
     routes = {}
     for name, svc in doc.get("services", {}).items():
         backends = [known.get((h, int(p))) or Backend(h, int(p)) for h, p in svc["replicas"]]
+        old = previous.routes.get(name)
         routes[name] = Route(
             name=name,
             auth=bool(svc.get("auth", True)),
             key_digests=tuple(bytes.fromhex(d) for d in svc.get("keyDigests", [])),
             backends=backends,
             timeout_s=float(svc.get("scoringTimeoutMs", 60000)) / 1000,
+            max_concurrent=int(svc.get("maxConcurrent", 1)),
+            max_wait_s=float(svc.get("maxWaitMs", 500)) / 1000,
+            max_queue=int(svc.get("maxQueue", 100)),
+            lane=old.lane if old is not None else Lane(),
+            turn=old.turn if old is not None else 0,
         )
     return RouteTable(int(doc.get("revision", 0)), routes)

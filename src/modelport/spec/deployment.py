@@ -47,6 +47,10 @@ FIELDS: tuple[FieldDef, ...] = (
     FieldDef("autoscale_max_replicas", ("autoScaler", "maxReplicas"), 10, _K),
     FieldDef("autoscale_refresh_seconds", ("autoScaler", "refreshPeriodInSeconds"), 1, _K),
     FieldDef("autoscale_target_utilization", ("autoScaler", "targetUtilization"), 70, _K),
+    # modelport's own: how long a lower replica count must suffice before scaling down
+    FieldDef(
+        "autoscale_scale_down_window_seconds", ("autoScaler", "scaleDownWindowSeconds"), 60, _K
+    ),
     FieldDef("collect_model_data", ("dataCollection", "storageEnabled"), False, _K),
     FieldDef("auth_enabled", ("authEnabled",), None, _K),
     FieldDef("token_auth_enabled", ("tokenAuthEnabled",), False, _K),
@@ -94,7 +98,13 @@ _POSITIVE = (
     "max_request_wait_time",
     "num_replicas",
 )
-_AUTOSCALE = ("min_replicas", "max_replicas", "refresh_seconds", "target_utilization")
+_AUTOSCALE = (
+    "min_replicas",
+    "max_replicas",
+    "refresh_seconds",
+    "target_utilization",
+    "scale_down_window_seconds",
+)
 _PREFIX = "Invalid configuration, "
 
 
@@ -166,6 +176,7 @@ class AksServiceDeploymentConfiguration(_DeploymentConfiguration):
     autoscale_max_replicas: Int = None
     autoscale_refresh_seconds: Int = None
     autoscale_target_utilization: Int = None
+    autoscale_scale_down_window_seconds: Int = None
     collect_model_data: Bool = None
     auth_enabled: Bool = None
     token_auth_enabled: Bool = None

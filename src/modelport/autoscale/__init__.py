@@ -1,0 +1,1 @@
+"""Autoscaling: a pure policy, and the capacity formula of the v1 docs."""
