@@ -23,7 +23,7 @@ ALLOWED = {
     "runtime": set(),
     "router": set(),
     "sdk": {"spec"},
-    "cli": {"spec", "sdk", "control"},
+    "cli": {"spec", "sdk", "control", "autoscale"},
 }
 
 

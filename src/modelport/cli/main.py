@@ -6,6 +6,7 @@ import click
 
 from modelport import __version__
 from modelport.cli.base import ModelportGroup
+from modelport.cli.capacity import capacity
 from modelport.cli.demo import demo
 from modelport.cli.environments import environment_group
 from modelport.cli.models import model_group
@@ -28,6 +29,7 @@ cli.add_command(environment_group)
 cli.add_command(service_group)
 model_group.add_command(deploy)
 cli.add_command(validate)
+cli.add_command(capacity)
 
 
 def main() -> None:

@@ -204,6 +204,30 @@ def logs(name: str, num_lines: int) -> None:
     click.echo(_service(name).get_logs(num_lines))
 
 
+@service_group.command("events")
+@name_option
+@output_option
+def events(name: str, output: str) -> None:
+    """Why the replica count changed: every autoscaling decision with its inputs."""
+
+    def table(items: list[dict[str, Any]]) -> Table:
+        t = Table("time", "change", "reason", "utilization", "busy", "queued", "needed")
+        for e in items:
+            i = e["inputs"]
+            t.add_row(
+                e["time"][11:19],
+                f"{e['fromReplicas']} -> {e['toReplicas']}",
+                e["reason"],
+                f"{i['utilization']:.2f}",
+                f"{i['busy']:.2f}",
+                str(i["queued"]),
+                str(i["needed"]),
+            )
+        return t
+
+    emit(_service(name).get_scaling_events(), output, table)
+
+
 @service_group.command("keys")
 @name_option
 @output_option

@@ -176,6 +176,13 @@ def service_logs(
     return {"name": name, "logs": plane_of(request).logs(name, num_lines)}
 
 
+@router.get("/services/{name}/events")
+def scaling_events(name: str, request: Request) -> dict[str, Any]:
+    ws = workspace_of(request)
+    ws.services.get(name)
+    return {"name": name, "value": ws.events.list(name)}
+
+
 @router.get("/services/{name}/keys")
 def service_keys(name: str, request: Request) -> dict[str, Any]:
     record = workspace_of(request).services.get(name)

@@ -21,6 +21,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelport.autoscale.driver import AutoscaleDriver
+from modelport.autoscale.policy import Decision, clamp
 from modelport.compute.local.replica import Probe, ReplicaSpec, ReplicaState
 from modelport.compute.local.replica_set import ReplicaSet
 from modelport.control import layout, plan
@@ -55,6 +57,7 @@ class ServiceController:
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()  # asyncio holds tasks weakly
+        self.autoscaler: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
@@ -95,8 +98,9 @@ class ServiceController:
             spec = await asyncio.to_thread(self._prepare, record, the_plan)
             replicas = ReplicaSet(spec, self._on_replica_change)
             new = Deployment(generation, the_plan, replicas, spec.app_root)
-            self.say(f"starting {the_plan.replicas} replica(s)")
-            replicas.scale_to(the_plan.replicas)
+            count = self._initial_count(the_plan)
+            self.say(f"starting {count} replica(s)")
+            replicas.scale_to(count)
             await replicas.wait_ready()
         except ModelportError as exc:
             self.say(f"deployment failed: {exc.message.splitlines()[0]}")
@@ -108,7 +112,8 @@ class ServiceController:
                 self.plane.services.set_state, self.name, generation, FAILED, exc.message
             )
             return
-        self.say(f"{the_plan.replicas} replica(s) ready")
+        self.say(f"{count} replica(s) ready")
+        self._stop_autoscaler()
         old, self.current = self.current, new
         self.applied = generation
         await self.plane.publish()  # the router sends new requests to the new replicas only
@@ -118,6 +123,43 @@ class ServiceController:
             await self._retire(old)
         await asyncio.to_thread(self.plane.services.set_state, self.name, generation, HEALTHY, None)
         self.say("service is Healthy")
+        if the_plan.autoscale is not None:
+            driver = AutoscaleDriver(
+                the_plan.autoscale, count, lambda: self.plane.service_stats(self.name), self._scale
+            )
+            self.autoscaler = asyncio.get_running_loop().create_task(driver.run())
+
+    def _initial_count(self, the_plan: plan.DeploymentPlan) -> int:
+        """A roll-out keeps the count the autoscaler reached, within the new bounds."""
+        settings = the_plan.autoscale
+        if settings is None or self.current is None or self.current.plan.autoscale is None:
+            return the_plan.replicas
+        return clamp(len(self.current.replicas.replicas), settings)
+
+    def _stop_autoscaler(self) -> None:
+        if self.autoscaler is not None:
+            self.autoscaler.cancel()
+            self.autoscaler = None
+
+    async def _scale(self, count: int, decision: Decision, inputs: dict[str, Any]) -> None:
+        """Apply an autoscaling decision: start replicas, or route around and drain some."""
+        current = self.current
+        if current is None:
+            return
+        before = len(current.replicas.replicas)
+        surplus = current.replicas.scale_to(count)
+        self.say(
+            f"{decision.reason}: {before} -> {count} replicas "
+            f"(utilization {inputs['utilization']:.2f}, queued {inputs['queued']})"
+        )
+        await self.plane.publish()  # replicas leaving get no new requests from here on
+        await asyncio.to_thread(
+            self.plane.workspace.events.record, self.name, before, count, decision.reason, inputs
+        )
+        for replica in surplus:
+            task = asyncio.get_running_loop().create_task(replica.stop())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     def _prepare(self, record: ServiceRecord, the_plan: plan.DeploymentPlan) -> ReplicaSpec:
         """Blocking work of a roll-out: environment, files (runs in a worker thread)."""
@@ -171,6 +213,7 @@ class ServiceController:
         await asyncio.to_thread(shutil.rmtree, old.app_root.parent, True)
 
     async def _delete(self, record: ServiceRecord | None) -> None:
+        self._stop_autoscaler()
         self.plane.forget(self.name)
         await self.plane.publish()
         if self.current is not None:
@@ -179,12 +222,14 @@ class ServiceController:
             self.current = None
         if record is not None:
             await asyncio.to_thread(self.plane.services.remove, self.name)
+            await asyncio.to_thread(self.plane.workspace.events.forget, self.name)
         await asyncio.to_thread(
             shutil.rmtree, layout.service_dir(self.plane.workspace.home, self.name), True
         )
 
     async def shutdown(self) -> None:
         """The server is stopping: end the replicas quickly (they restart with it)."""
+        self._stop_autoscaler()
         if self.task is not None:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -230,6 +275,9 @@ class ServiceController:
             "keyDigests": [_digest(record.primary_key), _digest(record.secondary_key)],
             "replicas": [["127.0.0.1", r.port] for r in ready],
             "scoringTimeoutMs": the_plan.scoring_timeout_ms,
+            "maxConcurrent": the_plan.max_concurrent,
+            "maxWaitMs": the_plan.max_wait_ms,
+            "maxQueue": the_plan.max_queue,
         }
 
     def replica_views(self) -> list[dict[str, Any]]:

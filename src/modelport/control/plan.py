@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from modelport.autoscale.policy import AutoscaleSettings
 from modelport.spec.deployment import (
     AksServiceDeploymentConfiguration,
     DeploymentConfiguration,
@@ -31,6 +32,14 @@ class DeploymentPlan:
     startup_deadline_s: float
     fixed_port: int | None
     compute_type: str
+    max_wait_ms: int = 500
+    max_queue: int = 100
+    autoscale: AutoscaleSettings | None = None
+
+
+def queue_bound(max_replicas: int, max_concurrent: int) -> int:
+    """Room for ten requests per slot at full scale: a burst waits, a flood is refused."""
+    return max(10, 10 * max_replicas * max_concurrent)
 
 
 def deployment_config(spec: dict[str, Any]) -> DeploymentConfiguration:
@@ -49,12 +58,34 @@ def environment(spec: dict[str, Any]) -> EnvironmentSpec | None:
 def plan(spec: dict[str, Any]) -> DeploymentPlan:
     config = deployment_config(spec).resolved()
     if isinstance(config, LocalWebserviceDeploymentConfiguration):
-        return DeploymentPlan(1, False, 60000, 1, 10.0, 2.0, 3, 310.0, config.port, "Local")
+        return DeploymentPlan(
+            1,
+            False,
+            60000,
+            1,
+            10.0,
+            2.0,
+            3,
+            310.0,
+            config.port,
+            "Local",
+            max_queue=queue_bound(1, 1),
+        )
     assert isinstance(config, AksServiceDeploymentConfiguration)
+    cap = config.replica_max_concurrent_requests or 1
+    autoscale = None
     if config.autoscale_enabled:
-        count = config.autoscale_min_replicas or 1
+        autoscale = AutoscaleSettings(
+            min_replicas=config.autoscale_min_replicas or 1,
+            max_replicas=config.autoscale_max_replicas or 10,
+            target_utilization=(config.autoscale_target_utilization or 70) / 100,
+            refresh_s=float(config.autoscale_refresh_seconds or 1),
+            down_window_s=float(config.autoscale_scale_down_window_seconds or 60),
+            max_concurrent=cap,
+        )
+        count, top = autoscale.min_replicas, autoscale.max_replicas
     else:
-        count = config.num_replicas or 1
+        count = top = config.num_replicas or 1
     return DeploymentPlan(
         replicas=count,
         auth=bool(config.auth_enabled or config.token_auth_enabled),
@@ -66,6 +97,9 @@ def plan(spec: dict[str, Any]) -> DeploymentPlan:
         startup_deadline_s=float(config.initial_delay_seconds or 310),
         fixed_port=None,
         compute_type="AKS",
+        max_wait_ms=config.max_request_wait_time or 500,
+        max_queue=queue_bound(top, cap),
+        autoscale=autoscale,
     )
 
 

@@ -30,6 +30,7 @@ class ControlPlane:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._publish_task: asyncio.Task[None] | None = None
         self._publish_again = False
+        self._stats: tuple[float, dict[str, Any] | None] = (0.0, None)
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -90,6 +91,17 @@ class ControlPlane:
             await self.publish()
             if not self._publish_again:
                 return
+
+    async def service_stats(self, name: str) -> dict[str, Any] | None:
+        """One service's router counters; one read serves every autoscaler for 50 ms."""
+        assert self.loop is not None and self.router is not None
+        when, stats = self._stats
+        if self.loop.time() - when > 0.05:
+            stats = await self.router.stats()
+            self._stats = (self.loop.time(), stats)
+        if stats is None or name not in stats["services"]:
+            return None
+        return {**stats["services"][name], "time": stats["time"]}
 
     def logs(self, name: str, num_lines: int) -> str:
         controller = self.controllers.get(name)

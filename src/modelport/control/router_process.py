@@ -99,6 +99,14 @@ class RouterProcess:
             await asyncio.sleep(RESTART_DELAY_S)
             await self._spawn()
 
+    async def stats(self) -> dict[str, Any] | None:
+        """The router's per-service counters, or None while it cannot answer."""
+        try:
+            response = await self._client.get("/stats")
+        except httpx.TransportError:
+            return None
+        return response.json() if response.status_code == 200 else None
+
     async def publish(self, services: dict[str, Any]) -> None:
         self.table = {"revision": self.table["revision"] + 1, "services": services}
         await self._push()

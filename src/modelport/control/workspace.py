@@ -13,6 +13,7 @@ from modelport.home import config_path
 from modelport.store.blobs import BlobStore
 from modelport.store.database import Database
 from modelport.store.environments import EnvironmentRegistry
+from modelport.store.events import ScalingEvents
 from modelport.store.models import ModelRegistry
 from modelport.store.services import ServiceStore
 from modelport.store.snapshots import SnapshotStore
@@ -27,6 +28,7 @@ class ServerWorkspace:
     environments: EnvironmentRegistry
     snapshots: SnapshotStore
     services: ServiceStore
+    events: ScalingEvents
     admin_token: str
 
     @classmethod
@@ -43,6 +45,7 @@ class ServerWorkspace:
             EnvironmentRegistry(db),
             SnapshotStore(db, blobs),
             ServiceStore(db),
+            ScalingEvents(db),
             admin_token,
         )
 

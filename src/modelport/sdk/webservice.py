@@ -164,6 +164,11 @@ class Webservice:
         )
         return str(data["logs"])
 
+    def get_scaling_events(self) -> builtins.list[dict[str, Any]]:
+        """Every autoscaling change of the replica count, with the inputs it was made on."""
+        data = self.workspace.client.call("GET", f"{_path(self.name)}/events")
+        return list(data["value"])
+
     def get_keys(self) -> tuple[str, str]:
         data = self.workspace.client.call("GET", f"{_path(self.name)}/keys")
         return data["primaryKey"], data["secondaryKey"]

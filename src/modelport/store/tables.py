@@ -103,3 +103,17 @@ class ServiceRow(Base):
     secondary_key: Mapped[str] = mapped_column(String(255))
     created_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ScalingEventRow(Base):
+    """One autoscaling decision that changed a service's replica count, with its inputs."""
+
+    __tablename__ = "scaling_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service: Mapped[str] = mapped_column(String(64), index=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    from_replicas: Mapped[int] = mapped_column(BigInteger)
+    to_replicas: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
