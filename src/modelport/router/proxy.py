@@ -136,7 +136,10 @@ class Proxy:
         try:
             return await waiter.future
         except asyncio.CancelledError:
-            route.abandon(waiter)  # the client disconnected while queued
+            # The client disconnected while queued; the route may have been replaced
+            # by a table update, so abandon on the one now in force (same lane).
+            current = self.table.routes.get(route.name, route)
+            current.abandon(waiter)
             raise
 
     async def _exchange(self, name: str, backend: Backend, request: Request) -> Response:

@@ -123,14 +123,22 @@ class Route:
         waiter.future.set_exception(WaitTimeout(waited, len(self.lane.waiters)))
 
     def abandon(self, waiter: Waiter) -> None:
-        """The client went away while queued: leave the queue without using a slot."""
+        """The client went away while queued: leave the queue without using a slot.
+
+        Cancelling the waiting task cancels the future too, so whether a slot was
+        handed over is told by the queue: a waiter no longer in it was given one.
+        """
         if waiter.timer is not None:
             waiter.timer.cancel()
-        if not waiter.future.done():
+        try:
             self.lane.waiters.remove(waiter)
+        except ValueError:
+            future = waiter.future
+            if future.done() and not future.cancelled() and future.exception() is None:
+                release(self, future.result())
+                self.dispatch()
+        else:
             waiter.future.cancel()
-        elif not waiter.future.cancelled() and waiter.future.exception() is None:
-            release(self, waiter.future.result())  # a slot was handed over just now
 
     def dispatch(self) -> None:
         """Hand free slots to the longest-waiting requests."""
@@ -142,6 +150,8 @@ class Route:
             waiter = waiters.popleft()
             if waiter.timer is not None:
                 waiter.timer.cancel()
+            if waiter.future.done():  # cancelled, and about to be abandoned
+                continue
             take(self, backend)
             waiter.future.set_result(backend)
 

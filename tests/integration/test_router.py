@@ -1,0 +1,294 @@
+"""The router process against fake replicas that record what reaches them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from modelport.control.router_process import RouterProcess
+from modelport.httpserver import HttpProtocol, Request, Response, ServerState
+
+TOKEN = "r" * 40
+
+
+class FakeReplica:
+    """Answers /score after the body's instruction; counts concurrency and arrivals."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.peak = 0
+        self.seen: list[str] = []
+        self.release = asyncio.Event()
+        self.port = 0
+        self.server: asyncio.AbstractServer | None = None
+        self.state = ServerState(self.handle)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(lambda: HttpProtocol(self.state), "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def handle(self, request: Request) -> Response:
+        body = json.loads(request.body or b"{}")
+        self.seen.append(body.get("id", ""))
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            if body.get("sleep"):
+                await asyncio.sleep(body["sleep"])
+            if body.get("hold"):
+                await self.release.wait()
+            if body.get("drop"):
+                for conn in list(self.state.connections):
+                    assert conn.transport is not None
+                    conn.transport.abort()  # as if the replica process died mid-request
+        finally:
+            self.in_flight -= 1
+        return Response(
+            200,
+            json.dumps({"id": body.get("id")}).encode(),
+            [(b"content-type", b"application/json")],
+        )
+
+    async def stop(self) -> None:
+        self.release.set()
+        if self.server is not None:
+            self.server.close()
+
+
+@asynccontextmanager
+async def router(
+    tmp_path: Path, replicas: int, **route: Any
+) -> AsyncIterator[tuple[RouterProcess, list[FakeReplica], str]]:
+    fakes = [FakeReplica() for _ in range(replicas)]
+    for fake in fakes:
+        await fake.start()
+    proc = RouterProcess("127.0.0.1", 0, TOKEN, tmp_path / "router.log")
+    await proc.start()
+    entry = {
+        "auth": False,
+        "keyDigests": [],
+        "replicas": [["127.0.0.1", f.port] for f in fakes],
+        "scoringTimeoutMs": 60000,
+        "maxConcurrent": 1,
+        "maxWaitMs": 500,
+        "maxQueue": 100,
+        **route,
+    }
+    await proc.publish({"svc": entry})
+    try:
+        yield proc, fakes, f"{proc.url}/api/v1/service/svc/score"
+    finally:
+        for fake in fakes:
+            await fake.stop()
+        await proc.stop()
+
+
+async def until(condition: Any, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
+
+
+def test_the_cap_is_never_exceeded(tmp_path: Path) -> None:
+    async def go() -> tuple[list[int], list[int], list[int]]:
+        async with router(tmp_path, 2, maxConcurrent=2, maxWaitMs=10000) as (_, fakes, url):
+            async with httpx.AsyncClient(timeout=30) as client:
+                calls = [client.post(url, json={"id": str(i), "sleep": 0.05}) for i in range(20)]
+                answers = await asyncio.gather(*calls)
+            return (
+                [r.status_code for r in answers],
+                [f.peak for f in fakes],
+                [len(f.seen) for f in fakes],
+            )
+
+    statuses, peaks, seen = asyncio.run(go())
+    assert statuses == [200] * 20
+    assert peaks == [2, 2] and sum(seen) == 20
+
+
+def test_a_queued_request_gets_503_at_its_deadline_while_the_replica_is_busy(
+    tmp_path: Path,
+) -> None:
+    async def go() -> None:
+        async with router(tmp_path, 1, maxWaitMs=150) as (_, fakes, url):
+            async with httpx.AsyncClient(timeout=30) as client:
+                held = asyncio.create_task(client.post(url, json={"id": "a", "hold": True}))
+                await until(lambda: fakes[0].in_flight == 1)
+                started = time.monotonic()
+                late = await client.post(url, json={"id": "b"})
+                waited = time.monotonic() - started
+                assert late.status_code == 503 and not held.done()  # the replica is still busy
+                assert 0.1 <= waited < 1.5
+                body = late.json()["error"]
+                assert (
+                    body["code"] == "queue_timeout"
+                    and body["waitedMs"] >= 140
+                    and body["queued"] == 0
+                )
+                assert late.headers["retry-after"] == "1"
+                fakes[0].release.set()
+                assert (await held).status_code == 200
+                assert fakes[0].seen == ["a"]
+
+    asyncio.run(go())
+
+
+async def leaving_client(url: str, body: dict[str, Any]) -> asyncio.StreamWriter:
+    """Send a request on a raw connection; closing the writer is the client leaving."""
+    target = httpx.URL(url)
+    _, writer = await asyncio.open_connection(target.host, target.port)
+    data = json.dumps(body).encode()
+    writer.write(
+        f"POST {target.path} HTTP/1.1\r\nhost: x\r\ncontent-length: {len(data)}\r\n"
+        "content-type: application/json\r\n\r\n".encode()
+        + data
+    )
+    await writer.drain()
+    return writer
+
+
+async def queued(proc: RouterProcess) -> int:
+    stats = await proc.stats()
+    return int(stats["services"]["svc"]["queued"]) if stats else -1
+
+
+async def until_queued(proc: RouterProcess, count: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while await queued(proc) != count:
+        assert time.monotonic() < deadline, f"never {count} queued"
+        await asyncio.sleep(0.005)
+
+
+def test_a_full_queue_refuses_at_once(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with router(tmp_path, 1, maxWaitMs=10000, maxQueue=2) as (proc, fakes, url):
+            async with httpx.AsyncClient(timeout=30) as client:
+                held = asyncio.create_task(client.post(url, json={"id": "a", "hold": True}))
+                await until(lambda: fakes[0].in_flight == 1)
+                waiting = []
+                for i in "bc":  # one at a time, so their order is known
+                    waiting.append(asyncio.create_task(client.post(url, json={"id": i})))
+                    await until_queued(proc, len(waiting))
+                started = time.monotonic()
+                refused = await client.post(url, json={"id": "d"})
+                assert refused.status_code == 503 and time.monotonic() - started < 1.0
+                error = refused.json()["error"]
+                assert (error["code"], error["queued"]) == ("queue_full", 2)
+                fakes[0].release.set()
+                assert [r.status_code for r in await asyncio.gather(held, *waiting)] == [200] * 3
+                assert fakes[0].seen == ["a", "b", "c"]  # first come, first served
+
+    asyncio.run(go())
+
+
+def test_a_client_leaving_the_queue_takes_no_slot(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with router(tmp_path, 1, maxWaitMs=10000) as (proc, fakes, url):
+            async with httpx.AsyncClient(timeout=30) as client:
+                held = asyncio.create_task(client.post(url, json={"id": "a", "hold": True}))
+                await until(lambda: fakes[0].in_flight == 1)
+                gone = await leaving_client(url, {"id": "gone"})
+                await until_queued(proc, 1)
+                gone.close()  # the client disconnects while queued
+                await until_queued(proc, 0)
+                fakes[0].release.set()
+                assert (await held).status_code == 200
+                assert (await client.post(url, json={"id": "c"})).status_code == 200
+                assert fakes[0].seen == ["a", "c"]
+
+    asyncio.run(go())
+
+
+def test_a_client_leaving_mid_request_frees_its_slot_when_the_replica_answers(
+    tmp_path: Path,
+) -> None:
+    async def go() -> None:
+        async with router(tmp_path, 1, maxWaitMs=10000) as (proc, fakes, url):
+            async with httpx.AsyncClient(timeout=30) as client:
+                gone = await leaving_client(url, {"id": "a", "hold": True})
+                await until(lambda: fakes[0].in_flight == 1)
+                gone.close()  # the client disconnects while the replica works on it
+                waiting = asyncio.create_task(client.post(url, json={"id": "b"}))
+                await until_queued(proc, 1)  # the replica is still busy: b must wait
+                assert fakes[0].seen == ["a"]
+                fakes[0].release.set()
+                assert (await waiting).status_code == 200
+                assert fakes[0].peak == 1 and fakes[0].seen == ["a", "b"]
+
+    asyncio.run(go())
+
+
+def test_timeout_is_504_and_frees_the_slot(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with router(tmp_path, 1, scoringTimeoutMs=200, maxWaitMs=5000) as (_, fakes, url):
+            async with httpx.AsyncClient(timeout=30) as client:
+                started = time.monotonic()
+                slow = await client.post(url, json={"id": "a", "hold": True})
+                assert slow.status_code == 504 and 0.15 < time.monotonic() - started < 2
+                assert slow.json()["error"]["code"] == "timeout"
+                # the slot is free again although the replica still works on "a"
+                fast = await client.post(url, json={"id": "b"})
+                assert fast.status_code == 200 and fakes[0].seen == ["a", "b"]
+
+    asyncio.run(go())
+
+
+def test_a_replica_dying_mid_request_is_502_not_a_hang(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with router(tmp_path, 1) as (_, _fakes, url):
+            async with httpx.AsyncClient(timeout=30) as client:
+                dropped = await client.post(url, json={"id": "a", "drop": True})
+                assert dropped.status_code == 502
+                assert dropped.json()["error"]["code"] == "bad_gateway"
+                assert (await client.post(url, json={"id": "b"})).status_code == 200
+
+    asyncio.run(go())
+
+
+def test_an_unreachable_replica_is_retried_on_another(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with router(tmp_path, 1, maxConcurrent=4) as (proc, fakes, url):
+            import socket
+
+            with socket.socket() as closed:
+                closed.bind(("127.0.0.1", 0))
+                dead_port = closed.getsockname()[1]  # nothing listens there once closed
+            entry = {
+                "auth": False,
+                "keyDigests": [],
+                "maxConcurrent": 4,
+                "replicas": [["127.0.0.1", dead_port], ["127.0.0.1", fakes[0].port]],
+            }
+            await proc.publish({"svc": entry})
+            async with httpx.AsyncClient(timeout=30) as client:
+                answers = [await client.post(url, json={"id": str(i)}) for i in range(6)]
+            assert [r.status_code for r in answers] == [200] * 6
+            assert len(fakes[0].seen) == 6
+
+    asyncio.run(go())
+
+
+def test_metrics_are_prometheus_text_on_the_admin_port(tmp_path: Path) -> None:
+    async def go() -> str:
+        async with router(tmp_path, 1) as (proc, _fakes, url):
+            async with httpx.AsyncClient(timeout=30) as client:
+                for _ in range(3):
+                    await client.post(url, json={"id": "x"})
+                await client.put(url)  # 405
+            return (await proc._client.get("/metrics")).text
+
+    text = asyncio.run(go())
+    assert 'modelport_router_requests_total{service="svc",code="2xx"} 3' in text
+    assert 'modelport_router_requests_total{service="svc",code="4xx"} 1' in text
+    assert 'modelport_router_request_duration_seconds_count{service="svc"} 4' in text
+    assert "# TYPE modelport_router_queue_wait_seconds histogram" in text
+    assert 'modelport_router_replicas_ready{service="svc"} 1' in text
