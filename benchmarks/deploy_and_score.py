@@ -18,48 +18,17 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
+from _common import start_server, wrk
 
-from modelport import InferenceConfig, Model, Webservice, Workspace  # noqa: E402
-from modelport.cli.demo import write_files  # noqa: E402
-from modelport.spec.deployment import deployment_config_from_document  # noqa: E402
-
-LUA = """
-wrk.method = "POST"
-wrk.body = '{"data": [[5.1, 3.5, 1.4, 0.2]]}'
-wrk.headers["Content-Type"] = "application/json"
-%s
-"""
-
-
-def start_server(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modelport", "up", "--port", "0", "--router-port", "0"],
-        env={**env, "MODELPORT_HOME": str(home)},
-        stdout=subprocess.DEVNULL,
-        stderr=(home.parent / "server.log").open("wb"),
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            config = json.loads((home / "config.json").read_text())
-            if config.get("pid") == proc.pid:
-                return proc, config
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("the server did not start; see server.log")
+from modelport import InferenceConfig, Model, Webservice, Workspace
+from modelport.cli.demo import write_files
+from modelport.spec.deployment import deployment_config_from_document
 
 
 def timed_deploy(ws: Workspace, name: str, model: Model, ic: Path, dc: Path) -> float:
@@ -68,27 +37,6 @@ def timed_deploy(ws: Workspace, name: str, model: Model, ic: Path, dc: Path) -> 
     service = Model.deploy(ws, name, [model], InferenceConfig.from_file(ic), config)
     service.wait_for_deployment()
     return time.perf_counter() - started
-
-
-def wrk(url: str, connections: int, seconds: int, header: str = "") -> dict[str, float]:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(LUA % header)
-    base = ["wrk", "-t1", f"-c{connections}", "--latency", "-s", script.name, url]
-    subprocess.run([*base[:3], "-d2s", *base[3:]], capture_output=True, check=True)  # warm-up
-    out = subprocess.run([*base[:3], f"-d{seconds}s", *base[3:]], capture_output=True, text=True,
-                         check=True).stdout
-    os.unlink(script.name)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: (.*)", out)
-    return {"rps": rps, "p50": _ms(out, "50%"), "p99": _ms(out, "99%"),
-            "errors": float(errors.group(1)) if errors else 0.0,
-            "socket_errors": 1.0 if socket_errors else 0.0}
-
-
-def _ms(out: str, pct: str) -> float:
-    value, unit = re.search(rf"{re.escape(pct)}\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
 def main() -> None:
@@ -119,25 +67,32 @@ def main() -> None:
             rows = []
             for c in (int(x) for x in args.connections.split(",")):
                 direct = wrk(replica, c, args.seconds)
-                routed = wrk(service.scoring_uri, c, args.seconds,
-                             f'wrk.headers["Authorization"] = "Bearer {key}"')
+                routed = wrk(
+                    service.scoring_uri, c, args.seconds, headers={"Authorization": f"Bearer {key}"}
+                )
                 rows.append((c, direct, routed))
     finally:
         proc.terminate()
         proc.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
-    print(f"## Deploy and score ({date.today()}, {platform.node()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()})\n")
+    print(
+        f"## Deploy and score ({date.today()}, {platform.node()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()})\n"
+    )
     print("| deploy to Healthy (2 replicas, scikit-learn env) | seconds |\n|---|---|")
     print(f"| cold environment cache (uv downloads the packages) | {cold:.1f} |")
     print(f"| warm environment cache | {warm:.1f} |\n")
     print(f"iris, one row per request, wrk -t1, {args.seconds} s after a 2 s warm-up, 1 replica:\n")
-    print("| connections | direct req/s | p50 ms | p99 ms | router req/s | p50 ms | p99 ms | "
-          "router/direct | added p50 ms | errors |\n|---|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| connections | direct req/s | p50 ms | p99 ms | router req/s | p50 ms | p99 ms | "
+        "router/direct | added p50 ms | errors |\n|---|---|---|---|---|---|---|---|---|---|"
+    )
     for c, d, r in rows:
-        print(f"| {c} | {d['rps']:.0f} | {d['p50']:.2f} | {d['p99']:.2f} | {r['rps']:.0f} | "
-              f"{r['p50']:.2f} | {r['p99']:.2f} | {r['rps'] / d['rps']:.2f}x | "
-              f"{r['p50'] - d['p50']:+.2f} | {int(d['errors'] + r['errors'])} |")
+        print(
+            f"| {c} | {d['rps']:.0f} | {d['p50']:.2f} | {d['p99']:.2f} | {r['rps']:.0f} | "
+            f"{r['p50']:.2f} | {r['p99']:.2f} | {r['rps'] / d['rps']:.2f}x | "
+            f"{r['p50'] - d['p50']:+.2f} | {int(d['errors'] + r['errors'])} |"
+        )
 
 
 if __name__ == "__main__":

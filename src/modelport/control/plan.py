@@ -39,7 +39,7 @@ class DeploymentPlan:
 
 def queue_bound(max_replicas: int, max_concurrent: int) -> int:
     """Room for ten requests per slot at full scale: a burst waits, a flood is refused."""
-    return max(10, 10 * max_replicas * max_concurrent)
+    return max(100, 10 * max_replicas * max_concurrent)
 
 
 def deployment_config(spec: dict[str, Any]) -> DeploymentConfiguration:

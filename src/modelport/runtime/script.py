@@ -91,24 +91,32 @@ class Invoker:
 
     def __init__(self, workers: int) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="run")
+        # Raising the timeout and finishing the call are decided under this lock, so
+        # the exception is raised only inside run(), never in the pool's own loop
+        # (which would silently lose a worker thread).
+        self._lock = threading.Lock()
 
     async def call(self, func: Callable[..., Any], kwargs: dict[str, Any], timeout_s: float) -> Any:
-        holder: dict[str, int] = {}
+        call = _Call()
 
         def target() -> Any:
-            holder["thread"] = threading.get_ident()
+            call.thread = threading.get_ident()
             try:
                 return func(**kwargs)
             finally:
-                holder["done"] = 1
+                with self._lock:
+                    call.done = True
+                    if call.fired:  # raised but maybe not delivered yet: take it back
+                        _raise_in_thread(call.thread, None)
 
         future = asyncio.get_running_loop().run_in_executor(self._pool, target)
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout_s)
         except TimeoutError:
-            thread = holder.get("thread")
-            if thread is not None and "done" not in holder:
-                _raise_in_thread(thread, ScoringTimeout)
+            with self._lock:
+                if call.thread is not None and not call.done:
+                    _raise_in_thread(call.thread, ScoringTimeout)
+                    call.fired = True
             future.add_done_callback(_swallow)  # the interrupted call's result is dropped
             raise ScoringTimeout() from None
 
@@ -116,8 +124,20 @@ class Invoker:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _raise_in_thread(thread_id: int, exc: type[BaseException]) -> None:
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc))
+class _Call:
+    __slots__ = ("done", "fired", "thread")
+
+    def __init__(self) -> None:
+        self.thread: int | None = None
+        self.done = False
+        self.fired = False
+
+
+def _raise_in_thread(thread_id: int, exc: type[BaseException] | None) -> None:
+    """Raise ``exc`` in a thread at its next bytecode; None withdraws a pending one."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(exc) if exc is not None else None
+    )
 
 
 def _swallow(future: asyncio.Future[Any]) -> None:

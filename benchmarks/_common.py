@@ -1,0 +1,90 @@
+"""Helpers shared by the benchmark scripts: a throwaway server, and wrk."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+IRIS_ROW = '{"data": [[5.1, 3.5, 1.4, 0.2]]}'
+
+
+def start_server(
+    home: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """``modelport up`` on free ports in ``home``; returns the process and its config."""
+    home.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelport", "up", "--port", "0", "--router-port", "0"],
+        env={**(env or os.environ), "MODELPORT_HOME": str(home)},
+        stdout=subprocess.DEVNULL,
+        stderr=(home / "server.log").open("wb"),
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            config = json.loads((home / "config.json").read_text())
+            if config.get("pid") == proc.pid:
+                return proc, config
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise SystemExit(f"the server did not start; see {home / 'server.log'}")
+
+
+def wrk(
+    url: str,
+    connections: int,
+    seconds: int,
+    body: str = IRIS_ROW,
+    headers: dict[str, str] | None = None,
+) -> dict[str, float]:
+    """One thread, ``connections`` connections, 2 s warm-up then ``seconds``."""
+    lua = [
+        'wrk.method = "POST"',
+        f"wrk.body = '{body}'",
+        'wrk.headers["Content-Type"] = "application/json"',
+    ]
+    lua += [f'wrk.headers["{k}"] = "{v}"' for k, v in (headers or {}).items()]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write("\n".join(lua) + "\n")
+    base = ["wrk", "-t1", f"-c{connections}", "--latency", "-s", script.name]
+    try:
+        subprocess.run([*base, "-d2s", url], capture_output=True, check=True)
+        out = subprocess.run(
+            [*base, f"-d{seconds}s", url], capture_output=True, text=True, check=True
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    rps = float(_find(r"Requests/sec:\s+([\d.]+)", out))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": rps,
+        "p50": _ms(out, "50%"),
+        "p99": _ms(out, "99%"),
+        "errors": float(non2xx.group(1)) if non2xx else 0.0,
+    }
+
+
+def _find(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    if match is None:
+        raise SystemExit(f"wrk output not understood:\n{text}")
+    return match.group(1)
+
+
+def _ms(out: str, pct: str) -> float:
+    match = re.search(rf"{re.escape(pct)}\s+([\d.]+)(us|ms|s)\b", out)
+    if match is None:
+        raise SystemExit(f"wrk output has no {pct} latency:\n{out}")
+    return float(match.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]

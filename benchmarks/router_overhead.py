@@ -1,0 +1,139 @@
+"""Router overhead: the same replica reached directly and through the router, one run.
+
+    python benchmarks/router_overhead.py [--seconds 10] [--connections 1,8,64]
+
+Workloads: ``noop`` (returns its input) and ``iris`` (scikit-learn
+LogisticRegression, one row per request).  For each, three servers are measured
+with wrk (1 thread): the bare app (uvicorn + httptools, predict inline; part of
+this folder), the modelport replica runtime reached directly, and modelport end
+to end (router with key auth + that replica).  Needs wrk and scikit-learn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from datetime import date
+from pathlib import Path
+
+from _common import ROOT, start_server, wrk
+
+from modelport import AksWebservice, InferenceConfig, Model, Workspace
+from modelport.cli.demo import write_files
+
+NOOP = """
+    def init():
+        pass
+
+    def run(raw_data):
+        return raw_data
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bare_app(workload: str, model_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bare_app.py"),
+            workload,
+            str(model_dir),
+            str(port),
+        ]
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, f"http://127.0.0.1:{port}/score"
+        time.sleep(0.05)
+    raise SystemExit("the bare app did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", default="1,8,64")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    work = Path(tempfile.mkdtemp(prefix="modelport-bench-"))
+    model_dir, _, _ = write_files(work / "files")
+    (work / "noop").mkdir()
+    (work / "noop" / "score.py").write_text(textwrap.dedent(NOOP))
+    server, config = start_server(work / "home")
+    bare: list[subprocess.Popen[bytes]] = []
+    results = []
+    try:
+        with Workspace(config["url"], config["token"]) as ws:
+            model = Model.register(ws, model_dir, "iris-classifier")
+            one = AksWebservice.deploy_configuration(num_replicas=1, autoscale_enabled=False)
+            sources = {
+                "iris": InferenceConfig(
+                    entry_script="score.py", source_directory=work / "files" / "source"
+                ),
+                "noop": InferenceConfig(entry_script="score.py", source_directory=work / "noop"),
+            }
+            for workload, ic in sources.items():
+                service = Model.deploy(ws, workload, [model], ic, one)
+                service.wait_for_deployment()
+                key = service.get_keys()[0]
+                replica = f"http://127.0.0.1:{service.serialize()['replicas'][0]['port']}/score"
+                proc, bare_url = bare_app(workload, model_dir)
+                bare.append(proc)
+                for c in (int(x) for x in args.connections.split(",")):
+                    row = {
+                        "bare": wrk(bare_url, c, args.seconds),
+                        "direct": wrk(replica, c, args.seconds),
+                        "router": wrk(
+                            service.scoring_uri,
+                            c,
+                            args.seconds,
+                            headers={"Authorization": f"Bearer {key}"},
+                        ),
+                    }
+                    results.append((workload, c, row))
+    finally:
+        for proc in bare:
+            proc.terminate()
+            proc.wait(timeout=30)
+        server.terminate()
+        server.wait(timeout=60)
+        shutil.rmtree(work, ignore_errors=True)
+    print(
+        f"## Router overhead ({date.today()}, {platform.node()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, wrk -t1, {args.seconds} s after 2 s warm-up)\n"
+    )
+    print(
+        "| workload | conns | bare req/s | direct req/s | router req/s | direct/bare | "
+        "router/direct | p50 bare / direct / router ms | p99 bare / direct / router ms | "
+        "added p50 ms | errors |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for workload, c, r in results:
+        b, d, x = r["bare"], r["direct"], r["router"]
+        print(
+            f"| {workload} | {c} | {b['rps']:.0f} | {d['rps']:.0f} | {x['rps']:.0f} | "
+            f"{d['rps'] / b['rps']:.2f}x | {x['rps'] / d['rps']:.2f}x | "
+            f"{b['p50']:.2f} / {d['p50']:.2f} / {x['p50']:.2f} | "
+            f"{b['p99']:.2f} / {d['p99']:.2f} / {x['p99']:.2f} | {x['p50'] - d['p50']:+.2f} | "
+            f"{int(b['errors'] + d['errors'] + x['errors'])} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
