@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,13 +173,11 @@ class EnvironmentBuilder:
         (target / READY).write_text(spec.content_hash() + "\n")
 
     def _link(self, linked: Path, target: Path) -> None:
+        """Point the workspace entry at the build; atomic, so racing callers both win."""
         self.workspace_cache.mkdir(parents=True, exist_ok=True)
-        if linked.is_symlink() or linked.exists():
-            if linked.resolve() == target.resolve():
-                return
-            linked.unlink()
-        tmp = linked.with_name(f".{linked.name}.{os.getpid()}")
-        tmp.unlink(missing_ok=True)
+        if linked.is_symlink() and Path(os.readlink(linked)) == target:
+            return
+        tmp = linked.with_name(f".{linked.name}.{uuid.uuid4().hex}")
         tmp.symlink_to(target)
         os.replace(tmp, linked)
 
