@@ -41,7 +41,7 @@ class Dataplane:
         self.service = service
 
     async def handle(self, request: Request) -> Response:
-        headers = Headers(request.headers)
+        headers = dict(request.headers)  # names arrive lower-cased; one index per request
         ids, too_long = _request_ids(headers)
         if too_long:
             response = message(431, f"header {too_long} is longer than {MAX_ID_LENGTH} characters")
@@ -57,7 +57,7 @@ class Dataplane:
         response.headers.append((b"x-ms-server-version", SERVER_VERSION.encode()))
         return response
 
-    async def _score_route(self, request: Request, headers: Headers) -> Response:
+    async def _score_route(self, request: Request, headers: dict[bytes, bytes]) -> Response:
         if request.method == "OPTIONS":
             return Response(200)
         if request.method not in ("GET", "POST"):
@@ -68,7 +68,7 @@ class Dataplane:
         response.headers.append((b"x-ms-run-fn-exec-ms", f"{elapsed_ms:.3f}".encode()))
         return response
 
-    async def _score(self, request: Request, headers: Headers) -> Response:
+    async def _score(self, request: Request, headers: dict[bytes, bytes]) -> Response:
         kwargs, problem = self._arguments(request, headers)
         if problem is not None:
             return problem
@@ -86,12 +86,14 @@ class Dataplane:
         return _encode_result(result)
 
     def _arguments(
-        self, request: Request, headers: Headers
+        self, request: Request, headers: dict[bytes, bytes]
     ) -> tuple[dict[str, Any], Response | None]:
         script = self.script
-        extra = {"request_headers": headers} if script.wants_headers else {}
+        extra = {"request_headers": Headers(request.headers)} if script.wants_headers else {}
         if script.mode == RAW:
-            raw = AMLRequest(request.method, request.path, request.query, headers, request.body)
+            raw = AMLRequest(
+                request.method, request.path, request.query, Headers(request.headers), request.body
+            )
             return {script.params[0]: raw, **extra}, None
         if script.mode == PLAIN:
             if request.method == "GET":
@@ -103,12 +105,13 @@ class Dataplane:
         return self._schema_arguments(request, headers, extra)
 
     def _schema_arguments(
-        self, request: Request, headers: Headers, extra: dict[str, Any]
+        self, request: Request, headers: dict[bytes, bytes], extra: dict[str, Any]
     ) -> tuple[dict[str, Any], Response | None]:
         if request.method == "GET":
             body: Any = _query_values(request.query)
         else:
-            mimetype = headers.get("content-type", "").split(";")[0].strip().lower()
+            content_type = headers.get(b"content-type", b"").decode("latin-1")
+            mimetype = content_type.split(";")[0].strip().lower()
             if mimetype != "application/json":
                 return {}, message(415, "Expects Content-Type to be application/json")
             try:
@@ -158,21 +161,23 @@ def _json_or_text(value: str) -> Any:
         return value
 
 
-def _request_ids(headers: Headers) -> tuple[list[tuple[bytes, bytes]], str | None]:
-    request_id = headers.get("x-request-id") or str(uuid.uuid4())
-    client_id = headers.get("x-ms-client-request-id")
-    legacy = headers.get("x-ms-request-id") or client_id or request_id
+def _request_ids(
+    headers: dict[bytes, bytes],
+) -> tuple[list[tuple[bytes, bytes]], str | None]:
+    request_id = headers.get(b"x-request-id") or str(uuid.uuid4()).encode()
+    client_id = headers.get(b"x-ms-client-request-id")
+    legacy = headers.get(b"x-ms-request-id") or client_id or request_id
     for name, value in (
-        ("x-request-id", request_id),
-        ("x-ms-client-request-id", client_id),
-        ("x-ms-request-id", legacy),
+        (b"x-request-id", request_id),
+        (b"x-ms-client-request-id", client_id),
+        (b"x-ms-request-id", legacy),
     ):
         if value and len(value) > MAX_ID_LENGTH:
-            return [], name
-    out = [(b"x-request-id", request_id.encode()), (b"x-ms-request-id", legacy.encode())]
+            return [], name.decode()
+    out = [(b"x-request-id", request_id), (b"x-ms-request-id", legacy)]
     if client_id:
-        out.append((b"x-ms-client-request-id", client_id.encode()))
-    trace = headers.get("traceid")
+        out.append((b"x-ms-client-request-id", client_id))
+    trace = headers.get(b"traceid")
     if trace:
-        out.append((b"TraceId", trace.encode()))
+        out.append((b"TraceId", trace))
     return out, None

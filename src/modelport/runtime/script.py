@@ -14,7 +14,7 @@ import inspect
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,9 @@ class Invoker:
         self._lock = threading.Lock()
 
     async def call(self, func: Callable[..., Any], kwargs: dict[str, Any], timeout_s: float) -> Any:
+        """Run ``func`` on a worker; one asyncio future, settled by the worker or the timer."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Any] = loop.create_future()
         call = _Call()
 
         def target() -> Any:
@@ -109,16 +112,30 @@ class Invoker:
                     if call.fired:  # raised but maybe not delivered yet: take it back
                         _raise_in_thread(call.thread, None)
 
-        future = asyncio.get_running_loop().run_in_executor(self._pool, target)
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
-        except TimeoutError:
+        def settle(done: Future[Any]) -> None:
+            if not waiter.done():
+                error = done.exception()
+                if error is None:
+                    waiter.set_result(done.result())
+                else:
+                    waiter.set_exception(error)
+
+        def expire() -> None:
+            if waiter.done():
+                return
             with self._lock:
                 if call.thread is not None and not call.done:
                     _raise_in_thread(call.thread, ScoringTimeout)
                     call.fired = True
-            future.add_done_callback(_swallow)  # the interrupted call's result is dropped
-            raise ScoringTimeout() from None
+            waiter.set_exception(ScoringTimeout())
+
+        work = self._pool.submit(target)
+        work.add_done_callback(lambda done: loop.call_soon_threadsafe(settle, done))
+        timer = loop.call_later(timeout_s, expire)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -138,8 +155,3 @@ def _raise_in_thread(thread_id: int, exc: type[BaseException] | None) -> None:
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(thread_id), ctypes.py_object(exc) if exc is not None else None
     )
-
-
-def _swallow(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
