@@ -31,7 +31,9 @@ class Request:
     headers: list[tuple[bytes, bytes]]
     body: bytes = b""
     keep_alive: bool = True
-    client_gone: asyncio.Event | None = None
+    # Called if the client disconnects while this request is handled.  The handler is
+    # not cancelled: work in progress (a replica slot, a run() call) ends on its own.
+    on_disconnect: Callable[[], None] | None = None
 
 
 @dataclass
@@ -113,7 +115,7 @@ class HttpProtocol(asyncio.Protocol):
         self.pending: deque[Request] = deque()
         self.task: asyncio.Task[None] | None = None
         self.idle_timer: asyncio.TimerHandle | None = None
-        self.client_gone = asyncio.Event()
+        self.current: Request | None = None
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
@@ -129,11 +131,12 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
-        self.client_gone.set()
         self._cancel_idle_timer()
-        if self.task is not None and not self.task.done():
-            self.task.cancel()  # the handler's finally blocks release what it held
         self.transport = None
+        self.pending.clear()
+        current = self.current
+        if current is not None and current.on_disconnect is not None:
+            current.on_disconnect()
 
     def data_received(self, data: bytes) -> None:
         self._cancel_idle_timer()
@@ -181,7 +184,6 @@ class HttpProtocol(asyncio.Protocol):
             headers=self._headers,
             body=b"".join(self._body),
             keep_alive=self.parser.should_keep_alive(),
-            client_gone=self.client_gone,
         )
         self.pending.append(request)
         if self.task is None:
@@ -190,8 +192,9 @@ class HttpProtocol(asyncio.Protocol):
     # -- serving ------------------------------------------------------------------
     async def _serve(self) -> None:
         while self.pending and self.transport is not None:
-            request = self.pending.popleft()
+            request = self.current = self.pending.popleft()
             response = await self.state.handler(request)
+            self.current = None
             keep_alive = request.keep_alive and not self.state.closing
             if self.transport is None:
                 return

@@ -57,7 +57,6 @@ class Proxy:
     def __init__(self) -> None:
         self.table = RouteTable()
         self.pool = Pool()
-        self._serving: set[asyncio.Task[Response]] = set()  # asyncio holds tasks weakly
 
     def set_table(self, table: RouteTable) -> None:
         old, self.table = self.table, table
@@ -99,7 +98,7 @@ class Proxy:
         backend = route.try_acquire()
         if backend is None:
             try:
-                backend = await self._wait(route)
+                backend = await self._wait(route, request)
             except QueueFull as exc:
                 route.lane.stats.queue_full += 1
                 return error(
@@ -123,24 +122,28 @@ class Proxy:
                 )
             except LookupError:
                 return error(404, "not_found", f"service {route.name!r} was removed")
+            except asyncio.CancelledError:
+                return error(499, "client_closed", "the client left while queued")
         route.lane.stats.queue_wait.observe(time.monotonic() - started)
-        # The exchange owns the slot: if our client leaves, the slot is freed only when
-        # the replica answers, so the replica never has more than its cap at once.
-        task = asyncio.get_running_loop().create_task(self._exchange(route.name, backend, request))
-        self._serving.add(task)
-        task.add_done_callback(self._serving.discard)
-        return await asyncio.shield(task)
+        # If our client leaves now, the exchange still runs to the replica's answer
+        # and frees the slot then: the replica never has more than its cap at once.
+        return await self._exchange(route.name, backend, request)
 
-    async def _wait(self, route: Route) -> Backend:
+    async def _wait(self, route: Route, request: Request) -> Backend:
         waiter = route.enqueue(asyncio.get_running_loop())
+
+        def leave() -> None:
+            # The client disconnected while queued; the route may have been replaced
+            # by a table update, so abandon on the one now in force (same lane).  A
+            # slot already handed over is used and freed by this handler as usual.
+            if not waiter.future.done():
+                self.table.routes.get(route.name, route).abandon(waiter)
+
+        request.on_disconnect = leave
         try:
             return await waiter.future
-        except asyncio.CancelledError:
-            # The client disconnected while queued; the route may have been replaced
-            # by a table update, so abandon on the one now in force (same lane).
-            current = self.table.routes.get(route.name, route)
-            current.abandon(waiter)
-            raise
+        finally:
+            request.on_disconnect = None
 
     async def _exchange(self, name: str, backend: Backend, request: Request) -> Response:
         route = self.table.routes.get(name)
