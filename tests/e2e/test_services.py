@@ -401,3 +401,35 @@ def test_local_service_with_several_models_and_ignored_files(ws: Workspace, tmp_
     assert answer["files"] == [".amlignore", ".gitignore", "keep.txt", "score.py"]
     direct = httpx.post(f"http://127.0.0.1:{port}/score", content=b"{}")
     assert direct.status_code == 200 and direct.json() == answer
+
+
+def test_a_replica_busy_with_a_long_run_keeps_passing_its_probes(
+    ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    quick_probes = fixed(
+        1,
+        auth_enabled=False,
+        period_seconds=1,
+        timeout_seconds=1,
+        failure_threshold=2,
+        scoring_timeout_ms=120000,
+    )
+    service = Model.deploy(ws, "busy-svc", [model], source(tmp_path), quick_probes)
+    service.wait_for_deployment()
+    hold = tmp_path / "hold"
+    result: dict[str, httpx.Response] = {}
+    call = threading.Thread(target=lambda: result.update(r=post(service, {"hold": str(hold)})))
+    call.start()
+    wait_for(hold.exists, what="run() to start holding the replica")
+
+    def replica() -> dict[str, int]:
+        service.update_deployment_state()
+        return dict(service.serialize()["replicas"][0])
+
+    passed = replica()["probesPassed"]
+    # more than failure_threshold probe periods go by while run() holds the loop
+    wait_for(lambda: replica()["probesPassed"] >= passed + 3, timeout_s=30, what="three probes")
+    assert replica()["restarts"] == 0 and replica()["state"] == "Ready"
+    hold.unlink()
+    call.join(timeout=30)
+    assert result["r"].status_code == 200

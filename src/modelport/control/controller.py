@@ -284,7 +284,13 @@ class ServiceController:
         if self.current is None:
             return []
         return [
-            {"index": r.index, "port": r.port, "state": str(r.state), "restarts": r.restarts}
+            {
+                "index": r.index,
+                "port": r.port,
+                "state": str(r.state),
+                "restarts": r.restarts,
+                "probesPassed": r.probes_passed,
+            }
             for r in self.current.replicas.replicas
         ]
 

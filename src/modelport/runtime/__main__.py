@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["MODELPORT_REPLICA"] = "1"  # modelport.Model is the replica-side one here
     os.chdir(root)
     from modelport.runtime.dataplane import Dataplane
-    from modelport.runtime.script import EntryScript, Invoker
+    from modelport.runtime.script import EntryScript, InlineInvoker, Invoker
 
     try:
         source = root / settings.source_dir if settings.source_dir else None
@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException:
         log.exception("the entry script failed to load or its init() raised")
         return INIT_FAILED
-    invoker = Invoker(settings.workers)
+    # One run() at a time (the v1 default) runs inline: no thread hand-off per request.
+    invoker = InlineInvoker() if settings.workers == 1 else Invoker(settings.workers)
     dataplane = Dataplane(script, invoker, settings.timeout_ms, os.environ.get("SERVICE_NAME", ""))
     try:
         _install_loop()
@@ -101,6 +102,11 @@ async def _serve(dataplane: object, settings: argparse.Namespace) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    health = os.environ.get("MODELPORT_HEALTH_FD")
+    if health is not None:
+        from modelport.runtime.health import serve_health
+
+        serve_health(socket.socket(fileno=int(health)))
     log.info("serving on %s", server.sockets[0].getsockname())
     await stop.wait()
     log.info("draining: finishing requests in progress, then exiting")

@@ -15,7 +15,14 @@ from urllib.parse import parse_qs
 
 from modelport.httpserver import Request, Response
 from modelport.runtime.api import AMLRequest, AMLResponse, Headers
-from modelport.runtime.script import PLAIN, RAW, EntryScript, Invoker, ScoringTimeout
+from modelport.runtime.script import (
+    PLAIN,
+    RAW,
+    EntryScript,
+    InlineInvoker,
+    Invoker,
+    ScoringTimeout,
+)
 from modelport.runtime.swagger import swagger_document
 
 log = logging.getLogger("modelport.runtime")
@@ -33,7 +40,7 @@ def message(status: int, text: str, *extra: tuple[bytes, bytes]) -> Response:
 
 class Dataplane:
     def __init__(
-        self, script: EntryScript, invoker: Invoker, timeout_ms: int, service: str
+        self, script: EntryScript, invoker: Invoker | InlineInvoker, timeout_ms: int, service: str
     ) -> None:
         self.script = script
         self.invoker = invoker
@@ -73,7 +80,10 @@ class Dataplane:
         if problem is not None:
             return problem
         try:
-            result = await self.invoker.call(self.script.run, kwargs, self.timeout_ms / 1000)
+            if isinstance(self.invoker, InlineInvoker):
+                result = self.invoker.call(self.script.run, kwargs, self.timeout_ms / 1000)
+            else:
+                result = await self.invoker.call(self.script.run, kwargs, self.timeout_ms / 1000)
         except ScoringTimeout:
             return message(
                 500,

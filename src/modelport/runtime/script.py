@@ -13,6 +13,7 @@ import importlib.util
 import inspect
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -139,6 +140,50 @@ class Invoker:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class InlineInvoker:
+    """Calls ``run()`` on the event loop's own thread: no hand-off, for one-at-a-time replicas.
+
+    A watchdog thread polls the deadline (no wake-up per call) and raises the timeout
+    inside ``run()``; the same lock as in :class:`Invoker` keeps it from landing
+    anywhere else.
+    """
+
+    POLL_S = 0.01
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._target = threading.get_ident()
+        self._deadline: float | None = None
+        self._seq = 0
+        self._fired = -1
+        threading.Thread(target=self._watch, name="run-watchdog", daemon=True).start()
+
+    def call(self, func: Callable[..., Any], kwargs: dict[str, Any], timeout_s: float) -> Any:
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+            self._deadline = time.monotonic() + timeout_s
+        try:
+            return func(**kwargs)
+        finally:
+            with self._lock:
+                self._deadline = None
+                if self._fired == seq:  # raised but maybe not delivered yet: take it back
+                    _raise_in_thread(self._target, None)
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self.POLL_S)
+            with self._lock:
+                if self._deadline is not None and time.monotonic() >= self._deadline:
+                    _raise_in_thread(self._target, ScoringTimeout)
+                    self._fired = self._seq
+                    self._deadline = None
+
+    def shutdown(self) -> None:
+        pass
 
 
 class _Call:

@@ -90,8 +90,14 @@ class Replica:
         self.sock.bind(("127.0.0.1", spec.fixed_port if index == 0 and spec.fixed_port else 0))
         self.sock.listen(1024)
         self.port: int = self.sock.getsockname()[1]
+        # Probes go to a socket of their own, answered even while run() holds the loop.
+        self.health = socket.socket()
+        self.health.bind(("127.0.0.1", 0))
+        self.health.listen(16)
+        self.health_port: int = self.health.getsockname()[1]
         self.state = ReplicaState.STARTING
         self.restarts = 0
+        self.probes_passed = 0
         self.error: str | None = None
         self.proc: asyncio.subprocess.Process | None = None
         self.log_path = spec.log_dir / f"replica-{spec.deployment}-{index}.log"
@@ -138,7 +144,11 @@ class Replica:
 
     async def _spawn(self) -> None:
         self.spec.log_dir.mkdir(parents=True, exist_ok=True)
-        env = {**self.spec.env, "MODELPORT_LISTEN_FD": str(self.sock.fileno())}
+        env = {
+            **self.spec.env,
+            "MODELPORT_LISTEN_FD": str(self.sock.fileno()),
+            "MODELPORT_HEALTH_FD": str(self.health.fileno()),
+        }
         with self.log_path.open("ab") as log:
             if self.restarts:
                 log.write(f"--- restart {self.restarts} at {time.ctime()} ---\n".encode())
@@ -151,7 +161,7 @@ class Replica:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
-                pass_fds=(self.sock.fileno(),),
+                pass_fds=(self.sock.fileno(), self.health.fileno()),
                 preexec_fn=_set_pdeathsig,
             )
 
@@ -161,7 +171,7 @@ class Replica:
         while time.monotonic() < deadline and not self._stopping.is_set():
             if self.proc.returncode is not None:
                 return False
-            if await probe_once(self.port, min(self.spec.probe.timeout_s, 1.0)):
+            if await probe_once(self.health_port, min(self.spec.probe.timeout_s, 1.0)):
                 return True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.proc.wait(), STARTUP_PROBE_S)
@@ -177,8 +187,9 @@ class Replica:
                 await asyncio.wait_for(self.proc.wait(), probe.period_s)
             if self.proc.returncode is not None or self._stopping.is_set():
                 return
-            if await probe_once(self.port, probe.timeout_s):
+            if await probe_once(self.health_port, probe.timeout_s):
                 misses = 0
+                self.probes_passed += 1
                 self._set(ReplicaState.READY)
                 continue
             misses += 1
@@ -210,6 +221,7 @@ class Replica:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
         self.sock.close()
+        self.health.close()
         self._set(ReplicaState.STOPPED)
 
     def kill_now(self) -> None:

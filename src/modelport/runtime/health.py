@@ -1,0 +1,37 @@
+"""Liveness on its own socket, answered by a thread.
+
+An inline ``run()`` holds the event loop for as long as it takes; probes on this
+socket are still answered, so a busy replica is not mistaken for a dead one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+
+ANSWER = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 7\r\n"
+    b"connection: close\r\n\r\nHealthy"
+)
+
+
+def serve_health(sock: socket.socket) -> threading.Thread:
+    thread = threading.Thread(target=_serve, args=(sock,), name="health", daemon=True)
+    thread.start()
+    return thread
+
+
+def _serve(sock: socket.socket) -> None:
+    sock.setblocking(True)
+    while True:
+        conn, _ = sock.accept()
+        with conn, contextlib.suppress(OSError):
+            conn.settimeout(2.0)
+            request = b""
+            while b"\r\n\r\n" not in request and len(request) < 8192:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                request += chunk
+            conn.sendall(ANSWER)
