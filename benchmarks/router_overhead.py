@@ -68,6 +68,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", default="1,8,64")
+    parser.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=1,
+        help="replica_max_concurrent_requests (the v1 default is 1)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -81,7 +87,11 @@ def main() -> None:
     try:
         with Workspace(config["url"], config["token"]) as ws:
             model = Model.register(ws, model_dir, "iris-classifier")
-            one = AksWebservice.deploy_configuration(num_replicas=1, autoscale_enabled=False)
+            one = AksWebservice.deploy_configuration(
+                num_replicas=1,
+                autoscale_enabled=False,
+                replica_max_concurrent_requests=args.max_concurrent,
+            )
             sources = {
                 "iris": InferenceConfig(
                     entry_script="score.py", source_directory=work / "files" / "source"

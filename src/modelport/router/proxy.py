@@ -150,7 +150,8 @@ class Proxy:
         timeout_s = route.timeout_s if route is not None else 60.0
         data = _encode_request(request, "/score", backend)
         try:
-            upstream = await asyncio.wait_for(self._send(name, backend, data), timeout_s)
+            async with asyncio.timeout(timeout_s):  # no extra task, unlike wait_for
+                upstream = await self._send(name, backend, data)
         except TimeoutError:
             return error(504, "timeout", f"the replica did not answer within {timeout_s:g} s")
         except ConnectFailed:
