@@ -126,7 +126,8 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     print(
         f"## Router overhead ({date.today()}, {platform.node()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, wrk -t1, {args.seconds} s after 2 s warm-up)\n"
+        f"Python {platform.python_version()}, wrk -t1, {args.seconds} s after 2 s warm-up, "
+        f"max concurrent per replica {args.max_concurrent})\n"
     )
     print(
         "| workload | conns | bare req/s | direct req/s | router req/s | direct/bare | "
