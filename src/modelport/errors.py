@@ -7,7 +7,10 @@
     ├── NotFoundError                  404  exit 3   not_found
     ├── ConflictError                  409  exit 5   conflict
     ├── PayloadTooLargeError           413  exit 2   payload_too_large
-    └── ServerUnavailableError         503  exit 6   server_unavailable
+    ├── ServerUnavailableError         503  exit 6   server_unavailable
+    ├── EnvironmentBuildError          400  exit 7   environment_build_failed
+    ├── ReplicasFailedError            500  exit 8   replicas_failed
+    └── ScoringError                   502  exit 9   scoring_failed
 
 Each class carries a stable ``code`` (the wire name), the HTTP status the management
 API answers with, and the exit code the CLI ends with.  The API turns every error
@@ -80,6 +83,37 @@ class ServerUnavailableError(ModelportError):
     exit_code = 6
 
 
+class EnvironmentBuildError(ModelportError):
+    """uv could not build a service's environment; the message carries its output."""
+
+    code = "environment_build_failed"
+    http_status = 400
+    exit_code = 7
+
+
+class ReplicasFailedError(ModelportError):
+    """A deployment's replicas could not be started (e.g. init() fails every time)."""
+
+    code = "replicas_failed"
+    http_status = 500
+    exit_code = 8
+
+
+class ScoringError(ModelportError):
+    """A scoring call that did not succeed; ``status_code`` and ``content`` say why."""
+
+    code = "scoring_failed"
+    http_status = 502
+    exit_code = 9
+
+    def __init__(
+        self, message: str, status_code: int = 0, content: str = "", *, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status_code = status_code
+        self.content = content
+
+
 _BY_CODE: dict[str, type[ModelportError]] = {
     cls.code: cls
     for cls in (
@@ -91,6 +125,9 @@ _BY_CODE: dict[str, type[ModelportError]] = {
         ConflictError,
         PayloadTooLargeError,
         ServerUnavailableError,
+        EnvironmentBuildError,
+        ReplicasFailedError,
+        ScoringError,
     )
 }
 

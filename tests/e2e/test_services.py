@@ -433,3 +433,20 @@ def test_a_replica_busy_with_a_long_run_keeps_passing_its_probes(
     hold.unlink()
     call.join(timeout=30)
     assert result["r"].status_code == 200
+
+
+def test_router_metrics_are_on_the_admin_port(
+    ws: Workspace, model: Model, tmp_path: Path, server: ServerProcess
+) -> None:
+    service = Model.deploy(ws, "metrics-svc", [model], source(tmp_path), fixed(1))
+    service.wait_for_deployment()
+    key = service.get_keys()[0]
+    assert post(service, {"x": [1]}, key).status_code == 200
+    assert post(service, {"x": [1]}).status_code == 401
+    admin = json.loads((server.home / "config.json").read_text())["routerAdminUrl"]
+    assert httpx.get(f"{admin}/metrics").status_code == 401
+    text = httpx.get(f"{admin}/metrics", headers={"Authorization": f"Bearer {server.token}"}).text
+    assert 'modelport_router_requests_total{service="metrics-svc",code="2xx"} 1' in text
+    assert 'modelport_router_requests_total{service="metrics-svc",code="4xx"} 1' in text
+    assert 'modelport_router_replicas_ready{service="metrics-svc"} 1' in text
+    assert urlsplit(admin).hostname == "127.0.0.1"  # never on the scoring address

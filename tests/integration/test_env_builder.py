@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from modelport.envs.builder import READY, EnvironmentBuilder, EnvironmentBuildError
+from modelport.envs.builder import READY, EnvironmentBuilder
+from modelport.errors import EnvironmentBuildError
 from modelport.spec.environment import EnvironmentSpec, pip_environment_document
 from tests.conftest import run_concurrently
 

@@ -57,6 +57,10 @@ class RouterProcess:
         self._stopping = False
 
     @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin.getsockname()[1]}"
+
+    @property
     def url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         return f"http://{host}:{self.port}"

@@ -86,7 +86,10 @@ def run_server(
         if server.started and plane.router is not None:
             # Clients learn of the server only once it runs its router and services.
             settings.update(
-                routerUrl=plane.router_url, routerPort=plane.router.port, pid=os.getpid()
+                routerUrl=plane.router_url,
+                routerPort=plane.router.port,
+                routerAdminUrl=plane.router.admin_url,
+                pid=os.getpid(),
             )
             write_private_json(config_path(home), settings)
             log.info("modelport management API on %s, scoring on %s", url, plane.router_url)

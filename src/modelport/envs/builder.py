@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelport.errors import InvalidInputError, ModelportError
+from modelport.errors import EnvironmentBuildError, InvalidInputError
 from modelport.spec.environment import EnvironmentSpec
 
 READY = ".modelport-ready"
@@ -43,12 +43,6 @@ _CONDA_ONLY = {
 _NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 Progress = Callable[[str], None]
-
-
-class EnvironmentBuildError(ModelportError):
-    code = "environment_build_failed"
-    http_status = 400
-    exit_code = 7
 
 
 @dataclass(frozen=True)

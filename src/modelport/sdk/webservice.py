@@ -17,7 +17,12 @@ from urllib.parse import quote
 
 import httpx
 
-from modelport.errors import InvalidInputError, ModelportError, ServerUnavailableError
+from modelport.errors import (
+    InvalidInputError,
+    ModelportError,
+    ScoringError,
+    ServerUnavailableError,
+)
 from modelport.sdk.uploads import source_files, upload_snapshot
 from modelport.sdk.workspace import Workspace
 from modelport.spec.deployment import (
@@ -35,17 +40,8 @@ if TYPE_CHECKING:
 POLL_S = 0.25
 
 
-class WebserviceError(ModelportError):
-    """A scoring call that did not succeed; ``status_code`` and ``content`` say why."""
-
-    code = "scoring_failed"
-    http_status = 502
-    exit_code = 9
-
-    def __init__(self, message: str, status_code: int = 0, content: str = "") -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.content = content
+# v1 raised WebserviceException; the SDK's name for a failed scoring call.
+WebserviceError = ScoringError
 
 
 def _given(values: dict[str, Any]) -> dict[str, Any]:

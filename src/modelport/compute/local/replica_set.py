@@ -6,13 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from modelport.compute.local.replica import Replica, ReplicaSpec, ReplicaState
-from modelport.errors import ModelportError
-
-
-class ReplicasFailedError(ModelportError):
-    code = "replicas_failed"
-    http_status = 500
-    exit_code = 8
+from modelport.errors import ReplicasFailedError
 
 
 class ReplicaSet:
