@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from asyncio import Future
 
 from modelport.httpserver import Request, Response
 from modelport.router.table import (
@@ -15,6 +16,7 @@ from modelport.router.table import (
     RouteTable,
     WaitTimeout,
     release,
+    take,
 )
 from modelport.router.upstream import ConnectFailed, Pool, UpstreamClosed, UpstreamResponse
 
@@ -57,6 +59,8 @@ class Proxy:
     def __init__(self) -> None:
         self.table = RouteTable()
         self.pool = Pool()
+        # What dispatch handed to the waiter that just resumed (read right after).
+        self._handed: tuple[Future[UpstreamResponse] | None, Slot | None] = (None, None)
 
     def set_table(self, table: RouteTable) -> None:
         old, self.table = self.table, table
@@ -64,7 +68,7 @@ class Proxy:
             if name not in table.routes:
                 route.fail_waiters(LookupError(name))
         for route in table.routes.values():
-            route.dispatch()  # new replicas take queued requests at once
+            self._dispatch(route)  # new replicas take queued requests at once
         keep = {(b.host, b.port) for r in table.routes.values() for b in r.backends}
         self.pool.forget(keep)
 
@@ -95,10 +99,13 @@ class Proxy:
             header = next((v for k, v in request.headers if k == b"authorization"), None)
             if not route.authorised(header):
                 return UNAUTHORIZED
+        data = _encode_request(request, "/score")
         backend = route.try_acquire()
+        handed: tuple[Future[UpstreamResponse] | None, Slot | None] = (None, None)
         if backend is None:
             try:
-                backend = await self._wait(route, request)
+                backend = await self._wait(route, request, data)
+                handed = self._handed
             except QueueFull as exc:
                 route.lane.stats.queue_full += 1
                 return error(
@@ -127,10 +134,11 @@ class Proxy:
         route.lane.stats.queue_wait.observe(time.monotonic() - started)
         # If our client leaves now, the exchange still runs to the replica's answer
         # and frees the slot then: the replica never has more than its cap at once.
-        return await self._exchange(route.name, backend, request)
+        return await self._exchange(route.name, backend, request, data, *handed)
 
-    async def _wait(self, route: Route, request: Request) -> Backend:
+    async def _wait(self, route: Route, request: Request, data: bytes) -> Backend:
         waiter = route.enqueue(asyncio.get_running_loop())
+        waiter.data = data
 
         def leave() -> None:
             # The client disconnected while queued; the route may have been replaced
@@ -141,60 +149,96 @@ class Proxy:
 
         request.on_disconnect = leave
         try:
-            return await waiter.future
+            backend = await waiter.future
         finally:
             request.on_disconnect = None
+        self._handed = waiter.upstream, waiter.slot
+        return backend
 
-    async def _exchange(self, name: str, backend: Backend, request: Request) -> Response:
+    def _dispatch(self, route: Route) -> None:
+        """Give free slots to the longest-waiting requests, starting each at once.
+
+        Called when a slot frees, often inside the replica's response callback: the
+        next request goes out on the connection that just became idle, before any
+        task runs, so a one-at-a-time replica is not left waiting for the router.
+        """
+        waiters = route.lane.waiters
+        while waiters:
+            backend = route.pick()
+            if backend is None:
+                return
+            waiter = waiters.popleft()
+            if waiter.timer is not None:
+                waiter.timer.cancel()
+            if waiter.future.done():  # cancelled, and about to be abandoned
+                continue
+            take(route, backend)
+            slot = Slot(self, route.name, backend)
+            if waiter.data is not None:
+                waiter.upstream = self.pool.start_now(
+                    backend.host, backend.port, waiter.data, slot.release
+                )
+                waiter.slot = slot
+            waiter.future.set_result(backend)
+
+    async def _exchange(
+        self,
+        name: str,
+        backend: Backend,
+        request: Request,
+        data: bytes,
+        started: Future[UpstreamResponse] | None = None,
+        slot: Slot | None = None,
+    ) -> Response:
         route = self.table.routes.get(name)
         timeout_s = route.timeout_s if route is not None else 60.0
-        data = _encode_request(request, "/score", backend)
+        slot = slot or Slot(self, name, backend)
         try:
             async with asyncio.timeout(timeout_s):  # no extra task, unlike wait_for
-                upstream = await self._send(name, backend, data)
+                upstream = await self._send(slot, data, started)
         except TimeoutError:
             return error(504, "timeout", f"the replica did not answer within {timeout_s:g} s")
         except ConnectFailed:
             return error(502, "bad_gateway", "no replica of the service could be reached")
         except UpstreamClosed as exc:
             return error(502, "bad_gateway", f"the replica failed while scoring: {exc}")
+        finally:
+            slot.release()  # a no-op when the answer already freed it
         return _response(upstream)
 
-    async def _send(self, name: str, backend: Backend, data: bytes) -> UpstreamResponse:
-        """One try; a connection that never opened is retried once on another free replica.
-
-        The slot held is released however this ends: answer, error, or the timeout's
-        cancellation (504 frees the slot).
-        """
-        held: Backend | None = backend
+    async def _send(
+        self, slot: Slot, data: bytes, started: Future[UpstreamResponse] | None
+    ) -> UpstreamResponse:
+        """One try; a connection that never opened is retried once on another free replica."""
+        if started is not None:
+            return await started
+        backend = slot.backend
         try:
-            try:
-                return await self.pool.request(backend.host, backend.port, data)
-            except ConnectFailed:
-                route, held = self._release(name, backend), None
-                held = route.try_acquire(exclude=backend) if route is not None else None
-                if held is None:
-                    raise
-                log.info(
-                    "replica %s:%s unreachable; retrying on %s:%s",
-                    backend.host,
-                    backend.port,
-                    held.host,
-                    held.port,
-                )
-                return await self.pool.request(held.host, held.port, data)
-        finally:
-            if held is not None:
-                self._release(name, held)
+            future = await self.pool.start(backend.host, backend.port, data, slot.release)
+        except ConnectFailed:
+            slot.release()
+            route = self.table.routes.get(slot.name)
+            retry = route.try_acquire(exclude=backend) if route is not None else None
+            if retry is None:
+                raise
+            log.info(
+                "replica %s:%s unreachable; retrying on %s:%s",
+                backend.host,
+                backend.port,
+                retry.host,
+                retry.port,
+            )
+            slot.rebind(retry)
+            future = await self.pool.start(retry.host, retry.port, data, slot.release)
+        return await future
 
-    def _release(self, name: str, backend: Backend) -> Route | None:
+    def _release(self, name: str, backend: Backend) -> None:
         route = self.table.routes.get(name)
         if route is None:
             backend.in_flight -= 1
-            return None
+            return
         release(route, backend)
-        route.dispatch()
-        return route
+        self._dispatch(route)
 
     async def _swagger(self, route: Route, request: Request) -> Response:
         """swagger.json takes no scoring slot: it is metadata, answered by any replica."""
@@ -206,7 +250,7 @@ class Proxy:
         try:
             upstream = await asyncio.wait_for(
                 self.pool.request(
-                    backend.host, backend.port, _encode_request(request, "/swagger.json", backend)
+                    backend.host, backend.port, _encode_request(request, "/swagger.json")
                 ),
                 10,
             )
@@ -215,12 +259,32 @@ class Proxy:
         return _response(upstream)
 
 
-def _encode_request(request: Request, target: str, backend: Backend) -> bytes:
+class Slot:
+    """One replica slot held by one request; released exactly once, by whoever ends it."""
+
+    __slots__ = ("backend", "held", "name", "proxy")
+
+    def __init__(self, proxy: Proxy, name: str, backend: Backend) -> None:
+        self.proxy = proxy
+        self.name = name
+        self.backend = backend
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.proxy._release(self.name, self.backend)
+
+    def rebind(self, backend: Backend) -> None:
+        """Now holding a slot of another replica (taken by try_acquire)."""
+        self.backend = backend
+        self.held = True
+
+
+def _encode_request(request: Request, target: str) -> bytes:
+    """The request as the replica gets it (any replica: encoded once, even while queued)."""
     query = f"?{request.query}" if request.query else ""
-    parts = [
-        f"{request.method} {target}{query} HTTP/1.1\r\n".encode(),
-        f"host: {backend.host}:{backend.port}\r\n".encode(),
-    ]
+    parts = [f"{request.method} {target}{query} HTTP/1.1\r\n".encode(), b"host: replica\r\n"]
     for name, value in request.headers:
         if name not in HOP_BY_HOP:
             parts.append(name + b": " + value + b"\r\n")

@@ -46,6 +46,9 @@ class Waiter:
     future: asyncio.Future[Backend]
     enqueued: float
     timer: asyncio.TimerHandle | None = None
+    data: bytes | None = None  # the request, ready to send when a slot frees
+    upstream: Any = None  # the exchange dispatch already started for it, if any
+    slot: Any = None  # the slot dispatch took for it
 
 
 @dataclass(eq=False)

@@ -1,8 +1,15 @@
-"""Keep-alive HTTP/1.1 connections to replicas, parsed with httptools."""
+"""Keep-alive HTTP/1.1 connections to replicas, parsed with httptools.
+
+A request's completion can run a callback synchronously, inside the parser's
+callback: the router uses it to free the replica's slot and start the next queued
+request on the same connection at once, so a one-at-a-time replica does not idle
+while the router's tasks take turns.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -28,10 +35,13 @@ class UpstreamResponse:
 
 
 class UpstreamConnection(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, pool: Pool, address: tuple[str, int]) -> None:
+        self.pool = pool
+        self.address = address
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[UpstreamResponse] | None = None
+        self.on_complete: Callable[[], None] | None = None
         self.response: UpstreamResponse | None = None
         self.body: list[bytes] = []
         self.closed = False
@@ -41,6 +51,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.on_complete = None
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(UpstreamClosed("the replica closed the connection"))
 
@@ -68,21 +79,40 @@ class UpstreamConnection(asyncio.Protocol):
         self.body.append(body)
 
     def on_message_complete(self) -> None:
-        response = self.response
-        if response is None or self.waiter is None or self.waiter.done():
+        response, waiter, done = self.response, self.waiter, self.on_complete
+        self.waiter = self.on_complete = None
+        if response is None or waiter is None or waiter.done():
             return
         response.body = b"".join(self.body)
         response.keep_alive = self.parser.should_keep_alive()
-        self.waiter.set_result(response)
+        if response.keep_alive and not self.closed:
+            self.pool.put(self)  # idle before the callback, so it can be reused at once
+        else:
+            self.close()
+        waiter.set_result(response)
+        if done is not None:
+            done()
 
-    async def send(self, data: bytes) -> UpstreamResponse:
+    def begin(
+        self, data: bytes, on_complete: Callable[[], None] | None
+    ) -> asyncio.Future[UpstreamResponse]:
+        """Write one request; the future resolves with its response."""
         assert self.transport is not None
-        self.waiter = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[UpstreamResponse] = asyncio.get_running_loop().create_future()
+        waiter.add_done_callback(self._given_up)
+        self.waiter = waiter
+        self.on_complete = on_complete
         self.transport.write(data)
-        return await self.waiter
+        return waiter
+
+    def _given_up(self, waiter: asyncio.Future[UpstreamResponse]) -> None:
+        """Cancelled (a timeout): a late answer must never reach the next request."""
+        if waiter.cancelled():
+            self.close()
 
     def close(self) -> None:
         self.closed = True
+        self.on_complete = None
         if self.transport is not None:
             self.transport.close()
 
@@ -93,33 +123,44 @@ class Pool:
     def __init__(self) -> None:
         self.idle: dict[tuple[str, int], list[UpstreamConnection]] = {}
 
-    async def request(self, host: str, port: int, data: bytes) -> UpstreamResponse:
-        conn = await self._connection(host, port)
-        try:
-            response = await conn.send(data)
-        except BaseException:
-            conn.close()  # cancelled or failed mid-request: never reuse it
-            raise
-        if response.keep_alive and not conn.closed:
-            idle = self.idle.setdefault((host, port), [])
-            if len(idle) < MAX_IDLE:
-                idle.append(conn)
-                return response
-        conn.close()
-        return response
+    def put(self, conn: UpstreamConnection) -> None:
+        idle = self.idle.setdefault(conn.address, [])
+        if len(idle) < MAX_IDLE:
+            idle.append(conn)
+        else:
+            conn.close()
 
-    async def _connection(self, host: str, port: int) -> UpstreamConnection:
+    def start_now(
+        self, host: str, port: int, data: bytes, on_complete: Callable[[], None] | None
+    ) -> asyncio.Future[UpstreamResponse] | None:
+        """Begin on an idle connection if there is one (no await: usable in callbacks)."""
         idle = self.idle.get((host, port))
         while idle:
             conn = idle.pop()
             if not conn.closed:
-                return conn
+                return conn.begin(data, on_complete)
+        return None
+
+    async def start(
+        self, host: str, port: int, data: bytes, on_complete: Callable[[], None] | None
+    ) -> asyncio.Future[UpstreamResponse]:
+        started = self.start_now(host, port, data, on_complete)
+        if started is not None:
+            return started
         loop = asyncio.get_running_loop()
+        address = (host, port)
         try:
-            _, conn = await loop.create_connection(UpstreamConnection, host, port)
+            _, conn = await loop.create_connection(
+                lambda: UpstreamConnection(self, address), host, port
+            )
         except OSError as exc:
             raise ConnectFailed(str(exc)) from exc
-        return conn
+        return conn.begin(data, on_complete)
+
+    async def request(self, host: str, port: int, data: bytes) -> UpstreamResponse:
+        """One request and its response (no completion callback)."""
+        future = await self.start(host, port, data, None)
+        return await future
 
     def forget(self, keep: set[tuple[str, int]]) -> None:
         """Close idle connections to replicas no longer in the table."""
