@@ -14,9 +14,9 @@ from modelport.router.table import (
     QueueFull,
     Route,
     RouteTable,
+    Waiter,
     WaitTimeout,
     release,
-    take,
 )
 from modelport.router.upstream import ConnectFailed, Pool, UpstreamClosed, UpstreamResponse
 
@@ -59,8 +59,6 @@ class Proxy:
     def __init__(self) -> None:
         self.table = RouteTable()
         self.pool = Pool()
-        # What dispatch handed to the waiter that just resumed (read right after).
-        self._handed: tuple[Future[UpstreamResponse] | None, Slot | None] = (None, None)
 
     def set_table(self, table: RouteTable) -> None:
         old, self.table = self.table, table
@@ -101,11 +99,12 @@ class Proxy:
                 return UNAUTHORIZED
         data = _encode_request(request, "/score")
         backend = route.try_acquire()
-        handed: tuple[Future[UpstreamResponse] | None, Slot | None] = (None, None)
+        begun: Future[UpstreamResponse] | None = None  # an exchange dispatch already started
+        slot: Slot | None = None
         if backend is None:
             try:
-                backend = await self._wait(route, request, data)
-                handed = self._handed
+                waiter = await self._wait(route, request, data)
+                backend, begun, slot = waiter.future.result(), waiter.upstream, waiter.slot
             except QueueFull as exc:
                 route.lane.stats.queue_full += 1
                 return error(
@@ -134,9 +133,9 @@ class Proxy:
         route.lane.stats.queue_wait.observe(time.monotonic() - started)
         # If our client leaves now, the exchange still runs to the replica's answer
         # and frees the slot then: the replica never has more than its cap at once.
-        return await self._exchange(route.name, backend, request, data, *handed)
+        return await self._exchange(route.name, backend, request, data, begun, slot)
 
-    async def _wait(self, route: Route, request: Request, data: bytes) -> Backend:
+    async def _wait(self, route: Route, request: Request, data: bytes) -> Waiter:
         waiter = route.enqueue(asyncio.get_running_loop())
         waiter.data = data
 
@@ -149,11 +148,10 @@ class Proxy:
 
         request.on_disconnect = leave
         try:
-            backend = await waiter.future
+            await waiter.future
         finally:
             request.on_disconnect = None
-        self._handed = waiter.upstream, waiter.slot
-        return backend
+        return waiter
 
     def _dispatch(self, route: Route) -> None:
         """Give free slots to the longest-waiting requests, starting each at once.
@@ -162,24 +160,16 @@ class Proxy:
         next request goes out on the connection that just became idle, before any
         task runs, so a one-at-a-time replica is not left waiting for the router.
         """
-        waiters = route.lane.waiters
-        while waiters:
-            backend = route.pick()
-            if backend is None:
-                return
-            waiter = waiters.popleft()
-            if waiter.timer is not None:
-                waiter.timer.cancel()
-            if waiter.future.done():  # cancelled, and about to be abandoned
-                continue
-            take(route, backend)
-            slot = Slot(self, route.name, backend)
+        name = route.name
+
+        def start(backend: Backend, waiter: Waiter) -> None:
+            waiter.slot = Slot(self, name, backend)
             if waiter.data is not None:
                 waiter.upstream = self.pool.start_now(
-                    backend.host, backend.port, waiter.data, slot.release
+                    backend.host, backend.port, waiter.data, waiter.slot.release
                 )
-                waiter.slot = slot
-            waiter.future.set_result(backend)
+
+        route.dispatch(start)
 
     async def _exchange(
         self,
@@ -187,7 +177,7 @@ class Proxy:
         backend: Backend,
         request: Request,
         data: bytes,
-        started: Future[UpstreamResponse] | None = None,
+        begun: Future[UpstreamResponse] | None = None,
         slot: Slot | None = None,
     ) -> Response:
         route = self.table.routes.get(name)
@@ -195,7 +185,7 @@ class Proxy:
         slot = slot or Slot(self, name, backend)
         try:
             async with asyncio.timeout(timeout_s):  # no extra task, unlike wait_for
-                upstream = await self._send(slot, data, started)
+                upstream = await self._send(slot, data, begun)
         except TimeoutError:
             return error(504, "timeout", f"the replica did not answer within {timeout_s:g} s")
         except ConnectFailed:
@@ -207,11 +197,11 @@ class Proxy:
         return _response(upstream)
 
     async def _send(
-        self, slot: Slot, data: bytes, started: Future[UpstreamResponse] | None
+        self, slot: Slot, data: bytes, begun: Future[UpstreamResponse] | None
     ) -> UpstreamResponse:
         """One try; a connection that never opened is retried once on another free replica."""
-        if started is not None:
-            return await started
+        if begun is not None:
+            return await begun
         backend = slot.backend
         try:
             future = await self.pool.start(backend.host, backend.port, data, slot.release)

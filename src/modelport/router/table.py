@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,8 +144,8 @@ class Route:
         else:
             waiter.future.cancel()
 
-    def dispatch(self) -> None:
-        """Hand free slots to the longest-waiting requests."""
+    def dispatch(self, start: Callable[[Backend, Waiter], None] | None = None) -> None:
+        """Hand free slots to the longest-waiting requests; ``start`` may begin each at once."""
         waiters = self.lane.waiters
         while waiters:
             backend = self.pick()
@@ -156,6 +157,8 @@ class Route:
             if waiter.future.done():  # cancelled, and about to be abandoned
                 continue
             take(self, backend)
+            if start is not None:
+                start(backend, waiter)
             waiter.future.set_result(backend)
 
     def fail_waiters(self, exc: Exception) -> None:
