@@ -450,3 +450,20 @@ def test_router_metrics_are_on_the_admin_port(
     assert 'modelport_router_requests_total{service="metrics-svc",code="4xx"} 1' in text
     assert 'modelport_router_replicas_ready{service="metrics-svc"} 1' in text
     assert urlsplit(admin).hostname == "127.0.0.1"  # never on the scoring address
+
+
+def test_a_failed_update_keeps_the_previous_replicas_serving(
+    ws: Workspace, model: Model, tmp_path: Path, server: ServerProcess
+) -> None:
+    service = Model.deploy(
+        ws, "steady-svc", [model], source(tmp_path), fixed(1, auth_enabled=False)
+    )
+    service.wait_for_deployment()
+    weights = model.files[0].sha256
+    for blob in (server.home / "artifacts" / "sha256").glob(f"*/{weights}"):
+        blob.unlink()  # the store lost the model's file: the next roll-out cannot lay it out
+    service.update(num_replicas=2, autoscale_enabled=False)
+    with pytest.raises(ModelportError, match="current service state: Failed") as info:
+        service.wait_for_deployment(timeout_sec=60)
+    assert "FileNotFoundError" in info.value.message
+    assert post(service, {"x": [4]}).json()["y"] == [40]  # generation 1 still answers

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelport.control import plan
 from modelport.control.plane import ControlPlane
 from modelport.control.workspace import ServerWorkspace, workspace_of
-from modelport.errors import InvalidInputError, ServerUnavailableError
+from modelport.errors import InvalidInputError, ModelportError, ServerUnavailableError
 from modelport.spec.deployment import AksServiceDeploymentConfiguration
 from modelport.spec.inference import check_entry_script_source
 from modelport.spec.model import ModelFile
@@ -71,6 +71,11 @@ def _checked_spec(ws: ServerWorkspace, spec: dict[str, Any]) -> dict[str, Any]:
             f"entry script {inference.entry_script!r} is not in the source directory"
             + (f" {basename!r}" if basename else "")
         )
+    if not ws.blobs.exists(entry.sha256):
+        raise ModelportError(
+            f"the content of entry script {inference.entry_script!r} is missing from the "
+            "artifact store; deploy the source directory again"
+        )
     source = ws.blobs.path(entry.sha256).read_bytes().decode("utf-8", errors="replace")
     check_entry_script_source(source, inference.entry_script)
     spec["deploymentConfig"] = config.model_copy(
@@ -99,7 +104,8 @@ def view(record: ServiceRecord, plane: ControlPlane) -> dict[str, Any]:
         "swaggerUri": scoring.rsplit("/", 1)[0] + "/swagger.json",
         "authEnabled": plan.plan(record.spec).auth,
         "models": record.spec["models"],
-        "deploymentConfig": config.resolved().to_document(),
+        "deploymentConfig": config.resolved().to_document(),  # in effect, defaults filled in
+        "specifiedDeploymentConfig": config.to_document(),  # as given; updates merge into it
         "inferenceConfig": {
             k: v for k, v in record.spec["inferenceConfig"].items() if k != "environment"
         },

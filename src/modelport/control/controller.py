@@ -102,14 +102,19 @@ class ServiceController:
             self.say(f"starting {count} replica(s)")
             replicas.scale_to(count)
             await replicas.wait_ready()
-        except ModelportError as exc:
-            self.say(f"deployment failed: {exc.message.splitlines()[0]}")
+        except Exception as exc:  # whatever broke, this generation failed; the last one serves on
+            message = (
+                exc.message if isinstance(exc, ModelportError) else f"{type(exc).__name__}: {exc}"
+            )
+            if not isinstance(exc, ModelportError):
+                log.exception("service %s: roll-out of generation %d failed", self.name, generation)
+            self.say(f"deployment failed: {message.splitlines()[0]}")
             if new is not None:
                 await new.replicas.stop()
             self.applied = generation
             self.rolling_out = False
             await asyncio.to_thread(
-                self.plane.services.set_state, self.name, generation, FAILED, exc.message
+                self.plane.services.set_state, self.name, generation, FAILED, message
             )
             return
         self.say(f"{count} replica(s) ready")

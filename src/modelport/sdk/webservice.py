@@ -187,13 +187,12 @@ class Webservice:
         if inference_config is not None:
             body.update(_inference_body(self.workspace, inference_config))
         if settings:
-            current = AksServiceDeploymentConfiguration.create(_current_given(self._data))
+            changes = {
+                **(deployment_config.given() if deployment_config else {}),
+                **_given(settings),
+            }
             deployment_config = AksServiceDeploymentConfiguration.create(
-                {
-                    **current.given(),
-                    **(deployment_config.given() if deployment_config else {}),
-                    **_given(settings),
-                }
+                merge_settings(_current_given(self._data), changes)
             )
         if deployment_config is not None:
             body["deploymentConfig"] = _config_document(deployment_config)
@@ -315,7 +314,32 @@ def _config_document(config: DeploymentConfiguration) -> dict[str, Any]:
 def _current_given(data: dict[str, Any]) -> dict[str, Any]:
     from modelport.spec.deployment import deployment_config_from_document
 
-    return deployment_config_from_document(data["deploymentConfig"]).given()
+    return deployment_config_from_document(data["specifiedDeploymentConfig"]).given()
+
+
+_AUTOSCALE_KEYS = (
+    "autoscale_min_replicas",
+    "autoscale_max_replicas",
+    "autoscale_refresh_seconds",
+    "autoscale_target_utilization",
+    "autoscale_scale_down_window_seconds",
+)
+
+
+def merge_settings(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """A service's settings with ``changes`` applied; switching between a fixed and an
+    autoscaled replica count drops the other mode's settings, which v1 would refuse."""
+    merged = {**current, **changes}
+    if changes.get("autoscale_enabled") is True:
+        merged.pop("num_replicas", None)
+    if "num_replicas" in changes:
+        for key in _AUTOSCALE_KEYS:
+            if key not in changes:
+                merged.pop(key, None)
+        merged.setdefault("autoscale_enabled", False)
+        if changes.get("autoscale_enabled") is None:
+            merged["autoscale_enabled"] = False
+    return merged
 
 
 def _inference_body(workspace: Workspace, config: InferenceConfig) -> dict[str, Any]:
