@@ -55,7 +55,6 @@ def _path(name: str) -> str:
 class Webservice:
     """A deployed service. ``Webservice(ws, name)`` loads it; ``Webservice.list(ws)`` all."""
 
-    _compute_type = ""
     _prefetched: dict[str, Any] | None = None
 
     def __new__(cls, workspace: Workspace, name: str, _data: dict[str, Any] | None = None) -> Any:
@@ -211,8 +210,6 @@ class Webservice:
 
 
 class AksWebservice(Webservice):
-    _compute_type = "AKS"
-
     @staticmethod
     def deploy_configuration(
         autoscale_enabled: bool | None = None,
@@ -252,8 +249,6 @@ class AksWebservice(Webservice):
 
 
 class LocalWebservice(Webservice):
-    _compute_type = "Local"
-
     @staticmethod
     def deploy_configuration(port: int | None = None) -> LocalWebserviceDeploymentConfiguration:
         return LocalWebserviceDeploymentConfiguration.create(_given({"port": port}))

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import ctypes
 import enum
-import os
 import signal
 import socket
 import time
@@ -223,9 +222,3 @@ class Replica:
         self.sock.close()
         self.health.close()
         self._set(ReplicaState.STOPPED)
-
-    def kill_now(self) -> None:
-        """For shutdown paths that cannot wait."""
-        if self.proc is not None and self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, signal.SIGKILL)

@@ -52,7 +52,3 @@ class ReplicaSet:
     async def stop(self) -> None:
         replicas, self.replicas = self.replicas, []
         await asyncio.gather(*(r.stop() for r in replicas))
-
-    def kill_now(self) -> None:
-        for r in self.replicas:
-            r.kill_now()
