@@ -69,6 +69,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", default="1,8,64")
     parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also measure iris on peer servers (installed into a cache dir)",
+    )
+    parser.add_argument(
         "--max-concurrent",
         type=int,
         default=1,
@@ -84,6 +89,7 @@ def main() -> None:
     server, config = start_server(work / "home")
     bare: list[subprocess.Popen[bytes]] = []
     results = []
+    peer_rows: list[tuple[str, int, dict[str, float], dict[str, float]]] = []
     try:
         with Workspace(config["url"], config["token"]) as ws:
             model = Model.register(ws, model_dir, "iris-classifier")
@@ -105,6 +111,8 @@ def main() -> None:
                 replica = f"http://127.0.0.1:{service.serialize()['replicas'][0]['port']}/score"
                 proc, bare_url = bare_app(workload, model_dir)
                 bare.append(proc)
+                if workload == "iris" and args.peers:
+                    peer_rows = measure_peers(model_dir, work, args, service.scoring_uri, key)
                 for c in (int(x) for x in args.connections.split(",")):
                     row = {
                         "bare": wrk(bare_url, c, args.seconds),
@@ -144,6 +152,51 @@ def main() -> None:
             f"{b['p99']:.2f} / {d['p99']:.2f} / {x['p99']:.2f} | {x['p50'] - d['p50']:+.2f} | "
             f"{int(b['errors'] + d['errors'] + x['errors'])} |"
         )
+    if peer_rows:
+        print_peers(peer_rows)
+
+
+def measure_peers(
+    model_dir: Path, work: Path, args: argparse.Namespace, modelport_url: str, key: str
+) -> list[tuple[str, int, dict[str, float], dict[str, float]]]:
+    """iris on each peer and on modelport end to end (router + 1 replica, auth on)."""
+    import sklearn
+    from peers import PEERS, install, start
+
+    rows = []
+    for peer in PEERS:
+        venv = install(peer, sklearn.__version__)
+        running = start(peer, venv, model_dir, work / peer.name)
+        try:
+            for c in (int(x) for x in args.connections.split(",")):
+                theirs = wrk(running.url, c, args.seconds, body=running.body)
+                ours = wrk(
+                    modelport_url, c, args.seconds, headers={"Authorization": f"Bearer {key}"}
+                )
+                rows.append((peer.name, c, theirs, ours))
+        finally:
+            running.process.terminate()
+            running.process.wait(timeout=30)
+    return rows
+
+
+def print_peers(rows: list[tuple[str, int, dict[str, float], dict[str, float]]]) -> None:
+    from peers import NOT_YET
+
+    print(
+        "\n### iris against the peers (one worker each; modelport: router + 1 replica, auth on)\n"
+    )
+    print(
+        "| peer | conns | peer req/s | p50 ms | p99 ms | modelport req/s | p50 ms | p99 ms | "
+        "modelport/peer | errors |\n|---|---|---|---|---|---|---|---|---|---|"
+    )
+    for name, c, t, o in rows:
+        print(
+            f"| {name} | {c} | {t['rps']:.0f} | {t['p50']:.2f} | {t['p99']:.2f} | {o['rps']:.0f} | "
+            f"{o['p50']:.2f} | {o['p99']:.2f} | {o['rps'] / t['rps']:.2f}x | "
+            f"{int(t['errors'] + o['errors'])} |"
+        )
+    print(f"\nNot measured yet: {', '.join(NOT_YET)}.")
 
 
 if __name__ == "__main__":
