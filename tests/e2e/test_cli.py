@@ -297,3 +297,15 @@ def test_validate_reports_v1_problems_in_files(cli: Cli, tmp_path: Path) -> None
     assert broken.code == 2 and "syntax error at line 1" in broken.err
     missing = cli("validate", "--dc", str(tmp_path / "nope.json"))
     assert missing.code == 2 and "does not exist" in missing.err
+
+
+def test_a_busy_scoring_port_names_the_flag(cli: Cli) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        result = cli("up", "--detach", "--port", "0", "--router-port", port)
+    assert result.code == 6
+    assert f"cannot listen on 127.0.0.1:{port}" in result.err and "--router-port" in result.err

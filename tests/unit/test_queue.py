@@ -31,23 +31,20 @@ def test_a_replica_never_gets_more_than_its_cap() -> None:
 
 
 def test_waiters_get_freed_slots_in_arrival_order() -> None:
-    async def go() -> list[int]:
+    async def go() -> list[list[bool]]:
         route = _route(queue=5, wait_ms=5000)
         backend = route.try_acquire()
         assert backend is not None
         loop = asyncio.get_running_loop()
         waiters = [route.enqueue(loop) for _ in range(3)]
-        order: list[int] = []
-        for i, w in enumerate(waiters):
-            w.future.add_done_callback(lambda _f, i=i: order.append(i))
+        served = []
         for _ in range(3):
             release(route, backend)
-            route.dispatch()
-            await asyncio.sleep(0)
-            backend = route.backends[0]
-        return order
+            route.dispatch()  # hands the slot over synchronously
+            served.append([w.future.done() for w in waiters])
+        return served
 
-    assert asyncio.run(go()) == [0, 1, 2]
+    assert asyncio.run(go()) == [[True, False, False], [True, True, False], [True, True, True]]
 
 
 def test_deadline_is_enforced_while_the_replica_is_still_busy() -> None:
@@ -88,7 +85,6 @@ def test_an_abandoned_waiter_leaves_without_using_a_slot() -> None:
         route.abandon(gone)  # its client disconnected
         release(route, backend)
         route.dispatch()
-        await asyncio.sleep(0)
         return len(route.lane.waiters), backend.in_flight, stays.future.done()
 
     assert asyncio.run(go()) == (0, 1, True)

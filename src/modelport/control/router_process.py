@@ -9,38 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from modelport.compute.local.replica import set_pdeathsig
+from modelport.control.sockets import bind_socket
+
 log = logging.getLogger("modelport.control")
 RESTART_DELAY_S = 0.5
 
 
-def _set_pdeathsig() -> None:
-    ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(4096)
-    return sock
-
-
 class RouterProcess:
     def __init__(self, host: str, port: int, token: str, log_path: Path) -> None:
-        self.scoring = _bind(host, port)
-        self.admin = _bind("127.0.0.1", 0)
+        self.scoring = bind_socket(host, port, flag="--router-port")
+        self.admin = bind_socket("127.0.0.1", 0)
         self.port: int = self.scoring.getsockname()[1]
         self.host = host
         self.token = token
@@ -88,7 +77,7 @@ class RouterProcess:
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
                 pass_fds=(self.scoring.fileno(), self.admin.fileno()),
-                preexec_fn=_set_pdeathsig,
+                preexec_fn=set_pdeathsig,
             )
         await self._push()
 

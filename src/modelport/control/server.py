@@ -13,6 +13,7 @@ import uvicorn
 
 from modelport.control.app import create_app
 from modelport.control.plane import ControlPlane
+from modelport.control.sockets import bind_socket
 from modelport.control.workspace import ServerWorkspace, load_or_create_token
 from modelport.errors import ConflictError
 from modelport.home import config_path, write_private_json
@@ -28,22 +29,6 @@ def _previous(home: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConflictError(
-            f"cannot listen on {host}:{port}: {exc.strerror}",
-            hint="pick another port with --port (0 picks a free one)",
-        ) from exc
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
 
 
 def run_server(

@@ -57,7 +57,8 @@ class ReplicaSpec:
     fixed_port: int | None = None  # LocalWebservice(port=...): the replica answers there too
 
 
-def _set_pdeathsig() -> None:
+def set_pdeathsig() -> None:
+    """In a child before exec: SIGTERM when the parent dies, so no process outlives it."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -161,7 +162,7 @@ class Replica:
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
                 pass_fds=(self.sock.fileno(), self.health.fileno()),
-                preexec_fn=_set_pdeathsig,
+                preexec_fn=set_pdeathsig,
             )
 
     async def _wait_ready(self) -> bool:
