@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from modelport.process import pid_is_modelport, read_server_pid
@@ -175,13 +176,28 @@ def test_environment_commands(cli: Cli, tmp_path: Path) -> None:
     assert bad.code == 2 and "line 3" in bad.err
 
 
+def _answers(url: str) -> bool:
+    try:
+        httpx.get(f"{url}/healthz", timeout=2)
+    except httpx.TransportError:
+        return False
+    return True
+
+
 def test_server_lifecycle(cli: Cli, tmp_path: Path) -> None:
     no_server = cli("model", "list")
     assert no_server.code == 6 and "modelport up" in no_server.err
-    assert cli("up", "--detach", "--port", "0", "--router-port", "0").code == 0
+    started = cli("up", "--detach", "--port", "0", "--router-port", "0", "--workers", "2")
+    assert started.code == 0, started.err
     home = Path(cli.env["MODELPORT_HOME"])
     pid = read_server_pid(home)
     assert pid is not None and pid_is_modelport(pid)
+    config = json.loads((home / "config.json").read_text())
+    admin = {"Authorization": f"Bearer {config['token']}"}
+    workers = config["routerAdminUrls"]
+    assert len(workers) == 2 and config["routerAdminUrl"] == workers[0]
+    for url in workers:  # each router worker answers on its own admin port
+        assert httpx.get(f"{url}/healthz", headers=admin).status_code == 200
     second = cli("up", "--port", "0")
     assert second.code == 5 and "already running" in second.err
     reused = cli("up", "--detach", "--port", "0", "--router-port", "0")
@@ -189,6 +205,7 @@ def test_server_lifecycle(cli: Cli, tmp_path: Path) -> None:
     stopped = cli("down")
     assert stopped.code == 0 and f"pid {pid}" in stopped.out
     wait_for(lambda: not pid_is_modelport(pid), what="the server to exit")
+    wait_for(lambda: not any(_answers(url) for url in workers), what="the router workers to exit")
     after = cli("model", "list")
     assert after.code == 6 and "cannot reach the modelport server" in after.err
 

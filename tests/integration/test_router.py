@@ -65,12 +65,12 @@ class FakeReplica:
 
 @asynccontextmanager
 async def router(
-    tmp_path: Path, replicas: int, **route: Any
+    tmp_path: Path, replicas: int, workers: int = 1, **route: Any
 ) -> AsyncIterator[tuple[RouterProcess, list[FakeReplica], str]]:
     fakes = [FakeReplica() for _ in range(replicas)]
     for fake in fakes:
         await fake.start()
-    proc = RouterProcess("127.0.0.1", 0, TOKEN, tmp_path / "router.log")
+    proc = RouterProcess("127.0.0.1", 0, TOKEN, tmp_path / "router.log", workers=workers)
     await proc.start()
     entry = {
         "auth": False,
@@ -89,6 +89,16 @@ async def router(
         for fake in fakes:
             await fake.stop()
         await proc.stop()
+
+
+async def metrics(admin_url: str) -> str:
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        return (await client.get(f"{admin_url}/metrics")).text
+
+
+def answered(text: str) -> int:
+    line = next(x for x in text.splitlines() if x.startswith("modelport_router_requests_total"))
+    return int(line.rsplit(" ", 1)[1])
 
 
 async def until(condition: Any, timeout_s: float = 10.0) -> None:
@@ -284,7 +294,7 @@ def test_metrics_are_prometheus_text_on_the_admin_port(tmp_path: Path) -> None:
                 for _ in range(3):
                     await client.post(url, json={"id": "x"})
                 await client.put(url)  # 405
-            return (await proc._client.get("/metrics")).text
+            return await metrics(proc.admin_url)
 
     text = asyncio.run(go())
     assert 'modelport_router_requests_total{service="svc",code="2xx"} 3' in text
@@ -292,3 +302,39 @@ def test_metrics_are_prometheus_text_on_the_admin_port(tmp_path: Path) -> None:
     assert 'modelport_router_request_duration_seconds_count{service="svc"} 4' in text
     assert "# TYPE modelport_router_queue_wait_seconds histogram" in text
     assert 'modelport_router_replicas_ready{service="svc"} 1' in text
+
+
+def test_workers_share_the_port_and_never_exceed_a_replicas_cap(tmp_path: Path) -> None:
+    async def go() -> tuple[list[int], list[int], list[int]]:
+        async with router(tmp_path, 2, workers=2, maxWaitMs=10000) as (proc, fakes, url):
+            limits = httpx.Limits(max_keepalive_connections=0)  # a connection per request
+            async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+                calls = [client.post(url, json={"id": str(i), "sleep": 0.02}) for i in range(40)]
+                answers = await asyncio.gather(*calls)
+            per_worker = [answered(await metrics(u)) for u in proc.admin_urls]
+            return [r.status_code for r in answers], [f.peak for f in fakes], per_worker
+
+    statuses, peaks, per_worker = asyncio.run(go())
+    assert statuses == [200] * 40
+    assert peaks == [1, 1]  # each replica's one slot belongs to one worker
+    assert sum(per_worker) == 40 and min(per_worker) > 0  # the kernel spread the connections
+
+
+def test_a_worker_that_dies_is_replaced_on_the_same_port(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with router(tmp_path, 2, workers=2) as (proc, _fakes, url):
+            first = proc.workers[0].proc
+            assert first is not None
+            first.kill()
+            await first.wait()
+            deadline = time.monotonic() + 20
+            while proc.workers[0].proc is first or await proc.workers[0].stats() is None:
+                assert time.monotonic() < deadline, "the worker was not replaced"
+                await asyncio.sleep(0.02)
+            limits = httpx.Limits(max_keepalive_connections=0)
+            async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+                answers = [await client.post(url, json={"id": str(i)}) for i in range(20)]
+            assert [r.status_code for r in answers] == [200] * 20
+            assert min([answered(await metrics(u)) for u in proc.admin_urls]) > 0
+
+    asyncio.run(go())

@@ -35,10 +35,10 @@ class AutoscaleDriver:
         last, self._last = self._last, (now, busy_total)
         if last is None or now <= last[0]:
             return None
-        busy = max(0.0, (busy_total - last[1]) / (now - last[0]))
-        return Observation(
-            now=now, ready=int(stats["ready"]), busy=busy, queued=int(stats["queued"])
-        )
+        ready = int(stats["ready"])
+        # Router workers sharing a replica may both count it busy: never more than ready.
+        busy = min(max(0.0, (busy_total - last[1]) / (now - last[0])), float(ready))
+        return Observation(now=now, ready=ready, busy=busy, queued=int(stats["queued"]))
 
     async def step(self) -> Decision | None:
         stats = await self.read_stats()

@@ -47,6 +47,13 @@ router_port_option = click.option(
     help="Address the router takes scoring requests on.",
 )
 @router_port_option
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Router processes sharing the scoring port (one per spare core at most).",
+)
 @click.option("--detach", is_flag=True, help="Run in the background; `modelport down` stops it.")
 def up(
     host: str,
@@ -54,17 +61,18 @@ def up(
     database_url: str | None,
     router_host: str,
     router_port: int | None,
+    workers: int,
     detach: bool,
 ) -> None:
     """Start the modelport server for $MODELPORT_HOME (default ~/.modelport)."""
     home = home_dir()
     if detach:
-        url = start_detached(home, host, port, router_port)
+        url = start_detached(home, host, port, router_port, workers)
         console.print(f"modelport server running at {url} (workspace {home})")
         return
     from modelport.control.server import run_server
 
-    run_server(home, host, port, database_url, router_host, router_port)
+    run_server(home, host, port, database_url, router_host, router_port, workers)
 
 
 @click.command("down")
@@ -92,7 +100,9 @@ def server_answers(home: Path) -> bool:
     return True
 
 
-def start_detached(home: Path, host: str, port: int, router_port: int | None = None) -> str:
+def start_detached(
+    home: Path, host: str, port: int, router_port: int | None = None, workers: int = 1
+) -> str:
     """Start ``modelport up`` in its own session, wait until it answers, return its url."""
     from modelport.home import config_path, read_config
     from modelport.process import pid_is_modelport, read_server_pid
@@ -105,6 +115,8 @@ def start_detached(home: Path, host: str, port: int, router_port: int | None = N
     command = [sys.executable, "-m", "modelport", "up", "--host", host, "--port", str(port)]
     if router_port is not None:
         command += ["--router-port", str(router_port)]
+    if workers != 1:
+        command += ["--workers", str(workers)]
     with log_path.open("ab") as log:
         child = subprocess.Popen(
             command,

@@ -19,12 +19,19 @@ log = logging.getLogger("modelport.control")
 
 
 class ControlPlane:
-    def __init__(self, workspace: ServerWorkspace, router_host: str, router_port: int) -> None:
+    def __init__(
+        self,
+        workspace: ServerWorkspace,
+        router_host: str,
+        router_port: int,
+        router_workers: int = 1,
+    ) -> None:
         self.workspace = workspace
         self.services = workspace.services
         self.builder = EnvironmentBuilder(workspace.home / "envs")
         self.router_host = router_host
         self.router_port = router_port
+        self.router_workers = router_workers
         self.router: RouterProcess | None = None
         self.controllers: dict[str, ServiceController] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -39,6 +46,7 @@ class ControlPlane:
             self.router_port,
             self.workspace.admin_token,
             self.workspace.home / "logs" / "router.log",
+            workers=self.router_workers,
         )
         await self.router.start()
         for record in await asyncio.to_thread(self.services.list):

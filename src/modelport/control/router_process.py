@@ -1,8 +1,12 @@
-"""The control plane's side of the router: its process, its sockets, its route table.
+"""The control plane's side of the router: its worker processes, sockets and route table.
 
-Both sockets are bound here and handed to the router, so its scoring address
-stays the same across router restarts.  Tables are pushed as plain JSON with a
-revision; ``publish`` returns once the router has that revision in force.
+Every socket is bound here and handed to a worker, so the scoring address stays
+the same across worker restarts.  With several workers each gets its own
+listening socket on the same port (``SO_REUSEPORT``: the kernel spreads the
+connections) and its own admin port; a worker that dies leaves its socket open
+here, so connections waiting in its backlog are served by its successor.  Tables
+are pushed as plain JSON with a revision, to each worker its share of the slots
+(``control/shares.py``); ``publish`` returns once every worker has it in force.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,24 +25,26 @@ from typing import Any
 import httpx
 
 from modelport.compute.local.replica import set_pdeathsig
+from modelport.control.shares import merge_stats, worker_table
 from modelport.control.sockets import bind_socket
 
 log = logging.getLogger("modelport.control")
 RESTART_DELAY_S = 0.5
 
 
-class RouterProcess:
-    def __init__(self, host: str, port: int, token: str, log_path: Path) -> None:
-        self.scoring = bind_socket(host, port, flag="--router-port")
+class RouterWorker:
+    """One router process: its scoring socket, its admin port, restarted if it dies."""
+
+    def __init__(self, index: int, scoring: socket.socket, token: str, log_path: Path) -> None:
+        self.index = index
+        self.scoring = scoring
         self.admin = bind_socket("127.0.0.1", 0)
-        self.port: int = self.scoring.getsockname()[1]
-        self.host = host
         self.token = token
         self.log_path = log_path
         self.proc: asyncio.subprocess.Process | None = None
         self.table: dict[str, Any] = {"revision": 0, "services": {}}
         self._client = httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{self.admin.getsockname()[1]}",
+            base_url=self.admin_url,
             headers={"Authorization": f"Bearer {token}"},
             timeout=10.0,
         )
@@ -48,11 +55,6 @@ class RouterProcess:
     @property
     def admin_url(self) -> str:
         return f"http://127.0.0.1:{self.admin.getsockname()[1]}"
-
-    @property
-    def url(self) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-        return f"http://{host}:{self.port}"
 
     async def start(self) -> None:
         await self._spawn()
@@ -65,6 +67,7 @@ class RouterProcess:
             "MODELPORT_ROUTER_TOKEN": self.token,
             "MODELPORT_ROUTER_FD": str(self.scoring.fileno()),
             "MODELPORT_ROUTER_ADMIN_FD": str(self.admin.fileno()),
+            "MODELPORT_ROUTER_WORKER": str(self.index),
         }
         env.pop("MODELPORT_DATABASE_URL", None)  # the router needs no database secrets
         with self.log_path.open("ab") as out:
@@ -79,38 +82,35 @@ class RouterProcess:
                 pass_fds=(self.scoring.fileno(), self.admin.fileno()),
                 preexec_fn=set_pdeathsig,
             )
-        await self._push()
+        await self.push(self.table)
 
     async def _watch(self) -> None:
-        """Restart the router if it dies, then give it the current table again."""
+        """Restart the worker if it dies, then give it the current table again."""
         while not self._stopping:
             assert self.proc is not None
             code = await self.proc.wait()
             if self._stopping:
                 return
-            log.error("the router exited with code %s; restarting it", code)
+            log.error("router worker %d exited with code %s; restarting it", self.index, code)
             await asyncio.sleep(RESTART_DELAY_S)
             await self._spawn()
 
     async def stats(self) -> dict[str, Any] | None:
-        """The router's per-service counters, or None while it cannot answer."""
         try:
             response = await self._client.get("/stats")
         except httpx.TransportError:
             return None
         return response.json() if response.status_code == 200 else None
 
-    async def publish(self, services: dict[str, Any]) -> None:
-        self.table = {"revision": self.table["revision"] + 1, "services": services}
-        await self._push()
-
-    async def _push(self) -> None:
-        """Send the latest table until the router has it (it may still be starting)."""
+    async def push(self, table: dict[str, Any]) -> None:
+        """Send the latest table until the worker has it (it may still be starting)."""
+        self.table = table
         async with self._lock:
-            wanted = self.table["revision"]
+            table = self.table  # a newer one may have come while we waited
+            wanted = table["revision"]
             for _ in range(200):
                 try:
-                    response = await self._client.put("/routes", content=json.dumps(self.table))
+                    response = await self._client.put("/routes", content=json.dumps(table))
                     if response.status_code == 200 and response.json()["revision"] >= wanted:
                         return
                 except httpx.TransportError:
@@ -118,7 +118,7 @@ class RouterProcess:
                 if self.proc is not None and self.proc.returncode is not None:
                     return  # _watch restarts it and pushes again
                 await asyncio.sleep(0.05)
-            log.error("the router did not take route table revision %d", wanted)
+            log.error("router worker %d did not take route table %d", self.index, wanted)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -138,3 +138,57 @@ class RouterProcess:
         await self._client.aclose()
         self.scoring.close()
         self.admin.close()
+
+
+class RouterProcess:
+    """The router: ``workers`` processes sharing one scoring port."""
+
+    def __init__(self, host: str, port: int, token: str, log_path: Path, workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError("the router needs at least one worker")
+        # A plain bind first: it fails if anything holds the port, whereas a
+        # SO_REUSEPORT bind would quietly share it with another such server.
+        sockets = [bind_socket(host, port, flag="--router-port")]
+        self.port: int = sockets[0].getsockname()[1]
+        if workers > 1:
+            sockets.pop().close()
+            sockets = [
+                bind_socket(host, self.port, flag="--router-port", reuse_port=True)
+                for _ in range(workers)
+            ]
+        self.host = host
+        self.workers = [RouterWorker(i, sock, token, log_path) for i, sock in enumerate(sockets)]
+        self.table: dict[str, Any] = {"revision": 0, "services": {}}
+
+    @property
+    def admin_url(self) -> str:
+        return self.workers[0].admin_url
+
+    @property
+    def admin_urls(self) -> list[str]:
+        return [w.admin_url for w in self.workers]
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        await asyncio.gather(*(w.start() for w in self.workers))
+
+    async def stats(self) -> dict[str, Any] | None:
+        """Every worker's per-service counters added up, or None while one cannot answer."""
+        snapshots = await asyncio.gather(*(w.stats() for w in self.workers))
+        if any(s is None for s in snapshots):
+            return None
+        return merge_stats([s for s in snapshots if s is not None])
+
+    async def publish(self, services: dict[str, Any]) -> None:
+        self.table = {"revision": self.table["revision"] + 1, "services": services}
+        count = len(self.workers)
+        await asyncio.gather(
+            *(w.push(worker_table(self.table, w.index, count)) for w in self.workers)
+        )
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(w.stop() for w in self.workers))

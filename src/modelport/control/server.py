@@ -38,6 +38,7 @@ def run_server(
     database_url: str | None,
     router_host: str = "127.0.0.1",
     router_port: int | None = None,
+    router_workers: int = 1,
 ) -> None:
     """Serve until SIGINT/SIGTERM; writes ``config.json`` once the socket is bound."""
     pid = read_server_pid(home)
@@ -54,7 +55,7 @@ def run_server(
     url_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
     url_host = f"[{url_host}]" if ":" in url_host else url_host
     url = f"http://{url_host}:{sock.getsockname()[1]}"
-    plane = ControlPlane(workspace, router_host, router_port)
+    plane = ControlPlane(workspace, router_host, router_port, router_workers)
     settings: dict[str, Any] = {"url": url, "token": token}
     config = uvicorn.Config(
         create_app(workspace, plane),
@@ -74,6 +75,7 @@ def run_server(
                 routerUrl=plane.router_url,
                 routerPort=plane.router.port,
                 routerAdminUrl=plane.router.admin_url,
+                routerAdminUrls=plane.router.admin_urls,
                 pid=os.getpid(),
             )
             write_private_json(config_path(home), settings)

@@ -7,10 +7,17 @@ import socket
 from modelport.errors import ConflictError
 
 
-def bind_socket(host: str, port: int, flag: str = "--port") -> socket.socket:
-    """A listening socket, or a clear error naming the flag that picks another port."""
+def bind_socket(
+    host: str, port: int, flag: str = "--port", reuse_port: bool = False
+) -> socket.socket:
+    """A listening socket, or a clear error naming the flag that picks another port.
+
+    ``reuse_port`` lets several sockets, one per router worker, share the port.
+    """
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:

@@ -42,10 +42,11 @@ async def serve(scoring: socket.socket, admin_sock: socket.socket, token: str) -
 
 
 def main() -> int:
+    worker = os.environ.get("MODELPORT_ROUTER_WORKER", "0")
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s %(name)s[{worker}]: %(message)s",
     )
     token = os.environ.pop("MODELPORT_ROUTER_TOKEN", "")
     if not token:

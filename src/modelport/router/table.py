@@ -34,10 +34,11 @@ class WaitTimeout(Exception):
 
 @dataclass(eq=False)
 class Backend:
-    """One replica address and the requests the router has in flight to it."""
+    """One replica address, this worker's slots on it, and its requests in flight."""
 
     host: str
     port: int
+    cap: int = 1
     in_flight: int = 0
     busy_since: float = 0.0
 
@@ -93,7 +94,7 @@ class Route:
         start = self.turn
         for i in range(count):
             b = backends[(start + i) % count]
-            if b is exclude or b.in_flight >= self.max_concurrent:
+            if b is exclude or b.in_flight >= b.cap:
                 continue
             if best is None or b.in_flight < best.in_flight:
                 best = b
@@ -194,7 +195,13 @@ def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
     known = {(b.host, b.port): b for r in previous.routes.values() for b in r.backends}
     routes = {}
     for name, svc in doc.get("services", {}).items():
-        backends = [known.get((h, int(p))) or Backend(h, int(p)) for h, p in svc["replicas"]]
+        max_concurrent = int(svc.get("maxConcurrent", 1))
+        backends = []
+        for host, port, *share in svc["replicas"]:
+            # With several workers, each gets its share of a replica's slots.
+            backend = known.get((host, int(port))) or Backend(host, int(port))
+            backend.cap = int(share[0]) if share else max_concurrent
+            backends.append(backend)
         old = previous.routes.get(name)
         routes[name] = Route(
             name=name,
@@ -202,7 +209,7 @@ def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
             key_digests=tuple(bytes.fromhex(d) for d in svc.get("keyDigests", [])),
             backends=backends,
             timeout_s=float(svc.get("scoringTimeoutMs", 60000)) / 1000,
-            max_concurrent=int(svc.get("maxConcurrent", 1)),
+            max_concurrent=max_concurrent,
             max_wait_s=float(svc.get("maxWaitMs", 500)) / 1000,
             max_queue=int(svc.get("maxQueue", 100)),
             lane=old.lane if old is not None else Lane(),

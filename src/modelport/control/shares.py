@@ -1,0 +1,69 @@
+"""How several router workers share the replicas: pure decisions, no I/O.
+
+Each worker is its own process with its own slot accounting, so a replica's
+``maxConcurrent`` slots are dealt out between the workers instead of each worker
+assuming all of them: slot ``k`` of the service (replica ``k // cap``) goes to
+worker ``k % workers``.  Totals per worker differ by one at most and no replica
+gets more than its cap from all workers together.  Only when a service has fewer
+slots than there are workers does a worker with none get one slot on a replica
+that already has its cap elsewhere; that replica still runs at most ``cap``
+requests at once (the replica runtime enforces it), the extra one waits there.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def slot_shares(replicas: int, cap: int, workers: int) -> list[list[int]]:
+    """``shares[worker][replica]``: how many of the replica's slots each worker holds."""
+    shares = [[0] * replicas for _ in range(workers)]
+    for k in range(replicas * cap):
+        shares[k % workers][k // cap] += 1
+    if replicas:
+        for worker in range(replicas * cap, workers):
+            shares[worker][worker % replicas] = 1
+    return shares
+
+
+def worker_table(table: dict[str, Any], worker: int, workers: int) -> dict[str, Any]:
+    """The route table one worker gets: its slots per replica and its part of the queue."""
+    if workers == 1:
+        return table
+    services = {}
+    for name, svc in table["services"].items():
+        replicas = svc["replicas"]
+        cap = int(svc.get("maxConcurrent", 1))
+        shares = slot_shares(len(replicas), cap, workers)[worker]
+        services[name] = {
+            **svc,
+            "replicas": [[h, p, s] for (h, p, *_), s in zip(replicas, shares, strict=True)],
+            "maxQueue": max(1, math.ceil(int(svc.get("maxQueue", 100)) / workers)),
+        }
+    return {**table, "services": services}
+
+
+def merge_stats(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
+    """One service view from every worker's counters: they add up, replicas do not.
+
+    A replica shared by two workers may be busy in both at once, so busy replicas
+    are capped at the ready ones.
+    """
+    services: dict[str, dict[str, Any]] = {}
+    for snap in snapshots:
+        for name, svc in snap["services"].items():
+            total = services.get(name)
+            if total is None:
+                services[name] = dict(svc)
+                continue
+            for key in ("busy", "busySecondsTotal", "queued", "inFlight"):
+                total[key] += svc[key]
+            total["ready"] = max(total["ready"], svc["ready"])
+    for svc in services.values():
+        svc["busy"] = min(svc["busy"], svc["ready"])
+    return {
+        "revision": min(s["revision"] for s in snapshots),
+        "time": max(s["time"] for s in snapshots),
+        "services": services,
+    }
