@@ -19,12 +19,13 @@ IRIS_ROW = '{"data": [[5.1, 3.5, 1.4, 0.2]]}'
 
 
 def start_server(
-    home: Path, env: dict[str, str] | None = None
+    home: Path, env: dict[str, str] | None = None, workers: int = 1
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """``modelport up`` on free ports in ``home``; returns the process and its config."""
     home.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "modelport", "up", "--port", "0", "--router-port", "0"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "modelport", "up", "--port", "0", "--router-port", "0"],
+        [*command, "--workers", str(workers)],
         env={**(env or os.environ), "MODELPORT_HOME": str(home)},
         stdout=subprocess.DEVNULL,
         stderr=(home / "server.log").open("wb"),

@@ -2,14 +2,16 @@
 
 Each peer is installed with uv into its own virtualenv under a cache directory
 (``$XDG_CACHE_HOME/modelport-bench/peers``), started with one worker on a free
-loopback port, and scored with its own request format.  So far: Azure ML's own
-scoring server (azureml-inference-server-http) and Seldon MLServer.
+loopback port, and scored with its own request format: Azure ML's own scoring
+server (azureml-inference-server-http), Seldon MLServer, BentoML, Ray Serve,
+KServe's Python model server and MLflow's ``models serve``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -91,6 +93,7 @@ def _azureml(venv: Path, model_dir: Path, work: Path, port: int) -> Running:
         cwd=work,
         stdout=subprocess.DEVNULL,
         stderr=(work / "azureml.log").open("wb"),
+        start_new_session=True,
     )
     return Running(process, f"http://127.0.0.1:{port}/score", json.dumps({"data": [ROW]}))
 
@@ -125,22 +128,206 @@ def _mlserver(venv: Path, model_dir: Path, work: Path, port: int) -> Running:
         cwd=work,
         stdout=subprocess.DEVNULL,
         stderr=(work / "mlserver.log").open("wb"),
+        start_new_session=True,
     )
     body = {"inputs": [{"name": "predict", "shape": [1, 4], "datatype": "FP64", "data": ROW}]}
     return Running(process, f"http://127.0.0.1:{port}/v2/models/iris/infer", json.dumps(body))
 
 
+BENTO_SERVICE = """
+import os
+import bentoml
+import joblib
+import numpy as np
+
+@bentoml.service(workers=1)
+class Iris:
+    def __init__(self) -> None:
+        self.model = joblib.load(os.environ["IRIS_MODEL"])
+
+    @bentoml.api
+    def predict(self, data: list[list[float]]) -> list[int]:
+        return [int(i) for i in self.model.predict(np.array(data, dtype=float))]
+"""
+
+
+def _bentoml(venv: Path, model_dir: Path, work: Path, port: int) -> Running:
+    (work / "service.py").write_text(BENTO_SERVICE)
+    env = {**os.environ, "IRIS_MODEL": str(model_dir / "model.pkl"), "BENTOML_DO_NOT_TRACK": "1"}
+    process = subprocess.Popen(
+        [
+            str(venv / "bin" / "bentoml"),
+            "serve",
+            "service:Iris",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=(work / "bentoml.log").open("wb"),
+        start_new_session=True,  # its supervisor and worker stop together
+    )
+    return Running(process, f"http://127.0.0.1:{port}/predict", json.dumps({"data": [ROW]}))
+
+
+RAY_SERVE = """
+import os, signal, sys
+import joblib
+import numpy as np
+import ray
+from ray import serve
+from starlette.requests import Request
+
+@serve.deployment(num_replicas=1)
+class Iris:
+    def __init__(self, path: str) -> None:
+        self.model = joblib.load(path)
+
+    async def __call__(self, request: Request) -> list[int]:
+        data = (await request.json())["data"]
+        return [int(i) for i in self.model.predict(np.array(data, dtype=float))]
+
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so ray.shutdown runs at exit
+ray.init(include_dashboard=False)
+serve.start(http_options={"host": "127.0.0.1", "port": int(os.environ["PORT"])})
+serve.run(Iris.bind(os.environ["IRIS_MODEL"]), route_prefix="/")
+signal.pause()
+"""
+
+
+def _ray(venv: Path, model_dir: Path, work: Path, port: int) -> Running:
+    (work / "serve_iris.py").write_text(RAY_SERVE)
+    env = {
+        **os.environ,
+        "IRIS_MODEL": str(model_dir / "model.pkl"),
+        "PORT": str(port),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    process = subprocess.Popen(
+        [str(venv / "bin" / "python"), "serve_iris.py"],
+        env=env,
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=(work / "ray.log").open("wb"),
+        start_new_session=True,
+    )
+    return Running(process, f"http://127.0.0.1:{port}/", json.dumps({"data": [ROW]}))
+
+
+KSERVE_MODEL = """
+import os
+import joblib
+import numpy as np
+from kserve import Model, ModelServer
+
+class Iris(Model):
+    def __init__(self) -> None:
+        super().__init__("iris")
+        self.model = joblib.load(os.environ["IRIS_MODEL"])
+        self.ready = True
+
+    def predict(self, payload, headers=None):
+        rows = np.array(payload["instances"], dtype=float)
+        return {"predictions": [int(i) for i in self.model.predict(rows)]}
+
+ModelServer(http_port=int(os.environ["PORT"]), workers=1, enable_grpc=False).start([Iris()])
+"""
+
+
+def _kserve(venv: Path, model_dir: Path, work: Path, port: int) -> Running:
+    (work / "kserve_iris.py").write_text(KSERVE_MODEL)
+    env = {**os.environ, "IRIS_MODEL": str(model_dir / "model.pkl"), "PORT": str(port)}
+    process = subprocess.Popen(
+        [str(venv / "bin" / "python"), "kserve_iris.py"],
+        env=env,
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=(work / "kserve.log").open("wb"),
+        start_new_session=True,
+    )
+    body = json.dumps({"instances": [ROW]})
+    return Running(process, f"http://127.0.0.1:{port}/v1/models/iris:predict", body)
+
+
+MLFLOW_SAVE = """
+import sys
+import joblib
+import mlflow.sklearn
+mlflow.sklearn.save_model(joblib.load(sys.argv[1]), sys.argv[2])
+"""
+
+
+def _mlflow(venv: Path, model_dir: Path, work: Path, port: int) -> Running:
+    saved = work / "mlflow-model"
+    if not saved.exists():
+        subprocess.run(
+            [
+                str(venv / "bin" / "python"),
+                "-c",
+                MLFLOW_SAVE,
+                str(model_dir / "model.pkl"),
+                str(saved),
+            ],
+            check=True,
+            capture_output=True,
+        )
+    process = subprocess.Popen(
+        [
+            str(venv / "bin" / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            str(saved),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            "1",
+            "--env-manager",
+            "local",
+        ],
+        cwd=work,
+        env={**os.environ, "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '')}"},  # its uvicorn
+        stdout=subprocess.DEVNULL,
+        stderr=(work / "mlflow.log").open("wb"),
+        start_new_session=True,
+    )
+    return Running(process, f"http://127.0.0.1:{port}/invocations", json.dumps({"inputs": [ROW]}))
+
+
 PEERS = [
     Peer("azureml-inference-server-http", ["azureml-inference-server-http", "joblib"], _azureml),
     Peer("mlserver", ["mlserver", "mlserver-sklearn", "joblib"], _mlserver),
+    Peer("bentoml", ["bentoml", "joblib"], _bentoml),
+    Peer("ray-serve", ["ray[serve]", "joblib"], _ray),
+    Peer("kserve", ["kserve", "joblib"], _kserve),
+    Peer("mlflow", ["mlflow", "joblib"], _mlflow),
 ]
-NOT_YET = ["bentoml", "ray[serve]", "kserve", "mlflow"]
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def stop(running: Running) -> None:
+    """Stop a peer and everything it started (its own process group): TERM, then KILL."""
+    pgid = running.process.pid  # every peer starts in its own session
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        deadline = time.monotonic() + 30
+        try:
+            os.killpg(pgid, sig)
+            while time.monotonic() < deadline:
+                running.process.poll()  # reap the leader so the group can empty
+                os.killpg(pgid, 0)
+                time.sleep(0.1)
+        except ProcessLookupError:
+            return
 
 
 def start(peer: Peer, venv: Path, model_dir: Path, work: Path) -> Running:
@@ -163,5 +350,5 @@ def start(peer: Peer, venv: Path, model_dir: Path, work: Path) -> Running:
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    running.process.terminate()
+    stop(running)
     raise RuntimeError(f"{peer.name} did not answer within 120 s; see its log in {work}")

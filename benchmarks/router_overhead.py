@@ -7,6 +7,11 @@ LogisticRegression, one row per request).  For each, three servers are measured
 with wrk (1 thread): the bare app (uvicorn + httptools, predict inline; part of
 this folder), the modelport replica runtime reached directly, and modelport end
 to end (router with key auth + that replica).  Needs wrk and scikit-learn.
+
+Where HAProxy is installed (Debian package ``haproxy``) the same replica is also
+measured behind HAProxy holding it to the same number of requests at a time
+(``maxconn`` on the server line, one thread): what any proxy that keeps the cap
+costs, next to what modelport's router costs.
 """
 
 from __future__ import annotations
@@ -64,6 +69,40 @@ def bare_app(workload: str, model_dir: Path) -> tuple[subprocess.Popen[bytes], s
     raise SystemExit("the bare app did not start")
 
 
+HAPROXY = """
+global
+    maxconn 4096
+    nbthread 1
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout queue 500ms
+frontend scoring
+    bind 127.0.0.1:{port}
+    default_backend replica
+backend replica
+    http-reuse always
+    server r1 127.0.0.1:{replica} maxconn {cap}
+"""
+
+
+def haproxy(work: Path, replica_port: int, cap: int) -> tuple[subprocess.Popen[bytes], str]:
+    """HAProxy in front of the replica, queueing beyond ``cap`` requests like the router."""
+    port = free_port()
+    config = work / f"haproxy-{replica_port}.cfg"
+    config.write_text(HAPROXY.format(port=port, replica=replica_port, cap=cap))
+    proc = subprocess.Popen(["haproxy", "-db", "-f", str(config)], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, f"http://127.0.0.1:{port}/score"
+        time.sleep(0.05)
+    raise SystemExit("haproxy did not start")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
@@ -79,6 +118,7 @@ def main() -> None:
         default=1,
         help="replica_max_concurrent_requests (the v1 default is 1)",
     )
+    parser.add_argument("--workers", type=int, default=1, help="router processes")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -86,7 +126,7 @@ def main() -> None:
     model_dir, _, _ = write_files(work / "files")
     (work / "noop").mkdir()
     (work / "noop" / "score.py").write_text(textwrap.dedent(NOOP))
-    server, config = start_server(work / "home")
+    server, config = start_server(work / "home", workers=args.workers)
     bare: list[subprocess.Popen[bytes]] = []
     results = []
     peer_rows: list[tuple[str, int, dict[str, float], dict[str, float]]] = []
@@ -111,6 +151,11 @@ def main() -> None:
                 replica = f"http://127.0.0.1:{service.serialize()['replicas'][0]['port']}/score"
                 proc, bare_url = bare_app(workload, model_dir)
                 bare.append(proc)
+                proxy_url = None
+                if shutil.which("haproxy"):
+                    replica_port = service.serialize()["replicas"][0]["port"]
+                    proc, proxy_url = haproxy(work, replica_port, args.max_concurrent)
+                    bare.append(proc)
                 if workload == "iris" and args.peers:
                     peer_rows = measure_peers(model_dir, work, args, service.scoring_uri, key)
                 for c in (int(x) for x in args.connections.split(",")):
@@ -124,6 +169,8 @@ def main() -> None:
                             headers={"Authorization": f"Bearer {key}"},
                         ),
                     }
+                    if proxy_url is not None:
+                        row["haproxy"] = wrk(proxy_url, c, args.seconds)
                     results.append((workload, c, row))
     finally:
         for proc in bare:
@@ -135,7 +182,7 @@ def main() -> None:
     print(
         f"## Router overhead ({date.today()}, {platform.node()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, wrk -t1, {args.seconds} s after 2 s warm-up, "
-        f"max concurrent per replica {args.max_concurrent})\n"
+        f"max concurrent per replica {args.max_concurrent}, router workers {args.workers})\n"
     )
     print(
         "| workload | conns | bare req/s | direct req/s | router req/s | direct/bare | "
@@ -152,6 +199,23 @@ def main() -> None:
             f"{b['p99']:.2f} / {d['p99']:.2f} / {x['p99']:.2f} | {x['p50'] - d['p50']:+.2f} | "
             f"{int(b['errors'] + d['errors'] + x['errors'])} |"
         )
+    if any("haproxy" in r for _, _, r in results):
+        print(
+            f"\n### The same replica behind HAProxy with maxconn {args.max_concurrent} "
+            "(one thread, no auth)\n"
+        )
+        print(
+            "| workload | conns | direct req/s | haproxy req/s | router req/s | haproxy/direct | "
+            "router/direct | router/haproxy | p50 haproxy / router ms |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        for workload, c, r in results:
+            d, h, x = r["direct"], r["haproxy"], r["router"]
+            print(
+                f"| {workload} | {c} | {d['rps']:.0f} | {h['rps']:.0f} | {x['rps']:.0f} | "
+                f"{h['rps'] / d['rps']:.2f}x | {x['rps'] / d['rps']:.2f}x | "
+                f"{x['rps'] / h['rps']:.2f}x | {h['p50']:.2f} / {x['p50']:.2f} |"
+            )
     if peer_rows:
         print_peers(peer_rows)
 
@@ -161,7 +225,7 @@ def measure_peers(
 ) -> list[tuple[str, int, dict[str, float], dict[str, float]]]:
     """iris on each peer and on modelport end to end (router + 1 replica, auth on)."""
     import sklearn
-    from peers import PEERS, install, start
+    from peers import PEERS, install, start, stop
 
     rows = []
     for peer in PEERS:
@@ -175,14 +239,11 @@ def measure_peers(
                 )
                 rows.append((peer.name, c, theirs, ours))
         finally:
-            running.process.terminate()
-            running.process.wait(timeout=30)
+            stop(running)
     return rows
 
 
 def print_peers(rows: list[tuple[str, int, dict[str, float], dict[str, float]]]) -> None:
-    from peers import NOT_YET
-
     print(
         "\n### iris against the peers (one worker each; modelport: router + 1 replica, auth on)\n"
     )
@@ -196,7 +257,6 @@ def print_peers(rows: list[tuple[str, int, dict[str, float], dict[str, float]]])
             f"{o['p50']:.2f} | {o['p99']:.2f} | {o['rps'] / t['rps']:.2f}x | "
             f"{int(t['errors'] + o['errors'])} |"
         )
-    print(f"\nNot measured yet: {', '.join(NOT_YET)}.")
 
 
 if __name__ == "__main__":
