@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -318,6 +319,42 @@ def test_workers_share_the_port_and_never_exceed_a_replicas_cap(tmp_path: Path) 
     assert statuses == [200] * 40
     assert peaks == [1, 1]  # each replica's one slot belongs to one worker
     assert sum(per_worker) == 40 and min(per_worker) > 0  # the kernel spread the connections
+
+
+def test_with_one_slot_and_two_workers_the_other_worker_forwards(tmp_path: Path) -> None:
+    async def go() -> tuple[list[int], int, list[str], int]:
+        key = "k" * 32
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        async with router(tmp_path, 1, workers=2, auth=True, keyDigests=[digest]) as (
+            proc,
+            fakes,
+            url,
+        ):
+            limits = httpx.Limits(max_keepalive_connections=0)
+            headers = {"Authorization": f"Bearer {key}"}
+            async with httpx.AsyncClient(timeout=30, limits=limits, headers=headers) as client:
+                calls = [client.post(url, json={"id": str(i), "sleep": 0.01}) for i in range(30)]
+                answers = await asyncio.gather(*calls)
+                bad = {"Authorization": "Bearer wrong"}
+                refused = [await client.post(url, json={}, headers=bad) for _ in range(12)]
+            texts = [await metrics(u) for u in proc.admin_urls]
+            return (
+                [r.status_code for r in answers],
+                fakes[0].peak,
+                texts,
+                {r.status_code for r in refused},
+            )
+
+    statuses, peak, (owner, other), refused = asyncio.run(go())
+    assert statuses == [200] * 30 and peak == 1  # the one slot is never doubled
+    assert answered(owner) == 30  # every request was served by the worker holding the slot
+    forwarded = next(x for x in other.splitlines() if x.startswith("modelport_router_forwarded"))
+    assert int(forwarded.rsplit(" ", 1)[1]) > 0  # the kernel gave the other worker some
+    # A wrong key is refused by whichever worker took it: had the other worker
+    # forwarded one, the owner (which trusts forwarded requests) would have served it.
+    assert refused == {401}
+    owner_refused = next(x for x in owner.splitlines() if 'code="4xx"' in x)
+    assert int(owner_refused.rsplit(" ", 1)[1]) < 12
 
 
 def test_a_worker_that_dies_is_replaced_on_the_same_port(tmp_path: Path) -> None:

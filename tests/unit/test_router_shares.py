@@ -20,13 +20,21 @@ def test_shares_never_exceed_a_replicas_cap_and_stay_balanced(
     for r in range(replicas):
         assert sum(row[r] for row in shares) == cap
     totals = [sum(row) for row in shares]
-    assert max(totals) - min(totals) <= 1 and min(totals) >= 1
+    assert max(totals) - min(totals) <= 1
+    assert min(totals) >= 1 or replicas * cap < workers
 
 
-def test_with_fewer_slots_than_workers_every_worker_still_gets_one() -> None:
-    shares = slot_shares(2, 1, 3)
-    assert shares == [[1, 0], [0, 1], [1, 0]]  # replica 0 is shared: it queues the extra
+def test_with_fewer_slots_than_workers_the_rest_forward_to_a_holder() -> None:
+    assert slot_shares(2, 1, 3) == [[1, 0], [0, 1], [0, 0]]
     assert slot_shares(0, 1, 3) == [[], [], []]
+    table = {"revision": 1, "services": {"svc": {"replicas": [["127.0.0.1", 1001]]}}}
+    ports = [5000, 5001, 5002]
+    tables = [worker_table(table, w, ports)["services"]["svc"] for w in range(3)]
+    assert [t["replicas"][0][2] for t in tables] == [1, 0, 0]
+    assert ["forwardTo" in t for t in tables] == [False, True, True]
+    assert tables[1]["forwardTo"] == ["127.0.0.1", 5000] == tables[2]["forwardTo"]
+    empty = {"revision": 1, "services": {"svc": {"replicas": []}}}
+    assert "forwardTo" not in worker_table(empty, 2, ports)["services"]["svc"]
 
 
 def test_each_worker_table_holds_its_shares_and_part_of_the_queue() -> None:
@@ -41,8 +49,10 @@ def test_each_worker_table_holds_its_shares_and_part_of_the_queue() -> None:
             }
         },
     }
-    assert worker_table(table, 0, 1) is table
-    routes = [build_table(worker_table(table, w, 2), RouteTable()).routes["svc"] for w in (0, 1)]
+    assert worker_table(table, 0, [5000]) is table
+    tables = [worker_table(table, w, [5000, 5001]) for w in (0, 1)]
+    routes = [build_table(t, RouteTable()).routes["svc"] for t in tables]
+    assert [r.forward for r in routes] == [None, None]
     assert [[b.cap for b in r.backends] for r in routes] == [[1, 0, 1], [0, 1, 0]]
     assert [r.max_queue for r in routes] == [51, 51]
     # A worker only ever takes its own slots.

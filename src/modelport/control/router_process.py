@@ -185,9 +185,9 @@ class RouterProcess:
 
     async def publish(self, services: dict[str, Any]) -> None:
         self.table = {"revision": self.table["revision"] + 1, "services": services}
-        count = len(self.workers)
+        ports = [w.admin.getsockname()[1] for w in self.workers]
         await asyncio.gather(
-            *(w.push(worker_table(self.table, w.index, count)) for w in self.workers)
+            *(w.push(worker_table(self.table, w.index, ports)) for w in self.workers)
         )
 
     async def stop(self) -> None:

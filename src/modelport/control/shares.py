@@ -4,10 +4,10 @@ Each worker is its own process with its own slot accounting, so a replica's
 ``maxConcurrent`` slots are dealt out between the workers instead of each worker
 assuming all of them: slot ``k`` of the service (replica ``k // cap``) goes to
 worker ``k % workers``.  Totals per worker differ by one at most and no replica
-gets more than its cap from all workers together.  Only when a service has fewer
-slots than there are workers does a worker with none get one slot on a replica
-that already has its cap elsewhere; that replica still runs at most ``cap``
-requests at once (the replica runtime enforces it), the extra one waits there.
+gets more than its cap from all workers together.  When a service has fewer slots
+than there are workers, a worker left with none forwards that service's requests
+(already authenticated) to a worker that holds one, over that worker's admin port:
+one more hop, and the cap still holds.
 """
 
 from __future__ import annotations
@@ -21,26 +21,31 @@ def slot_shares(replicas: int, cap: int, workers: int) -> list[list[int]]:
     shares = [[0] * replicas for _ in range(workers)]
     for k in range(replicas * cap):
         shares[k % workers][k // cap] += 1
-    if replicas:
-        for worker in range(replicas * cap, workers):
-            shares[worker][worker % replicas] = 1
     return shares
 
 
-def worker_table(table: dict[str, Any], worker: int, workers: int) -> dict[str, Any]:
-    """The route table one worker gets: its slots per replica and its part of the queue."""
+def worker_table(table: dict[str, Any], worker: int, admin_ports: list[int]) -> dict[str, Any]:
+    """The route table one worker gets: its slots per replica and its part of the queue.
+
+    ``admin_ports`` lists every worker's admin port, so a worker without slots for a
+    service knows where to forward it.
+    """
+    workers = len(admin_ports)
     if workers == 1:
         return table
     services = {}
     for name, svc in table["services"].items():
         replicas = svc["replicas"]
-        cap = int(svc.get("maxConcurrent", 1))
-        shares = slot_shares(len(replicas), cap, workers)[worker]
-        services[name] = {
+        slots = len(replicas) * int(svc.get("maxConcurrent", 1))
+        shares = slot_shares(len(replicas), int(svc.get("maxConcurrent", 1)), workers)[worker]
+        entry = {
             **svc,
             "replicas": [[h, p, s] for (h, p, *_), s in zip(replicas, shares, strict=True)],
             "maxQueue": max(1, math.ceil(int(svc.get("maxQueue", 100)) / workers)),
         }
+        if 0 < slots <= worker:  # workers 0 .. slots-1 hold one slot each
+            entry["forwardTo"] = ["127.0.0.1", admin_ports[worker % slots]]
+        services[name] = entry
     return {**table, "services": services}
 
 

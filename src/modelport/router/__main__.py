@@ -25,7 +25,7 @@ def _error_body(status: int, text: str):  # type: ignore[no-untyped-def]
 
 async def serve(scoring: socket.socket, admin_sock: socket.socket, token: str) -> None:
     loop = asyncio.get_running_loop()
-    proxy = Proxy()
+    proxy = Proxy(token)
     state = ServerState(proxy.handle, error_body=_error_body, idle_timeout_s=30.0)
     admin_state = ServerState(Admin(proxy, token).handle, error_body=_error_body)
     server = await loop.create_server(lambda: HttpProtocol(state), sock=scoring)

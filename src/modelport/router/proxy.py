@@ -56,9 +56,12 @@ UNAUTHORIZED = error(
 
 
 class Proxy:
-    def __init__(self) -> None:
+    def __init__(self, token: str = "") -> None:
         self.table = RouteTable()
         self.pool = Pool()
+        # Requests forwarded to a sibling worker carry the admin token: its admin port
+        # takes them without a service key, and nobody else can.
+        self._forward_auth = b"authorization: Bearer " + token.encode() + b"\r\n"
 
     def set_table(self, table: RouteTable) -> None:
         old, self.table = self.table, table
@@ -79,24 +82,52 @@ class Proxy:
         if route is None:
             return error(404, "not_found", f"service {name!r} not found")
         if action == "score":
+            if route.forward is not None:
+                return await self._forward(route, request)
             return await self._score(route, request)
         if action == "swagger.json" and request.method == "GET":
             return await self._swagger(route, request)
         return error(404, "not_found", f"no route {path}")
 
-    async def _score(self, route: Route, request: Request) -> Response:
+    async def _score(self, route: Route, request: Request, trusted: bool = False) -> Response:
         started = time.monotonic()
-        response = await self._scored(route, request, started)
+        response = await self._scored(route, request, started, trusted)
         route.lane.stats.record(response.status, time.monotonic() - started)
         return response
 
-    async def _scored(self, route: Route, request: Request, started: float) -> Response:
+    async def score_forwarded(self, name: str, request: Request) -> Response:
+        """A request a sibling worker has already authenticated (via the admin port)."""
+        route = self.table.routes.get(name)
+        if route is None or route.forward is not None:
+            return error(404, "not_found", f"service {name!r} not found on this worker")
+        return await self._score(route, request, trusted=True)
+
+    async def _forward(self, route: Route, request: Request) -> Response:
+        """This worker holds none of the service's slots: the one that does serves it."""
         if request.method not in ("GET", "POST", "OPTIONS"):
             return error(405, "method_not_allowed", f"method {request.method} is not allowed")
-        if route.auth:
-            header = next((v for k, v in request.headers if k == b"authorization"), None)
-            if not route.authorised(header):
-                return UNAUTHORIZED
+        if not route.authorised(_authorization(request)):
+            return UNAUTHORIZED
+        assert route.forward is not None
+        host, port = route.forward
+        data = _encode_request(request, f"/forward/{route.name}/score", self._forward_auth)
+        route.lane.stats.forwarded += 1
+        try:
+            # The sibling answers 504 at the service's timeout; this one is a backstop.
+            async with asyncio.timeout(route.timeout_s + 5):
+                upstream = await self.pool.request(host, port, data)
+        except (TimeoutError, ConnectFailed, UpstreamClosed) as exc:
+            return error(502, "bad_gateway", f"the router worker holding the slots failed: {exc}")
+        headers = [(k, v) for k, v in upstream.headers if k not in HOP_BY_HOP]
+        return Response(upstream.status, upstream.body, headers)
+
+    async def _scored(
+        self, route: Route, request: Request, started: float, trusted: bool = False
+    ) -> Response:
+        if request.method not in ("GET", "POST", "OPTIONS"):
+            return error(405, "method_not_allowed", f"method {request.method} is not allowed")
+        if route.auth and not trusted and not route.authorised(_authorization(request)):
+            return UNAUTHORIZED
         data = _encode_request(request, "/score")
         backend = route.try_acquire()
         begun: Future[UpstreamResponse] | None = None  # an exchange dispatch already started
@@ -271,10 +302,16 @@ class Slot:
         self.held = True
 
 
-def _encode_request(request: Request, target: str) -> bytes:
+def _authorization(request: Request) -> bytes | None:
+    return next((v for k, v in request.headers if k == b"authorization"), None)
+
+
+def _encode_request(request: Request, target: str, extra: bytes = b"") -> bytes:
     """The request as the replica gets it (any replica: encoded once, even while queued)."""
     query = f"?{request.query}" if request.query else ""
     parts = [f"{request.method} {target}{query} HTTP/1.1\r\n".encode(), b"host: replica\r\n"]
+    if extra:
+        parts.append(extra)
     for name, value in request.headers:
         if name not in HOP_BY_HOP:
             parts.append(name + b": " + value + b"\r\n")

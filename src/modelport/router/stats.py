@@ -47,6 +47,7 @@ class LaneStats:
     busy_seconds: float = 0.0
     queue_full: int = 0
     queue_timeouts: int = 0
+    forwarded: int = 0  # requests handed to the worker that holds the slots
 
     def record(self, status: int, seconds: float) -> None:
         key = CLASSES[min(max(status // 100, 2), 5) - 2]
@@ -82,6 +83,10 @@ _HELP = {
         "counter",
         "Requests refused: queue full or deadline.",
     ),
+    "modelport_router_forwarded_total": (
+        "counter",
+        "Requests handed to the router worker that holds the service's slots.",
+    ),
     "modelport_router_replicas_ready": ("gauge", "Replicas taking requests."),
     "modelport_router_replicas_busy": ("gauge", "Replicas with a request in progress."),
     "modelport_router_queued_requests": ("gauge", "Requests waiting for a free replica."),
@@ -111,6 +116,9 @@ def render(table: RouteTable) -> str:
         metric = "modelport_router_queue_rejections_total"
         rejections.append(f'{metric}{{{svc},reason="full"}} {stats.queue_full}')
         rejections.append(f'{metric}{{{svc},reason="deadline"}} {stats.queue_timeouts}')
+        sections["modelport_router_forwarded_total"].append(
+            f"modelport_router_forwarded_total{{{svc}}} {stats.forwarded}"
+        )
         sections["modelport_router_replicas_ready"].append(
             f"modelport_router_replicas_ready{{{svc}}} {s['ready']}"
         )

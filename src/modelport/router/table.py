@@ -73,6 +73,7 @@ class Route:
     max_queue: int = 100
     lane: Lane = field(default_factory=Lane)
     turn: int = 0
+    forward: tuple[str, int] | None = None  # a sibling worker that holds the slots
 
     def authorised(self, header: bytes | None) -> bool:
         """Constant-time check of ``Bearer <key>`` against the key digests."""
@@ -214,5 +215,6 @@ def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
             max_queue=int(svc.get("maxQueue", 100)),
             lane=old.lane if old is not None else Lane(),
             turn=old.turn if old is not None else 0,
+            forward=(svc["forwardTo"][0], int(svc["forwardTo"][1])) if "forwardTo" in svc else None,
         )
     return RouteTable(int(doc.get("revision", 0)), routes)
