@@ -33,6 +33,7 @@ def test_with_fewer_slots_than_workers_the_rest_forward_to_a_holder() -> None:
     assert [t["replicas"][0][2] for t in tables] == [1, 0, 0]
     assert ["forwardTo" in t for t in tables] == [False, True, True]
     assert tables[1]["forwardTo"] == ["127.0.0.1", 5000] == tables[2]["forwardTo"]
+    assert tables[0]["maxQueue"] == 100  # the one holder queues for all three
     empty = {"revision": 1, "services": {"svc": {"replicas": []}}}
     assert "forwardTo" not in worker_table(empty, 2, ports)["services"]["svc"]
 

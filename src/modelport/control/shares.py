@@ -38,10 +38,12 @@ def worker_table(table: dict[str, Any], worker: int, admin_ports: list[int]) -> 
         replicas = svc["replicas"]
         slots = len(replicas) * int(svc.get("maxConcurrent", 1))
         shares = slot_shares(len(replicas), int(svc.get("maxConcurrent", 1)), workers)[worker]
+        # The queue is split between the workers that hold slots: the others forward.
+        holders = min(workers, slots) or workers
         entry = {
             **svc,
             "replicas": [[h, p, s] for (h, p, *_), s in zip(replicas, shares, strict=True)],
-            "maxQueue": max(1, math.ceil(int(svc.get("maxQueue", 100)) / workers)),
+            "maxQueue": max(1, math.ceil(int(svc.get("maxQueue", 100)) / holders)),
         }
         if 0 < slots <= worker:  # workers 0 .. slots-1 hold one slot each
             entry["forwardTo"] = ["127.0.0.1", admin_ports[worker % slots]]
