@@ -1,10 +1,11 @@
-"""Helpers shared by the benchmark scripts: a throwaway server, and wrk."""
+"""Helpers shared by the benchmark scripts: a throwaway server, free ports, and wrk."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -16,6 +17,23 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 IRIS_ROW = '{"data": [[5.1, 3.5, 1.4, 0.2]]}'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, what: str, timeout_s: float = 30) -> None:
+    """Return once something accepts connections on the loopback port."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"{what} did not start")
 
 
 def start_server(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from _common import free_port
 
 SKLEARN_PIN = "scikit-learn=={version}"
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -54,6 +54,20 @@ class Peer:
     start: Callable[[Path, Path, Path, int], Running]  # (venv, model dir, work dir, port)
 
 
+def _spawn(
+    command: list[str], work: Path, log: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """A peer in its own session (``stop`` ends its whole group), its output in ``work/log``."""
+    return subprocess.Popen(
+        command,
+        env=env,
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=(work / log).open("wb"),
+        start_new_session=True,
+    )
+
+
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "modelport-bench" / "peers"
@@ -81,7 +95,7 @@ def install(peer: Peer, sklearn_version: str) -> Path:
 def _azureml(venv: Path, model_dir: Path, work: Path, port: int) -> Running:
     (work / "score.py").write_text(AZUREML_SCORE)
     env = {**os.environ, "AZUREML_MODEL_DIR": str(model_dir), "WORKER_COUNT": "1"}
-    process = subprocess.Popen(
+    process = _spawn(
         [
             str(venv / "bin" / "azmlinfsrv"),
             "--entry_script",
@@ -89,11 +103,9 @@ def _azureml(venv: Path, model_dir: Path, work: Path, port: int) -> Running:
             "--port",
             str(port),
         ],
-        env=env,
-        cwd=work,
-        stdout=subprocess.DEVNULL,
-        stderr=(work / "azureml.log").open("wb"),
-        start_new_session=True,
+        work,
+        "azureml.log",
+        env,
     )
     return Running(process, f"http://127.0.0.1:{port}/score", json.dumps({"data": [ROW]}))
 
@@ -114,8 +126,8 @@ def _mlserver(venv: Path, model_dir: Path, work: Path, port: int) -> Running:
         json.dumps(
             {
                 "http_port": port,
-                "grpc_port": _free_port(),
-                "metrics_port": _free_port(),
+                "grpc_port": free_port(),
+                "metrics_port": free_port(),
                 "host": "127.0.0.1",
                 # Inference in the server process: its worker pool crashes at start with
                 # the dependency versions installed today ("no current event loop").
@@ -123,13 +135,7 @@ def _mlserver(venv: Path, model_dir: Path, work: Path, port: int) -> Running:
             }
         )
     )
-    process = subprocess.Popen(
-        [str(venv / "bin" / "mlserver"), "start", str(work)],
-        cwd=work,
-        stdout=subprocess.DEVNULL,
-        stderr=(work / "mlserver.log").open("wb"),
-        start_new_session=True,
-    )
+    process = _spawn([str(venv / "bin" / "mlserver"), "start", str(work)], work, "mlserver.log")
     body = {"inputs": [{"name": "predict", "shape": [1, 4], "datatype": "FP64", "data": ROW}]}
     return Running(process, f"http://127.0.0.1:{port}/v2/models/iris/infer", json.dumps(body))
 
@@ -154,7 +160,7 @@ class Iris:
 def _bentoml(venv: Path, model_dir: Path, work: Path, port: int) -> Running:
     (work / "service.py").write_text(BENTO_SERVICE)
     env = {**os.environ, "IRIS_MODEL": str(model_dir / "model.pkl"), "BENTOML_DO_NOT_TRACK": "1"}
-    process = subprocess.Popen(
+    process = _spawn(
         [
             str(venv / "bin" / "bentoml"),
             "serve",
@@ -164,11 +170,9 @@ def _bentoml(venv: Path, model_dir: Path, work: Path, port: int) -> Running:
             "--port",
             str(port),
         ],
-        env=env,
-        cwd=work,
-        stdout=subprocess.DEVNULL,
-        stderr=(work / "bentoml.log").open("wb"),
-        start_new_session=True,  # its supervisor and worker stop together
+        work,
+        "bentoml.log",
+        env,
     )
     return Running(process, f"http://127.0.0.1:{port}/predict", json.dumps({"data": [ROW]}))
 
@@ -206,14 +210,7 @@ def _ray(venv: Path, model_dir: Path, work: Path, port: int) -> Running:
         "PORT": str(port),
         "RAY_USAGE_STATS_ENABLED": "0",
     }
-    process = subprocess.Popen(
-        [str(venv / "bin" / "python"), "serve_iris.py"],
-        env=env,
-        cwd=work,
-        stdout=subprocess.DEVNULL,
-        stderr=(work / "ray.log").open("wb"),
-        start_new_session=True,
-    )
+    process = _spawn([str(venv / "bin" / "python"), "serve_iris.py"], work, "ray.log", env)
     return Running(process, f"http://127.0.0.1:{port}/", json.dumps({"data": [ROW]}))
 
 
@@ -240,14 +237,7 @@ ModelServer(http_port=int(os.environ["PORT"]), workers=1, enable_grpc=False).sta
 def _kserve(venv: Path, model_dir: Path, work: Path, port: int) -> Running:
     (work / "kserve_iris.py").write_text(KSERVE_MODEL)
     env = {**os.environ, "IRIS_MODEL": str(model_dir / "model.pkl"), "PORT": str(port)}
-    process = subprocess.Popen(
-        [str(venv / "bin" / "python"), "kserve_iris.py"],
-        env=env,
-        cwd=work,
-        stdout=subprocess.DEVNULL,
-        stderr=(work / "kserve.log").open("wb"),
-        start_new_session=True,
-    )
+    process = _spawn([str(venv / "bin" / "python"), "kserve_iris.py"], work, "kserve.log", env)
     body = json.dumps({"instances": [ROW]})
     return Running(process, f"http://127.0.0.1:{port}/v1/models/iris:predict", body)
 
@@ -274,28 +264,10 @@ def _mlflow(venv: Path, model_dir: Path, work: Path, port: int) -> Running:
             check=True,
             capture_output=True,
         )
-    process = subprocess.Popen(
-        [
-            str(venv / "bin" / "mlflow"),
-            "models",
-            "serve",
-            "-m",
-            str(saved),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-w",
-            "1",
-            "--env-manager",
-            "local",
-        ],
-        cwd=work,
-        env={**os.environ, "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '')}"},  # its uvicorn
-        stdout=subprocess.DEVNULL,
-        stderr=(work / "mlflow.log").open("wb"),
-        start_new_session=True,
-    )
+    path = f"{venv / 'bin'}:{os.environ.get('PATH', '')}"  # so it finds its own uvicorn
+    command = [str(venv / "bin" / "mlflow"), "models", "serve", "-m", str(saved)]
+    command += ["-h", "127.0.0.1", "-p", str(port), "-w", "1", "--env-manager", "local"]
+    process = _spawn(command, work, "mlflow.log", {**os.environ, "PATH": path})
     return Running(process, f"http://127.0.0.1:{port}/invocations", json.dumps({"inputs": [ROW]}))
 
 
@@ -307,12 +279,6 @@ PEERS = [
     Peer("kserve", ["kserve", "joblib"], _kserve),
     Peer("mlflow", ["mlflow", "joblib"], _mlflow),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def stop(running: Running) -> None:
@@ -333,7 +299,7 @@ def stop(running: Running) -> None:
 def start(peer: Peer, venv: Path, model_dir: Path, work: Path) -> Running:
     """Start a peer and wait until it scores the iris row."""
     work.mkdir(parents=True, exist_ok=True)
-    running = peer.start(venv, model_dir, work, _free_port())
+    running = peer.start(venv, model_dir, work, free_port())
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if running.process.poll() is not None:

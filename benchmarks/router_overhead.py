@@ -20,16 +20,14 @@ import argparse
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from datetime import date
 from pathlib import Path
 
-from _common import ROOT, start_server, wrk
+from _common import ROOT, free_port, start_server, wait_for_port, wrk
 
 from modelport import AksWebservice, InferenceConfig, Model, Workspace
 from modelport.cli.demo import write_files
@@ -43,12 +41,6 @@ NOOP = """
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def bare_app(workload: str, model_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(
@@ -60,13 +52,8 @@ def bare_app(workload: str, model_dir: Path) -> tuple[subprocess.Popen[bytes], s
             str(port),
         ]
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc, f"http://127.0.0.1:{port}/score"
-        time.sleep(0.05)
-    raise SystemExit("the bare app did not start")
+    wait_for_port(port, "the bare app")
+    return proc, f"http://127.0.0.1:{port}/score"
 
 
 HAPROXY = """
@@ -94,13 +81,8 @@ def haproxy(work: Path, replica_port: int, cap: int) -> tuple[subprocess.Popen[b
     config = work / f"haproxy-{replica_port}.cfg"
     config.write_text(HAPROXY.format(port=port, replica=replica_port, cap=cap))
     proc = subprocess.Popen(["haproxy", "-db", "-f", str(config)], stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc, f"http://127.0.0.1:{port}/score"
-        time.sleep(0.05)
-    raise SystemExit("haproxy did not start")
+    wait_for_port(port, "haproxy")
+    return proc, f"http://127.0.0.1:{port}/score"
 
 
 def main() -> None:

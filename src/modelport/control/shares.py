@@ -36,8 +36,9 @@ def worker_table(table: dict[str, Any], worker: int, admin_ports: list[int]) -> 
     services = {}
     for name, svc in table["services"].items():
         replicas = svc["replicas"]
-        slots = len(replicas) * int(svc.get("maxConcurrent", 1))
-        shares = slot_shares(len(replicas), int(svc.get("maxConcurrent", 1)), workers)[worker]
+        cap = int(svc.get("maxConcurrent", 1))
+        slots = len(replicas) * cap
+        shares = slot_shares(len(replicas), cap, workers)[worker]
         # The queue is split between the workers that hold slots: the others forward.
         holders = min(workers, slots) or workers
         entry = {

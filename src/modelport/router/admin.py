@@ -24,7 +24,8 @@ class Admin:
         if not hmac.compare_digest(header, self._expected):
             return error(401, "unauthorized", "missing or wrong admin token")
         if request.path.startswith("/forward/") and request.path.endswith("/score"):
-            return await self.proxy.score_forwarded(request.path[9:-6], request)
+            name = request.path.removeprefix("/forward/").removesuffix("/score")
+            return await self.proxy.score_forwarded(name, request)
         if request.path == "/metrics" and request.method == "GET":
             body = render(self.proxy.table).encode()
             return Response(200, body, [(b"content-type", b"text/plain; version=0.0.4")])

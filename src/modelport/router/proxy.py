@@ -56,7 +56,7 @@ UNAUTHORIZED = error(
 
 
 class Proxy:
-    def __init__(self, token: str = "") -> None:
+    def __init__(self, token: str) -> None:
         self.table = RouteTable()
         self.pool = Pool()
         # Requests forwarded to a sibling worker carry the admin token: its admin port
@@ -104,10 +104,9 @@ class Proxy:
 
     async def _forward(self, route: Route, request: Request) -> Response:
         """This worker holds none of the service's slots: the one that does serves it."""
-        if request.method not in ("GET", "POST", "OPTIONS"):
-            return error(405, "method_not_allowed", f"method {request.method} is not allowed")
-        if not route.authorised(_authorization(request)):
-            return UNAUTHORIZED
+        refused = _refusal(route, request, trusted=False)
+        if refused is not None:
+            return refused
         assert route.forward is not None
         host, port = route.forward
         data = _encode_request(request, f"/forward/{route.name}/score", self._forward_auth)
@@ -124,10 +123,9 @@ class Proxy:
     async def _scored(
         self, route: Route, request: Request, started: float, trusted: bool = False
     ) -> Response:
-        if request.method not in ("GET", "POST", "OPTIONS"):
-            return error(405, "method_not_allowed", f"method {request.method} is not allowed")
-        if route.auth and not trusted and not route.authorised(_authorization(request)):
-            return UNAUTHORIZED
+        refused = _refusal(route, request, trusted)
+        if refused is not None:
+            return refused
         data = _encode_request(request, "/score")
         backend = route.try_acquire()
         begun: Future[UpstreamResponse] | None = None  # an exchange dispatch already started
@@ -302,8 +300,14 @@ class Slot:
         self.held = True
 
 
-def _authorization(request: Request) -> bytes | None:
-    return next((v for k, v in request.headers if k == b"authorization"), None)
+def _refusal(route: Route, request: Request, trusted: bool) -> Response | None:
+    """405 for a method scoring does not take, 401 for a missing or wrong key; else None."""
+    if request.method not in ("GET", "POST", "OPTIONS"):
+        return error(405, "method_not_allowed", f"method {request.method} is not allowed")
+    if trusted or not route.auth:
+        return None
+    header = next((v for k, v in request.headers if k == b"authorization"), None)
+    return None if route.authorised(header) else UNAUTHORIZED
 
 
 def _encode_request(request: Request, target: str, extra: bytes = b"") -> bytes:

@@ -1,6 +1,7 @@
 """The route table as the router holds it, and the per-replica slot accounting.
 
-Each replica takes at most ``max_concurrent`` requests at once.  A request that
+Each replica takes at most its ``cap`` requests at once (``maxConcurrent``, or this
+worker's share of it when several router workers split it).  A request that
 finds no free slot waits in its service's FIFO (its :class:`Lane`) until a slot
 frees, its deadline passes, or its client goes away.  Slot decisions are plain
 synchronous code; the proxy does the I/O around them.  A lane outlives route
@@ -68,7 +69,6 @@ class Route:
     key_digests: tuple[bytes, ...]
     backends: list[Backend]
     timeout_s: float
-    max_concurrent: int = 1
     max_wait_s: float = 0.5
     max_queue: int = 100
     lane: Lane = field(default_factory=Lane)
@@ -196,12 +196,12 @@ def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
     known = {(b.host, b.port): b for r in previous.routes.values() for b in r.backends}
     routes = {}
     for name, svc in doc.get("services", {}).items():
-        max_concurrent = int(svc.get("maxConcurrent", 1))
+        cap = int(svc.get("maxConcurrent", 1))
         backends = []
         for host, port, *share in svc["replicas"]:
             # With several workers, each gets its share of a replica's slots.
             backend = known.get((host, int(port))) or Backend(host, int(port))
-            backend.cap = int(share[0]) if share else max_concurrent
+            backend.cap = int(share[0]) if share else cap
             backends.append(backend)
         old = previous.routes.get(name)
         routes[name] = Route(
@@ -210,7 +210,6 @@ def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
             key_digests=tuple(bytes.fromhex(d) for d in svc.get("keyDigests", [])),
             backends=backends,
             timeout_s=float(svc.get("scoringTimeoutMs", 60000)) / 1000,
-            max_concurrent=max_concurrent,
             max_wait_s=float(svc.get("maxWaitMs", 500)) / 1000,
             max_queue=int(svc.get("maxQueue", 100)),
             lane=old.lane if old is not None else Lane(),
