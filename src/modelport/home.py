@@ -6,6 +6,7 @@ store, logs, and ``config.json`` (server URL + admin token, mode 0600).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -23,6 +24,17 @@ def home_dir() -> Path:
 
 def config_path(home: Path | None = None) -> Path:
     return (home or home_dir()) / CONFIG_NAME
+
+
+def workspace_key(home: Path) -> str:
+    """A short name for a workspace, the same for every process that opens it."""
+    return hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
+
+
+def runtime_dir(home: Path) -> Path:
+    """A short folder for the workspace's sockets (AF_UNIX paths hold ~107 bytes)."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/modelport-{os.getuid()}"
+    return Path(base) / workspace_key(home)
 
 
 def read_config(path: Path) -> dict[str, Any]:

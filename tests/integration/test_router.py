@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +18,7 @@ import httpx
 
 from modelport.control.router_process import RouterProcess
 from modelport.httpserver import HttpProtocol, Request, Response, ServerState
+from tests.conftest import alive, child_pids
 
 TOKEN = "r" * 40
 
@@ -71,7 +75,7 @@ async def router(
     fakes = [FakeReplica() for _ in range(replicas)]
     for fake in fakes:
         await fake.start()
-    proc = RouterProcess("127.0.0.1", 0, TOKEN, tmp_path / "router.log", workers=workers)
+    proc = RouterProcess(tmp_path, "127.0.0.1", 0, TOKEN, workers=workers)
     await proc.start()
     entry = {
         "auth": False,
@@ -357,15 +361,15 @@ def test_with_one_slot_and_two_workers_the_other_worker_forwards(tmp_path: Path)
     assert int(owner_refused.rsplit(" ", 1)[1]) < 12
 
 
-def test_a_worker_that_dies_is_replaced_on_the_same_port(tmp_path: Path) -> None:
+def test_a_worker_that_dies_is_replaced_on_the_same_port_with_its_table(tmp_path: Path) -> None:
     async def go() -> None:
         async with router(tmp_path, 2, workers=2) as (proc, _fakes, url):
-            first = proc.workers[0].proc
-            assert first is not None
-            first.kill()
-            await first.wait()
+            assert proc.pid is not None
+            first = min(child_pids(proc.pid))
+            os.kill(first, signal.SIGKILL)
             deadline = time.monotonic() + 20
-            while proc.workers[0].proc is first or await proc.workers[0].stats() is None:
+            # Nobody pushes a table now: the new worker reads the one written for it.
+            while first in child_pids(proc.pid) or len(child_pids(proc.pid)) < 2:
                 assert time.monotonic() < deadline, "the worker was not replaced"
                 await asyncio.sleep(0.02)
             limits = httpx.Limits(max_keepalive_connections=0)
@@ -373,5 +377,77 @@ def test_a_worker_that_dies_is_replaced_on_the_same_port(tmp_path: Path) -> None
                 answers = [await client.post(url, json={"id": str(i)}) for i in range(20)]
             assert [r.status_code for r in answers] == [200] * 20
             assert min([answered(await metrics(u)) for u in proc.admin_urls]) > 0
+
+    asyncio.run(go())
+
+
+def test_a_router_without_a_table_says_it_is_starting(tmp_path: Path) -> None:
+    async def go() -> httpx.Response:
+        proc = RouterProcess(tmp_path, "127.0.0.1", 0, TOKEN)
+        await proc.start()
+        try:
+            async with httpx.AsyncClient(timeout=30) as client:
+                return await client.post(f"{proc.url}/api/v1/service/svc/score", json={})
+        finally:
+            await proc.stop()
+
+    answer = asyncio.run(go())
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
+    assert answer.json()["error"]["code"] == "starting"
+
+
+CONTROL_PLANE = """
+import asyncio, sys
+from pathlib import Path
+from modelport.control.router_process import RouterProcess
+
+async def main():
+    proc = RouterProcess(Path(sys.argv[1]), "127.0.0.1", 0, sys.argv[2])
+    await proc.start()
+    entry = {"auth": False, "keyDigests": [], "replicas": [["127.0.0.1", int(sys.argv[3])]]}
+    await proc.publish({"svc": entry})
+    print(proc.port, proc.pid, flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def test_a_router_outlives_its_control_plane_and_is_adopted(tmp_path: Path) -> None:
+    async def go() -> None:
+        fake = FakeReplica()
+        await fake.start()
+        owner = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            CONTROL_PLANE,
+            str(tmp_path),
+            TOKEN,
+            str(fake.port),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert owner.stdout is not None
+        port, pid = (int(x) for x in (await owner.stdout.readline()).split())
+        url = f"http://127.0.0.1:{port}/api/v1/service/svc/score"
+        owner.kill()  # the control plane dies; its router must not
+        await owner.wait()
+        async with httpx.AsyncClient(timeout=30) as client:
+            assert (await client.post(url, json={"id": "1"})).status_code == 200
+            adopter = RouterProcess(tmp_path, "127.0.0.1", 0, TOKEN)
+            await adopter.start()
+            try:
+                assert (adopter.pid, adopter.port) == (pid, port)  # the same process serves
+                digest = hashlib.sha256(b"k" * 32).hexdigest()
+                entry = {
+                    "auth": True,
+                    "keyDigests": [digest],
+                    "replicas": [["127.0.0.1", fake.port]],
+                }
+                await adopter.publish({"svc": entry})
+                assert (await client.post(url, json={})).status_code == 401
+            finally:
+                await adopter.stop()
+                await fake.stop()
+        assert not alive(pid)
 
     asyncio.run(go())

@@ -77,16 +77,21 @@ def up(
 
 @click.command("down")
 def down() -> None:
-    """Stop the background server of $MODELPORT_HOME."""
+    """Stop the server of $MODELPORT_HOME with its router and replicas."""
+    from modelport.control.orphans import stop_data_plane
     from modelport.process import pid_is_modelport, read_server_pid, stop_process
 
     home = home_dir()
     pid = read_server_pid(home)
-    if pid is None or not pid_is_modelport(pid):
+    if pid is not None and pid_is_modelport(pid):
+        stop_process(pid, timeout_s=60.0)
+        console.print(f"stopped the modelport server (pid {pid})")
+    else:
         console.print(f"no modelport server is running for {home}")
-        return
-    stop_process(pid)
-    console.print(f"stopped the modelport server (pid {pid})")
+    # A server that was killed leaves its router and replicas serving: stop them too.
+    left = stop_data_plane(home)
+    if left:
+        console.print(f"stopped {left} router and replica supervisor(s) left running")
 
 
 def server_answers(home: Path) -> bool:

@@ -4,7 +4,11 @@ Level-triggered: whenever woken it reads the service record and compares the
 stored generation with the one it applied.  A new generation is rolled out by
 starting new replicas, waiting until all are ready, switching the route table
 (and waiting for the router to take it), then draining the old replicas, so
-requests in flight never see a gap.
+requests in flight never see a gap.  A roll-out runs as a task of its own: a
+newer generation or a delete cancels it at once, whatever state its replicas
+are in (an ``init()`` that hangs included).  Replicas outlive the control plane;
+:meth:`ServiceController.adopt` takes over the ones a previous control plane
+left running instead of starting new ones.
 """
 
 from __future__ import annotations
@@ -17,18 +21,31 @@ import os
 import shutil
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelport.autoscale.driver import AutoscaleDriver
 from modelport.autoscale.policy import Decision, clamp
-from modelport.compute.local.replica import Probe, ReplicaSpec, ReplicaState
+from modelport.compute.local.records import (
+    ReplicaSpec,
+    deployment_owner,
+    load_deployment,
+)
+from modelport.compute.local.replica import ReplicaState, check_port_free
 from modelport.compute.local.replica_set import ReplicaSet
 from modelport.control import layout, plan
 from modelport.errors import ModelportError
+from modelport.home import runtime_dir, workspace_key
 from modelport.spec.names import parse_model_id
-from modelport.store.services import DELETING, FAILED, HEALTHY, UNHEALTHY, ServiceRecord
+from modelport.store.services import (
+    DELETING,
+    FAILED,
+    HEALTHY,
+    TRANSITIONING,
+    UNHEALTHY,
+    ServiceRecord,
+)
 
 if TYPE_CHECKING:
     from modelport.control.plane import ControlPlane
@@ -50,22 +67,71 @@ class ServiceController:
         self.name = name
         self.plane = plane
         self.current: Deployment | None = None
+        self.pending: Deployment | None = None  # being rolled out
         self.record: ServiceRecord | None = None
         self.applied = 0
-        self.rolling_out = False
         self.messages: deque[str] = deque(maxlen=200)
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.rollout: asyncio.Task[None] | None = None
+        self._target = 0  # the generation the roll-out in progress brings
+        self._switching = False  # past the point where a roll-out may be cancelled
         self._background: set[asyncio.Task[None]] = set()  # asyncio holds tasks weakly
         self.autoscaler: asyncio.Task[None] | None = None
+        self._limits_said = False
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
+        self.wake.set()
 
     def say(self, text: str) -> None:
         stamped = f"{time.strftime('%H:%M:%S')} {text}"
         self.messages.append(stamped)
         log.info("service %s: %s", self.name, text)
+
+    @property
+    def rolling_out(self) -> bool:
+        return self.rollout is not None and not self.rollout.done()
+
+    # -- adopting what a previous control plane left running -------------------------
+    async def adopt(self, record: ServiceRecord) -> None:
+        """Follow the live replicas of this service again; stop what is no longer wanted."""
+        self.record = record
+        live: list[tuple[int, ReplicaSet, dict[str, Any]]] = []
+        for folder in self._generation_folders():
+            spec = load_deployment(folder)
+            owner = deployment_owner(folder)
+            if spec is None or owner is None:
+                continue
+            replicas = ReplicaSet.adopt(spec, self._on_replica_change)
+            await replicas.known()
+            if replicas.replicas:
+                live.append((spec.deployment, replicas, owner))
+        keep = None
+        if record.state != DELETING:
+            usable = [entry for entry in live if entry[0] <= record.generation]
+            keep = usable[-1] if usable else None
+        for entry in live:
+            if entry is not keep:
+                self._in_background(entry[1].stop(drain_s=SHUTDOWN_DRAIN_S))
+        if keep is not None:
+            generation, replicas, owner = keep
+            self.current = Deployment(
+                generation, plan.plan(owner["spec"]), replicas, replicas.spec.app_root
+            )
+            self.applied = generation
+            count = len(replicas.replicas)
+            self.say(f"adopted {count} running replica(s) of generation {generation}")
+            self._start_autoscaler(count)
+        if record.state == FAILED:
+            self.applied = record.generation  # a failed roll-out is not retried by a restart
+        elif keep is None and record.state != DELETING:
+            self.say("no replica was running when the control plane started: starting them")
+
+    def _generation_folders(self) -> list[Path]:
+        folder = layout.service_dir(self.plane.workspace.home, self.name)
+        found = [p for p in folder.glob("*") if p.name.isdigit() and p.is_dir()]
+        return sorted(found, key=lambda p: int(p.name))
 
     # -- the loop ----------------------------------------------------------------
     async def _run(self) -> None:
@@ -75,11 +141,15 @@ class ServiceController:
             try:
                 record = await asyncio.to_thread(self.plane.services.find, self.name)
                 if record is None or record.state == DELETING:
+                    await self._cancel_rollout()
                     await self._delete(record)
                     return
                 self.record = record
-                if record.generation != self.applied:
-                    await self._roll_out(record)
+                wanted = record.generation
+                if wanted != self.applied and not (self.rolling_out and self._target == wanted):
+                    await self._cancel_rollout()
+                    self._target = wanted
+                    self.rollout = asyncio.get_running_loop().create_task(self._roll_out(record))
                 await self.plane.publish()
             except asyncio.CancelledError:
                 raise
@@ -88,20 +158,41 @@ class ServiceController:
                 await asyncio.sleep(1.0)
                 self.wake.set()
 
+    async def _cancel_rollout(self) -> None:
+        """A newer generation or a delete supersedes the roll-out in progress."""
+        task = self.rollout
+        if task is None or task.done():
+            return
+        if not self._switching:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
     async def _roll_out(self, record: ServiceRecord) -> None:
         generation = record.generation
         self.messages.clear()
-        self.rolling_out = True
-        new: Deployment | None = None
+        self.pending = None
+        if record.state != TRANSITIONING:  # e.g. started again after a control-plane restart
+            await self._set_state(generation, TRANSITIONING, None)
+        prepared: asyncio.Future[ReplicaSpec] | None = None
         try:
             the_plan = plan.plan(record.spec)
-            spec = await asyncio.to_thread(self._prepare, record, the_plan)
-            replicas = ReplicaSet(spec, self._on_replica_change)
-            new = Deployment(generation, the_plan, replicas, spec.app_root)
+            prepared = asyncio.ensure_future(asyncio.to_thread(self._prepare, record, the_plan))
+            spec = await asyncio.shield(prepared)
+            replicas = ReplicaSet.create(spec, self._on_replica_change, {"spec": record.spec})
+            self.pending = Deployment(generation, the_plan, replicas, spec.app_root)
             count = self._initial_count(the_plan)
             self.say(f"starting {count} replica(s)")
             replicas.scale_to(count)
+            await self.plane.publish()
             await replicas.wait_ready()
+        except asyncio.CancelledError:
+            if prepared is not None and not prepared.done():
+                # The build or copy goes on in its thread: clear its folder when it ends.
+                folder = layout.service_dir(self.plane.workspace.home, self.name) / str(generation)
+                prepared.add_done_callback(lambda done: self._clear_after(done, folder))
+            await self._abandon("superseded")
+            raise
         except Exception as exc:  # whatever broke, this generation failed; the last one serves on
             message = (
                 exc.message if isinstance(exc, ModelportError) else f"{type(exc).__name__}: {exc}"
@@ -109,30 +200,55 @@ class ServiceController:
             if not isinstance(exc, ModelportError):
                 log.exception("service %s: roll-out of generation %d failed", self.name, generation)
             self.say(f"deployment failed: {message.splitlines()[0]}")
-            if new is not None:
-                await new.replicas.stop()
+            await self._abandon("failed")
             self.applied = generation
-            self.rolling_out = False
-            await asyncio.to_thread(
-                self.plane.services.set_state, self.name, generation, FAILED, message
-            )
+            await self._set_state(generation, FAILED, message)
             return
+        self._switching = True
+        try:
+            await self._switch(generation, the_plan, count)
+        finally:
+            self._switching = False
+
+    def _clear_after(self, done: asyncio.Future[ReplicaSpec], folder: Path) -> None:
+        if not done.cancelled():
+            done.exception()  # retrieved: a failure there no longer matters
+        self._in_background(asyncio.to_thread(shutil.rmtree, folder, True))
+
+    async def _abandon(self, why: str) -> None:
+        new, self.pending = self.pending, None
+        if new is not None:
+            # Shielded: a second cancel must not leave these replicas running.
+            await asyncio.shield(new.replicas.stop(drain_s=0))
+            await asyncio.shield(asyncio.to_thread(shutil.rmtree, new.app_root.parent, True))
+        log.info("service %s: roll-out %s", self.name, why)
+
+    async def _switch(self, generation: int, the_plan: plan.DeploymentPlan, count: int) -> None:
+        new, self.pending = self.pending, None
+        assert new is not None
         self.say(f"{count} replica(s) ready")
         self._stop_autoscaler()
         old, self.current = self.current, new
         self.applied = generation
         await self.plane.publish()  # the router sends new requests to the new replicas only
-        self.rolling_out = False
         if old is not None:
             self.say("draining the previous replicas")
             await self._retire(old)
-        await asyncio.to_thread(self.plane.services.set_state, self.name, generation, HEALTHY, None)
+        await self._set_state(generation, HEALTHY, None)
         self.say("service is Healthy")
-        if the_plan.autoscale is not None:
-            driver = AutoscaleDriver(
-                the_plan.autoscale, count, lambda: self.plane.service_stats(self.name), self._scale
-            )
-            self.autoscaler = asyncio.get_running_loop().create_task(driver.run())
+        self._start_autoscaler(count)
+
+    def _start_autoscaler(self, count: int) -> None:
+        current = self.current
+        if current is None or current.plan.autoscale is None:
+            return
+        driver = AutoscaleDriver(
+            current.plan.autoscale, count, lambda: self.plane.service_stats(self.name), self._scale
+        )
+        self.autoscaler = asyncio.get_running_loop().create_task(driver.run())
+
+    async def _set_state(self, generation: int, state: str, error: str | None) -> None:
+        await asyncio.to_thread(self.plane.services.set_state, self.name, generation, state, error)
 
     def _initial_count(self, the_plan: plan.DeploymentPlan) -> int:
         """A roll-out keeps the count the autoscaler reached, within the new bounds."""
@@ -162,9 +278,12 @@ class ServiceController:
             self.plane.workspace.events.record, self.name, before, count, decision.reason, inputs
         )
         for replica in surplus:
-            task = asyncio.get_running_loop().create_task(replica.stop())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._in_background(replica.stop())
+
+    def _in_background(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _prepare(self, record: ServiceRecord, the_plan: plan.DeploymentPlan) -> ReplicaSpec:
         """Blocking work of a roll-out: environment, files (runs in a worker thread)."""
@@ -192,12 +311,9 @@ class ServiceController:
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        probe = Probe(
-            the_plan.period_s,
-            the_plan.timeout_s,
-            the_plan.failure_threshold,
-            the_plan.startup_deadline_s,
-        )
+        sockets = runtime_dir(ws.home)
+        sockets.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fixed_port = self._fixed_port(the_plan)
         return ReplicaSpec(
             service=self.name,
             deployment=record.generation,
@@ -205,16 +321,32 @@ class ServiceController:
             app_root=root,
             env=env,
             log_dir=layout.service_dir(ws.home, self.name) / "logs",
-            probe=probe,
+            run_dir=sockets,
+            workspace_key=workspace_key(ws.home),
+            probe=the_plan.probe,
             drain_s=the_plan.scoring_timeout_ms / 1000 + 5,
-            fixed_port=the_plan.fixed_port,
+            fixed_port=fixed_port,
+            shared_port=the_plan.compute_type == "Local",
+            resources=the_plan.resources,
         )
 
-    async def _retire(self, old: Deployment, drain: bool = True) -> None:
-        if not drain:
-            for r in old.replicas.replicas:
-                r.spec = _short_drain(r.spec)
-        await old.replicas.stop()
+    def _fixed_port(self, the_plan: plan.DeploymentPlan) -> int | None:
+        """A local service keeps its port across updates, as a v1 LocalWebservice does.
+
+        The new generation binds it beside the old one (SO_REUSEPORT), so an update
+        needs no gap; a port that another program holds is a clear error.
+        """
+        if the_plan.compute_type != "Local":
+            return None
+        current = self.current
+        held = current.replicas.replicas[0].port if current and current.replicas.replicas else None
+        port = the_plan.fixed_port or held
+        if port is not None and port != held:
+            check_port_free(port)
+        return port
+
+    async def _retire(self, old: Deployment, drain_s: float | None = None) -> None:
+        await old.replicas.stop(drain_s)
         await asyncio.to_thread(shutil.rmtree, old.app_root.parent, True)
 
     async def _delete(self, record: ServiceRecord | None) -> None:
@@ -225,12 +357,20 @@ class ServiceController:
             self.say("deleting: draining replicas")
             await self._retire(self.current)
             self.current = None
+        await self._stop_leftovers()
         if record is not None:
             await asyncio.to_thread(self.plane.services.remove, self.name)
             await asyncio.to_thread(self.plane.workspace.events.forget, self.name)
         await asyncio.to_thread(
             shutil.rmtree, layout.service_dir(self.plane.workspace.home, self.name), True
         )
+
+    async def _stop_leftovers(self) -> None:
+        """Replicas of other generations still running (a roll-out cut short by a crash)."""
+        for folder in self._generation_folders():
+            spec = load_deployment(folder)
+            if spec is not None:
+                await ReplicaSet.adopt(spec, lambda: None).stop(drain_s=SHUTDOWN_DRAIN_S)
 
     async def shutdown(self) -> None:
         """The server is stopping: end the replicas quickly (they restart with it)."""
@@ -239,25 +379,32 @@ class ServiceController:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
+        await self._cancel_rollout()
         if self.current is not None:
-            await self._retire(self.current, drain=False)
+            await self._retire(self.current, drain_s=SHUTDOWN_DRAIN_S)
+            self.current = None
+        await asyncio.gather(*self._background, return_exceptions=True)
 
     # -- health --------------------------------------------------------------------
     def _on_replica_change(self) -> None:
         self.plane.schedule_publish()
         current = self.current
+        if current is not None:
+            self._say_limits(current)
         if self.rolling_out or current is None or current.generation != self.applied:
             return
         ready = len(current.replicas.ready())
         state = HEALTHY if ready == len(current.replicas.replicas) else UNHEALTHY
         error = None if state == HEALTHY else self._replica_error(current)
-        task = asyncio.get_running_loop().create_task(
-            asyncio.to_thread(
-                self.plane.services.set_state, self.name, current.generation, state, error
-            )
-        )
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._in_background(self._set_state(current.generation, state, error))
+
+    def _say_limits(self, deployment: Deployment) -> None:
+        """Once per service: CPU and memory settings this machine cannot enforce."""
+        notes = {r.limits for r in deployment.replicas.replicas if r.limits}
+        unenforced = [n for n in notes if n.startswith("not enforced")]
+        if unenforced and not self._limits_said:
+            self._limits_said = True
+            self.say(f"warning: cpu_cores/memory_gb settings are {unenforced[0]}")
 
     @staticmethod
     def _replica_error(deployment: Deployment) -> str:
@@ -266,6 +413,22 @@ class ServiceController:
         text = f"{ready} of {len(states)} replicas ready"
         errors = [r.error for r in deployment.replicas.replicas if r.error]
         return f"{text}; last replica error: {errors[-1]}" if errors else text
+
+    def progress(self) -> str | None:
+        """What a roll-out waits for, e.g. ``init() running for 4m10s on replica 0``."""
+        pending = self.pending
+        if pending is None:
+            return None
+        now = time.time()
+        waiting = [
+            (r.index, now - r.started_at)
+            for r in pending.replicas.replicas
+            if r.state in (ReplicaState.STARTING, ReplicaState.CRASHED) and r.started_at
+        ]
+        if not waiting:
+            return None
+        index, seconds = max(waiting, key=lambda w: w[1])
+        return f"init() running for {_duration(seconds)} on replica {index}"
 
     def route(self) -> dict[str, Any] | None:
         """This service's entry in the router's table."""
@@ -279,6 +442,8 @@ class ServiceController:
             "auth": the_plan.auth,
             "keyDigests": [_digest(record.primary_key), _digest(record.secondary_key)],
             "replicas": [["127.0.0.1", r.port] for r in ready],
+            "exitFiles": {str(r.port): str(r.spec.exit_path(r.index)) for r in ready},
+            "starting": current is None and record.state != FAILED,
             "scoringTimeoutMs": the_plan.scoring_timeout_ms,
             "maxConcurrent": the_plan.max_concurrent,
             "maxWaitMs": the_plan.max_wait_ms,
@@ -286,7 +451,8 @@ class ServiceController:
         }
 
     def replica_views(self) -> list[dict[str, Any]]:
-        if self.current is None:
+        deployment = self.current or self.pending
+        if deployment is None:
             return []
         return [
             {
@@ -295,8 +461,12 @@ class ServiceController:
                 "state": str(r.state),
                 "restarts": r.restarts,
                 "probesPassed": r.probes_passed,
+                "generation": deployment.generation,
+                "startedAt": r.started_at,
+                "pid": r.pid,
+                "limits": r.limits,
             }
-            for r in self.current.replicas.replicas
+            for r in deployment.replicas.replicas
         ]
 
 
@@ -304,8 +474,9 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _short_drain(spec: ReplicaSpec) -> ReplicaSpec:
-    return replace(spec, drain_s=min(spec.drain_s, SHUTDOWN_DRAIN_S))
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 _SECRET_VARIABLES = ("MODELPORT_", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")

@@ -18,8 +18,12 @@ from modelport.store.models import ModelRecord
 MODELS_DIR = "azureml-models"
 
 
+def services_root(home: Path) -> Path:
+    return home / "services"
+
+
 def service_dir(home: Path, name: str) -> Path:
-    return home / "services" / name
+    return services_root(home) / name
 
 
 def copy_files(blobs: BlobStore, files: list[ModelFile], target: Path) -> None:

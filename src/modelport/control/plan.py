@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from modelport.autoscale.policy import AutoscaleSettings
+from modelport.compute.local.limits import Resources
+from modelport.compute.local.probing import ProbeSettings
 from modelport.spec.deployment import (
     AksServiceDeploymentConfiguration,
     DeploymentConfiguration,
@@ -26,15 +28,14 @@ class DeploymentPlan:
     auth: bool
     scoring_timeout_ms: int
     max_concurrent: int
-    period_s: float
-    timeout_s: float
-    failure_threshold: int
-    startup_deadline_s: float
+    probe: ProbeSettings
     fixed_port: int | None
     compute_type: str
     max_wait_ms: int = 500
     max_queue: int = 100
     autoscale: AutoscaleSettings | None = None
+    resources: Resources = field(default_factory=Resources)
+    collect_model_data: bool = False
 
 
 def queue_bound(max_replicas: int, max_concurrent: int) -> int:
@@ -56,20 +57,11 @@ def environment(spec: dict[str, Any]) -> EnvironmentSpec | None:
 
 
 def plan(spec: dict[str, Any]) -> DeploymentPlan:
-    config = deployment_config(spec).resolved()
+    given = deployment_config(spec)
+    config = given.resolved()
     if isinstance(config, LocalWebserviceDeploymentConfiguration):
         return DeploymentPlan(
-            1,
-            False,
-            60000,
-            1,
-            10.0,
-            2.0,
-            3,
-            310.0,
-            config.port,
-            "Local",
-            max_queue=queue_bound(1, 1),
+            1, False, 60000, 1, ProbeSettings(), config.port, "Local", max_queue=queue_bound(1, 1)
         )
     assert isinstance(config, AksServiceDeploymentConfiguration)
     cap = config.replica_max_concurrent_requests or 1
@@ -91,15 +83,33 @@ def plan(spec: dict[str, Any]) -> DeploymentPlan:
         auth=bool(config.auth_enabled or config.token_auth_enabled),
         scoring_timeout_ms=config.scoring_timeout_ms or 60000,
         max_concurrent=config.replica_max_concurrent_requests or 1,
-        period_s=float(config.period_seconds or 10),
-        timeout_s=float(config.timeout_seconds or 2),
-        failure_threshold=config.failure_threshold or 3,
-        startup_deadline_s=float(config.initial_delay_seconds or 310),
+        probe=ProbeSettings(
+            period_s=float(config.period_seconds or 10),
+            timeout_s=float(config.timeout_seconds or 2),
+            failure_threshold=config.failure_threshold or 3,
+            success_threshold=config.success_threshold or 1,
+            initial_delay_s=float(config.initial_delay_seconds or 310),
+        ),
         fixed_port=None,
         compute_type="AKS",
         max_wait_ms=config.max_request_wait_time or 500,
         max_queue=queue_bound(top, cap),
         autoscale=autoscale,
+        resources=_resources(given),
+        collect_model_data=bool(config.collect_model_data),
+    )
+
+
+def _resources(given: DeploymentConfiguration) -> Resources:
+    """Only what the configuration gives is enforced: v1's defaults (0.1 CPU, 0.5 GB) are
+    requests for a cluster's scheduler, and as CPU weights on one machine they would starve
+    replicas next to the router."""
+    values = given.given()
+    return Resources(
+        values.get("cpu_cores"),
+        values.get("cpu_cores_limit"),
+        values.get("memory_gb"),
+        values.get("memory_gb_limit"),
     )
 
 
@@ -109,4 +119,6 @@ def replica_environment(plan: DeploymentPlan, name: str) -> dict[str, str]:
         "MODELPORT_WORKERS": str(plan.max_concurrent),
         "SERVICE_NAME": name,
         "WORKER_COUNT": "1",
+        # v1's switch for ModelDataCollector inside the replica
+        "AML_MODEL_DC_STORAGE_ENABLED": "true" if plan.collect_model_data else "false",
     }

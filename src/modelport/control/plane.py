@@ -12,8 +12,10 @@ from modelport.compute.local.logs import tail
 from modelport.control import layout
 from modelport.control.controller import ServiceController
 from modelport.control.router_process import RouterProcess
+from modelport.control.targets import local_target
 from modelport.control.workspace import ServerWorkspace
 from modelport.envs.builder import EnvironmentBuilder
+from modelport.spec.support import Target
 
 log = logging.getLogger("modelport.control")
 
@@ -33,6 +35,7 @@ class ControlPlane:
         self.router_port = router_port
         self.router_workers = router_workers
         self.router: RouterProcess | None = None
+        self.target = Target("local")
         self.controllers: dict[str, ServiceController] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._publish_task: asyncio.Task[None] | None = None
@@ -40,17 +43,28 @@ class ControlPlane:
         self._stats: tuple[float, dict[str, Any] | None] = (0.0, None)
 
     async def start(self) -> None:
+        """Adopt (or start) the router, adopt each service's running replicas, then reconcile.
+
+        The first table the router gets names every service, with the replicas that
+        still run, so a service that exists is never a 404 during a restart.
+        """
         self.loop = asyncio.get_running_loop()
+        self.target = await asyncio.to_thread(local_target, self.workspace.home)
         self.router = RouterProcess(
+            self.workspace.home,
             self.router_host,
             self.router_port,
             self.workspace.admin_token,
-            self.workspace.home / "logs" / "router.log",
             workers=self.router_workers,
         )
         await self.router.start()
-        for record in await asyncio.to_thread(self.services.list):
-            self._kick(record.name)
+        records = await asyncio.to_thread(self.services.list)
+        for record in records:
+            controller = self.controllers[record.name] = ServiceController(record.name, self)
+            await controller.adopt(record)
+        await self.publish()
+        for controller in list(self.controllers.values()):
+            controller.start()
 
     @property
     def router_url(self) -> str:

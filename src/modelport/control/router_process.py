@@ -1,12 +1,16 @@
-"""The control plane's side of the router: its worker processes, sockets and route table.
+"""The control plane's side of the router: its supervisor, its sockets, its route table.
 
-Every socket is bound here and handed to a worker, so the scoring address stays
-the same across worker restarts.  With several workers each gets its own
-listening socket on the same port (``SO_REUSEPORT``: the kernel spreads the
-connections) and its own admin port; a worker that dies leaves its socket open
-here, so connections waiting in its backlog are served by its successor.  Tables
-are pushed as plain JSON with a revision, to each worker its share of the slots
-(``control/shares.py``); ``publish`` returns once every worker has it in force.
+Every socket is bound here and handed to the router's supervisor
+(``router/supervisor.py``), which runs in a session of its own and keeps the
+workers running, so the router serves on while the control plane is down.  With
+several workers each gets its own listening socket on the same port
+(``SO_REUSEPORT``: the kernel spreads the connections) and its own admin port.
+What a later control plane needs to adopt the router (its process, ports and
+settings) is written to ``router/router.json`` in the workspace.  Tables are
+pushed as plain JSON with a revision, to each worker its share of the slots
+(``control/shares.py``), and written to a file per worker first, so a worker
+started again while nobody pushes still has its table; ``publish`` returns once
+every worker has it in force.
 """
 
 from __future__ import annotations
@@ -17,178 +21,268 @@ import json
 import logging
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from modelport.compute.local.replica import set_pdeathsig
+from modelport.compute.local.records import is_running, read_json, start_time, write_json
 from modelport.control.shares import merge_stats, worker_table
 from modelport.control.sockets import bind_socket
 
 log = logging.getLogger("modelport.control")
-RESTART_DELAY_S = 0.5
+STOP_TIMEOUT_S = 45.0
+WATCH_S = 0.5
 
 
-class RouterWorker:
-    """One router process: its scoring socket, its admin port, restarted if it dies."""
-
-    def __init__(self, index: int, scoring: socket.socket, token: str, log_path: Path) -> None:
-        self.index = index
-        self.scoring = scoring
-        self.admin = bind_socket("127.0.0.1", 0)
-        self.token = token
-        self.log_path = log_path
-        self.proc: asyncio.subprocess.Process | None = None
-        self.table: dict[str, Any] = {"revision": 0, "services": {}}
-        self._client = httpx.AsyncClient(
-            base_url=self.admin_url,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=10.0,
-        )
-        self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-
-    @property
-    def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.admin.getsockname()[1]}"
-
-    async def start(self) -> None:
-        await self._spawn()
-        self._task = asyncio.get_running_loop().create_task(self._watch())
-
-    async def _spawn(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {
-            **os.environ,
-            "MODELPORT_ROUTER_TOKEN": self.token,
-            "MODELPORT_ROUTER_FD": str(self.scoring.fileno()),
-            "MODELPORT_ROUTER_ADMIN_FD": str(self.admin.fileno()),
-            "MODELPORT_ROUTER_WORKER": str(self.index),
-        }
-        env.pop("MODELPORT_DATABASE_URL", None)  # the router needs no database secrets
-        with self.log_path.open("ab") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "modelport.router",
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                pass_fds=(self.scoring.fileno(), self.admin.fileno()),
-                preexec_fn=set_pdeathsig,
-            )
-        await self.push(self.table)
-
-    async def _watch(self) -> None:
-        """Restart the worker if it dies, then give it the current table again."""
-        while not self._stopping:
-            assert self.proc is not None
-            code = await self.proc.wait()
-            if self._stopping:
-                return
-            log.error("router worker %d exited with code %s; restarting it", self.index, code)
-            await asyncio.sleep(RESTART_DELAY_S)
-            await self._spawn()
-
-    async def stats(self) -> dict[str, Any] | None:
-        try:
-            response = await self._client.get("/stats")
-        except httpx.TransportError:
-            return None
-        return response.json() if response.status_code == 200 else None
-
-    async def push(self, table: dict[str, Any]) -> None:
-        """Send the latest table until the worker has it (it may still be starting)."""
-        self.table = table
-        async with self._lock:
-            table = self.table  # a newer one may have come while we waited
-            wanted = table["revision"]
-            for _ in range(200):
-                try:
-                    response = await self._client.put("/routes", content=json.dumps(table))
-                    if response.status_code == 200 and response.json()["revision"] >= wanted:
-                        return
-                except httpx.TransportError:
-                    pass
-                if self.proc is not None and self.proc.returncode is not None:
-                    return  # _watch restarts it and pushes again
-                await asyncio.sleep(0.05)
-            log.error("router worker %d did not take route table %d", self.index, wanted)
-
-    async def stop(self) -> None:
-        self._stopping = True
-        if self.proc is not None and self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    self.proc.kill()
-                await self.proc.wait()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._client.aclose()
-        self.scoring.close()
-        self.admin.close()
+def router_dir(home: Path) -> Path:
+    return home / "router"
 
 
 class RouterProcess:
-    """The router: ``workers`` processes sharing one scoring port."""
+    """The router: a supervisor and its ``workers`` processes sharing one scoring port."""
 
-    def __init__(self, host: str, port: int, token: str, log_path: Path, workers: int = 1) -> None:
+    def __init__(
+        self,
+        home: Path,
+        host: str,
+        port: int,
+        token: str,
+        workers: int = 1,
+        log_path: Path | None = None,
+    ) -> None:
         if workers < 1:
             raise ValueError("the router needs at least one worker")
-        # A plain bind first: it fails if anything holds the port, whereas a
-        # SO_REUSEPORT bind would quietly share it with another such server.
-        sockets = [bind_socket(host, port, flag="--router-port")]
-        self.port: int = sockets[0].getsockname()[1]
-        if workers > 1:
-            sockets.pop().close()
-            sockets = [
-                bind_socket(host, self.port, flag="--router-port", reuse_port=True)
-                for _ in range(workers)
-            ]
+        self.home = home
         self.host = host
-        self.workers = [RouterWorker(i, sock, token, log_path) for i, sock in enumerate(sockets)]
+        self.port = port
+        self.token = token
+        self.workers = workers
+        self.log_path = log_path or home / "logs" / "router.log"
+        self.admin_ports: list[int] = []
+        self.pid: int | None = None
+        self.started: int | None = None
         self.table: dict[str, Any] = {"revision": 0, "services": {}}
+        self._proc: asyncio.subprocess.Process | None = None
+        self._client = httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=10.0)
+        self._lock = asyncio.Lock()
+        self._watch: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @property
-    def admin_url(self) -> str:
-        return self.workers[0].admin_url
+    def state_path(self) -> Path:
+        return router_dir(self.home) / "router.json"
 
     @property
     def admin_urls(self) -> list[str]:
-        return [w.admin_url for w in self.workers]
+        return [f"http://127.0.0.1:{p}" for p in self.admin_ports]
+
+    @property
+    def admin_url(self) -> str:
+        return self.admin_urls[0]
 
     @property
     def url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}"
 
+    # -- starting or adopting ---------------------------------------------------------
     async def start(self) -> None:
-        await asyncio.gather(*(w.start() for w in self.workers))
+        """Adopt the router a previous control plane left running, else start one."""
+        if not await self._adopt():
+            await self._spawn()
+        self._watch = asyncio.get_running_loop().create_task(self._keep_running())
+
+    async def _adopt(self) -> bool:
+        state = read_json(self.state_path)
+        if state is None or not is_running(int(state["pid"]), int(state["started"])):
+            return False
+        same = (
+            state["host"] == self.host
+            and state["workers"] == self.workers
+            and (self.port in (0, state["port"]))
+        )
+        self.pid, self.started = int(state["pid"]), int(state["started"])
+        self.admin_ports = [int(p) for p in state["adminPorts"]]
+        revisions = await asyncio.gather(*(self._revision(u) for u in self.admin_urls))
+        if not same or any(r is None for r in revisions):
+            why = "other settings" if not same else "workers that do not answer"
+            log.info("replacing the running router (%s)", why)
+            await self._stop_process()
+            self.admin_ports = []
+            return False
+        self.port = int(state["port"])
+        self.table["revision"] = max(r for r in revisions if r is not None)
+        log.info("adopted the running router (pid %d) on port %d", self.pid, self.port)
+        return True
+
+    async def _revision(self, admin_url: str) -> int | None:
+        try:
+            response = await self._client.get(f"{admin_url}/healthz")
+        except httpx.TransportError:
+            return None
+        return int(response.json()["revision"]) if response.status_code == 200 else None
+
+    async def _spawn(self) -> None:
+        # A plain bind first: it fails if anything holds the port, whereas a
+        # SO_REUSEPORT bind would quietly share it with another such server.
+        scoring = [bind_socket(self.host, self.port, flag="--router-port")]
+        self.port = scoring[0].getsockname()[1]
+        if self.workers > 1:
+            scoring.pop().close()
+            scoring = [
+                bind_socket(self.host, self.port, flag="--router-port", reuse_port=True)
+                for _ in range(self.workers)
+            ]
+        admins = [bind_socket("127.0.0.1", 0) for _ in range(self.workers)]
+        self.admin_ports = [s.getsockname()[1] for s in admins]
+        folder = router_dir(self.home)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._write_tables()
+        pairs = ",".join(f"{s.fileno()}:{a.fileno()}" for s, a in zip(scoring, admins, strict=True))
+        env = {
+            **{k: v for k, v in os.environ.items() if k != "MODELPORT_DATABASE_URL"},
+            "MODELPORT_ROUTER_TOKEN": self.token,
+            "MODELPORT_ROUTER_SOCKETS": pairs,
+            "MODELPORT_ROUTER_TABLE_DIR": str(folder),
+        }
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self.log_path.open("ab") as out:
+                self._proc = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "modelport.router.supervisor",
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=asyncio.subprocess.STDOUT,
+                    pass_fds=[s.fileno() for s in (*scoring, *admins)],
+                    start_new_session=True,  # serves on while the control plane is down
+                )
+        finally:
+            for sock in (*scoring, *admins):  # the supervisor holds them now
+                sock.close()
+        self.pid = self._proc.pid
+        self.started = start_time(self.pid) or 0
+        write_json(
+            self.state_path,
+            {
+                "pid": self.pid,
+                "started": self.started,
+                "host": self.host,
+                "port": self.port,
+                "workers": self.workers,
+                "adminPorts": self.admin_ports,
+            },
+        )
+        await self._push_all()
+
+    async def _keep_running(self) -> None:
+        """Start the router again if its supervisor ends (it was killed from outside)."""
+        while not self._stopping:
+            if self._proc is not None:
+                await self._proc.wait()
+            else:
+                while self._alive() and not self._stopping:
+                    await asyncio.sleep(WATCH_S)
+            if self._stopping:
+                return
+            log.error("the router supervisor exited; starting the router again")
+            self._proc = None
+            await asyncio.sleep(WATCH_S)
+            await self._spawn()
+
+    def _alive(self) -> bool:
+        return self.pid is not None and is_running(self.pid, self.started or 0)
+
+    # -- tables and counters ------------------------------------------------------------
+    def _write_tables(self) -> None:
+        for index in range(self.workers):
+            table = worker_table(self.table, index, self.admin_ports)
+            write_json(router_dir(self.home) / f"table-{index}.json", table)
+
+    async def _push(self, admin_url: str, table: dict[str, Any]) -> None:
+        """Send a table until the worker has it (it may be starting or restarting)."""
+        wanted = table["revision"]
+        for _ in range(200):
+            try:
+                response = await self._client.put(f"{admin_url}/routes", content=json.dumps(table))
+                if response.status_code == 200 and response.json()["revision"] >= wanted:
+                    return
+            except httpx.TransportError:
+                pass
+            if self._stopping or not self._alive():
+                return  # _keep_running starts it again with the table file
+            await asyncio.sleep(0.05)
+        log.error("router worker at %s did not take route table %d", admin_url, wanted)
+
+    async def _push_all(self) -> None:
+        async with self._lock:
+            table = self.table  # a newer one may have come while we waited
+            await asyncio.gather(
+                *(
+                    self._push(url, worker_table(table, i, self.admin_ports))
+                    for i, url in enumerate(self.admin_urls)
+                )
+            )
+
+    async def publish(self, services: dict[str, Any]) -> None:
+        self.table = {"revision": self.table["revision"] + 1, "services": services}
+        self._write_tables()
+        await self._push_all()
 
     async def stats(self) -> dict[str, Any] | None:
         """Every worker's per-service counters added up, or None while one cannot answer."""
-        snapshots = await asyncio.gather(*(w.stats() for w in self.workers))
+        snapshots = await asyncio.gather(*(self._stats(u) for u in self.admin_urls))
         if any(s is None for s in snapshots):
             return None
         return merge_stats([s for s in snapshots if s is not None])
 
-    async def publish(self, services: dict[str, Any]) -> None:
-        self.table = {"revision": self.table["revision"] + 1, "services": services}
-        ports = [w.admin.getsockname()[1] for w in self.workers]
-        await asyncio.gather(
-            *(w.push(worker_table(self.table, w.index, ports)) for w in self.workers)
-        )
+    async def _stats(self, admin_url: str) -> dict[str, Any] | None:
+        try:
+            response = await self._client.get(f"{admin_url}/stats")
+        except httpx.TransportError:
+            return None
+        return response.json() if response.status_code == 200 else None
 
+    # -- stopping -----------------------------------------------------------------------
     async def stop(self) -> None:
-        await asyncio.gather(*(w.stop() for w in self.workers))
+        self._stopping = True
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        await self._stop_process()
+        with contextlib.suppress(FileNotFoundError):
+            self.state_path.unlink()
+        await self._client.aclose()
+
+    async def _stop_process(self) -> None:
+        await stop_pid(self.pid, self.started or 0, self._proc)
+        self._proc = None
+
+
+async def stop_pid(
+    pid: int | None, started: int, proc: asyncio.subprocess.Process | None = None
+) -> None:
+    """SIGTERM a process we started (or adopted), then SIGKILL its group if it lingers."""
+    if pid is None or not is_running(pid, started):
+        if proc is not None:
+            await proc.wait()
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STOP_TIMEOUT_S
+    while is_running(pid, started) and loop.time() < deadline:
+        if proc is not None and proc.returncode is not None:
+            break
+        await asyncio.sleep(0.05)
+    if is_running(pid, started):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    if proc is not None:
+        await proc.wait()

@@ -1,22 +1,29 @@
-"""``python -m modelport.router``: the router process.
+"""``python -m modelport.router``: one router worker process.
 
-The control plane binds both sockets and hands them over
+Its supervisor (``router/supervisor.py``) hands over both sockets
 (``MODELPORT_ROUTER_FD`` for scoring, ``MODELPORT_ROUTER_ADMIN_FD`` for the admin
-port) with the admin token in ``MODELPORT_ROUTER_TOKEN``.
+port) with the admin token in ``MODELPORT_ROUTER_TOKEN``.  A worker starts with the
+last route table the control plane wrote for it, if any, so one started again
+while the control plane is down serves at once; without a table it answers 503.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
 import socket
 import sys
+from pathlib import Path
 
 from modelport.httpserver import HttpProtocol, ServerState
 from modelport.router.admin import Admin
 from modelport.router.proxy import Proxy, error
+from modelport.router.table import RouteTable, build_table
+
+log = logging.getLogger("modelport.router")
 
 
 def _error_body(status: int, text: str):  # type: ignore[no-untyped-def]
@@ -26,6 +33,10 @@ def _error_body(status: int, text: str):  # type: ignore[no-untyped-def]
 async def serve(scoring: socket.socket, admin_sock: socket.socket, token: str) -> None:
     loop = asyncio.get_running_loop()
     proxy = Proxy(token)
+    table = _saved_table()
+    if table is not None:
+        proxy.set_table(table)
+        log.info("serving route table revision %d from its file", table.revision)
     state = ServerState(proxy.handle, error_body=_error_body, idle_timeout_s=30.0)
     admin_state = ServerState(Admin(proxy, token).handle, error_body=_error_body)
     server = await loop.create_server(lambda: HttpProtocol(state), sock=scoring)
@@ -39,6 +50,21 @@ async def serve(scoring: socket.socket, admin_sock: socket.socket, token: str) -
     state.begin_shutdown()
     admin_state.begin_shutdown()
     await state.wait_idle(30.0)
+
+
+def _saved_table() -> RouteTable | None:
+    folder = os.environ.get("MODELPORT_ROUTER_TABLE_DIR")
+    worker = os.environ.get("MODELPORT_ROUTER_WORKER", "0")
+    if not folder:
+        return None
+    try:
+        doc = json.loads((Path(folder) / f"table-{worker}.json").read_text())
+        return build_table(doc, RouteTable())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.error("cannot read the saved route table: %s", exc)
+        return None
 
 
 def main() -> int:

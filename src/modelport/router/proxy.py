@@ -53,6 +53,9 @@ def error(
 UNAUTHORIZED = error(
     401, "unauthorized", "missing or wrong key", (b"www-authenticate", b'Bearer realm="modelport"')
 )
+# Before the control plane has sent a table, no service is known yet: never a 404.
+STARTING = error(503, "starting", "the router is starting and has no route table yet", RETRY_AFTER)
+EXIT_WAIT_S = 0.5  # for the replica's supervisor to record why the replica exited
 
 
 class Proxy:
@@ -80,6 +83,8 @@ class Proxy:
         name, _, action = path[len(PREFIX) :].partition("/")
         route = self.table.routes.get(name)
         if route is None:
+            if self.table.revision == 0:
+                return STARTING
             return error(404, "not_found", f"service {name!r} not found")
         if action == "score":
             if route.forward is not None:
@@ -146,15 +151,7 @@ class Proxy:
                 )
             except WaitTimeout as exc:
                 route.lane.stats.queue_timeouts += 1
-                waited = round(exc.waited_s * 1000)
-                return error(
-                    503,
-                    "queue_timeout",
-                    f"no replica of {route.name!r} was free within {waited} ms",
-                    RETRY_AFTER,
-                    waitedMs=waited,
-                    queued=exc.queued,
-                )
+                return _queue_timeout(self.table.routes.get(route.name, route), exc)
             except LookupError:
                 return error(404, "not_found", f"service {route.name!r} was removed")
             except asyncio.CancelledError:
@@ -212,6 +209,7 @@ class Proxy:
         route = self.table.routes.get(name)
         timeout_s = route.timeout_s if route is not None else 60.0
         slot = slot or Slot(self, name, backend)
+        sent = time.time()
         try:
             async with asyncio.timeout(timeout_s):  # no extra task, unlike wait_for
                 upstream = await self._send(slot, data, begun)
@@ -219,11 +217,13 @@ class Proxy:
             return error(504, "timeout", f"the replica did not answer within {timeout_s:g} s")
         except ConnectFailed:
             return error(502, "bad_gateway", "no replica of the service could be reached")
-        except UpstreamClosed as exc:
-            return error(502, "bad_gateway", f"the replica failed while scoring: {exc}")
+        except UpstreamClosed:
+            failed = slot.backend
+        else:
+            return _response(upstream)
         finally:
             slot.release()  # a no-op when the answer already freed it
-        return _response(upstream)
+        return error(502, "bad_gateway", await _replica_failure(name, failed, sent))
 
     async def _send(
         self, slot: Slot, data: bytes, begun: Future[UpstreamResponse] | None
@@ -308,6 +308,45 @@ def _refusal(route: Route, request: Request, trusted: bool) -> Response | None:
         return None
     header = next((v for k, v in request.headers if k == b"authorization"), None)
     return None if route.authorised(header) else UNAUTHORIZED
+
+
+def _queue_timeout(route: Route, exc: WaitTimeout) -> Response:
+    waited = round(exc.waited_s * 1000)
+    if route.starting:
+        text = f"service {route.name!r} is starting: none of its replicas is ready yet"
+        code = "service_starting"
+    else:
+        text, code = f"no replica of {route.name!r} was free within {waited} ms", "queue_timeout"
+    return error(503, code, text, RETRY_AFTER, waitedMs=waited, queued=exc.queued)
+
+
+async def _replica_failure(name: str, backend: Backend, since: float) -> str:
+    """Why the replica stopped answering, from its supervisor's exit record if one comes."""
+    hint = f"see `modelport service logs -n {name}`"
+    if backend.exit_file is not None:
+        deadline = time.monotonic() + EXIT_WAIT_S
+        while True:
+            record = _exit_record(backend.exit_file, since)
+            if record is not None:
+                return f"the replica {record} while scoring; {hint}"
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.02)
+    return f"the replica closed the connection while scoring; {hint}"
+
+
+def _exit_record(path: str, since: float) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or float(record.get("time", 0)) < since - 1:
+        return None
+    if record.get("signal"):
+        text = f"was killed by signal {record['signal']}"
+        return text + " for going over its memory limit" if record.get("oomKilled") else text
+    return f"exited with code {record.get('code')}"
 
 
 def _encode_request(request: Request, target: str, extra: bytes = b"") -> bytes:

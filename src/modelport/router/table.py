@@ -42,6 +42,7 @@ class Backend:
     cap: int = 1
     in_flight: int = 0
     busy_since: float = 0.0
+    exit_file: str | None = None  # where the replica's supervisor records why it exited
 
 
 @dataclass(eq=False)
@@ -74,6 +75,7 @@ class Route:
     lane: Lane = field(default_factory=Lane)
     turn: int = 0
     forward: tuple[str, int] | None = None  # a sibling worker that holds the slots
+    starting: bool = False  # no replica was ready yet: a queue timeout says so
 
     def authorised(self, header: bytes | None) -> bool:
         """Constant-time check of ``Bearer <key>`` against the key digests."""
@@ -197,11 +199,13 @@ def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
     routes = {}
     for name, svc in doc.get("services", {}).items():
         cap = int(svc.get("maxConcurrent", 1))
+        exit_files = svc.get("exitFiles", {})
         backends = []
         for host, port, *share in svc["replicas"]:
             # With several workers, each gets its share of a replica's slots.
             backend = known.get((host, int(port))) or Backend(host, int(port))
             backend.cap = int(share[0]) if share else cap
+            backend.exit_file = exit_files.get(str(port))
             backends.append(backend)
         old = previous.routes.get(name)
         routes[name] = Route(
@@ -215,5 +219,6 @@ def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
             lane=old.lane if old is not None else Lane(),
             turn=old.turn if old is not None else 0,
             forward=(svc["forwardTo"][0], int(svc["forwardTo"][1])) if "forwardTo" in svc else None,
+            starting=bool(svc.get("starting", False)),
         )
     return RouteTable(int(doc.get("revision", 0)), routes)

@@ -1,29 +1,42 @@
-"""One replica process on this machine, supervised by a coroutine.
+"""One replica on this machine, as the control plane sees it: a handle on its shim.
 
-The listening socket is bound here (127.0.0.1, a free port) and handed to the
-process, so the replica keeps its address across restarts.  The process gets
-SIGTERM if the control plane dies (PR_SET_PDEATHSIG), so none outlives it.
+The listening sockets are bound here (127.0.0.1, a free port, or the service's
+fixed port) and handed to the replica's shim (``shim.py``), which keeps them
+across restarts of the replica process.  The shim runs in a session of its own,
+so the replica outlives the control plane; this handle follows the shim's status
+socket, and a restarted control plane builds the same handle from the replica's
+record with :meth:`Replica.adopt`, without touching the process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import enum
+import json
+import logging
+import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
-from modelport.compute.local.logs import tail
+from modelport.compute.local.records import (
+    ReplicaRecord,
+    ReplicaSpec,
+    drop_record,
+    is_running,
+    save_record,
+    start_time,
+)
+from modelport.errors import ConflictError
 
-PR_SET_PDEATHSIG = 1
-START_ATTEMPTS = 3  # a replica that never got ready is Failed after this many tries
-BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
-STARTUP_PROBE_S = 0.1
+log = logging.getLogger("modelport.compute")
+CONNECT_TIMEOUT_S = 15.0
+STOP_MARGIN_S = 15.0  # beyond the drain time before a shim that does not end is killed
+RESPAWN_DELAY_S = 0.5
 
 
 class ReplicaState(enum.StrEnum):
@@ -36,190 +49,242 @@ class ReplicaState(enum.StrEnum):
     STOPPED = "Stopped"
 
 
-@dataclass(frozen=True)
-class Probe:
-    period_s: float = 10.0
-    timeout_s: float = 2.0
-    failure_threshold: int = 3
-    startup_deadline_s: float = 310.0
-
-
-@dataclass(frozen=True)
-class ReplicaSpec:
-    service: str
-    deployment: int
-    python: str
-    app_root: Path
-    env: dict[str, str]
-    log_dir: Path
-    probe: Probe = field(default_factory=Probe)
-    drain_s: float = 60.0
-    fixed_port: int | None = None  # LocalWebservice(port=...): the replica answers there too
-
-
-def set_pdeathsig() -> None:
-    """In a child before exec: SIGTERM when the parent dies, so no process outlives it."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-async def probe_once(port: int, timeout_s: float) -> bool:
-    """GET / answered 200 within ``timeout_s``."""
-    writer = None
+def bind_replica_socket(port: int, shared: bool = False) -> socket.socket:
+    """A listening socket on 127.0.0.1; ``shared`` lets two generations hold a fixed port."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", port), timeout_s
-        )
-        writer.write(b"GET / HTTP/1.1\r\nhost: replica\r\nconnection: close\r\n\r\n")
-        line = await asyncio.wait_for(reader.readline(), timeout_s)
-        return line.startswith(b"HTTP/1.1 200")
-    except (OSError, TimeoutError):
-        return False
-    finally:
-        if writer is not None:
-            writer.close()
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(1024)
+    return sock
+
+
+def check_port_free(port: int) -> None:
+    """Refuse a fixed port another program listens on (a plain bind: no sharing)."""
+    try:
+        bind_replica_socket(port).close()
+    except OSError as exc:
+        raise ConflictError(
+            f"port {port} cannot be used for the service: {exc.strerror}",
+            hint="pick another port in the deployment configuration (or leave it out)",
+        ) from exc
 
 
 class Replica:
-    def __init__(self, spec: ReplicaSpec, index: int, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        spec: ReplicaSpec,
+        index: int,
+        on_change: Callable[[], None],
+        record: ReplicaRecord | None = None,
+    ) -> None:
         self.spec = spec
         self.index = index
         self.on_change = on_change
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", spec.fixed_port if index == 0 and spec.fixed_port else 0))
-        self.sock.listen(1024)
-        self.port: int = self.sock.getsockname()[1]
-        # Probes go to a socket of their own, answered even while run() holds the loop.
-        self.health = socket.socket()
-        self.health.bind(("127.0.0.1", 0))
-        self.health.listen(16)
-        self.health_port: int = self.health.getsockname()[1]
+        self.sock: socket.socket | None = None
+        self.health: socket.socket | None = None
+        self.record = record
+        if record is None:
+            self._bind()
+        else:
+            self.port, self.health_port = record.port, record.health_port
         self.state = ReplicaState.STARTING
         self.restarts = 0
         self.probes_passed = 0
         self.error: str | None = None
-        self.proc: asyncio.subprocess.Process | None = None
-        self.log_path = spec.log_dir / f"replica-{spec.deployment}-{index}.log"
-        self._stopping = asyncio.Event()
+        self.started_at: float | None = None
+        self.pid: int | None = None  # the runtime process, while one runs
+        self.limits: str | None = None
+        self.log_path = spec.log_path(index)
+        self._stopping = False
+        self._drain: float | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self.known = asyncio.Event()  # the shim's first status has arrived
+        self._proc: asyncio.subprocess.Process | None = None
         self.task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def adopt(
+        cls, spec: ReplicaSpec, record: ReplicaRecord, on_change: Callable[[], None]
+    ) -> Replica | None:
+        """The handle of a replica a previous control plane started, if its shim still runs."""
+        if not is_running(record.shim_pid, record.shim_start):
+            return None
+        return cls(spec, record.index, on_change, record)
 
     def __repr__(self) -> str:
         return f"<Replica {self.spec.service}#{self.index} port={self.port} {self.state}>"
 
+    def _bind(self) -> None:
+        first = self.index == 0
+        fixed = self.spec.fixed_port if first else None
+        self.sock = bind_replica_socket(fixed or 0, shared=first and self.spec.shared_port)
+        self.port = self.sock.getsockname()[1]
+        # Probes go to a socket of their own, answered even while run() holds the loop.
+        self.health = bind_replica_socket(0)
+        self.health_port = self.health.getsockname()[1]
+
     def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self._supervise())
+        self.task = asyncio.get_running_loop().create_task(self._run())
 
     def _set(self, state: ReplicaState) -> None:
         if state != self.state:
             self.state = state
             self.on_change()
 
-    async def _supervise(self) -> None:
-        failures = 0
-        while not self._stopping.is_set():
-            self._set(ReplicaState.STARTING)
-            await self._spawn()
-            ready = await self._wait_ready()
-            if ready:
-                failures = 0
-                self._set(ReplicaState.READY)
-                await self._monitor()
-            else:
-                failures += 1
-            if self._stopping.is_set():
-                break
-            code = await self._end_process()
-            self.error = (
-                f"replica exited with code {code}; last log lines:\n{tail(self.log_path, 30)}"
-            )
-            if failures >= START_ATTEMPTS:
-                self._set(ReplicaState.FAILED)
+    # -- following the shim -------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            if self.record is None:
+                await self._spawn()
+            await self._follow()
+            self.known.set()  # nothing more will come from that shim
+            if self._stopping:
                 return
+            # The shim itself ended (killed from outside): start a new one.
+            log.error("the supervisor of %r exited; starting a new one", self)
+            self.error = "the replica's supervisor exited; it was started again"
             self._set(ReplicaState.CRASHED)
-            self.restarts += 1
-            delay = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
+            self._forget_record()
+            await asyncio.sleep(RESPAWN_DELAY_S)
+            if self._stopping:
+                return
 
     async def _spawn(self) -> None:
+        if self.sock is None:  # an adopted replica's sockets stayed with its old shim
+            self._bind()
+        assert self.sock is not None and self.health is not None
         self.spec.log_dir.mkdir(parents=True, exist_ok=True)
-        env = {
-            **self.spec.env,
-            "MODELPORT_LISTEN_FD": str(self.sock.fileno()),
-            "MODELPORT_HEALTH_FD": str(self.health.fileno()),
-        }
-        with self.log_path.open("ab") as log:
-            if self.restarts:
-                log.write(f"--- restart {self.restarts} at {time.ctime()} ---\n".encode())
-            self.proc = await asyncio.create_subprocess_exec(
-                self.spec.python,
+        fds = (self.sock.fileno(), self.health.fileno())
+        with self.log_path.open("ab") as out:
+            self._proc = await asyncio.create_subprocess_exec(
+                sys.executable,
                 "-m",
-                "modelport.runtime",
-                cwd=self.spec.app_root,
-                env=env,
+                "modelport.compute.local.shim",
+                str(self.spec.folder),
+                str(self.index),
+                env={
+                    **_shim_environment(),
+                    "MODELPORT_LISTEN_FD": str(fds[0]),
+                    "MODELPORT_HEALTH_FD": str(fds[1]),
+                },
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
+                stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
-                pass_fds=(self.sock.fileno(), self.health.fileno()),
-                preexec_fn=set_pdeathsig,
+                pass_fds=fds,
+                start_new_session=True,  # outlives the control plane
             )
+        started = start_time(self._proc.pid)
+        self.record = ReplicaRecord(
+            self.index, self.port, self.health_port, self._proc.pid, started or 0
+        )
+        save_record(self.spec, self.record)
 
-    async def _wait_ready(self) -> bool:
-        assert self.proc is not None
-        deadline = time.monotonic() + self.spec.probe.startup_deadline_s
-        while time.monotonic() < deadline and not self._stopping.is_set():
-            if self.proc.returncode is not None:
-                return False
-            if await probe_once(self.health_port, min(self.spec.probe.timeout_s, 1.0)):
-                return True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.proc.wait(), STARTUP_PROBE_S)
-        return False
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        path = str(self.spec.status_socket(self.index))
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._shim_gone():
+                return None
+            with contextlib.suppress(OSError):
+                return await asyncio.open_unix_connection(path)
+            await asyncio.sleep(0.02)
+        log.error("no status from the supervisor of %r within %.0f s", self, CONNECT_TIMEOUT_S)
+        return None
 
-    async def _monitor(self) -> None:
-        """Liveness probes until the process exits, fails its probes, or we stop."""
-        assert self.proc is not None
-        probe = self.spec.probe
-        misses = 0
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.proc.wait(), probe.period_s)
-            if self.proc.returncode is not None or self._stopping.is_set():
-                return
-            if await probe_once(self.health_port, probe.timeout_s):
-                misses = 0
-                self.probes_passed += 1
-                self._set(ReplicaState.READY)
-                continue
-            misses += 1
-            self._set(ReplicaState.UNHEALTHY)
-            if misses >= probe.failure_threshold:
-                return  # the caller ends the process and restarts it
+    def _shim_gone(self) -> bool:
+        if self._proc is not None:
+            return self._proc.returncode is not None
+        record = self.record
+        return record is None or not is_running(record.shim_pid, record.shim_start)
 
-    async def _end_process(self, grace_s: float = 5.0) -> int | None:
-        proc = self.proc
-        if proc is None:
-            return None
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), grace_s)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
-        return proc.returncode
+    async def _follow(self) -> None:
+        """Read the shim's status lines until it ends."""
+        connection = await self._connect()
+        if connection is not None:
+            reader, self._writer = connection
+            if self._stopping:  # stop() came while we were connecting
+                self._send_stop(self._drain)
+            with contextlib.suppress(ConnectionError):
+                while line := await reader.readline():
+                    with contextlib.suppress(ValueError, KeyError, TypeError):
+                        self._apply(json.loads(line))
+            self._writer.close()
+            self._writer = None
+        if self._proc is not None:
+            await self._proc.wait()
+            self._proc = None
+        else:
+            await self._until_gone()
 
-    async def stop(self) -> None:
-        """Let requests in progress finish (SIGTERM drains), then end the process."""
-        self._stopping.set()
+    async def _until_gone(self) -> None:
+        """An adopted shim is no child of ours: wait on its pid until it is gone."""
+        record = self.record
+        while record is not None and is_running(record.shim_pid, record.shim_start):
+            await asyncio.sleep(0.05)
+
+    def _apply(self, status: dict[str, Any]) -> None:
+        self.restarts = int(status["restarts"])
+        self.probes_passed = int(status["probesPassed"])
+        self.error = status.get("error") or self.error
+        self.started_at = status.get("startedAt")
+        self.pid = status.get("pid")
+        self.limits = status.get("limits")
+        state = ReplicaState(status["state"])
+        if state == ReplicaState.STOPPED and not self._stopping:
+            state = ReplicaState.CRASHED
+        self._set(state)
+        self.known.set()
+
+    # -- stopping -----------------------------------------------------------------------
+    def _send_stop(self, drain_s: float | None) -> None:
+        if self._writer is None or self._writer.is_closing():
+            return
+        command: dict[str, Any] = {"op": "stop"}
+        if drain_s is not None:
+            command["drainS"] = drain_s
+        self._writer.write((json.dumps(command) + "\n").encode())
+
+    async def stop(self, drain_s: float | None = None) -> None:
+        """Let requests in progress finish (the runtime drains), then end the replica."""
+        self._stopping = True
+        self._drain = drain_s
         self._set(ReplicaState.STOPPING)
-        await self._end_process(grace_s=self.spec.drain_s)
+        self._send_stop(drain_s)
+        limit = (drain_s if drain_s is not None else self.spec.drain_s) + STOP_MARGIN_S
         if self.task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-        self.sock.close()
-        self.health.close()
+            try:
+                await asyncio.wait_for(asyncio.shield(self.task), limit)
+            except TimeoutError:
+                log.error("the supervisor of %r did not stop in %.0f s; killing it", self, limit)
+                self._kill()
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(self.task, 5)
+        for sock in (self.sock, self.health):
+            if sock is not None:
+                sock.close()
+        self._forget_record()
         self._set(ReplicaState.STOPPED)
+
+    def _kill(self) -> None:
+        record = self.record
+        if record is not None and is_running(record.shim_pid, record.shim_start):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(record.shim_pid, signal.SIGKILL)  # the shim and its runtime
+
+    def _forget_record(self) -> None:
+        drop_record(self.spec, self.index)
+        self.record = None
+
+
+_PRIVATE = ("MODELPORT_DATABASE_URL", "MODELPORT_ROUTER_TOKEN")
+
+
+def _shim_environment() -> dict[str, str]:
+    """The server's environment for the shim, without its secrets (the shim needs none)."""
+    return {k: v for k, v in os.environ.items() if k not in _PRIVATE}

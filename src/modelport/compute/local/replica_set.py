@@ -1,11 +1,14 @@
-"""A set of identical replicas of one deployment of a service."""
+"""A set of identical replicas of one deployment (a generation) of a service."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
+from typing import Any
 
-from modelport.compute.local.replica import Replica, ReplicaSpec, ReplicaState
+from modelport.compute.local.records import ReplicaSpec, load_records, save_deployment
+from modelport.compute.local.replica import Replica, ReplicaState
 from modelport.errors import ReplicasFailedError
 
 
@@ -16,6 +19,33 @@ class ReplicaSet:
         self.replicas: list[Replica] = []
         self._next_index = 0
         self._changed = asyncio.Event()
+
+    @classmethod
+    def create(
+        cls, spec: ReplicaSpec, on_change: Callable[[], None], owner: dict[str, Any] | None = None
+    ) -> ReplicaSet:
+        """A new deployment: its spec is written down so a later control plane can adopt it."""
+        save_deployment(spec, owner)
+        return cls(spec, on_change)
+
+    @classmethod
+    def adopt(cls, spec: ReplicaSpec, on_change: Callable[[], None]) -> ReplicaSet:
+        """The replicas of this deployment whose supervisors still run, followed again."""
+        replicas = cls(spec, on_change)
+        records = load_records(spec)
+        for record in records:
+            replica = Replica.adopt(spec, record, replicas._notify)
+            if replica is not None:
+                replicas.replicas.append(replica)
+                replica.start()
+        replicas._next_index = max((r.index for r in records), default=-1) + 1
+        return replicas
+
+    async def known(self, timeout_s: float = 5.0) -> None:
+        """Until every replica's supervisor has said how it is (adopted ones start unknown)."""
+        waits = [r.known.wait() for r in self.replicas]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*waits), timeout_s)
 
     def _notify(self) -> None:
         self._changed.set()
@@ -49,6 +79,6 @@ class ReplicaSet:
             self._changed.clear()
             await self._changed.wait()
 
-    async def stop(self) -> None:
+    async def stop(self, drain_s: float | None = None) -> None:
         replicas, self.replicas = self.replicas, []
-        await asyncio.gather(*(r.stop() for r in replicas))
+        await asyncio.gather(*(r.stop(drain_s) for r in replicas))

@@ -1,0 +1,53 @@
+"""Stopping a data plane whose control plane is gone (``modelport down`` after a crash).
+
+The router and the replicas outlive a control plane that was killed; a restarted
+one adopts them.  When none is started again, ``modelport down`` finds them from
+the records they left in the workspace and stops them: SIGTERM to each
+supervisor (it drains its processes), SIGKILL to the process group of any that
+lingers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+from modelport.compute.local.records import is_running, load_deployment, load_records, read_json
+from modelport.control.layout import services_root
+from modelport.control.router_process import router_dir
+
+GRACE_S = 15.0
+
+
+def running_supervisors(home: Path) -> list[tuple[int, int]]:
+    """(pid, start time) of the router's supervisor and of every replica's shim still running."""
+    found = []
+    router = read_json(router_dir(home) / "router.json")
+    if router is not None:
+        found.append((int(router["pid"]), int(router["started"])))
+    for folder in sorted(services_root(home).glob("*/*/")):
+        spec = load_deployment(folder)
+        if spec is not None:
+            found += [(r.shim_pid, r.shim_start) for r in load_records(spec)]
+    return [(pid, started) for pid, started in found if is_running(pid, started)]
+
+
+def stop_data_plane(home: Path) -> int:
+    """Stop what still runs; returns how many supervisors were stopped."""
+    found = running_supervisors(home)
+    for pid, _ in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + GRACE_S
+    while time.monotonic() < deadline and any(is_running(*p) for p in found):
+        time.sleep(0.05)
+    for pid, started in found:
+        if is_running(pid, started):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(FileNotFoundError):
+        (router_dir(home) / "router.json").unlink()
+    return len(found)
