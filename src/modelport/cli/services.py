@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 
-from modelport.cli.base import console, emit, err_console, output_option
-from modelport.errors import InvalidInputError, NotFoundError
+from modelport.cli.base import console, emit, output_option
+from modelport.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from modelport.sdk.inference import InferenceConfig
@@ -297,15 +296,10 @@ def update(
 def delete(name: str, no_wait: bool) -> None:
     """Delete a service: drain its replicas, then remove it."""
     service = _service(name)
-    service.delete()
-    if not no_wait:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                _service(name)
-            except NotFoundError:
-                break
-            time.sleep(0.2)
-        else:
-            err_console.print(f"{name} is still being deleted")
+    if no_wait:
+        service.delete(wait=False)
+        console.print(f"Deleting service {name}")
+        return
+    with console.status(f"deleting {name} ..."):
+        service.delete()
     console.print(f"Deleted service {name}")

@@ -8,8 +8,9 @@ from typing import Any
 import click
 from rich.table import Table
 
-from modelport.cli.base import console, emit, output_option
-from modelport.errors import InvalidInputError
+from modelport.cli.base import console, emit, err_console, output_option
+from modelport.errors import ConfigError, InvalidInputError
+from modelport.home import home_dir
 
 
 def _settings_table(data: dict[str, Any]) -> Table:
@@ -25,20 +26,28 @@ def _settings_table(data: dict[str, Any]) -> Table:
 @output_option
 def validate(dc: str | None, ic: str | None, output: str) -> None:
     """Check configuration files against the v1 rules; show the settings in effect."""
+    from modelport.control.targets import local_target
     from modelport.sdk.environment import read_text
     from modelport.sdk.inference import InferenceConfig
+    from modelport.spec import support
     from modelport.spec.deployment import deployment_config_from_document
     from modelport.spec.document import parse_document
 
     if not dc and not ic:
         raise InvalidInputError("give a file to check with --dc and/or --ic")
-    results = []
+    target = local_target(home_dir())
+    results: list[dict[str, Any]] = []
     if dc:
         doc = parse_document(read_text(dc), Path(dc).name)
-        config = deployment_config_from_document(doc, Path(dc).name).resolved()
+        given = deployment_config_from_document(doc, Path(dc).name)
+        refused = support.refusals(given)
+        if refused:
+            raise ConfigError("\n".join(f"{Path(dc).name}: {r}" for r in refused))
+        config = given.resolved()
         settings = config.model_dump(exclude={"primary_key", "secondary_key"})
         settings["computeType"] = config.compute_type
-        results.append({"file": dc, "settings": settings})
+        notes = support.deployment_warnings(given, target)
+        results.append({"file": dc, "settings": settings, "warnings": notes})
     if ic:
         inference = InferenceConfig.from_file(ic)
         results.append(
@@ -46,8 +55,12 @@ def validate(dc: str | None, ic: str | None, output: str) -> None:
                 "file": ic,
                 "settings": inference.spec.model_dump(exclude={"environment"})
                 | {"environment": inference.environment.name if inference.environment else None},
+                "warnings": support.inference_warnings(inference.spec, target),
             }
         )
+    for result in results:
+        for note in result["warnings"]:
+            err_console.print(f"Warning: {Path(result['file']).name}: {note}", markup=False)
     if output == "json":
         emit(results, output, _settings_table)
         return

@@ -10,7 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelport.control import plan
 from modelport.control.plane import ControlPlane
 from modelport.control.workspace import ServerWorkspace, workspace_of
-from modelport.errors import InvalidInputError, ModelportError, ServerUnavailableError
+from modelport.errors import (
+    ConfigError,
+    ConflictError,
+    InvalidInputError,
+    ModelportError,
+    ServerUnavailableError,
+)
+from modelport.spec import support
 from modelport.spec.deployment import AksServiceDeploymentConfiguration
 from modelport.spec.inference import check_entry_script_source
 from modelport.spec.model import ModelFile
@@ -47,6 +54,9 @@ class Deploy(BaseModel):
     snapshot: str
     deployment_config: dict[str, Any] = Field(alias="deploymentConfig")
     overwrite: bool = False
+    tags: dict[str, str] | None = None
+    properties: dict[str, str] | None = None
+    description: str | None = None
 
 
 class Update(BaseModel):
@@ -55,6 +65,13 @@ class Update(BaseModel):
     inference_config: dict[str, Any] | None = Field(None, alias="inferenceConfig")
     snapshot: str | None = None
     deployment_config: dict[str, Any] | None = Field(None, alias="deploymentConfig")
+    # Metadata: as v1's update, tags replace the dict and properties are only added.
+    tags: dict[str, str] | None = None
+    properties: dict[str, str] | None = None
+    description: str | None = None
+
+
+METADATA = ("tags", "properties", "description")
 
 
 def _checked_spec(ws: ServerWorkspace, spec: dict[str, Any]) -> dict[str, Any]:
@@ -64,6 +81,9 @@ def _checked_spec(ws: ServerWorkspace, spec: dict[str, Any]) -> dict[str, Any]:
     spec["models"] = [ws.models.get(*parse_model_id(m)).id for m in spec["models"]]
     inference = plan.inference_config(spec)
     config = plan.deployment_config(spec)
+    refused = support.refusals(config)
+    if refused:
+        raise ConfigError("\n".join(refused))
     basename, files = ws.snapshots.get(spec["snapshot"])
     entry = next((f for f in files if f.path == inference.entry_script), None)
     if entry is None:
@@ -89,16 +109,33 @@ def _keys(doc: dict[str, Any]) -> tuple[str | None, str | None]:
     return keys.get("primaryKey"), keys.get("secondaryKey")
 
 
+def _scoring_uri(record: ServiceRecord, plane: ControlPlane, local: bool) -> str:
+    """v1's: through the router, or for a local service its own port on localhost."""
+    controller = plane.controllers.get(record.name)
+    port = plan.plan(record.spec).fixed_port
+    if local and port is None and controller is not None and controller.current is not None:
+        port = next((r.port for r in controller.current.replicas.replicas if r.index == 0), None)
+    if local and port is not None:
+        return f"http://localhost:{port}/score"
+    return plane.scoring_uri(record.name)
+
+
 def view(record: ServiceRecord, plane: ControlPlane) -> dict[str, Any]:
     controller = plane.controllers.get(record.name)
     config = plan.deployment_config(record.spec)
     env = plan.environment(record.spec)
-    scoring = plane.scoring_uri(record.name)
+    local = not isinstance(config, AksServiceDeploymentConfiguration)
+    scoring = _scoring_uri(record, plane, local)
     return {
         "name": record.name,
         "state": record.state,
         "error": record.error,
-        "computeType": "AKS" if isinstance(config, AksServiceDeploymentConfiguration) else "Local",
+        "computeType": "Local" if local else "AKS",
+        "description": record.spec.get("description"),
+        "tags": record.spec.get("tags") or {},
+        "properties": record.spec.get("properties") or {},
+        "routerUri": plane.scoring_uri(record.name),
+        "warnings": support.warnings(config, plan.inference_config(record.spec), plane.target),
         "generation": record.generation,
         "scoringUri": scoring,
         "swaggerUri": scoring.rsplit("/", 1)[0] + "/swagger.json",
@@ -121,6 +158,7 @@ def view(record: ServiceRecord, plane: ControlPlane) -> dict[str, Any]:
             "generation": record.generation,
             "applied": controller.applied if controller else 0,
             "messages": list(controller.messages) if controller else [],
+            "progress": controller.progress() if controller else None,
         },
         "createdTime": record.created_time.isoformat(),
         "updatedTime": record.updated_time.isoformat(),
@@ -132,7 +170,9 @@ def deploy(body: Deploy, request: Request) -> dict[str, Any]:
     ws, plane = workspace_of(request), plane_of(request)
     check_service_name(body.name)
     keys = _keys(body.deployment_config)
-    spec = _checked_spec(ws, body.model_dump(by_alias=True, exclude={"name", "overwrite"}))
+    spec = _checked_spec(
+        ws, body.model_dump(by_alias=True, exclude={"name", "overwrite"}, exclude_none=True)
+    )
     record = ws.services.create(body.name, spec, keys, body.overwrite)
     plane.notify(body.name)
     return view(record, plane)
@@ -156,7 +196,10 @@ def update_service(name: str, body: Update, request: Request) -> dict[str, Any]:
     if not changes:
         raise InvalidInputError("No parameters provided to update.")
     current = ws.services.get(name)
-    spec = _checked_spec(ws, {**current.spec, **changes})
+    metadata = _metadata(current.spec, {k: changes.pop(k) for k in METADATA if k in changes})
+    if not changes:  # tags, properties, description: no roll-out
+        return view(ws.services.update_metadata(name, metadata), plane)
+    spec = _checked_spec(ws, {**current.spec, **changes, **metadata})
     keys = _keys(changes.get("deploymentConfig", {}))
     for which, value in zip(("primary", "secondary"), keys, strict=True):
         if value:
@@ -164,6 +207,18 @@ def update_service(name: str, body: Update, request: Request) -> dict[str, Any]:
     record = ws.services.update_spec(name, spec)
     plane.notify(name)
     return view(record, plane)
+
+
+def _metadata(spec: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """v1's rules: tags are replaced, properties only added (a key never changes)."""
+    out = dict(changes)
+    if "properties" in changes:
+        current = spec.get("properties") or {}
+        clash = [k for k, v in changes["properties"].items() if k in current and current[k] != v]
+        if clash:
+            raise ConflictError(f"properties cannot be changed once set: {', '.join(clash)}")
+        out["properties"] = {**current, **changes["properties"]}
+    return out
 
 
 @router.delete("/services/{name}", status_code=202)

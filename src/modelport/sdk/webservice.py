@@ -20,6 +20,7 @@ import httpx
 from modelport.errors import (
     InvalidInputError,
     ModelportError,
+    NotFoundError,
     ScoringError,
     ServerUnavailableError,
 )
@@ -32,12 +33,14 @@ from modelport.spec.deployment import (
     LocalWebserviceDeploymentConfiguration,
 )
 from modelport.spec.names import check_service_name
+from modelport.spec.support import BLOBFUSE_WARNING
 
 if TYPE_CHECKING:
     from modelport.sdk.inference import InferenceConfig
     from modelport.sdk.model import Model
 
 POLL_S = 0.25
+PROGRESS_EVERY_S = 10.0  # how often wait_for_deployment repeats what a roll-out waits for
 
 
 # v1 raised WebserviceException; the SDK's name for a failed scoring call.
@@ -87,6 +90,10 @@ class Webservice:
         self.models: list[str] = data["models"]
         self.created_time: str = data["createdTime"]
         self.updated_time: str = data["updatedTime"]
+        self.tags: dict[str, str] = dict(data.get("tags") or {})
+        self.properties: dict[str, str] = dict(data.get("properties") or {})
+        self.description: str | None = data.get("description")
+        self.warnings: list[str] = list(data.get("warnings") or [])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, state={self.state!r})"
@@ -104,20 +111,27 @@ class Webservice:
         """Poll until the latest change is rolled out; raises if it failed."""
         deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
         shown = 0
+        said_progress = 0.0
         while True:
             self.update_deployment_state()
             status = self._data["deploymentStatus"]
             messages = status["messages"]
+            progress = status.get("progress")
             if show_output:
                 for line in messages[shown:]:
                     print(line, file=sys.stderr)
                 shown = len(messages)
+                if progress and time.monotonic() - said_progress >= PROGRESS_EVERY_S:
+                    print(f"{time.strftime('%H:%M:%S')} {progress}", file=sys.stderr)
+                    said_progress = time.monotonic()
             settled = status["applied"] == status["generation"] and self.state != "Transitioning"
             if settled:
                 break
             if deadline is not None and time.monotonic() > deadline:
                 raise ModelportError(
                     f"Deployment polling exceeded timeout override of {timeout_sec}s"
+                    + (f"; {progress}" if progress else ""),
+                    hint=f"modelport service logs -n {self.name}",
                 )
             time.sleep(POLL_S)
         if self.state == "Failed":
@@ -179,12 +193,20 @@ class Webservice:
         deployment_config: DeploymentConfiguration | None = None,
         **settings: Any,
     ) -> None:
-        """Roll out a change; ``settings`` are deploy_configuration arguments to change."""
-        body: dict[str, Any] = {}
+        """Roll out a change; ``settings`` are deploy_configuration arguments to change.
+
+        ``tags`` (replacing them), ``properties`` (added; a set key never changes) and
+        ``description`` alone change no replica.
+        """
+        body: dict[str, Any] = _metadata(settings)
+        if deployment_config is not None:
+            body.update(_metadata(deployment_config.given()))
+            deployment_config = deployment_config.model_copy(update=dict.fromkeys(_METADATA))
         if models is not None:
             body["models"] = [m.id for m in models]
         if inference_config is not None:
             body.update(_inference_body(self.workspace, inference_config))
+        settings = {k: v for k, v in settings.items() if k not in _METADATA}
         if settings:
             changes = {
                 **(deployment_config.given() if deployment_config else {}),
@@ -193,20 +215,53 @@ class Webservice:
             deployment_config = AksServiceDeploymentConfiguration.create(
                 merge_settings(_current_given(self._data), changes)
             )
-        if deployment_config is not None:
+        if deployment_config is not None and deployment_config.given():
             body["deploymentConfig"] = _config_document(deployment_config)
         if not body:
             raise InvalidInputError("No parameters provided to update.")
         self._load(self.workspace.client.call("PATCH", _path(self.name), json=body))
 
-    def delete(self) -> None:
+    def add_tags(self, tags: dict[str, str]) -> None:
+        self.update(tags={**self.tags, **tags})
+
+    def remove_tags(self, tags: builtins.list[str]) -> None:
+        self.update(tags={k: v for k, v in self.tags.items() if k not in set(tags)})
+
+    def add_properties(self, properties: dict[str, str]) -> None:
+        self.update(properties=properties)
+
+    def delete(self, wait: bool = True, timeout_sec: float | None = None) -> None:
+        """Delete the service; as v1's, returns once it is gone (its replicas drained)."""
         self.workspace.client.call("DELETE", _path(self.name))
         self.state = "Deleting"
+        deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
+        while wait:
+            try:
+                self.workspace.client.call("GET", _path(self.name))
+            except NotFoundError:
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                raise ModelportError(
+                    f"service {self.name} is still being deleted after {timeout_sec}s",
+                    hint=f"modelport service show -n {self.name}",
+                )
+            time.sleep(POLL_S)
 
     @staticmethod
-    def list(workspace: Workspace) -> builtins.list[Webservice]:
+    def list(
+        workspace: Workspace,
+        compute_type: str | None = None,
+        model_name: str | None = None,
+        model_id: str | None = None,
+        tags: Sequence[str | Sequence[str]] | None = None,
+        properties: Sequence[str | Sequence[str]] | None = None,
+    ) -> builtins.list[Webservice]:
+        """Services, filtered as v1's: compute type, model, tags and properties
+        (``["key"]`` or ``[["key", "value"]]``)."""
         data = workspace.client.call("GET", "/api/v1/services")
-        return [Webservice(workspace, item["name"], _data=item) for item in data["value"]]
+        items = [i for i in data["value"] if _matches(i, compute_type, model_name, model_id)]
+        items = [i for i in items if _has(i["tags"], tags) and _has(i["properties"], properties)]
+        return [Webservice(workspace, item["name"], _data=item) for item in items]
 
 
 class AksWebservice(Webservice):
@@ -293,6 +348,34 @@ class AksEndpoint:
         return AksEndpointDeploymentConfiguration.create(_given(locals()))
 
 
+_METADATA = ("tags", "properties", "description")
+
+
+def _metadata(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: values[k] for k in _METADATA if values.get(k) is not None}
+
+
+def _matches(
+    item: dict[str, Any], compute_type: str | None, model_name: str | None, model_id: str | None
+) -> bool:
+    if compute_type is not None and item["computeType"].lower() != compute_type.lower():
+        return False
+    models = item["models"]
+    if model_id is not None and model_id not in models:
+        return False
+    return model_name is None or any(m.rpartition(":")[0] == model_name for m in models)
+
+
+def _has(values: dict[str, str], wanted: Sequence[str | Sequence[str]] | None) -> bool:
+    for item in wanted or []:
+        if isinstance(item, str):
+            if item not in values:
+                return False
+        elif values.get(item[0]) != item[1]:
+            return False
+    return True
+
+
 def _config_document(config: DeploymentConfiguration) -> dict[str, Any]:
     doc = config.to_document()
     if isinstance(config, AksServiceDeploymentConfiguration) and (
@@ -376,7 +459,14 @@ def deploy_service(
         "models": [m.id for m in models],
         "deploymentConfig": _config_document(config),
         "overwrite": overwrite,
+        **_metadata(config.given()),
         **_inference_body(workspace, inference_config),
     }
     data = workspace.client.call("POST", "/api/v1/services", json=body)
-    return Webservice(workspace, name, _data=data)
+    service = Webservice(workspace, name, _data=data)
+    notes = list(service.warnings)
+    if getattr(config, "blobfuse_enabled", None) is not None:
+        notes.append(BLOBFUSE_WARNING)
+    for note in notes:  # as v1's SDK, deploy speaks on the console
+        print(f"Warning: {note}", file=sys.stderr)
+    return service

@@ -104,6 +104,17 @@ class ServiceStore:
             session.flush()
             return _record(row)
 
+    def update_metadata(self, name: str, changes: dict[str, Any]) -> ServiceRecord:
+        """Tags, properties or description: no new generation, nothing to roll out."""
+        with self.db.transaction() as session:
+            row = session.get(ServiceRow, name, with_for_update=True)
+            if row is None:
+                raise NotFoundError(f"Webservice with name {name} not found in provided workspace")
+            row.spec = {**row.spec, **changes}
+            row.updated_time = utcnow()
+            session.flush()
+            return _record(row)
+
     def set_state(self, name: str, generation: int, state: str, error: str | None) -> None:
         """Record what the reconciler saw, unless a newer generation was asked for meanwhile."""
         with self.db.transaction() as session:

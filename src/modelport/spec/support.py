@@ -1,0 +1,154 @@
+"""What this release does with each v1 setting on the local target: pure, no I/O.
+
+A setting modelport takes either does what v1 does, or is refused here (a v1
+feature that does not exist yet, which a user must not believe is on), or comes
+with a warning that names what is not enforced on this target and why.  The same
+lists are shown by ``modelport validate``, returned by a deploy and kept in the
+service's view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from modelport.spec.deployment import (
+    AksEndpointDeploymentConfiguration,
+    AksServiceDeploymentConfiguration,
+    DeploymentConfiguration,
+)
+from modelport.spec.environment import EnvironmentSpec
+from modelport.spec.inference import InferenceConfigSpec
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the compute target can enforce."""
+
+    name: str = "local"
+    cgroups: str | None = None  # why CPU and memory cannot be enforced here, if they cannot
+
+
+def refusals(config: DeploymentConfiguration) -> list[str]:
+    """Settings whose v1 behaviour does not exist yet: a deploy with them is refused."""
+    out = []
+    if isinstance(config, AksEndpointDeploymentConfiguration):
+        out.append(
+            "computeType AKSENDPOINT (versionName, trafficPercentile): endpoints with several "
+            "versions and a traffic split are not available in this release of modelport; "
+            "deploy each version as its own service (computeType AKS)"
+        )
+    if isinstance(config, AksServiceDeploymentConfiguration) and config.token_auth_enabled:
+        out.append(
+            "tokenAuthEnabled: token (JWT) authentication is not available in this release of "
+            "modelport; use key authentication (authEnabled, the default) instead"
+        )
+    return out
+
+
+def deployment_warnings(config: DeploymentConfiguration, target: Target) -> list[str]:
+    """Settings taken but not enforced on ``target``, each with what happens instead."""
+    if not isinstance(config, AksServiceDeploymentConfiguration):
+        return []
+    out = []
+    if config.collect_model_data:
+        out.append(
+            "collectModelData: model data collection is not available in this release: nothing "
+            "is collected, and azureml.monitoring.ModelDataCollector raises in the replica"
+        )
+    if config.enable_app_insights:
+        out.append(
+            "appInsightsEnabled: there is no Application Insights on this target; replica "
+            "output is in `modelport service logs`, request counters at the router's /metrics"
+        )
+    if config.gpu_cores:
+        out.append(
+            f"gpuCores: GPUs are not assigned to replicas on the {target.name} target; every "
+            "replica sees all GPUs of this machine"
+        )
+    given = config.given()
+    resources = [
+        k for k in ("cpu_cores", "cpu_cores_limit", "memory_gb", "memory_gb_limit") if k in given
+    ]
+    if resources and target.cgroups:
+        out.append(f"{', '.join(resources)}: not enforced: {target.cgroups}")
+    if config.namespace:
+        out.append(f"namespace: Kubernetes namespaces do not apply to the {target.name} target")
+    if config.compute_target_name:
+        out.append(
+            f"computeTargetName {config.compute_target_name!r}: not used; the service runs on "
+            f"the {target.name} compute target"
+        )
+    return out
+
+
+BLOBFUSE_WARNING = (
+    "blobfuse_enabled: models are copied into each deployment on the local target; the "
+    "setting changes nothing"
+)
+
+
+_DOCKER = {
+    "base_image": "baseImage",
+    "base_dockerfile": "baseDockerfile",
+    "shm_size": "shmSize",
+    "arguments": "arguments",
+    "gpu_support": "gpuSupport",
+}
+
+
+def environment_warnings(env: EnvironmentSpec, target: Target) -> list[str]:
+    out = []
+    docker = env.docker
+    used = [key for name, key in _DOCKER.items() if getattr(docker, name)]
+    if docker.enabled or used or docker.base_image_registry.address:
+        keys = ", ".join(f"docker.{k}" for k in used or ["enabled"])
+        out.append(
+            f"{keys}: replicas do not run in containers on the {target.name} target but in a "
+            "virtualenv with this machine's Python, so the image and its system packages are "
+            "not used"
+        )
+    channels = (env.python.conda_dependencies or {}).get("channels") or []
+    if channels:
+        out.append(
+            f"conda channels {', '.join(map(str, channels))}: not used; packages are installed "
+            "from PyPI (conda package names are looked up there)"
+        )
+    if env.python.base_conda_environment:
+        out.append("python.baseCondaEnvironment: not used; environments are built from PyPI")
+    for section in ("spark", "databricks", "r"):
+        value: Any = getattr(env, section)
+        if value:
+            out.append(f"{section}: not used on the {target.name} target")
+    return out
+
+
+_LEGACY = {
+    "extra_docker_file_steps": "extraDockerfileSteps",
+    "base_image": "baseImage",
+    "base_image_registry": "baseImageRegistry",
+    "enable_gpu": "enableGpu",
+    "cuda_version": "cudaVersion",
+}
+
+
+def inference_warnings(config: InferenceConfigSpec, target: Target) -> list[str]:
+    out = [
+        f"{key}: not used on the {target.name} target (no container image is built)"
+        for name, key in _LEGACY.items()
+        if getattr(config, name)
+    ]
+    if config.environment is not None:
+        out += environment_warnings(
+            EnvironmentSpec.model_validate(config.environment.model_dump()), target
+        )
+    return out
+
+
+def warnings(
+    config: DeploymentConfiguration, inference: InferenceConfigSpec | None, target: Target
+) -> list[str]:
+    found = deployment_warnings(config, target)
+    if inference is not None:
+        found += inference_warnings(inference, target)
+    return found

@@ -1,0 +1,152 @@
+"""v1 settings on the local target: honoured, refused, or warned about; never ignored."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from modelport import (
+    AksEndpoint,
+    AksWebservice,
+    InferenceConfig,
+    LocalWebservice,
+    Model,
+    Webservice,
+    Workspace,
+)
+from modelport.compute.local.limits import GB
+from modelport.errors import ConfigError, ConflictError
+from tests.conftest import ServerProcess, alive, wait_for
+from tests.e2e.test_services import fixed, post, source
+
+
+@pytest.fixture
+def ws(server: ServerProcess) -> Iterator[Workspace]:
+    with Workspace.from_config(server.home) as workspace:
+        yield workspace
+
+
+@pytest.fixture
+def model(ws: Workspace, tmp_path: Path) -> Model:
+    folder = tmp_path / "scaler"
+    folder.mkdir()
+    (folder / "w.json").write_text('{"scale": 10}')
+    return Model.register(ws, folder, "scaler")
+
+
+def test_settings_whose_feature_is_missing_are_refused(
+    ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    tokens = AksWebservice.deploy_configuration(token_auth_enabled=True, auth_enabled=False)
+    with pytest.raises(ConfigError, match=r"tokenAuthEnabled: token .* not available"):
+        Model.deploy(ws, "token-svc", [model], source(tmp_path), tokens)
+    version = AksEndpoint.deploy_configuration(version_name="blue", traffic_percentile=20)
+    with pytest.raises(ConfigError, match="AKSENDPOINT"):
+        Model.deploy(ws, "endpoint-svc", [model], source(tmp_path), version)
+    assert Webservice.list(ws) == []
+
+
+def test_settings_not_enforced_here_are_named_at_deploy(
+    ws: Workspace, model: Model, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = fixed(1, collect_model_data=True, enable_app_insights=True, namespace="team-a")
+    service = Model.deploy(ws, "warned-svc", [model], source(tmp_path), config)
+    printed = capsys.readouterr().err
+    for key in ("collectModelData", "appInsightsEnabled", "namespace"):
+        assert any(key in w for w in service.warnings), key
+        assert f"Warning: {key}" in printed
+    service.wait_for_deployment()
+    assert Webservice(ws, "warned-svc").warnings == service.warnings
+
+
+HUNGRY = """
+    import os
+
+    def init():
+        pass
+
+    def run(raw):
+        if raw == "eat":
+            hoard = bytearray(400 * 1024 * 1024)  # over the 0.2 GB limit
+            hoard[::4096] = b"x" * len(hoard[::4096])
+        return {"pid": os.getpid()}
+"""
+
+
+def test_a_memory_limit_is_enforced_or_said_to_be_not(
+    ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    folder = tmp_path / "hungry"
+    folder.mkdir()
+    (folder / "score.py").write_text(textwrap.dedent(HUNGRY))
+
+    config = fixed(1, auth_enabled=False, memory_gb=0.1, memory_gb_limit=0.2)
+    inference = InferenceConfig(entry_script="score.py", source_directory=folder)
+    service = Model.deploy(ws, "hungry-svc", [model], inference, config)
+    service.wait_for_deployment()
+    unenforced = [w for w in service.warnings if "not enforced" in w]
+    replica = service.serialize()["replicas"][0]
+    if unenforced:  # this machine has no cgroup we may write: the deploy said so
+        assert "memory_gb, memory_gb_limit" in unenforced[0]
+        assert replica["limits"].startswith("not enforced")
+        return
+    assert replica["limits"] == "enforced"
+    pid = httpx.post(service.scoring_uri, content=b"small", timeout=30).json()["pid"]
+    groups = Path(f"/proc/{pid}/cgroup").read_text()
+    assert "/modelport/" in groups
+    memory = next(line.split(":", 2)[2] for line in groups.splitlines() if "memory" in line)
+    limit = Path("/sys/fs/cgroup/memory", memory.lstrip("/"), "memory.limit_in_bytes")
+    if limit.exists():
+        assert abs(int(limit.read_text()) - int(0.2 * GB)) < 4096  # rounded to a page
+    answer = httpx.post(service.scoring_uri, content=b"eat", timeout=60)
+    assert answer.status_code == 502
+    assert "killed by signal 9 for going over its memory limit" in answer.json()["error"]["message"]
+    assert not alive(pid)
+
+
+def test_tags_properties_and_description_are_kept_and_change_no_replica(
+    ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    config = fixed(1, tags={"team": "a"}, properties={"owner": "x"}, description="first")
+    service = Model.deploy(ws, "tagged-svc", [model], source(tmp_path), config)
+    service.wait_for_deployment()
+    assert (service.tags, service.properties, service.description) == (
+        {"team": "a"},
+        {"owner": "x"},
+        "first",
+    )
+    service.update(tags={"team": "b"}, description="second")
+    service.add_properties({"stage": "prod"})
+    again = Webservice(ws, "tagged-svc")
+    assert again.tags == {"team": "b"} and again.description == "second"
+    assert again.properties == {"owner": "x", "stage": "prod"}
+    assert again.serialize()["generation"] == 1  # nothing was rolled out
+    with pytest.raises(ConflictError, match="owner"):
+        again.add_properties({"owner": "y"})
+    assert [s.name for s in Webservice.list(ws, tags=[["team", "b"]])] == ["tagged-svc"]
+    assert Webservice.list(ws, tags=["missing"]) == []
+    assert [s.name for s in Webservice.list(ws, model_name="scaler")] == ["tagged-svc"]
+
+
+def test_a_local_service_keeps_its_port_and_v1_uri_across_updates(
+    ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    service = Model.deploy(
+        ws, "local-port", [model], source(tmp_path), LocalWebservice.deploy_configuration()
+    )
+    service.wait_for_deployment()
+    uri = service.scoring_uri
+    assert uri.startswith("http://localhost:") and uri.endswith("/score")
+    assert httpx.post(uri, json={"x": [1]}).json()["version"] == "1"
+    service.update(inference_config=source(tmp_path, "2", "v2"))
+    service.wait_for_deployment()
+    assert service.scoring_uri == uri
+    wait_for(
+        lambda: httpx.post(uri, json={"x": [1]}).json()["version"] == "2",
+        what="the new version on the same port",
+    )
+    assert post(service, {"x": [2]}).json()["y"] == [20]

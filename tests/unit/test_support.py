@@ -1,0 +1,56 @@
+"""Which v1 settings are refused, and which are warned about on the local target."""
+
+from __future__ import annotations
+
+from modelport.spec.deployment import deployment_config_from_document
+from modelport.spec.inference import InferenceConfigSpec
+from modelport.spec.support import Target, refusals, warnings
+
+LOCAL = Target("local")
+
+
+def config(**doc: object):  # type: ignore[no-untyped-def]
+    return deployment_config_from_document({"computeType": "aks", **doc})
+
+
+def test_token_auth_and_endpoints_are_refused_with_the_reason() -> None:
+    refused = refusals(config(tokenAuthEnabled=True, authEnabled=False))
+    assert len(refused) == 1 and "tokenAuthEnabled" in refused[0] and "not available" in refused[0]
+    endpoint = deployment_config_from_document(
+        {"computeType": "AKSENDPOINT", "versionName": "v-one", "trafficPercentile": 20}
+    )
+    assert "AKSENDPOINT" in refusals(endpoint)[0]
+    assert refusals(config(numReplicas=2, autoScaler={"autoscaleEnabled": False})) == []
+
+
+def test_each_unenforced_setting_is_named() -> None:
+    notes = warnings(
+        config(
+            dataCollection={"storageEnabled": True},
+            appInsightsEnabled=True,
+            gpuCores=1,
+            namespace="team-a",
+            containerResourceRequirements={"cpu": 0.5, "memoryInGBLimit": 1},
+        ),
+        None,
+        Target("local", cgroups="cgroup v2 is not writable here"),
+    )
+    text = "\n".join(notes)
+    for key in ("collectModelData", "appInsightsEnabled", "gpuCores", "namespace"):
+        assert key in text
+    assert "cpu_cores, memory_gb_limit: not enforced: cgroup v2 is not writable here" in text
+
+
+def test_resources_enforced_by_a_cgroup_draw_no_warning() -> None:
+    assert warnings(config(containerResourceRequirements={"cpu": 0.5}), None, LOCAL) == []
+
+
+def test_docker_and_conda_channel_settings_are_named() -> None:
+    env = {
+        "name": "v1-env",
+        "docker": {"enabled": True, "baseImage": "mcr.microsoft.com/azureml/base:latest"},
+        "python": {"condaDependencies": {"channels": ["conda-forge"], "dependencies": ["numpy"]}},
+    }
+    spec = InferenceConfigSpec.create({"entry_script": "score.py", "environment": env})
+    text = "\n".join(warnings(config(), spec, LOCAL))
+    assert "docker.baseImage" in text and "conda channels conda-forge" in text
