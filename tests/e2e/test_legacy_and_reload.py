@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from modelport import InferenceConfig, LocalWebservice, Model, Workspace
+from modelport import InferenceConfig, LocalWebservice, Model, ResourceConfiguration, Workspace
 from tests.conftest import ServerProcess
 
 SCORE = """
@@ -36,16 +36,31 @@ channels:
 
 
 @pytest.fixture
-def ws(server: ServerProcess) -> Iterator[Workspace]:
-    with Workspace.from_config(server.home) as workspace:
-        yield workspace
+def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
+    # A machine cache of its own, so the environment is built here (uv's cache keeps
+    # that quick) and the build's lines are seen.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    server = ServerProcess(tmp_path / "home")
+    try:
+        with Workspace.from_config(server.home) as workspace:
+            yield workspace
+    finally:
+        server.stop()
 
 
 def test_legacy_conda_file_deploys_then_reload_recopies_the_code(
     ws: Workspace, tmp_path: Path
 ) -> None:
     (tmp_path / "model.txt").write_text("weights")
-    model = Model.register(ws, tmp_path / "model.txt", "legacy-model")
+    model = Model.register(
+        ws,
+        tmp_path / "model.txt",
+        "legacy-model",
+        model_framework=Model.Framework.CUSTOM,
+        resource_configuration=ResourceConfiguration(cpu=0.5, memory_in_gb=1),
+    )
+    assert Model(ws, "legacy-model").resource_configuration == model.resource_configuration
+    assert model.resource_configuration == ResourceConfiguration(cpu=0.5, memory_in_gb=1)
     src = tmp_path / "src"
     src.mkdir()
     (src / "score.py").write_text(textwrap.dedent(SCORE.format(version="1")))

@@ -56,15 +56,26 @@ def test_unknown_requirement_fails_with_pips_message(tmp_path: Path) -> None:
 
 
 OWN_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+# What v1's CondaDependencies.create(...).save() wrote (ruamel: comments, blank lines).
 V1_ENV = f"""\
-# as a v1 notebook wrote it
+# Conda environment specification. The dependencies defined in this file will
+# be automatically provisioned for runs with userManagedDependencies=False.
+
+# Details about the Conda environment file format:
+# https://conda.io/docs/user-guide/tasks/manage-environments.html#create-env-file-manually
+
 name: project_environment
 dependencies:
+  # The python interpreter version.
+  # Currently Azure ML only supports 3.5.2 and later.
 - python={OWN_PYTHON}
-- scikit-learn
+
 - pip:
+    # Required packages for AzureML execution, history, and data preparation.
   - azureml-defaults==1.44.0
+
   - inference-schema==1.3.0
+- scikit-learn
 channels:
 - anaconda
 - conda-forge
