@@ -90,3 +90,8 @@ def test_legacy_conda_file_deploys_then_reload_recopies_the_code(
     after = service.serialize()
     assert after["environment"]["contentHash"] == data["environment"]["contentHash"]
     assert after["generation"] == data["generation"] + 1
+
+    service.update(inference_config=config)  # the edited conda file counts now
+    service.wait_for_deployment()
+    assert service.run({}) == {"version": "2", "six": "1.15.0"}
+    assert service.serialize()["environment"]["name"] == "legacy-svc-env"

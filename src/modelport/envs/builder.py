@@ -167,6 +167,8 @@ class EnvironmentBuilder:
 class _Build:
     """One build into ``target``; every step and uv's output go to ``<key>.build.log``."""
 
+    log: IO[str]  # open while run() runs
+
     def __init__(self, spec: EnvironmentSpec, target: Path, progress: Progress) -> None:
         self.spec = spec
         self.target = target
@@ -245,22 +247,25 @@ class _Build:
         reader.start()
         errors: list[str] = []
         assert proc.stderr is not None
-        for line in proc.stderr:
-            errors.append(line)
-            self.log.write(line)
-            self.log.flush()
-            if line.strip():
-                self.progress(f"  {line.strip()}")
-        code = proc.wait()
-        reader.join()
+        try:
+            for line in proc.stderr:
+                errors.append(line)
+                self.log.write(line)
+                self.log.flush()
+                if line.strip():
+                    self.progress(f"  {line.strip()}")
+        except BaseException:
+            proc.kill()  # a failing progress callback must not leave uv running
+            raise
+        finally:
+            code = proc.wait()
+            reader.join()
         stdout = "".join(out)
         self.log.write(stdout)
         if code != 0:
             output = (stdout + "".join(errors)).strip()
             raise EnvironmentBuildError(output or f"uv {args[0]} failed ({code})")
         return stdout
-
-    log: IO[str]
 
 
 def _read(stream: IO[str] | None) -> str:

@@ -422,7 +422,9 @@ def _inference_body(
     an environment ``<service>-env`` made from the conda file.
     """
     if config.spec.is_legacy:
-        config = config.for_service(service_name or _legacy_name(config))
+        # Callers that do not pass the service's name get one from the conda file's.
+        fallback = Path(config.spec.conda_file or config.entry_script).stem.replace("_", "-")
+        config = config.for_service(service_name or fallback.lower())
     if config.source_directory:
         root = Path(config.source_directory)
         basename = root.resolve().name
@@ -437,12 +439,6 @@ def _inference_body(
         doc["entryScript"] = script.name
     snapshot = upload_snapshot(workspace, basename, files)
     return {"inferenceConfig": doc, "snapshot": snapshot}
-
-
-def _legacy_name(config: InferenceConfig) -> str:
-    """A name for a converted legacy environment when the service's is not known here."""
-    stem = Path(config.spec.conda_file or config.entry_script).stem
-    return stem.lower().replace("_", "-") or "legacy"
 
 
 def deploy_service(
