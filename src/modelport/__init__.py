@@ -1,7 +1,9 @@
 """modelport: deploy registered models as autoscaled, authenticated web services.
 
 The SDK names mirror Azure ML v1 (``Workspace``, ``Model``, ``Environment``,
-``InferenceConfig``, ``LocalWebservice``, ``AksWebservice``); they are imported
+``CondaDependencies``, ``InferenceConfig``, ``ResourceConfiguration``,
+``LocalWebservice``, ``AksWebservice``, ``AciWebservice``; v1's exception names are in
+``modelport.exceptions``); they are imported
 lazily so that the replica runtime and the router, which live in this package
 too, do not pull in the SDK's dependencies.
 """
@@ -18,10 +20,13 @@ _EXPORTS = {
     "Workspace": "modelport.sdk.workspace",
     "Model": "modelport.sdk.model",
     "Environment": "modelport.sdk.environment",
+    "CondaDependencies": "modelport.sdk.conda",
     "InferenceConfig": "modelport.sdk.inference",
+    "ResourceConfiguration": "modelport.sdk.resources",
     "LocalWebservice": "modelport.sdk.webservice",
     "AksWebservice": "modelport.sdk.webservice",
     "AksEndpoint": "modelport.sdk.webservice",
+    "AciWebservice": "modelport.sdk.webservice",
     "Webservice": "modelport.sdk.webservice",
     "ModelportError": "modelport.errors",
 }

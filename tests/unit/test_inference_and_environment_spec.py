@@ -7,7 +7,12 @@ import pytest
 from modelport import Environment, InferenceConfig
 from modelport.errors import ConfigError, InvalidInputError
 from modelport.spec.environment import EnvironmentSpec, parse_requirements
-from modelport.spec.inference import InferenceConfigSpec
+from modelport.spec.inference import (
+    DEFAULT_CPU_IMAGE,
+    InferenceConfigSpec,
+    convert_legacy,
+    legacy_environment,
+)
 
 
 def test_inference_config_from_v1_file() -> None:
@@ -122,3 +127,117 @@ def test_environment_names_and_unknown_keys() -> None:
 def test_missing_requirements_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="does not exist"):
         Environment.from_pip_requirements("e", tmp_path / "nope.txt")
+
+
+V1_CONDA = """\
+# Conda environment specification, as a v1 notebook wrote it.
+name: project_environment
+dependencies:
+  # The python interpreter version.
+- python=3.11
+- scikit-learn
+- pip:
+  - azureml-defaults==1.44.0
+channels:
+- anaconda
+- conda-forge
+"""
+
+
+def test_legacy_config_becomes_the_service_env() -> None:
+    config = InferenceConfigSpec.from_document(
+        {"entryScript": "score.py", "runtime": "python", "condaFile": "myenv.yml"}
+    )
+    assert config.is_legacy
+    env = legacy_environment(config, V1_CONDA, "my-service")
+    assert env is not None and env.name == "my-service-env"
+    assert env.python_version == "3.11"
+    assert env.pip_packages() == ["azureml-defaults==1.44.0"]
+    converted = convert_legacy(config, "my-service", V1_CONDA)
+    doc = converted.to_document()
+    assert "runtime" not in doc and "condaFile" not in doc
+    assert doc["environment"]["name"] == "my-service-env"
+    assert doc["entryScript"] == "score.py"
+
+
+def test_legacy_docker_settings_go_where_v1_puts_them() -> None:
+    config = InferenceConfigSpec.from_document(
+        {
+            "entryScript": "score.py",
+            "runtime": "python",
+            "baseImage": "myregistry.azurecr.io/base:1",
+            "baseImageRegistry": {"address": "myregistry.azurecr.io", "username": "u"},
+            "enableGpu": True,
+        }
+    )
+    env = legacy_environment(config, None, "svc")
+    assert env is not None and env.python.conda_dependencies is None
+    assert env.docker.base_image == "myregistry.azurecr.io/base:1"
+    assert env.docker.base_image_registry.address == "myregistry.azurecr.io"
+    assert env.docker.gpu_support is True and env.inferencing_stack_version == "latest"
+    steps = InferenceConfigSpec.from_document(
+        {"entryScript": "score.py", "runtime": "python", "extraDockerfileSteps": "steps"}
+    )
+    dockerfile = legacy_environment(steps, None, "svc", docker_steps="RUN apt-get update\n")
+    assert dockerfile is not None and dockerfile.docker.base_image is None
+    assert dockerfile.docker.base_dockerfile == f"FROM {DEFAULT_CPU_IMAGE}\nRUN apt-get update\n"
+    cuda9 = InferenceConfigSpec.from_document(
+        {"entryScript": "score.py", "runtime": "python", "cudaVersion": "9.0"}
+    )
+    gpu = legacy_environment(cuda9, None, "svc")
+    assert gpu is not None and gpu.docker.gpu_support and "cuda9.0" in str(gpu.docker.base_image)
+
+
+def test_runtime_alone_keeps_the_servers_interpreter_and_spark_is_refused() -> None:
+    plain = InferenceConfigSpec.from_document({"entryScript": "score.py", "runtime": "python"})
+    assert legacy_environment(plain, None, "svc") is None
+    assert "runtime" not in convert_legacy(plain, "svc").to_document()
+    with pytest.raises(ConfigError, match="runtime 'spark-py' is not supported"):
+        InferenceConfigSpec.from_document({"entryScript": "score.py", "runtime": "spark-py"})
+
+
+def test_legacy_conda_file_that_does_not_parse_is_named() -> None:
+    config = InferenceConfigSpec.from_document({"entryScript": "s.py", "condaFile": "env.yml"})
+    with pytest.raises(ConfigError, match=r"env\.yml: not valid YAML at line 3"):
+        legacy_environment(config, "dependencies:\n  - [unclosed\n", "svc")
+    with pytest.raises(ConfigError, match="must be a package string"):
+        legacy_environment(config, "dependencies:\n  - {a: 1}\n", "svc")
+
+
+def _legacy_project(tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "score.py").write_text("def init():\n    pass\n\ndef run(data):\n    return data\n")
+    (src / "myenv.yml").write_text(V1_CONDA)
+    return src
+
+
+def test_sdk_legacy_inference_config_checks_and_converts_its_conda_file(tmp_path: Path) -> None:
+    src = _legacy_project(tmp_path)
+    config = InferenceConfig(
+        entry_script="score.py", runtime="python", conda_file="myenv.yml", source_directory=src
+    )
+    converted = config.for_service("my-service")
+    assert converted.environment is not None
+    assert converted.environment.name == "my-service-env"
+    assert converted.environment.pip_packages() == ["azureml-defaults==1.44.0"]
+    assert converted.spec.runtime is None and converted.spec.conda_file is None
+    assert converted.source_directory == str(src)
+    with pytest.raises(ConfigError, match=r"conda_file 'other\.yml' was not found in source_"):
+        InferenceConfig(entry_script="score.py", conda_file="other.yml", source_directory=src)
+    (src / "bad.yml").write_text("name: x\ndependencies: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad\.yml: not valid YAML"):
+        InferenceConfig(entry_script="score.py", conda_file="bad.yml", source_directory=src)
+
+
+def test_inferenceconfig_json_conda_file_is_relative_to_its_source_directory(
+    tmp_path: Path,
+) -> None:
+    _legacy_project(tmp_path)
+    (tmp_path / "inferenceconfig.json").write_text(
+        '{"entryScript": "score.py", "sourceDirectory": "src", "runtime": "python",'
+        ' "condaFile": "myenv.yml"}'
+    )
+    config = InferenceConfig.from_file(tmp_path / "inferenceconfig.json")
+    env = config.for_service("svc").environment
+    assert env is not None and env.name == "svc-env" and env.python_version == "3.11"

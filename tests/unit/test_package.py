@@ -23,7 +23,7 @@ ALLOWED = {
     "runtime": set(),
     "router": set(),
     "sdk": {"spec"},
-    "cli": {"spec", "sdk", "control", "autoscale"},
+    "cli": {"spec", "sdk", "control", "autoscale", "envs"},
 }
 
 
@@ -60,13 +60,16 @@ def test_base_modules_import_no_part() -> None:
 def test_public_names_are_pinned() -> None:
     assert sorted(modelport.__all__) == sorted(
         [
+            "AciWebservice",
             "AksEndpoint",
             "AksWebservice",
+            "CondaDependencies",
             "Environment",
             "InferenceConfig",
             "LocalWebservice",
             "Model",
             "ModelportError",
+            "ResourceConfiguration",
             "Webservice",
             "Workspace",
             "__version__",

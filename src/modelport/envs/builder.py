@@ -1,46 +1,42 @@
-"""Environments → virtualenvs, built with uv and cached by content hash.
+"""Environments → virtualenvs, built with uv and cached by content hash and recipe.
 
 Lookup order (DESIGN.md, "Environment cache"): the workspace cache
-(``$MODELPORT_HOME/envs/<hash>``), then the machine-wide cache
-(``$XDG_CACHE_HOME/modelport/envs/<hash>``), else build into the machine cache and
-link it from the workspace.  A build holds a file lock on its hash, so two
-deployments (or two servers) needing the same environment build it once; a
-finished build is marked by a file written last, so a half build is never used.
+(``$MODELPORT_HOME/envs/<key>``), then the machine-wide cache
+(``$XDG_CACHE_HOME/modelport/envs/<key>``), else build into the machine cache and
+link it from the workspace.  The key is the environment's content hash combined
+with the recipe (how a specification is read, and the runtime's own packages), so
+a build made by an older modelport is never served.  A build holds a file lock on
+its key, so two deployments (or two servers) needing the same environment build it
+once; a finished build is marked by a file written last, so a half build is never
+used.  What will not build here is refused before any work (:func:`build_problems`).
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
+from modelport.envs import pythons
+from modelport.envs.recipe import RECIPE_VERSION, recipe
+from modelport.envs.recipe import conda_to_pip as conda_to_pip  # re-exported
+from modelport.envs.recipe import requirements as requirements  # re-exported
 from modelport.errors import EnvironmentBuildError, InvalidInputError
 from modelport.spec.environment import EnvironmentSpec
 
 READY = ".modelport-ready"
 RUNTIME_PACKAGES = ("httptools>=0.6", "uvloop>=0.19")
-_CONDA_SKIP = {"python", "pip"}
-_CONDA_ONLY = {
-    "cudatoolkit",
-    "mkl",
-    "libgcc",
-    "libgcc-ng",
-    "libstdcxx-ng",
-    "_libgcc_mutex",
-    "openssl",
-    "ca-certificates",
-    "certifi-conda",
-    "nomkl",
-    "blas",
-}
-_NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 Progress = Callable[[str], None]
 
@@ -58,43 +54,68 @@ def machine_cache_dir() -> Path:
     return Path(base) / "modelport" / "envs"
 
 
-def requirements(spec: EnvironmentSpec) -> list[str]:
-    """pip requirement lines for an environment: its pip section plus conda packages."""
-    conda = spec.python.conda_dependencies or {}
-    lines: list[str] = []
-    for dep in conda.get("dependencies") or []:
-        if isinstance(dep, dict):
-            lines.extend(dep.get("pip", []))
-            continue
-        line = conda_to_pip(str(dep))
-        if line is not None:
-            lines.append(line)
-    return lines
+def build_key(spec: EnvironmentSpec) -> str:
+    """Cache key: the content hash (the registry's identity) plus the recipe."""
+    recipe_id = json.dumps([RECIPE_VERSION, list(RUNTIME_PACKAGES), spec.content_hash()])
+    return hashlib.sha256(recipe_id.encode()).hexdigest()
 
 
-def conda_to_pip(dep: str) -> str | None:
-    """``numpy=1.26`` → ``numpy==1.26.*``; python/pip are handled elsewhere."""
-    dep = dep.split("::")[-1].strip()
-    match = _NAME.match(dep)
-    if not match:
-        raise InvalidInputError(f"cannot read the conda dependency {dep!r}")
-    name = match.group(1)
-    if name.lower() in _CONDA_SKIP:
+def build_problems(spec: EnvironmentSpec) -> list[str]:
+    """Everything about ``spec`` that will not build on this machine, one line each.
+
+    Cheap unless the Python pin is not the server's own: then uv is asked which
+    interpreters exist (a few seconds at most, cached for a minute).
+    """
+    out = list(recipe(spec).problems)
+    if spec.python.user_managed_dependencies:
+        if _user_interpreter(spec) is None:
+            out.append(
+                f"environment {spec.name!r} is user-managed with interpreter "
+                f"{spec.python.interpreter_path!r}, which is not on this machine"
+            )
+    else:
+        problem = _pin_problem(spec)
+        if problem:
+            out.append(problem)
+    if spec.python.base_conda_environment:
+        out.append(
+            f"python.baseCondaEnvironment {spec.python.base_conda_environment!r}: modelport "
+            "does not clone conda environments; list its packages in the specification"
+        )
+    if spec.r is not None:
+        out.append("the environment's R section: modelport runs Python environments only")
+    if spec.spark.get("packages") or spec.spark.get("repositories"):
+        out.append("the environment's Spark packages: modelport does not run Spark")
+    return out
+
+
+def _pin_problem(spec: EnvironmentSpec) -> str | None:
+    try:
+        constraint = _constraint(spec)
+    except EnvironmentBuildError as exc:
+        return exc.message
+    if pythons.choose(constraint, []) is not None:  # the server's own fits: no lookup
         return None
-    if name.lower() in _CONDA_ONLY:
-        raise InvalidInputError(
-            f"conda package {name!r} has no same-named package on PyPI; modelport builds "
-            "environments with pip packages only, so remove it or use its PyPI equivalent"
-        )
-    rest = dep[len(name) :].strip().split()[0] if dep[len(name) :].strip() else ""
-    if rest.startswith("=") and not rest.startswith("=="):
-        version = rest[1:]
-        return (
-            f"{name}=={version}"
-            if "*" in version or version.count(".") >= 2
-            else f"{name}=={version}.*"
-        )
-    return f"{name}{rest}"
+    assert constraint is not None
+    found = pythons.installed()
+    if pythons.choose(constraint, found) is not None:
+        return None
+    return pythons.pin_problem(spec.name, constraint, found)
+
+
+def _constraint(spec: EnvironmentSpec) -> pythons.Constraint | None:
+    entry = spec.python_entry
+    try:
+        return None if entry is None else pythons.python_constraint(entry)
+    except InvalidInputError as exc:  # an unreadable pin
+        raise EnvironmentBuildError(exc.message) from exc
+
+
+def _user_interpreter(spec: EnvironmentSpec) -> str | None:
+    path = spec.python.interpreter_path
+    if os.path.isabs(path):
+        return path if os.access(path, os.X_OK) else None
+    return shutil.which(path)
 
 
 class EnvironmentBuilder:
@@ -107,64 +128,31 @@ class EnvironmentBuilder:
         if spec is None:
             progress("no environment given: replicas use the server's interpreter")
             return BuiltEnvironment(sys.executable, None, "server", {})
-        digest = spec.content_hash()
-        variables = dict(spec.environment_variables)
-        linked = self.workspace_cache / digest
+        digest, key = spec.content_hash(), build_key(spec)
+        variables = {**spec.conda_variables(), **spec.environment_variables}
+        linked = self.workspace_cache / key
+        label = f"environment {spec.name} ({digest[:12]}, build {key[:12]})"
         if (linked / READY).exists():
-            progress(f"environment {spec.name} ({digest[:12]}): workspace cache hit")
+            progress(f"{label}: workspace cache hit")
             return BuiltEnvironment(_python(linked), digest, "workspace cache", variables)
-        target = self.machine_cache / digest
+        problems = build_problems(spec)
+        if problems:
+            raise EnvironmentBuildError(
+                f"environment {spec.name!r} cannot be built here:\n"
+                + "\n".join(f"- {p}" for p in problems)
+            )
+        target = self.machine_cache / key
         self.machine_cache.mkdir(parents=True, exist_ok=True)
-        with _file_lock(self.machine_cache / f"{digest}.lock"):
+        with _file_lock(self.machine_cache / f"{key}.lock"):
             if (target / READY).exists():
-                progress(f"environment {spec.name} ({digest[:12]}): machine cache hit")
+                progress(f"{label}: machine cache hit")
                 source = "machine cache"
             else:
-                progress(f"environment {spec.name} ({digest[:12]}): building with uv")
-                self._build(spec, target, progress)
+                progress(f"{label}: building with uv")
+                _Build(spec, target, progress).run()
                 source = "built"
         self._link(linked, target)
         return BuiltEnvironment(_python(target), digest, source, variables)
-
-    def _build(self, spec: EnvironmentSpec, target: Path, progress: Progress) -> None:
-        lines = requirements(spec)
-        shutil.rmtree(target, ignore_errors=True)  # a build that died halfway
-        log_path = target.with_name(target.name + ".build.log")
-        python = spec.python_version or sys.executable
-        try:
-            with log_path.open("w") as log:
-                _uv(["venv", "--quiet", "--python", python, str(target)], log, progress)
-                if lines:
-                    reqs = target / "modelport-requirements.txt"
-                    reqs.write_text("\n".join(lines) + "\n")
-                    _uv(
-                        ["pip", "install", "--python", _python(target), "-r", str(reqs)],
-                        log,
-                        progress,
-                    )
-                # The replica runtime's own needs, never moving what the user pinned.
-                frozen = _uv(["pip", "freeze", "--python", _python(target)], log, progress)
-                constraints = target / "modelport-constraints.txt"
-                constraints.write_text(frozen)
-                _uv(
-                    [
-                        "pip",
-                        "install",
-                        "--python",
-                        _python(target),
-                        "-c",
-                        str(constraints),
-                        *RUNTIME_PACKAGES,
-                    ],
-                    log,
-                    progress,
-                )
-        except EnvironmentBuildError as exc:
-            shutil.rmtree(target, ignore_errors=True)
-            raise EnvironmentBuildError(
-                _explain(exc.message, lines, spec), hint=f"full log: {log_path}"
-            ) from exc
-        (target / READY).write_text(spec.content_hash() + "\n")
 
     def _link(self, linked: Path, target: Path) -> None:
         """Point the workspace entry at the build; atomic, so racing callers both win."""
@@ -176,37 +164,126 @@ class EnvironmentBuilder:
         os.replace(tmp, linked)
 
 
+class _Build:
+    """One build into ``target``; every step and uv's output go to ``<key>.build.log``."""
+
+    log: IO[str]  # open while run() runs
+
+    def __init__(self, spec: EnvironmentSpec, target: Path, progress: Progress) -> None:
+        self.spec = spec
+        self.target = target
+        self.progress = progress
+        self.log_path = target.with_name(target.name + ".build.log")
+        self.recipe = recipe(spec)
+
+    def run(self) -> None:
+        shutil.rmtree(self.target, ignore_errors=True)  # a build that died halfway
+        with self.log_path.open("w") as log:
+            self.log = log
+            try:
+                self._steps()
+            except EnvironmentBuildError as exc:
+                shutil.rmtree(self.target, ignore_errors=True)
+                raise EnvironmentBuildError(
+                    _explain(exc.message, self.spec), hint=f"full log: {self.log_path}"
+                ) from exc
+        (self.target / READY).write_text(self.spec.content_hash() + "\n")
+
+    def say(self, line: str) -> None:
+        print(line, file=self.log, flush=True)
+        self.progress(line)
+
+    def _steps(self) -> None:
+        spec, python = self.spec, _python(self.target)
+        user_managed = spec.python.user_managed_dependencies
+        base = _user_interpreter(spec) if user_managed else self._interpreter()
+        venv = ["venv", "--quiet", "--python", str(base), str(self.target)]
+        if user_managed:
+            venv.insert(1, "--system-site-packages")
+            self.say(
+                f"user-managed dependencies: replicas use {base} with its own packages; "
+                "the conda specification is not installed (as in v1)"
+            )
+        self._uv(venv)
+        if not user_managed:
+            for line in (*self.recipe.dropped, *self.recipe.notes):
+                self.say(line)
+            if self.recipe.requirements:
+                reqs = self.target / "modelport-requirements.txt"
+                reqs.write_text("\n".join(self.recipe.requirements) + "\n")
+                self._uv(["pip", "install", "--python", python, "-r", str(reqs)])
+        # The replica runtime's own needs, never moving what the user pinned.
+        constraints = self.target / "modelport-constraints.txt"
+        constraints.write_text(self._uv(["pip", "freeze", "--python", python]))
+        self._uv(["pip", "install", "--python", python, "-c", str(constraints), *RUNTIME_PACKAGES])
+
+    def _interpreter(self) -> str:
+        constraint = _constraint(self.spec)
+        chosen = pythons.choose(constraint, [])
+        if chosen is None:  # not the server's own: build_problems found one with uv
+            assert constraint is not None
+            found = pythons.installed()
+            chosen = pythons.choose(constraint, found)
+            if chosen is None:
+                raise EnvironmentBuildError(pythons.pin_problem(self.spec.name, constraint, found))
+            self.say(f"python {chosen.label()} for the pin {self.spec.python_entry}")
+        return chosen.path
+
+    def _uv(self, args: list[str]) -> str:
+        """Run uv, passing each stderr line to the log and to progress as it comes."""
+        from uv import find_uv_bin
+
+        env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "VIRTUAL_ENV": "", "NO_COLOR": "1"}
+        print(f"$ uv {' '.join(args)}", file=self.log, flush=True)
+        proc = subprocess.Popen(
+            [find_uv_bin(), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        out: list[str] = []
+        reader = threading.Thread(target=lambda: out.append(_read(proc.stdout)), daemon=True)
+        reader.start()
+        errors: list[str] = []
+        assert proc.stderr is not None
+        try:
+            for line in proc.stderr:
+                errors.append(line)
+                self.log.write(line)
+                self.log.flush()
+                if line.strip():
+                    self.progress(f"  {line.strip()}")
+        except BaseException:
+            proc.kill()  # a failing progress callback must not leave uv running
+            raise
+        finally:
+            code = proc.wait()
+            reader.join()
+        stdout = "".join(out)
+        self.log.write(stdout)
+        if code != 0:
+            output = (stdout + "".join(errors)).strip()
+            raise EnvironmentBuildError(output or f"uv {args[0]} failed ({code})")
+        return stdout
+
+
+def _read(stream: IO[str] | None) -> str:
+    return stream.read() if stream is not None else ""
+
+
 def _python(venv: Path) -> str:
     return str(venv / "bin" / "python")
 
 
-def _uv(args: list[str], log: object, progress: Progress) -> str:
-    from uv import find_uv_bin
-
-    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "VIRTUAL_ENV": ""}
-    done = subprocess.run([find_uv_bin(), *args], capture_output=True, text=True, env=env)
-    output = (done.stdout or "") + (done.stderr or "")
-    print(f"$ uv {' '.join(args)}\n{output}", file=log)  # type: ignore[call-overload]
-    for line in (done.stderr or "").splitlines():
-        if line.strip():
-            progress(f"  {line.strip()}")
-    if done.returncode != 0:
-        raise EnvironmentBuildError(output.strip() or f"uv {args[0]} failed ({done.returncode})")
-    return done.stdout
-
-
-def _explain(output: str, lines: list[str], spec: EnvironmentSpec) -> str:
+def _explain(output: str, spec: EnvironmentSpec) -> str:
     """Name the requirement pip could not find, and whether it came from conda."""
-    conda_names = {
-        _NAME.match(str(d).split("::")[-1]).group(1).lower()  # type: ignore[union-attr]
-        for d in (spec.python.conda_dependencies or {}).get("dependencies") or []
-        if isinstance(d, str) and _NAME.match(str(d).split("::")[-1])
-    }
-    missing = re.findall(
-        r"(?:Because |^\s*╰─▶ Because )?([A-Za-z0-9._-]+) was not found in the package registry",
-        output,
-        re.M,
-    )
+    conda_names = set()
+    for dep in (spec.python.conda_dependencies or {}).get("dependencies") or []:
+        match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)", str(dep).split("::")[-1])
+        if isinstance(dep, str) and match:
+            conda_names.add(match.group(1).lower())
+    missing = re.findall(r"([A-Za-z0-9._-]+) was not found in the package registry", output)
     for name in missing:
         if name.lower() in conda_names:
             return (

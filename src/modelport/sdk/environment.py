@@ -1,16 +1,35 @@
-"""``Environment``: what a replica's Python needs, registered by name and version."""
+"""``Environment``: what a replica's Python needs, registered by name and version.
+
+As in v1, an environment is built up by assignment after construction::
+
+    env = Environment("my-env")
+    env.python.conda_dependencies = CondaDependencies.create(pip_packages=["scikit-learn"])
+    env.environment_variables["MODE"] = "fast"
+    env.docker.base_image = "..."
+
+Each assignment is checked when it is made (a wrong value raises ``ConfigError``
+there, not at deploy), and ``env.python.conda_dependencies`` is always a
+``CondaDependencies`` the notebook can keep editing.
+"""
 
 from __future__ import annotations
 
 import builtins
+import json
 import os
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import quote
 
-from modelport.errors import InvalidInputError
+from pydantic import Field, field_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from modelport.errors import ConfigError, InvalidInputError
+from modelport.sdk.conda import CondaDependencies
+from modelport.sdk.files import read_text as read_text  # re-exported for the CLI
 from modelport.sdk.workspace import Workspace
-from modelport.spec.document import parse_document
+from modelport.spec import environment as spec
+from modelport.spec.document import parse_document, pydantic_messages
 from modelport.spec.environment import (
     EnvironmentSpec,
     conda_environment_document,
@@ -18,17 +37,92 @@ from modelport.spec.environment import (
 )
 
 
-def read_text(path: str | os.PathLike[str]) -> str:
-    try:
-        return Path(path).read_text()
-    except FileNotFoundError as exc:
-        raise InvalidInputError(f"file {str(path)!r} does not exist") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"cannot read {str(path)!r}: {exc}") from exc
+class _Checked:
+    """Attribute assignment reports a wrong value as ``ConfigError``, naming the field."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except PydanticValidationError as exc:
+            messages = pydantic_messages(exc, type(self), type(self).__name__)
+            raise ConfigError("\n".join(messages)) from exc
 
 
-class Environment(EnvironmentSpec):
-    """A v1-style environment; ``register`` stores it and returns the stored version."""
+class PythonSection(_Checked, spec.PythonSection):
+    @field_validator("conda_dependencies", mode="after")
+    @classmethod
+    def _editable(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None or isinstance(value, CondaDependencies):
+            return value
+        return CondaDependencies(_underlying_structure=value)
+
+
+class DockerSection(_Checked, spec.DockerSection):
+    pass
+
+
+class _Variables(dict[str, str]):
+    """``env.environment_variables[...] = value``: checked and made text when set."""
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(*_variable(key, value))
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def setdefault(self, key: str, default: Any = None) -> str:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+
+def _variable(key: Any, value: Any) -> tuple[str, str]:
+    if not isinstance(key, str) or not key:
+        raise InvalidInputError(f"environment variable name {key!r} must be a non-empty string")
+    if isinstance(value, str):
+        return key, value
+    if isinstance(value, bool | int | float):
+        return key, json.dumps(value)  # 1 → "1", True → "true"
+    raise InvalidInputError(
+        f"environment variable {key}: the value must be text or a number, "
+        f"got {type(value).__name__}"
+    )
+
+
+class Environment(_Checked, EnvironmentSpec):
+    """A v1-style environment; ``register`` stores it and returns the stored version.
+
+    ``Environment("name")`` starts, as in v1, with a ``CondaDependencies()`` that
+    pins this SDK's Python and lists ``azureml-defaults`` (which modelport's build
+    replaces with its runtime).
+    """
+
+    python: PythonSection = Field(
+        default_factory=lambda: PythonSection(conda_dependencies=CondaDependencies())
+    )
+    docker: DockerSection = Field(default_factory=DockerSection)
+    environment_variables: dict[str, str] = Field(default_factory=_Variables, validate_default=True)
+
+    def __init__(self, name: str | None = None, /, **data: Any) -> None:
+        if name is not None:
+            data["name"] = name
+        try:
+            super().__init__(**data)
+        except PydanticValidationError as exc:
+            raise ConfigError("\n".join(pydantic_messages(exc, type(self), "environment"))) from exc
+
+    @field_validator("environment_variables", mode="before")
+    @classmethod
+    def _variables(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return _Variables(dict(_variable(k, v) for k, v in value.items()))
+
+    @field_validator("environment_variables", mode="after")
+    @classmethod
+    def _settable(cls, value: dict[str, str]) -> dict[str, str]:
+        return value if isinstance(value, _Variables) else _Variables(value)
 
     @classmethod
     def from_pip_requirements(cls, name: str, file_path: str | os.PathLike[str]) -> Self:

@@ -1,4 +1,9 @@
-"""``InferenceConfig`` with the v1 constructor, checking the entry script on disk."""
+"""``InferenceConfig`` with the v1 constructor, checking its files on disk.
+
+A legacy configuration (``runtime="python", conda_file=...``) is honoured as v1's
+``Model.deploy`` does: at deploy it becomes an environment named ``<service>-env``
+built from the conda file (:meth:`InferenceConfig.for_service`).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from modelport.errors import ConfigError, InvalidInputError
-from modelport.sdk.environment import read_text
+from modelport.sdk.files import read_text
 from modelport.spec.document import parse_document
 from modelport.spec.environment import EnvironmentSpec
-from modelport.spec.inference import InferenceConfigSpec, check_entry_script_source
+from modelport.spec.inference import (
+    InferenceConfigSpec,
+    check_entry_script_source,
+    convert_legacy,
+    legacy_environment,
+)
 
 
 class InferenceConfig:
@@ -68,17 +78,52 @@ class InferenceConfig:
         return self.spec.environment
 
     def validate_configuration(self) -> None:
-        """The entry script exists (relative to the source directory) and parses."""
-        base = Path(self.spec.source_directory) if self.spec.source_directory else Path(".")
+        """The entry script exists (relative to the source directory) and parses; so do
+        a legacy conda file and docker steps file."""
+        base = self._base()
         if self.spec.source_directory and not base.is_dir():
             raise InvalidInputError(f"source_directory {str(base)!r} is not a folder")
-        script = base / self.spec.entry_script
-        if not script.is_file():
-            raise ConfigError(
-                f"entry_script {self.spec.entry_script!r} was not found"
-                + (f" in source_directory {str(base)!r}" if self.spec.source_directory else "")
-            )
+        script = self._file("entry_script", self.spec.entry_script)
         check_entry_script_source(read_text(script), self.spec.entry_script)
+        if self.spec.is_legacy:
+            self._legacy_environment("validate")  # the conda file parses into an environment
+
+    def for_service(self, service_name: str) -> InferenceConfig:
+        """This configuration as v1 deploys it as ``service_name``: legacy parts become an
+        environment ``<service>-env`` (re-read from the files now, as v1 does)."""
+        if not self.spec.is_legacy:
+            return self
+        conda, steps = self._legacy_texts()
+        converted = convert_legacy(self.spec, service_name, conda, steps)
+        values = converted.model_dump(exclude_none=True, exclude={"environment"})
+        env = converted.environment
+        return InferenceConfig(**values, environment=env)
+
+    def _legacy_environment(self, service_name: str) -> EnvironmentSpec | None:
+        conda, steps = self._legacy_texts()
+        return legacy_environment(self.spec, conda, service_name, docker_steps=steps)
+
+    def _legacy_texts(self) -> tuple[str | None, str | None]:
+        conda = steps = None
+        if self.spec.conda_file:
+            conda = read_text(self._file("conda_file", self.spec.conda_file))
+        if self.spec.extra_docker_file_steps:
+            path = self._file("extra_docker_file_steps", self.spec.extra_docker_file_steps)
+            steps = read_text(path)
+        return conda, steps
+
+    def _base(self) -> Path:
+        return Path(self.spec.source_directory) if self.spec.source_directory else Path(".")
+
+    def _file(self, what: str, relative: str) -> Path:
+        """A file the configuration names, relative to the source directory as in v1."""
+        path = self._base() / relative
+        if not path.is_file():
+            where = (
+                f" in source_directory {str(self._base())!r}" if self.spec.source_directory else ""
+            )
+            raise ConfigError(f"{what} {relative!r} was not found{where}")
+        return path
 
     def serialize(self) -> dict[str, Any]:
         return self.spec.to_document()

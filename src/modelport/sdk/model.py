@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -12,11 +13,13 @@ from urllib.parse import quote
 
 from modelport.errors import InvalidInputError, ModelportError
 from modelport.sdk.client import collect_files
+from modelport.sdk.resources import PROPERTY as RESOURCE_PROPERTY
+from modelport.sdk.resources import ResourceConfiguration
 from modelport.sdk.uploads import upload_file
 from modelport.sdk.workspace import Workspace
 from modelport.spec.deployment import DeploymentConfiguration
 from modelport.spec.model import ModelFile, ModelRegistration, check_relative_path
-from modelport.spec.names import check_model_name, parse_model_id
+from modelport.spec.names import check_model_name, check_service_name, parse_model_id
 
 if TYPE_CHECKING:
     from modelport.sdk.inference import InferenceConfig
@@ -25,12 +28,26 @@ if TYPE_CHECKING:
 TagFilter = Mapping[str, str | None] | Sequence[str | Sequence[str]]
 
 
+class _Framework:
+    """``Model.Framework``: the v1 framework constants (values of ``model_framework``)."""
+
+    CUSTOM = "Custom"
+    TENSORFLOW = "TensorFlow"
+    SCIKITLEARN = "ScikitLearn"
+    ONNX = "Onnx"
+    TFKERAS = "TfKeras"
+    PYTORCH = "PyTorch"
+    MULTI = "Multi"
+
+
 class Model:
     """One registered model version.
 
     ``Model(workspace, name)`` is the latest version, ``Model(workspace, name,
     version=3)`` or ``Model(workspace, id="name:3")`` a given one.
     """
+
+    Framework = _Framework
 
     def __init__(
         self,
@@ -67,6 +84,12 @@ class Model:
         self.basename: str = data["basename"]
         self.files = [ModelFile.model_validate(f) for f in data.get("files", [])]
 
+    @property
+    def resource_configuration(self) -> ResourceConfiguration | None:
+        """What ``Model.register(resource_configuration=...)`` recorded (read-only)."""
+        stored = self.properties.get(RESOURCE_PROPERTY)
+        return None if stored is None else ResourceConfiguration.deserialize(json.loads(stored))
+
     @staticmethod
     def register(
         workspace: Workspace,
@@ -77,14 +100,25 @@ class Model:
         description: str | None = None,
         model_framework: str | None = None,
         model_framework_version: str | None = None,
+        resource_configuration: ResourceConfiguration | None = None,
     ) -> Model:
         """Upload a file or folder and register it as the next version of ``model_name``.
 
         Files are streamed, and content the server already holds is not sent again.
-        The version exists only once every file has arrived.
+        The version exists only once every file has arrived.  A
+        ``resource_configuration`` is kept as the model property
+        ``modelport.resourceConfiguration`` (see :mod:`modelport.sdk.resources`).
         """
         root = Path(model_path)
         check_model_name(model_name)
+        properties = dict(properties or {})
+        if resource_configuration is not None:
+            if not isinstance(resource_configuration, ResourceConfiguration):
+                raise InvalidInputError(
+                    "resource_configuration must be a "
+                    "ResourceConfiguration(cpu=, memory_in_gb=, gpu=)"
+                )
+            properties[RESOURCE_PROPERTY] = resource_configuration.to_property()
         files = collect_files(root)
         manifest = [upload_file(workspace, path, rel) for rel, path in files]
         reg = ModelRegistration(
@@ -94,7 +128,7 @@ class Model:
             files=manifest,
             description=description,
             tags=dict(tags or {}),
-            properties=dict(properties or {}),
+            properties=properties,
             model_framework=model_framework,
             model_framework_version=model_framework_version,
         )
@@ -137,15 +171,23 @@ class Model:
 
         if inference_config is None:
             raise InvalidInputError("modelport needs an inference_config (entry script) to deploy")
-        return deploy_service(
+        check_service_name(name)
+        # v1's Model.deploy turns legacy parts (runtime, conda_file) into "<name>-env".
+        converted = inference_config.for_service(name)
+        service = deploy_service(
             workspace,
             name,
             models,
-            inference_config,
+            converted,
             deployment_config,
             deployment_target,
             overwrite,
         )
+        from modelport.sdk.webservice import LocalWebservice
+
+        if isinstance(service, LocalWebservice):
+            service._deployed_with(converted)  # reload() re-sends this configuration
+        return service
 
     def download(self, target_dir: str | os.PathLike[str] = ".", exist_ok: bool = False) -> str:
         """Download into ``target_dir``; returns the path of the file or folder."""

@@ -27,6 +27,7 @@ from modelport.errors import (
 from modelport.sdk.uploads import source_files, upload_snapshot
 from modelport.sdk.workspace import Workspace
 from modelport.spec.deployment import (
+    AciServiceDeploymentConfiguration,
     AksEndpointDeploymentConfiguration,
     AksServiceDeploymentConfiguration,
     DeploymentConfiguration,
@@ -304,9 +305,84 @@ class AksWebservice(Webservice):
 
 
 class LocalWebservice(Webservice):
+    # The InferenceConfig the service was deployed or last updated with (reload sends it).
+    _inference_config: InferenceConfig | None = None
+
     @staticmethod
     def deploy_configuration(port: int | None = None) -> LocalWebserviceDeploymentConfiguration:
         return LocalWebserviceDeploymentConfiguration.create(_given({"port": port}))
+
+    def _deployed_with(self, inference_config: InferenceConfig) -> None:
+        self._inference_config = inference_config
+
+    def update(
+        self,
+        models: Sequence[Model] | None = None,
+        inference_config: InferenceConfig | None = None,
+        deployment_config: DeploymentConfiguration | None = None,
+        **settings: Any,
+    ) -> None:
+        """As ``Webservice.update``; a legacy inference config becomes ``<name>-env``, and
+        the configuration is kept for :meth:`reload`."""
+        converted = None if inference_config is None else inference_config.for_service(self.name)
+        super().update(models, converted, deployment_config, **settings)
+        if converted is not None:
+            self._inference_config = converted
+
+    def reload(self, wait: bool = False) -> None:
+        """Re-copy the code and restart, without rebuilding (v1's ``reload``).
+
+        The source directory of the InferenceConfig this object deployed or last updated
+        the service with is uploaded again and rolled out with the same environment.
+        """
+        config = self._inference_config
+        if config is None:
+            raise InvalidInputError(
+                f"reload needs the InferenceConfig service {self.name!r} runs: this object "
+                "did not deploy or update it; call update(inference_config=...) instead"
+            )
+        body = _inference_body(self.workspace, config, self.name)
+        self._load(self.workspace.client.call("PATCH", _path(self.name), json=body))
+        if wait:
+            self.wait_for_deployment()
+
+
+class AciWebservice(Webservice):
+    """v1's Azure Container Instances service; modelport runs it on the local target as a
+    single-replica service."""
+
+    @staticmethod
+    def deploy_configuration(
+        cpu_cores: float | None = None,
+        memory_gb: float | None = None,
+        tags: dict[str, str] | None = None,
+        properties: dict[str, str] | None = None,
+        description: str | None = None,
+        location: str | None = None,
+        auth_enabled: bool | None = None,
+        ssl_enabled: bool | None = None,
+        enable_app_insights: bool | None = None,
+        ssl_cert_pem_file: str | None = None,
+        ssl_key_pem_file: str | None = None,
+        ssl_cname: str | None = None,
+        dns_name_label: str | None = None,
+        primary_key: str | None = None,
+        secondary_key: str | None = None,
+        collect_model_data: bool | None = None,
+        cmk_vault_base_url: str | None = None,
+        cmk_key_name: str | None = None,
+        cmk_key_version: str | None = None,
+        vnet_name: str | None = None,
+        subnet_name: str | None = None,
+    ) -> AciServiceDeploymentConfiguration:
+        config = AciServiceDeploymentConfiguration.create(_given(locals()))
+        if config.ssl_enabled:
+            for what, path in (("cert", ssl_cert_pem_file), ("key", ssl_key_pem_file)):
+                if path and not Path(path).exists():
+                    raise InvalidInputError(
+                        f"Error, unable to find SSL {what} pem file provided paths:\n{path}"
+                    )
+        return config
 
 
 class AksEndpoint:
@@ -420,8 +496,18 @@ def merge_settings(current: dict[str, Any], changes: dict[str, Any]) -> dict[str
     return merged
 
 
-def _inference_body(workspace: Workspace, config: InferenceConfig) -> dict[str, Any]:
-    """Upload the source directory (or the lone entry script) and describe it."""
+def _inference_body(
+    workspace: Workspace, config: InferenceConfig, service_name: str | None = None
+) -> dict[str, Any]:
+    """Upload the source directory (or the lone entry script) and describe it.
+
+    A legacy configuration (``runtime``/``conda_file``) is sent as v1 deploys it: with
+    an environment ``<service>-env`` made from the conda file.
+    """
+    if config.spec.is_legacy:
+        # Callers that do not pass the service's name get one from the conda file's.
+        fallback = Path(config.spec.conda_file or config.entry_script).stem.replace("_", "-")
+        config = config.for_service(service_name or fallback.lower())
     if config.source_directory:
         root = Path(config.source_directory)
         basename = root.resolve().name

@@ -30,6 +30,7 @@ Str = Annotated[str, Strict()] | None
 
 AKS, ENDPOINT, LOCAL = "aks", "aksendpoint", "local"
 COMPUTE_TYPES = (AKS, ENDPOINT, LOCAL)
+ACI = "aci"  # v1's Azure Container Instances: one container, run here as one replica
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class FieldDef:
 
 
 _K = (AKS, ENDPOINT)
+_KA = (AKS, ENDPOINT, ACI)  # settings ACI shares with AKS, under the same file keys
 FIELDS: tuple[FieldDef, ...] = (
     FieldDef("autoscale_enabled", ("autoScaler", "autoscaleEnabled"), None, _K),
     FieldDef("autoscale_min_replicas", ("autoScaler", "minReplicas"), 1, _K),
@@ -51,21 +53,21 @@ FIELDS: tuple[FieldDef, ...] = (
     FieldDef(
         "autoscale_scale_down_window_seconds", ("autoScaler", "scaleDownWindowSeconds"), 60, _K
     ),
-    FieldDef("collect_model_data", ("dataCollection", "storageEnabled"), False, _K),
-    FieldDef("auth_enabled", ("authEnabled",), None, _K),
+    FieldDef("collect_model_data", ("dataCollection", "storageEnabled"), False, _KA),
+    FieldDef("auth_enabled", ("authEnabled",), None, _KA),
     FieldDef("token_auth_enabled", ("tokenAuthEnabled",), False, _K),
-    FieldDef("cpu_cores", ("containerResourceRequirements", "cpu"), 0.1, _K),
-    FieldDef("memory_gb", ("containerResourceRequirements", "memoryInGB"), 0.5, _K),
+    FieldDef("cpu_cores", ("containerResourceRequirements", "cpu"), 0.1, _KA),
+    FieldDef("memory_gb", ("containerResourceRequirements", "memoryInGB"), 0.5, _KA),
     FieldDef("cpu_cores_limit", ("containerResourceRequirements", "cpuLimit"), None, _K),
     FieldDef("memory_gb_limit", ("containerResourceRequirements", "memoryInGBLimit"), None, _K),
     FieldDef("gpu_cores", ("gpuCores",), 0, _K),
-    FieldDef("enable_app_insights", ("appInsightsEnabled",), False, _K),
+    FieldDef("enable_app_insights", ("appInsightsEnabled",), False, _KA),
     FieldDef("scoring_timeout_ms", ("scoringTimeoutMs",), 60000, _K),
     FieldDef("replica_max_concurrent_requests", ("maxConcurrentRequestsPerContainer",), 1, _K),
     FieldDef("max_request_wait_time", ("maxQueueWaitMs",), 500, _K),
     FieldDef("num_replicas", ("numReplicas",), None, _K),
-    FieldDef("primary_key", ("keys", "primaryKey"), None, _K),
-    FieldDef("secondary_key", ("keys", "secondaryKey"), None, _K),
+    FieldDef("primary_key", ("keys", "primaryKey"), None, _KA),
+    FieldDef("secondary_key", ("keys", "secondaryKey"), None, _KA),
     FieldDef("period_seconds", ("livenessProbeRequirements", "periodSeconds"), 10, _K),
     FieldDef(
         "initial_delay_seconds", ("livenessProbeRequirements", "initialDelaySeconds"), 310, _K
@@ -76,12 +78,23 @@ FIELDS: tuple[FieldDef, ...] = (
     FieldDef("namespace", ("namespace",), None, _K),
     FieldDef("compute_target_name", ("computeTargetName",), None, (AKS,)),
     FieldDef("blobfuse_enabled", None, True, (AKS,)),
-    FieldDef("tags", None, None, _K),
-    FieldDef("properties", None, None, _K),
-    FieldDef("description", None, None, _K),
+    FieldDef("tags", None, None, _KA),
+    FieldDef("properties", None, None, _KA),
+    FieldDef("description", None, None, _KA),
     FieldDef("version_name", ("versionName",), None, (ENDPOINT,)),
     FieldDef("traffic_percentile", ("trafficPercentile",), None, (ENDPOINT,)),
     FieldDef("port", ("port",), None, (LOCAL,)),
+    FieldDef("location", ("location",), None, (ACI,)),
+    FieldDef("ssl_enabled", ("sslEnabled",), False, (ACI,)),
+    FieldDef("ssl_cert_pem_file", ("sslCertificate",), None, (ACI,)),
+    FieldDef("ssl_key_pem_file", ("sslKey",), None, (ACI,)),
+    FieldDef("ssl_cname", ("cname",), None, (ACI,)),
+    FieldDef("dns_name_label", ("dnsNameLabel",), None, (ACI,)),
+    FieldDef("cmk_vault_base_url", ("vaultBaseUrl",), None, (ACI,)),
+    FieldDef("cmk_key_name", ("keyName",), None, (ACI,)),
+    FieldDef("cmk_key_version", ("keyVersion",), None, (ACI,)),
+    FieldDef("vnet_name", ("vnetName",), None, (ACI,)),
+    FieldDef("subnet_name", ("subnetName",), None, (ACI,)),
 )
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 
@@ -317,15 +330,75 @@ class LocalWebserviceDeploymentConfiguration(_DeploymentConfiguration):
         return []
 
 
+class AciServiceDeploymentConfiguration(_DeploymentConfiguration):
+    """``AciWebservice.deploy_configuration(...)``: v1's single container instance.
+
+    modelport runs it on the local target as a single-replica service; auth is off
+    unless asked for, as on ACI.
+    """
+
+    compute_type: ClassVar[str] = ACI
+
+    cpu_cores: Float = None
+    memory_gb: Float = None
+    tags: dict[str, str] | None = None
+    properties: dict[str, str] | None = None
+    description: Str = None
+    location: Str = None
+    auth_enabled: Bool = None
+    ssl_enabled: Bool = None
+    enable_app_insights: Bool = None
+    ssl_cert_pem_file: Str = None
+    ssl_key_pem_file: Str = None
+    ssl_cname: Str = None
+    dns_name_label: Str = None
+    primary_key: Str = None
+    secondary_key: Str = None
+    collect_model_data: Bool = None
+    cmk_vault_base_url: Str = None
+    cmk_key_name: Str = None
+    cmk_key_version: Str = None
+    vnet_name: Str = None
+    subnet_name: Str = None
+
+    def problems(self) -> list[str]:
+        v = self.model_dump()
+        out = [
+            _with_value(f"{name} must be positive.", v[name])
+            for name in ("cpu_cores", "memory_gb")
+            if v[name] is not None and v[name] <= 0
+        ]
+        if v["ssl_enabled"] and not (
+            v["ssl_cert_pem_file"] and v["ssl_key_pem_file"] and v["ssl_cname"]
+        ):
+            out.append("SSL is enabled, you must provide a SSL certificate, key, and cname.")
+        cmk = [v["cmk_vault_base_url"], v["cmk_key_name"], v["cmk_key_version"]]
+        if any(cmk) and not all(cmk):
+            out.append(
+                "customer managed key vault_base_url, key_name and key_version must all "
+                "have values or all are empty/null"
+            )
+        if bool(v["vnet_name"]) != bool(v["subnet_name"]):
+            out.append("vnet_name and subnet_name must all have values or both are empty/null")
+        return out
+
+    def _derive(self, values: dict[str, Any]) -> dict[str, Any]:
+        if self.auth_enabled is None:
+            values["auth_enabled"] = False  # ACI's default, unlike AKS
+        return values
+
+
 DeploymentConfiguration = (
     AksServiceDeploymentConfiguration
     | AksEndpointDeploymentConfiguration
     | LocalWebserviceDeploymentConfiguration
+    | AciServiceDeploymentConfiguration
 )
 _CLASSES: dict[str, type[_DeploymentConfiguration]] = {
     AKS: AksServiceDeploymentConfiguration,
     ENDPOINT: AksEndpointDeploymentConfiguration,
     LOCAL: LocalWebserviceDeploymentConfiguration,
+    ACI: AciServiceDeploymentConfiguration,
 }
 
 

@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidatorFunctionWrapHandler, field_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.alias_generators import to_camel
 
@@ -21,11 +21,16 @@ from modelport.errors import ConfigError, InvalidInputError
 from modelport.spec.document import parse_document, pydantic_messages
 from modelport.spec.names import check_environment_name
 
+_PYTHON_NAME = re.compile(r"^python(?![A-Za-z0-9._-])")
 _PYTHON_DEP = re.compile(r"^python\s*(?:={1,2}|>=|~=)?\s*(?P<version>[0-9][0-9.*]*)?\s*$")
 
 
 class _V1(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    # validate_assignment: v1 code sets attributes after construction
+    # (env.docker.base_image = ...); a wrong value fails there, not at deploy.
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", validate_assignment=True
+    )
 
 
 class RegistrySection(_V1):
@@ -59,12 +64,16 @@ class PythonSection(_V1):
     base_conda_environment: str | None = None
     conda_dependencies: dict[str, Any] | None = None
 
-    @field_validator("conda_dependencies")
+    @field_validator("conda_dependencies", mode="wrap")
     @classmethod
-    def _conda_shape(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None:
-            check_conda_dependencies(value)
-        return value
+    def _conda_shape(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        checked = handler(value)
+        if checked is None:
+            return None
+        check_conda_dependencies(checked)
+        # Keep the caller's mapping itself (v1's CondaDependencies is edited in place
+        # after it is assigned: env.python.conda_dependencies.add_pip_package(...)).
+        return value if isinstance(value, dict) else checked
 
 
 class EnvironmentSpec(_V1):
@@ -104,6 +113,20 @@ class EnvironmentSpec(_V1):
             if match:
                 return match.group("version")
         return None
+
+    @property
+    def python_entry(self) -> str | None:
+        """The conda dependency that names the interpreter (``python=3.6.2``), if any."""
+        deps = (self.python.conda_dependencies or {}).get("dependencies") or []
+        for dep in deps:
+            if isinstance(dep, str) and _PYTHON_NAME.match(dep.split("::")[-1].strip()):
+                return dep.split("::")[-1].strip()
+        return None
+
+    def conda_variables(self) -> dict[str, str]:
+        """The conda specification's ``variables`` (set on activation, as conda does)."""
+        variables = (self.python.conda_dependencies or {}).get("variables") or {}
+        return {str(k): str(v) for k, v in variables.items()}
 
     def pip_packages(self) -> list[str]:
         deps = (self.python.conda_dependencies or {}).get("dependencies") or []
@@ -164,6 +187,12 @@ def parse_requirements(text: str) -> list[str]:
 
 
 def check_conda_dependencies(conda: dict[str, Any]) -> None:
+    variables = conda.get("variables")
+    if variables is not None and not (
+        isinstance(variables, dict)
+        and all(isinstance(v, str | int | float | bool) for v in variables.values())
+    ):
+        raise ValueError("conda 'variables' must map names to plain values")
     deps = conda.get("dependencies", [])
     if not isinstance(deps, list):
         raise ValueError("conda 'dependencies' must be a list")

@@ -1,4 +1,10 @@
-"""``InferenceConfig`` (contract §2.2): entry script, source directory, environment."""
+"""``InferenceConfig`` (contract §2.2): entry script, source directory, environment.
+
+A legacy configuration (``runtime="python"``, ``conda_file``, docker settings,
+no ``environment``) means what v1's ``Model.deploy`` turned it into: an environment
+named ``<service>-env`` built from the conda file (:func:`legacy_environment`,
+:func:`convert_legacy`).  Pure: callers read the files and pass their text.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ from pydantic.alias_generators import to_camel
 
 from modelport.errors import ConfigError
 from modelport.spec.document import pydantic_messages
-from modelport.spec.environment import EnvironmentSpec
+from modelport.spec.environment import EnvironmentSpec, conda_environment_document
 
 LEGACY_FIELDS = (
     "runtime",
@@ -26,6 +32,12 @@ LEGACY_FIELDS = (
 )
 # Older docs spelled it extraDockerFileSteps; the v1 CLI reads extraDockerfileSteps.
 _FILE_KEY_ALIASES = {"extraDockerfileSteps": "extraDockerFileSteps"}
+# The images v1 put under a converted legacy configuration (azureml-core's
+# DEFAULT_CPU_IMAGE, DEFAULT_GPU_IMAGE and the CUDA 9 image); they only record
+# what v1 would have run: the local target runs no images.
+DEFAULT_CPU_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04"
+DEFAULT_GPU_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-cuda11.1-cudnn8-ubuntu20.04"
+CUDA_9_IMAGE = "mcr.microsoft.com/azureml/base-gpu:intelmpi2018.3-cuda9.0-cudnn7-ubuntu16.04"
 
 
 class InferenceConfigSpec(BaseModel):
@@ -70,6 +82,11 @@ class InferenceConfigSpec(BaseModel):
                 "enable_gpu, base_image, base_image_registry, cuda_version along with an "
                 f"environment object. (got {', '.join(given_legacy)})"
             )
+        if self.runtime == "spark-py":
+            out.append(
+                "runtime 'spark-py' is not supported: modelport runs Python scoring scripts "
+                "(runtime 'python', or an environment)"
+            )
         script = PurePath(self.entry_script)
         if script.suffix != ".py":
             out.append(
@@ -83,8 +100,86 @@ class InferenceConfigSpec(BaseModel):
             )
         return out
 
+    @property
+    def is_legacy(self) -> bool:
+        """Legacy parts given instead of an environment (v1 converts them at deploy)."""
+        return self.environment is None and any(getattr(self, f) is not None for f in LEGACY_FIELDS)
+
     def to_document(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def legacy_environment(
+    config: InferenceConfigSpec,
+    conda_text: str | None,
+    service_name: str,
+    *,
+    docker_steps: str | None = None,
+) -> EnvironmentSpec | None:
+    """The environment v1's ``Model.deploy`` makes of a legacy configuration.
+
+    ``conda_text`` is the content of ``config.conda_file`` and ``docker_steps`` that
+    of ``config.extra_docker_file_steps`` (both relative to the source directory).
+    The docker settings land where v1 puts them, so what the local target does not
+    apply is seen and reported.  None when there is nothing to convert (no conda
+    file, no docker setting): the replicas then use the server's interpreter, as for
+    a configuration without an environment.
+    """
+    if not config.is_legacy:
+        return config.environment
+    if config.conda_file and conda_text is None:
+        raise ConfigError(f"conda_file {config.conda_file!r}: its content is needed")
+    docker = _legacy_docker(config, docker_steps)
+    if conda_text is None and not docker:
+        return None
+    name = f"{service_name}-env"
+    doc: dict[str, Any] = {"name": name}
+    if config.conda_file and conda_text is not None:
+        doc = conda_environment_document(name, conda_text, config.conda_file)
+    if config.base_image:
+        doc["inferencingStackVersion"] = "latest"
+    doc["docker"] = docker
+    where = f"conda_file {config.conda_file}" if config.conda_file else "legacy settings"
+    return EnvironmentSpec.from_document(doc, where=where)
+
+
+def _legacy_docker(config: InferenceConfigSpec, steps: str | None) -> dict[str, Any]:
+    docker: dict[str, Any] = {}
+    if config.base_image:
+        docker["baseImage"] = config.base_image
+    if config.base_image_registry:
+        docker["baseImageRegistry"] = config.base_image_registry
+    if config.enable_gpu or config.cuda_version in ("10.0", "9.1"):
+        docker["gpuSupport"] = True
+        docker.setdefault("baseImage", DEFAULT_GPU_IMAGE)
+    elif config.cuda_version == "9.0":
+        docker["gpuSupport"] = True
+        docker.setdefault("baseImage", CUDA_9_IMAGE)
+    if config.extra_docker_file_steps:
+        if steps is None:
+            raise ConfigError(
+                f"extra_docker_file_steps {config.extra_docker_file_steps!r}: its content is needed"
+            )
+        # v1 appended the steps to the image's Dockerfile: keep them as one.
+        base = docker.pop("baseImage", DEFAULT_CPU_IMAGE)
+        docker["baseDockerfile"] = f"FROM {base}\n{steps.rstrip()}\n"
+    return docker
+
+
+def convert_legacy(
+    config: InferenceConfigSpec,
+    service_name: str,
+    conda_text: str | None = None,
+    docker_steps: str | None = None,
+) -> InferenceConfigSpec:
+    """``config`` with its legacy parts turned into an ``environment`` (v1's deploy)."""
+    if not config.is_legacy:
+        return config
+    env = legacy_environment(config, conda_text, service_name, docker_steps=docker_steps)
+    kept = config.model_dump(exclude=set(LEGACY_FIELDS) | {"environment"}, exclude_none=True)
+    if env is not None:
+        kept["environment"] = env.model_dump()
+    return type(config).create(kept)
 
 
 def check_entry_script_source(source: str, filename: str) -> None:
