@@ -326,3 +326,31 @@ def test_a_busy_scoring_port_names_the_flag(cli: Cli) -> None:
         result = cli("up", "--detach", "--port", "0", "--router-port", port)
     assert result.code == 6
     assert f"cannot listen on 127.0.0.1:{port}" in result.err and "--router-port" in result.err
+
+
+def test_validate_refuses_warns_and_flags_what_will_not_build(cli: Cli, tmp_path: Path) -> None:
+    token = tmp_path / "token.json"
+    token.write_text(json.dumps({"computeType": "AKS", "tokenAuthEnabled": True}))
+    refused = cli("validate", "--dc", str(token))
+    assert refused.code == 2 and "tokenAuthEnabled: token (JWT) authentication" in refused.err
+    endpoint = tmp_path / "endpoint.json"
+    endpoint.write_text(json.dumps({"computeType": "AKSENDPOINT", "trafficPercentile": 20}))
+    assert "AKSENDPOINT" in cli("validate", "--dc", str(endpoint)).err
+    collect = tmp_path / "collect.json"
+    collect.write_text(
+        json.dumps({"computeType": "aks", "dataCollection": {"storageEnabled": True}})
+    )
+    warned = cli("validate", "--dc", str(collect), "-o", "json")
+    assert warned.code == 0 and "Warning: collect.json: collectModelData" in warned.err
+    assert any("collectModelData" in w for w in warned.json()[0]["warnings"])
+    (tmp_path / "score.py").write_text("def init():\n    pass\n\ndef run(raw):\n    return 1\n")
+    (tmp_path / "myenv.yml").write_text(
+        "name: project_environment\ndependencies:\n- python=3.6.2\n- pip:\n  - azureml-defaults\n"
+    )
+    ic = tmp_path / "inferenceconfig.json"
+    ic.write_text(
+        json.dumps({"entryScript": "score.py", "runtime": "python", "condaFile": "myenv.yml"})
+    )
+    old = cli("validate", "--ic", str(ic))
+    assert old.code == 7, old.err
+    assert "will not build here" in old.err and "python=3.6.2" in old.err

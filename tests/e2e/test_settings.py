@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ import httpx
 import pytest
 
 from modelport import (
+    AciWebservice,
     AksEndpoint,
     AksWebservice,
     InferenceConfig,
@@ -19,7 +21,8 @@ from modelport import (
     Workspace,
 )
 from modelport.compute.local.limits import GB
-from modelport.errors import ConfigError, ConflictError
+from modelport.errors import ConfigError, ConflictError, EnvironmentBuildError
+from modelport.sdk.uploads import source_files, upload_snapshot
 from tests.conftest import ServerProcess, alive, wait_for
 from tests.e2e.test_services import fixed, post, source
 
@@ -150,3 +153,75 @@ def test_a_local_service_keeps_its_port_and_v1_uri_across_updates(
         what="the new version on the same port",
     )
     assert post(service, {"x": [2]}).json()["y"] == [20]
+
+
+def test_aci_deploys_here_as_one_replica_and_says_so(
+    ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    config = AciWebservice.deploy_configuration(cpu_cores=1, memory_gb=1, auth_enabled=True)
+    service = Model.deploy(ws, "aci-svc", [model], source(tmp_path), config)
+    service.wait_for_deployment()
+    assert isinstance(Webservice(ws, "aci-svc"), AciWebservice)
+    assert service.compute_type == "ACI" and len(service.serialize()["replicas"]) == 1
+    assert any("single-replica service" in w for w in service.warnings)
+    assert post(service, {"x": [1]}).status_code == 401
+    assert post(service, {"x": [1]}, service.get_keys()[0]).json()["y"] == [10]
+    for pem in ("c.pem", "k.pem"):
+        (tmp_path / pem).write_text("-----BEGIN-----\n")
+    tls = AciWebservice.deploy_configuration(
+        ssl_enabled=True,
+        ssl_cert_pem_file=str(tmp_path / "c.pem"),
+        ssl_key_pem_file=str(tmp_path / "k.pem"),
+        ssl_cname="x.y",
+    )
+    with pytest.raises(ConfigError, match="sslEnabled: TLS"):
+        Model.deploy(ws, "aci-tls", [model], source(tmp_path), tls)
+
+
+def test_raw_api_legacy_conda_file_is_converted_by_the_server(
+    ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    folder = tmp_path / "legacy-src"
+    folder.mkdir()
+    (folder / "score.py").write_text("def init():\n    pass\n\ndef run(raw):\n    return 'ok'\n")
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    (folder / "env.yml").write_text(f"dependencies:\n- python={version}\n- pip\n")
+    snapshot = upload_snapshot(ws, "legacy-src", source_files(folder))
+    body = {
+        "name": "raw-legacy",
+        "models": [model.id],
+        "snapshot": snapshot,
+        "inferenceConfig": {
+            "entryScript": "score.py",
+            "sourceDirectory": "legacy-src",
+            "runtime": "python",
+            "condaFile": "env.yml",
+        },
+        "deploymentConfig": {
+            "computeType": "aks",
+            "numReplicas": 1,
+            "authEnabled": False,
+            "autoScaler": {"autoscaleEnabled": False},
+        },
+    }
+    created = ws.client.call("POST", "/api/v1/services", json=body)
+    assert created["environment"]["name"] == "raw-legacy-env"
+    assert "condaFile" not in created["inferenceConfig"]
+    service = Webservice(ws, "raw-legacy")
+    service.wait_for_deployment(timeout_sec=180)
+    assert httpx.post(service.scoring_uri, content=b"{}", timeout=30).json() == "ok"
+
+
+def test_an_environment_that_cannot_build_here_is_refused_at_deploy(
+    ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    folder = tmp_path / "old-python"
+    folder.mkdir()
+    (folder / "score.py").write_text("def init():\n    pass\n\ndef run(raw):\n    return 1\n")
+    (folder / "env.yml").write_text("dependencies:\n- python=3.6.2\n- pip:\n  - azureml-defaults\n")
+    config = InferenceConfig(
+        entry_script="score.py", source_directory=folder, runtime="python", conda_file="env.yml"
+    )
+    with pytest.raises(EnvironmentBuildError, match=r"python=3\.6\.2"):
+        Model.deploy(ws, "old-python", [model], config, fixed(1))
+    assert Webservice.list(ws) == []

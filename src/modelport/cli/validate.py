@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from modelport.cli.base import console, emit, err_console, output_option
-from modelport.errors import ConfigError, InvalidInputError
+from modelport.errors import ConfigError, EnvironmentBuildError, InvalidInputError
 from modelport.home import home_dir
 
 
@@ -27,11 +27,13 @@ def _settings_table(data: dict[str, Any]) -> Table:
 def validate(dc: str | None, ic: str | None, output: str) -> None:
     """Check configuration files against the v1 rules; show the settings in effect."""
     from modelport.control.targets import local_target
+    from modelport.envs.builder import build_problems
     from modelport.sdk.environment import read_text
     from modelport.sdk.inference import InferenceConfig
     from modelport.spec import support
     from modelport.spec.deployment import deployment_config_from_document
     from modelport.spec.document import parse_document
+    from modelport.spec.environment import EnvironmentSpec
 
     if not dc and not ic:
         raise InvalidInputError("give a file to check with --dc and/or --ic")
@@ -49,7 +51,13 @@ def validate(dc: str | None, ic: str | None, output: str) -> None:
         notes = support.deployment_warnings(given, target)
         results.append({"file": dc, "settings": settings, "warnings": notes})
     if ic:
-        inference = InferenceConfig.from_file(ic)
+        inference = InferenceConfig.from_file(ic).for_service("validate")
+        env = inference.environment
+        problems = build_problems(EnvironmentSpec.model_validate(env.model_dump())) if env else []
+        if problems:
+            raise EnvironmentBuildError(
+                f"{Path(ic).name}: the environment will not build here:\n" + "\n".join(problems)
+            )
         results.append(
             {
                 "file": ic,

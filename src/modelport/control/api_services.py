@@ -10,16 +10,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelport.control import plan
 from modelport.control.plane import ControlPlane
 from modelport.control.workspace import ServerWorkspace, workspace_of
+from modelport.envs.builder import build_problems
 from modelport.errors import (
     ConfigError,
     ConflictError,
+    EnvironmentBuildError,
     InvalidInputError,
     ModelportError,
     ServerUnavailableError,
 )
 from modelport.spec import support
-from modelport.spec.deployment import AksServiceDeploymentConfiguration
-from modelport.spec.inference import check_entry_script_source
+from modelport.spec.inference import check_entry_script_source, convert_legacy
 from modelport.spec.model import ModelFile
 from modelport.spec.names import check_service_name, parse_model_id
 from modelport.store.services import ServiceRecord, new_key
@@ -74,8 +75,9 @@ class Update(BaseModel):
 METADATA = ("tags", "properties", "description")
 
 
-def _checked_spec(ws: ServerWorkspace, spec: dict[str, Any]) -> dict[str, Any]:
-    """Refuse at deploy what could only fail later: models, configs, the entry script."""
+def _checked_spec(ws: ServerWorkspace, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Refuse at deploy what could only fail later: models, configs, the entry script,
+    an environment that cannot build here."""
     if not spec["models"]:
         raise InvalidInputError("deploy needs at least one model")
     spec["models"] = [ws.models.get(*parse_model_id(m)).id for m in spec["models"]]
@@ -84,24 +86,44 @@ def _checked_spec(ws: ServerWorkspace, spec: dict[str, Any]) -> dict[str, Any]:
     refused = support.refusals(config)
     if refused:
         raise ConfigError("\n".join(refused))
-    basename, files = ws.snapshots.get(spec["snapshot"])
-    entry = next((f for f in files if f.path == inference.entry_script), None)
-    if entry is None:
-        raise InvalidInputError(
-            f"entry script {inference.entry_script!r} is not in the source directory"
-            + (f" {basename!r}" if basename else "")
+    _, files = ws.snapshots.get(spec["snapshot"])
+    script = inference.entry_script
+    check_entry_script_source(_source_text(ws, files, script, "entry script"), script)
+    if inference.is_legacy:  # as v1's Model.deploy: the conda file becomes <service>-env
+        inference = convert_legacy(
+            inference,
+            name,
+            _source_text(ws, files, inference.conda_file, "conda_file")
+            if inference.conda_file
+            else None,
+            _source_text(ws, files, inference.extra_docker_file_steps, "extra_docker_file_steps")
+            if inference.extra_docker_file_steps
+            else None,
         )
-    if not ws.blobs.exists(entry.sha256):
-        raise ModelportError(
-            f"the content of entry script {inference.entry_script!r} is missing from the "
-            "artifact store; deploy the source directory again"
+        spec["inferenceConfig"] = inference.to_document()
+    env = plan.environment(spec)
+    problems = build_problems(env) if env is not None else []
+    if env is not None and problems:
+        raise EnvironmentBuildError(
+            f"environment {env.name!r} will not build here:\n" + "\n".join(problems)
         )
-    source = ws.blobs.path(entry.sha256).read_bytes().decode("utf-8", errors="replace")
-    check_entry_script_source(source, inference.entry_script)
     spec["deploymentConfig"] = config.model_copy(
         update={"primary_key": None, "secondary_key": None}
     ).to_document()
     return spec
+
+
+def _source_text(ws: ServerWorkspace, files: list[ModelFile], path: str, what: str = "file") -> str:
+    """A file of the uploaded source directory, as text."""
+    entry = next((f for f in files if f.path == path), None)
+    if entry is None:
+        raise InvalidInputError(f"{what} {path!r} is not in the source directory")
+    if not ws.blobs.exists(entry.sha256):
+        raise ModelportError(
+            f"the content of {what} {path!r} is missing from the artifact store; "
+            "deploy the source directory again"
+        )
+    return ws.blobs.path(entry.sha256).read_bytes().decode("utf-8", errors="replace")
 
 
 def _keys(doc: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -124,13 +146,14 @@ def view(record: ServiceRecord, plane: ControlPlane) -> dict[str, Any]:
     controller = plane.controllers.get(record.name)
     config = plan.deployment_config(record.spec)
     env = plan.environment(record.spec)
-    local = not isinstance(config, AksServiceDeploymentConfiguration)
+    compute_type = plan.plan(record.spec).compute_type
+    local = compute_type == "Local"
     scoring = _scoring_uri(record, plane, local)
     return {
         "name": record.name,
         "state": record.state,
         "error": record.error,
-        "computeType": "Local" if local else "AKS",
+        "computeType": compute_type,
         "description": record.spec.get("description"),
         "tags": record.spec.get("tags") or {},
         "properties": record.spec.get("properties") or {},
@@ -171,7 +194,9 @@ def deploy(body: Deploy, request: Request) -> dict[str, Any]:
     check_service_name(body.name)
     keys = _keys(body.deployment_config)
     spec = _checked_spec(
-        ws, body.model_dump(by_alias=True, exclude={"name", "overwrite"}, exclude_none=True)
+        ws,
+        body.name,
+        body.model_dump(by_alias=True, exclude={"name", "overwrite"}, exclude_none=True),
     )
     record = ws.services.create(body.name, spec, keys, body.overwrite)
     plane.notify(body.name)
@@ -199,7 +224,7 @@ def update_service(name: str, body: Update, request: Request) -> dict[str, Any]:
     metadata = _metadata(current.spec, {k: changes.pop(k) for k in METADATA if k in changes})
     if not changes:  # tags, properties, description: no roll-out
         return view(ws.services.update_metadata(name, metadata), plane)
-    spec = _checked_spec(ws, {**current.spec, **changes, **metadata})
+    spec = _checked_spec(ws, name, {**current.spec, **changes, **metadata})
     keys = _keys(changes.get("deploymentConfig", {}))
     for which, value in zip(("primary", "secondary"), keys, strict=True):
         if value:

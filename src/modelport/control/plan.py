@@ -9,6 +9,7 @@ from modelport.autoscale.policy import AutoscaleSettings
 from modelport.compute.local.limits import Resources
 from modelport.compute.local.probing import ProbeSettings
 from modelport.spec.deployment import (
+    AciServiceDeploymentConfiguration,
     AksServiceDeploymentConfiguration,
     DeploymentConfiguration,
     LocalWebserviceDeploymentConfiguration,
@@ -62,6 +63,20 @@ def plan(spec: dict[str, Any]) -> DeploymentPlan:
     if isinstance(config, LocalWebserviceDeploymentConfiguration):
         return DeploymentPlan(
             1, False, 60000, 1, ProbeSettings(), config.port, "Local", max_queue=queue_bound(1, 1)
+        )
+    if isinstance(config, AciServiceDeploymentConfiguration):
+        # One container instance in v1: one replica here, probed and timed as AKS's defaults.
+        return DeploymentPlan(
+            replicas=1,
+            auth=bool(config.auth_enabled),
+            scoring_timeout_ms=60000,
+            max_concurrent=1,
+            probe=ProbeSettings(),
+            fixed_port=None,
+            compute_type="ACI",
+            max_queue=queue_bound(1, 1),
+            resources=_resources(given),
+            collect_model_data=bool(config.collect_model_data),
         )
     assert isinstance(config, AksServiceDeploymentConfiguration)
     cap = config.replica_max_concurrent_requests or 1

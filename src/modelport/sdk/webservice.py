@@ -64,7 +64,7 @@ class Webservice:
     def __new__(cls, workspace: Workspace, name: str, _data: dict[str, Any] | None = None) -> Any:
         if cls is Webservice:
             data = _data or workspace.client.call("GET", _path(name))
-            cls = LocalWebservice if data.get("computeType") == "Local" else AksWebservice
+            cls = _CLASSES.get(str(data.get("computeType")), AksWebservice)
             instance = object.__new__(cls)
             instance._prefetched = data
             return instance
@@ -206,7 +206,7 @@ class Webservice:
         if models is not None:
             body["models"] = [m.id for m in models]
         if inference_config is not None:
-            body.update(_inference_body(self.workspace, inference_config))
+            body.update(_inference_body(self.workspace, inference_config, self.name))
         settings = {k: v for k, v in settings.items() if k not in _METADATA}
         if settings:
             changes = {
@@ -524,6 +524,13 @@ def _inference_body(
     return {"inferenceConfig": doc, "snapshot": snapshot}
 
 
+_CLASSES: dict[str, type[Webservice]] = {
+    "Local": LocalWebservice,
+    "ACI": AciWebservice,
+    "AKS": AksWebservice,
+}
+
+
 def deploy_service(
     workspace: Workspace,
     name: str,
@@ -546,7 +553,7 @@ def deploy_service(
         "deploymentConfig": _config_document(config),
         "overwrite": overwrite,
         **_metadata(config.given()),
-        **_inference_body(workspace, inference_config),
+        **_inference_body(workspace, inference_config, name),
     }
     data = workspace.client.call("POST", "/api/v1/services", json=body)
     service = Webservice(workspace, name, _data=data)

@@ -29,8 +29,8 @@ Float = Annotated[float, Strict()] | None  # strict floats still take ints
 Str = Annotated[str, Strict()] | None
 
 AKS, ENDPOINT, LOCAL = "aks", "aksendpoint", "local"
-COMPUTE_TYPES = (AKS, ENDPOINT, LOCAL)
 ACI = "aci"  # v1's Azure Container Instances: one container, run here as one replica
+COMPUTE_TYPES = (AKS, ENDPOINT, ACI, LOCAL)
 
 
 @dataclass(frozen=True)

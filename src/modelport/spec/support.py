@@ -10,9 +10,9 @@ service's view.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from modelport.spec.deployment import (
+    AciServiceDeploymentConfiguration,
     AksEndpointDeploymentConfiguration,
     AksServiceDeploymentConfiguration,
     DeploymentConfiguration,
@@ -38,6 +38,11 @@ def refusals(config: DeploymentConfiguration) -> list[str]:
             "versions and a traffic split are not available in this release of modelport; "
             "deploy each version as its own service (computeType AKS)"
         )
+    if isinstance(config, AciServiceDeploymentConfiguration) and config.ssl_enabled:
+        out.append(
+            "sslEnabled: TLS termination is not available in this release of modelport; "
+            "deploy without it and put a TLS proxy in front of the scoring port"
+        )
     if isinstance(config, AksServiceDeploymentConfiguration) and config.token_auth_enabled:
         out.append(
             "tokenAuthEnabled: token (JWT) authentication is not available in this release of "
@@ -46,11 +51,36 @@ def refusals(config: DeploymentConfiguration) -> list[str]:
     return out
 
 
+_ACI_ONLY = {
+    "location": "location",
+    "dns_name_label": "dnsNameLabel",
+    "cmk_vault_base_url": "vaultBaseUrl",
+    "cmk_key_name": "keyName",
+    "cmk_key_version": "keyVersion",
+    "vnet_name": "vnetName",
+    "subnet_name": "subnetName",
+}
+
+
+def _aci_warnings(config: AciServiceDeploymentConfiguration, target: Target) -> list[str]:
+    out = [
+        f"computeType ACI: runs on the {target.name} target as a single-replica service "
+        "behind the router"
+    ]
+    for name, key in _ACI_ONLY.items():
+        if getattr(config, name) is not None:
+            out.append(f"{key}: an Azure setting with no meaning on the {target.name} target")
+    return out
+
+
 def deployment_warnings(config: DeploymentConfiguration, target: Target) -> list[str]:
     """Settings taken but not enforced on ``target``, each with what happens instead."""
-    if not isinstance(config, AksServiceDeploymentConfiguration):
+    if isinstance(config, AciServiceDeploymentConfiguration):
+        out = _aci_warnings(config, target)
+    elif isinstance(config, AksServiceDeploymentConfiguration):
+        out = _aks_warnings(config, target)
+    else:
         return []
-    out = []
     if config.collect_model_data:
         out.append(
             "collectModelData: model data collection is not available in this release: nothing "
@@ -61,17 +91,22 @@ def deployment_warnings(config: DeploymentConfiguration, target: Target) -> list
             "appInsightsEnabled: there is no Application Insights on this target; replica "
             "output is in `modelport service logs`, request counters at the router's /metrics"
         )
-    if config.gpu_cores:
-        out.append(
-            f"gpuCores: GPUs are not assigned to replicas on the {target.name} target; every "
-            "replica sees all GPUs of this machine"
-        )
     given = config.given()
     resources = [
         k for k in ("cpu_cores", "cpu_cores_limit", "memory_gb", "memory_gb_limit") if k in given
     ]
     if resources and target.cgroups:
         out.append(f"{', '.join(resources)}: not enforced: {target.cgroups}")
+    return out
+
+
+def _aks_warnings(config: AksServiceDeploymentConfiguration, target: Target) -> list[str]:
+    out = []
+    if config.gpu_cores:
+        out.append(
+            f"gpuCores: GPUs are not assigned to replicas on the {target.name} target; every "
+            "replica sees all GPUs of this machine"
+        )
     if config.namespace:
         out.append(f"namespace: Kubernetes namespaces do not apply to the {target.name} target")
     if config.compute_target_name:
@@ -114,12 +149,8 @@ def environment_warnings(env: EnvironmentSpec, target: Target) -> list[str]:
             f"conda channels {', '.join(map(str, channels))}: not used; packages are installed "
             "from PyPI (conda package names are looked up there)"
         )
-    if env.python.base_conda_environment:
-        out.append("python.baseCondaEnvironment: not used; environments are built from PyPI")
-    for section in ("spark", "databricks", "r"):
-        value: Any = getattr(env, section)
-        if value:
-            out.append(f"{section}: not used on the {target.name} target")
+    if env.databricks:
+        out.append(f"databricks: not used on the {target.name} target")
     return out
 
 
