@@ -117,10 +117,15 @@ class ServerProcess:
     """``modelport up --port 0`` as a real process, with its own MODELPORT_HOME."""
 
     def __init__(
-        self, home: Path, database_url: str | None = None, router_port: str | None = "0"
+        self,
+        home: Path,
+        database_url: str | None = None,
+        router_port: str | None = "0",
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.home = home
-        env = {**os.environ, "MODELPORT_HOME": str(home)}
+        env = {**os.environ, **(env or {}), "MODELPORT_HOME": str(home)}
         env.pop("MODELPORT_DATABASE_URL", None)
         if database_url:
             env["MODELPORT_DATABASE_URL"] = database_url
@@ -128,6 +133,7 @@ class ServerProcess:
         command = [sys.executable, "-m", "modelport", "up", "--port", "0"]
         if router_port is not None:
             command += ["--router-port", router_port]
+        command += args
         self.proc = subprocess.Popen(
             command,
             env=env,

@@ -358,17 +358,23 @@ def test_local_service_with_several_models_and_ignored_files(ws: Workspace, tmp_
     (src / "data" / "big.bin").write_bytes(b"0" * 1000)
     (src / ".gitignore").write_text("keep.txt\n")  # ignored: .amlignore wins
     (src / ".amlignore").write_text("*.env\ndata/\n")
-    port = free_port()
     models = [Model(ws, "model-a"), Model(ws, "model-b", version=2)]
-    service = Model.deploy(
-        ws,
-        "local-svc",
-        models,
-        InferenceConfig(entry_script="score.py", source_directory=src),
-        LocalWebservice.deploy_configuration(port=port),
-    )
+    for _ in range(5):  # a port found free may be taken before the replica binds it
+        port = free_port()
+        try:
+            service = Model.deploy(
+                ws,
+                "local-svc",
+                models,
+                InferenceConfig(entry_script="score.py", source_directory=src),
+                LocalWebservice.deploy_configuration(port=port),
+            )
+            break
+        except ConflictError:
+            continue
     service.wait_for_deployment()
     assert service.compute_type == "Local" and not service.auth_enabled
+    assert service.scoring_uri == f"http://localhost:{port}/score"  # as v1's LocalWebservice
     answer = service.run({})
     assert answer["model_dir"].endswith("/azureml-models")
     assert (answer["a"], answer["b2"]) == ("a1", "b2")

@@ -329,7 +329,10 @@ def test_with_one_slot_and_two_workers_the_other_worker_forwards(tmp_path: Path)
     async def go() -> tuple[list[int], int, list[str], int]:
         key = "k" * 32
         digest = hashlib.sha256(key.encode()).hexdigest()
-        async with router(tmp_path, 1, workers=2, auth=True, keyDigests=[digest]) as (
+        # A wait long enough for 30 requests on one slot, even on a loaded machine.
+        async with router(
+            tmp_path, 1, workers=2, auth=True, keyDigests=[digest], maxWaitMs=20000
+        ) as (
             proc,
             fakes,
             url,

@@ -93,3 +93,12 @@ def test_capacity_formula_of_the_v1_docs() -> None:
     )
     assert round(concurrent, 2) == 285.71 and replicas == 286
     assert replicas_for(10, 1, 1.0, 5) == (10.0, 2)
+
+
+def test_a_lowered_maximum_scales_down_at_once_without_the_window() -> None:
+    lowered = AutoscaleSettings(min_replicas=1, max_replicas=4, down_window_s=60)
+    obs = Observation(now=100.0, ready=8, busy=2.0, queued=0)
+    decision = decide(lowered, obs, PolicyState(8))
+    assert (decision.replicas, decision.reason) == (4, "scale down")
+    # the same demand under the old maximum waits for the window
+    assert decide(S, obs, PolicyState(8)).reason == "hold"

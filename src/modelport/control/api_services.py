@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelport.compute.local.replica import check_port_free
 from modelport.control import plan
 from modelport.control.plane import ControlPlane
 from modelport.control.workspace import ServerWorkspace, workspace_of
@@ -113,6 +114,17 @@ def _checked_spec(ws: ServerWorkspace, name: str, spec: dict[str, Any]) -> dict[
     return spec
 
 
+def _check_local_port(plane: ControlPlane, name: str, spec: dict[str, Any]) -> None:
+    """A local service's fixed port must be free, unless this service already holds it."""
+    port = plan.plan(spec).fixed_port
+    if port is None:
+        return
+    controller = plane.controllers.get(name)
+    current = controller.current if controller is not None else None
+    if current is None or all(r.port != port for r in current.replicas.replicas):
+        check_port_free(port)
+
+
 def _source_text(ws: ServerWorkspace, files: list[ModelFile], path: str, what: str = "file") -> str:
     """A file of the uploaded source directory, as text."""
     entry = next((f for f in files if f.path == path), None)
@@ -198,6 +210,7 @@ def deploy(body: Deploy, request: Request) -> dict[str, Any]:
         body.name,
         body.model_dump(by_alias=True, exclude={"name", "overwrite"}, exclude_none=True),
     )
+    _check_local_port(plane, body.name, spec)
     record = ws.services.create(body.name, spec, keys, body.overwrite)
     plane.notify(body.name)
     return view(record, plane)
@@ -225,6 +238,7 @@ def update_service(name: str, body: Update, request: Request) -> dict[str, Any]:
     if not changes:  # tags, properties, description: no roll-out
         return view(ws.services.update_metadata(name, metadata), plane)
     spec = _checked_spec(ws, name, {**current.spec, **changes, **metadata})
+    _check_local_port(plane, name, spec)
     keys = _keys(changes.get("deploymentConfig", {}))
     for which, value in zip(("primary", "secondary"), keys, strict=True):
         if value:
