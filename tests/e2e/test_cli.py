@@ -223,6 +223,12 @@ def test_demo_deploys_and_its_curl_line_scores(cli: Cli, tmp_path: Path) -> None
     second = cli("demo", "--dir", "demo-files", "--port", "0", "--router-port", "0")
     assert second.code == 0 and "registered model iris-classifier:2" in second.out
     assert "environment iris-demo-env" in second.err and "cache hit" in second.err
+    # The last line's command works as printed, from where the user stands.
+    down = second.out.strip().splitlines()[-1].split("`")[1]
+    stopped = subprocess.run(
+        ["bash", "-c", down], env=cli.env, cwd=cli.cwd, capture_output=True, text=True, timeout=120
+    )
+    assert stopped.returncode == 0 and "stopped the modelport server" in stopped.stdout
 
 
 V1_SCORE = """
@@ -273,11 +279,17 @@ def test_deploy_and_service_commands(cli: Cli, tmp_path: Path) -> None:
         == "[101, 102]"
     )
     keys = cli("service", "keys", "-n", "adder-svc", "-o", "json").json()
-    assert cli("service", "regen-key", "-n", "adder-svc", "-k", "Primary").code == 0
-    assert (
-        cli("service", "keys", "-n", "adder-svc", "-o", "json").json()["primaryKey"]
-        != keys["primaryKey"]
-    )
+    assert cli("service", "get-keys", "-n", "adder-svc", "-o", "json").json() == keys
+    regenerated = cli("service", "regen-key", "-n", "adder-svc", "-k", "Primary")
+    assert regenerated.code == 0
+    new_key = regenerated.out.strip().splitlines()[-1]  # printed, as v1 returns it
+    assert new_key != keys["primaryKey"]
+    assert cli("service", "keys", "-n", "adder-svc", "-o", "json").json()["primaryKey"] == new_key
+    shown = cli("service", "show", "-n", "adder-svc").out  # a pipe: plain lines, nothing cut
+    uri = cli("service", "show", "-n", "adder-svc", "-o", "json").json()["scoringUri"]
+    row = next(line.split() for line in shown.splitlines() if line.startswith("scoringUri"))
+    assert row == ["scoringUri", uri] and "─" not in shown and "…" not in shown
+    assert "calling init() of" in cli("service", "get-logs", "-n", "adder-svc").out
     assert "calling init() of" in cli("service", "logs", "-n", "adder-svc", "-l", "20").out
     updated = cli("service", "update", "-n", "adder-svc", "--ic", "v2/inferenceconfig.json")
     assert updated.code == 0, updated.err
@@ -314,6 +326,13 @@ def test_validate_reports_v1_problems_in_files(cli: Cli, tmp_path: Path) -> None
     assert broken.code == 2 and "syntax error at line 1" in broken.err
     missing = cli("validate", "--dc", str(tmp_path / "nope.json"))
     assert missing.code == 2 and "does not exist" in missing.err
+
+
+def test_capacity_takes_the_configs_percent_and_answers_json(cli: Cli) -> None:
+    percent = cli("capacity", "--rps", "20", "--latency-s", "10", "--target-utilization", "70")
+    assert percent.code == 0 and "= 286" in percent.out
+    fraction = cli("capacity", "--rps", "20", "--latency-s", "10", "-o", "json").json()
+    assert fraction["replicas"] == 286 and fraction["targetUtilization"] == 0.7
 
 
 def test_a_busy_scoring_port_names_the_flag(cli: Cli) -> None:

@@ -76,10 +76,41 @@ def parse_pairs(
 
 
 def emit(data: Any, output: str, table: Callable[[Any], Table | str]) -> None:
+    """JSON, a table on a terminal, or plain lines when stdout is a pipe or a file.
+
+    A table never cuts a value (a scoring URI, a key, a name): long cells fold.
+    """
     if output == "json":
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        return
+    shown = table(data)
+    if isinstance(shown, str):
+        sys.stdout.write(shown + "\n")
+    elif console.is_terminal:
+        for column in shown.columns:
+            column.overflow, column.no_wrap = "fold", False
+        console.print(shown)
     else:
-        console.print(table(data))
+        sys.stdout.write(plain(shown))
+
+
+def plain(table: Table) -> str:
+    """A table as text lines: cells separated by two spaces, nothing cut, no box."""
+    columns = [[str(c) for c in column.cells] for column in table.columns]
+    header = [str(column.header) for column in table.columns] if table.show_header else None
+    rows = [list(row) for row in zip(*columns, strict=True)]
+    lines = [header] if header else []
+    lines += rows
+    if not lines:
+        return ""
+    widths = [max(len(line[i].split("\n")[0]) for line in lines) for i in range(len(lines[0]))]
+    out = []
+    for line in lines:
+        parts = [cell.replace("\n", "; ") for cell in line]
+        padded = [p.ljust(w) for p, w in zip(parts[:-1], widths[:-1], strict=True)]
+        out.append("  ".join([*padded, parts[-1]]).rstrip())
+    title = f"{table.title}\n" if table.title else ""
+    return title + "\n".join(out) + "\n"
 
 
 def kv_text(values: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from modelport.autoscale.policy import replicas_for
-from modelport.cli.base import console
+from modelport.cli.base import console, emit, output_option
 
 
 @click.command("capacity")
@@ -23,10 +23,10 @@ from modelport.cli.base import console
 )
 @click.option(
     "--target-utilization",
-    type=click.FloatRange(0, 1, min_open=True),
-    default=0.7,
+    type=click.FloatRange(0, 100, min_open=True),
+    default=70,
     show_default=True,
-    help="Autoscale target, as a fraction (70 % = 0.7).",
+    help="Autoscale target in percent as in the config (70), or as a fraction (0.7).",
 )
 @click.option(
     "--max-concurrent",
@@ -35,10 +35,23 @@ from modelport.cli.base import console
     show_default=True,
     help="Requests one replica serves at once.",
 )
-def capacity(rps: float, latency_s: float, target_utilization: float, max_concurrent: int) -> None:
+@output_option
+def capacity(
+    rps: float, latency_s: float, target_utilization: float, max_concurrent: int, output: str
+) -> None:
     """Replicas for a load: ceil(rps x latency / target / max concurrent)."""
-    concurrent, replicas = replicas_for(rps, latency_s, target_utilization, max_concurrent)
-    console.print(
-        f"concurrent requests = {rps:g} x {latency_s:g} / {target_utilization:g} = {concurrent:.2f}"
-    )
+    target = target_utilization / 100 if target_utilization > 1 else target_utilization
+    concurrent, replicas = replicas_for(rps, latency_s, target, max_concurrent)
+    if output == "json":
+        data = {
+            "rps": rps,
+            "latencySeconds": latency_s,
+            "targetUtilization": target,
+            "maxConcurrentRequestsPerContainer": max_concurrent,
+            "concurrentRequests": round(concurrent, 4),
+            "replicas": replicas,
+        }
+        emit(data, output, str)
+        return
+    console.print(f"concurrent requests = {rps:g} x {latency_s:g} / {target:g} = {concurrent:.2f}")
     console.print(f"replicas = ceil({concurrent:.2f} / {max_concurrent}) = {replicas}")

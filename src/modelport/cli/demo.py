@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,17 @@ def write_files(folder: Path) -> tuple[Path, Path, Path]:
     return model_dir, ic, dc
 
 
+def modelport_command() -> str:
+    """How to run this modelport from here, as the user can paste it (a venv's path)."""
+    script = Path(sys.executable).parent / "modelport"
+    if not script.exists():
+        return f"{shlex.quote(sys.executable)} -m modelport"
+    try:
+        return shlex.quote(str(script.relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(str(script))
+
+
 @click.command("demo")
 @click.option(
     "--dir",
@@ -149,4 +161,10 @@ def demo(folder: str, port: int, router_port: int | None) -> None:
             f"-d {shlex.quote(body)}"
         )
         console.print(curl, soft_wrap=True, markup=False, highlight=False)
-        console.print("\nThe server keeps running; `modelport down` stops it and its replicas.")
+        command = modelport_command()
+        console.print(
+            f"\nThe server keeps running; `{command} down` stops it and its replicas.",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )

@@ -170,6 +170,16 @@ def _service_table(s: dict[str, Any]) -> Table:
             for r in s["replicas"]
         ),
     )
+    if s.get("tags") or s.get("properties"):
+        table.add_row("tags", ", ".join(f"{k}={v}" for k, v in s["tags"].items()))
+        table.add_row("properties", ", ".join(f"{k}={v}" for k, v in s["properties"].items()))
+    for note in s.get("warnings") or []:
+        table.add_row("warning", note)
+    status = s.get("deploymentStatus") or {}
+    if status.get("progress"):
+        table.add_row("progress", status["progress"])
+    if status.get("messages") and status.get("applied") != status.get("generation"):
+        table.add_row("roll-out", "\n".join(status["messages"][-15:]))  # as it happens
     if s.get("error"):
         table.add_row("error", s["error"])
     return table
@@ -195,11 +205,24 @@ def show(name: str, output: str) -> None:
     emit(_service(name).serialize(), output, _service_table)
 
 
+lines_option = click.option(
+    "-l", "--num-lines", default=5000, show_default=True, type=click.IntRange(min=1)
+)
+
+
 @service_group.command("logs")
 @name_option
-@click.option("-l", "--num-lines", default=5000, show_default=True, type=click.IntRange(min=1))
+@lines_option
 def logs(name: str, num_lines: int) -> None:
     """Print the replicas' logs."""
+    click.echo(_service(name).get_logs(num_lines))
+
+
+@service_group.command("get-logs")
+@name_option
+@lines_option
+def get_logs(name: str, num_lines: int) -> None:
+    """Print the replicas' logs (v1: az ml service get-logs)."""
     click.echo(_service(name).get_logs(num_lines))
 
 
@@ -232,6 +255,18 @@ def events(name: str, output: str) -> None:
 @output_option
 def keys(name: str, output: str) -> None:
     """Print the primary and secondary keys."""
+    _show_keys(name, output)
+
+
+@service_group.command("get-keys")
+@name_option
+@output_option
+def get_keys(name: str, output: str) -> None:
+    """Print the primary and secondary keys (v1: az ml service get-keys)."""
+    _show_keys(name, output)
+
+
+def _show_keys(name: str, output: str) -> None:
     primary, secondary = _service(name).get_keys()
 
     def table(data: dict[str, str]) -> Table:
@@ -248,23 +283,36 @@ def keys(name: str, output: str) -> None:
 @click.option("-k", "--key", required=True, help="Primary or Secondary.")
 @click.option("--set-key", help="Use this value instead of a generated one.")
 def regen_key(name: str, key: str, set_key: str | None) -> None:
-    """Regenerate one key (the other keeps working)."""
-    _service(name).regen_key(key, set_key)
-    console.print(f"Regenerated the {key.lower()} key of {name}")
+    """Regenerate one key (the other keeps working); prints the new one."""
+    service = _service(name)
+    service.regen_key(key, set_key)
+    primary, secondary = service.get_keys()
+    value = primary if key.lower() == "primary" else secondary
+    console.print(f"Regenerated the {key.lower()} key of {name}:")
+    click.echo(value)
 
 
 @service_group.command("run")
 @name_option
 @click.option("-d", "--input-data", help="The request body (JSON).")
 @click.option("-f", "--input-file", help="A file holding the request body.")
-def run(name: str, input_data: str | None, input_file: str | None) -> None:
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["json", "table"]),
+    default="json",
+    show_default=True,
+    help="The answer as compact JSON, or indented for reading.",
+)
+def run(name: str, input_data: str | None, input_file: str | None, output: str) -> None:
     """Score: send a request with the primary key and print the answer."""
     from modelport.sdk.environment import read_text
 
     if (input_data is None) == (input_file is None):
         raise InvalidInputError("give the body with exactly one of -d or -f")
     body = input_data if input_data is not None else read_text(str(input_file))
-    click.echo(json.dumps(_service(name).run(body)))
+    answer = _service(name).run(body)
+    click.echo(json.dumps(answer, indent=2 if output == "table" else None))
 
 
 @service_group.command("update")
