@@ -16,11 +16,11 @@ from modelport.errors import InvalidInputError, NotFoundError
 from modelport.spec.model import ModelRegistration
 
 router = APIRouter(prefix="/api/v1")
-_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 def _digest(value: str) -> str:
-    if not _DIGEST.match(value):
+    if not _DIGEST.fullmatch(value):
         raise InvalidInputError(f"{value!r} is not a sha256 digest (64 lowercase hex digits)")
     return value
 
