@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from modelport.errors import ConflictError, NotFoundError
+from modelport.errors import ConflictError, InvalidInputError, NotFoundError
 from modelport.store.database import Database
 from modelport.store.tables import ServiceRow, as_utc, utcnow
 
@@ -21,6 +21,9 @@ TRANSITIONING, HEALTHY, UNHEALTHY, FAILED, DELETING = (
     "Failed",
     "Deleting",
 )
+
+
+MIN_KEY_LENGTH, MAX_KEY_LENGTH = 8, 255  # v1's minimum; the keys' column
 
 
 def new_key() -> str:
@@ -76,13 +79,13 @@ class ServiceStore:
                     name=name,
                     generation=0,
                     created_time=utcnow(),
-                    primary_key=keys[0] or new_key(),
-                    secondary_key=keys[1] or new_key(),
+                    primary_key=_checked_key("primary", keys[0] or new_key()),
+                    secondary_key=_checked_key("secondary", keys[1] or new_key()),
                 )
                 session.add(row)
             else:
-                row.primary_key = keys[0] or row.primary_key
-                row.secondary_key = keys[1] or row.secondary_key
+                row.primary_key = _checked_key("primary", keys[0] or row.primary_key)
+                row.secondary_key = _checked_key("secondary", keys[1] or row.secondary_key)
             row.generation += 1
             row.spec = spec
             row.state = TRANSITIONING
@@ -115,6 +118,7 @@ class ServiceStore:
                 row.updated_time = utcnow()
 
     def set_key(self, name: str, which: str, value: str) -> ServiceRecord:
+        _checked_key(which, value)
         with self.db.transaction() as session:
             row = self._row(session, name)
             setattr(row, f"{which}_key", value)
@@ -157,3 +161,12 @@ class ServiceStore:
         if row is None:
             raise NotFoundError(f"Webservice with name {name} not found in provided workspace")
         return row  # type: ignore[no-any-return]
+
+
+def _checked_key(which: str, value: str) -> str:
+    if not MIN_KEY_LENGTH <= len(value) <= MAX_KEY_LENGTH:
+        raise InvalidInputError(
+            f"the {which} key must be {MIN_KEY_LENGTH} to {MAX_KEY_LENGTH} characters long "
+            f"(got {len(value)} characters)"
+        )
+    return value

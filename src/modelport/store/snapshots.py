@@ -27,6 +27,8 @@ class SnapshotStore:
 
     def put(self, basename: str, files: list[ModelFile]) -> str:
         """Record a snapshot whose files are already uploaded; the same content, one id."""
+        if len(basename) > 255:  # its column
+            raise InvalidInputError("a snapshot's basename must be at most 255 characters long")
         if basename:
             check_relative_path(basename)
         for f in files:
