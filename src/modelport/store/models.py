@@ -145,7 +145,7 @@ class ModelRegistry:
     ) -> ModelRecord:
         """Change description/tags; add properties (a set property never changes)."""
         with self.db.transaction() as session:
-            row = self._row(session, name, version)
+            row = self._row(session, name, version, lock=True)  # read-modify-write
             for key, value in (add_properties or {}).items():
                 if key in row.properties and row.properties[key] != value:
                     raise ConflictError(
@@ -177,12 +177,16 @@ class ModelRegistry:
         return self.blobs.collect_garbage(referenced, min_age_s)
 
     @staticmethod
-    def _row(session: Session, name: str, version: int | None) -> ModelVersionRow:
+    def _row(
+        session: Session, name: str, version: int | None, lock: bool = False
+    ) -> ModelVersionRow:
         stmt = (
             select(ModelVersionRow)
             .options(selectinload(ModelVersionRow.files))
             .where(ModelVersionRow.name == name)
         )
+        if lock:
+            stmt = stmt.with_for_update(of=ModelVersionRow)
         if version is None:
             stmt = stmt.order_by(ModelVersionRow.version.desc()).limit(1)
         else:

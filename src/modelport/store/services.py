@@ -9,9 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from modelport.errors import ConflictError, InvalidInputError, NotFoundError
-from modelport.store.database import Database
+from modelport.store.database import Database, upsert
 from modelport.store.tables import ServiceRow, as_utc, utcnow
 
 TRANSITIONING, HEALTHY, UNHEALTHY, FAILED, DELETING = (
@@ -66,31 +67,42 @@ class ServiceStore:
     ) -> ServiceRecord:
         """A new service, or (with ``overwrite``) a new generation of an existing one."""
         with self.db.transaction() as session:
-            row = session.get(ServiceRow, name)
-            if row is not None and not overwrite:
+            now = utcnow()
+            # Insert unless the name exists: of two concurrent creates, the second
+            # waits for the first and then finds its row (a conflict, not an error).
+            inserted = session.execute(
+                upsert(session, ServiceRow)
+                .values(
+                    name=name,
+                    generation=1,
+                    spec=spec,
+                    state=TRANSITIONING,
+                    error=None,
+                    primary_key=_checked_key("primary", keys[0] or new_key()),
+                    secondary_key=_checked_key("secondary", keys[1] or new_key()),
+                    created_time=now,
+                    updated_time=now,
+                )
+                .on_conflict_do_nothing(index_elements=[ServiceRow.name])
+                .returning(ServiceRow.name)
+            ).first()
+            row = self._row(session, name)
+            if inserted is not None:
+                return _record(row)
+            if not overwrite:
                 raise ConflictError(
                     f"a service named {name!r} already exists",
                     hint="deploy with --overwrite to replace it",
                 )
-            if row is not None and row.state == DELETING:
+            if row.state == DELETING:
                 raise ConflictError(f"service {name!r} is being deleted; try again shortly")
-            if row is None:
-                row = ServiceRow(
-                    name=name,
-                    generation=0,
-                    created_time=utcnow(),
-                    primary_key=_checked_key("primary", keys[0] or new_key()),
-                    secondary_key=_checked_key("secondary", keys[1] or new_key()),
-                )
-                session.add(row)
-            else:
-                row.primary_key = _checked_key("primary", keys[0] or row.primary_key)
-                row.secondary_key = _checked_key("secondary", keys[1] or row.secondary_key)
+            row.primary_key = _checked_key("primary", keys[0] or row.primary_key)
+            row.secondary_key = _checked_key("secondary", keys[1] or row.secondary_key)
             row.generation += 1
             row.spec = spec
             row.state = TRANSITIONING
             row.error = None
-            row.updated_time = utcnow()
+            row.updated_time = now
             session.flush()
             return _record(row)
 
@@ -110,7 +122,7 @@ class ServiceStore:
     def set_state(self, name: str, generation: int, state: str, error: str | None) -> None:
         """Record what the reconciler saw, unless a newer generation was asked for meanwhile."""
         with self.db.transaction() as session:
-            row = session.get(ServiceRow, name)
+            row = session.get(ServiceRow, name, with_for_update=True)
             if row is None or row.state == DELETING or row.generation != generation:
                 return
             if (row.state, row.error) != (state, error):
@@ -156,11 +168,12 @@ class ServiceStore:
             ]
 
     @staticmethod
-    def _row(session: Any, name: str) -> ServiceRow:
-        row = session.get(ServiceRow, name)
+    def _row(session: Session, name: str) -> ServiceRow:
+        """The service's row, locked until the transaction ends (read-modify-write)."""
+        row = session.get(ServiceRow, name, with_for_update=True)
         if row is None:
             raise NotFoundError(f"Webservice with name {name} not found in provided workspace")
-        return row  # type: ignore[no-any-return]
+        return row
 
 
 def _checked_key(which: str, value: str) -> str:
