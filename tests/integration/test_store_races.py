@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from modelport.errors import ConflictError, ModelportError
+from modelport.errors import ConflictError, ModelportError, NotFoundError
 from modelport.spec.environment import EnvironmentSpec, pip_environment_document
 from modelport.spec.model import ModelFile, ModelRegistration
 from modelport.store.blobs import BlobStore
@@ -171,6 +171,32 @@ def test_key_changes_racing_updates_lose_nothing(store: Store) -> None:
     assert final.generation == 1 + THREADS // 2
     assert final.primary_key in {f"primary-key-{i}" for i in range(1, THREADS, 2)}
     assert {f"x{i}" for i in range(0, THREADS, 2)} <= set(final.spec)
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_deleting_a_model_racing_a_deploy_of_it_leaves_no_dangling_service(
+    store: Store, attempt: int
+) -> None:
+    model_id = _model(store)
+    name, version = model_id.split(":")
+    jobs = iter(["delete", "deploy"])
+
+    def job() -> str:
+        if next(jobs) == "delete":
+            store.models.delete(name, int(version))
+            return "deleted"
+        store.services.create("svc", _spec(model_id), (None, None), overwrite=False)
+        return "deployed"
+
+    outcomes = run_concurrently(_outcome(job), 2)
+    services = [s.name for s in store.services.list()]
+    models = [m.id for m in store.models.list()]
+    if "deleted" in outcomes:  # the deploy came second and found no model
+        assert services == [] and models == []
+        assert any(isinstance(o, NotFoundError) for o in outcomes), outcomes
+    else:  # the delete came second and found the service
+        assert services == ["svc"] and models == [model_id]
+        assert any(isinstance(o, ConflictError) for o in outcomes), outcomes
 
 
 def test_the_same_snapshot_sent_together_is_one_snapshot(store: Store) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from modelport.errors import ConflictError, InvalidInputError, NotFoundError
 from modelport.store.database import Database, upsert
-from modelport.store.tables import ServiceRow, as_utc, utcnow
+from modelport.store.tables import ModelVersionRow, ServiceRow, as_utc, utcnow
 
 TRANSITIONING, HEALTHY, UNHEALTHY, FAILED, DELETING = (
     "Transitioning",
@@ -67,6 +67,7 @@ class ServiceStore:
     ) -> ServiceRecord:
         """A new service, or (with ``overwrite``) a new generation of an existing one."""
         with self.db.transaction() as session:
+            _hold_models(session, spec)
             now = utcnow()
             # Insert unless the name exists: of two concurrent creates, the second
             # waits for the first and then finds its row (a conflict, not an error).
@@ -112,6 +113,7 @@ class ServiceStore:
             if row.state == DELETING:
                 raise ConflictError(f"service {name!r} is being deleted")
             row.spec = {**row.spec, **changes}
+            _hold_models(session, row.spec)
             row.generation += 1
             row.state = TRANSITIONING
             row.error = None
@@ -174,6 +176,29 @@ class ServiceStore:
         if row is None:
             raise NotFoundError(f"Webservice with name {name} not found in provided workspace")
         return row
+
+
+def services_using(session: Session, model_id: str) -> builtins.list[str]:
+    """Names of the services whose spec names the model version ``name:version``."""
+    rows = session.execute(select(ServiceRow.name, ServiceRow.spec).order_by(ServiceRow.name))
+    return [name for name, spec in rows if model_id in (spec or {}).get("models", [])]
+
+
+def _hold_models(session: Session, spec: dict[str, Any]) -> None:
+    """Check the spec's models exist and keep them so until the transaction ends.
+
+    A shared row lock: a concurrent delete of one of them waits for this service
+    to be stored, and then sees it (see ``ModelRegistry.delete``).
+    """
+    for model_id in spec.get("models", []):
+        name, _, version = str(model_id).rpartition(":")
+        found = session.scalar(
+            select(ModelVersionRow.id)
+            .where(ModelVersionRow.name == name, ModelVersionRow.version == int(version))
+            .with_for_update(read=True)
+        )
+        if found is None:
+            raise NotFoundError(f"model {model_id} not found in the workspace")
 
 
 def _checked_key(which: str, value: str) -> str:
