@@ -6,9 +6,11 @@ from modelport import errors
 from modelport.errors import (
     ConfigError,
     ConflictError,
+    InsufficientStorageError,
     InvalidInputError,
     ModelportError,
     NotFoundError,
+    StorageUnavailableError,
     UnauthorizedError,
 )
 from modelport.spec.deployment import AksEndpointDeploymentConfiguration
@@ -31,7 +33,17 @@ def test_each_error_has_a_distinct_code_status_and_exit_code() -> None:
         assert 400 <= cls.http_status <= 599 and cls.exit_code >= 1
 
 
-@pytest.mark.parametrize("cls", [ConfigError, ConflictError, NotFoundError, UnauthorizedError])
+@pytest.mark.parametrize(
+    "cls",
+    [
+        ConfigError,
+        ConflictError,
+        NotFoundError,
+        UnauthorizedError,
+        StorageUnavailableError,
+        InsufficientStorageError,
+    ],
+)
 def test_body_round_trip_rebuilds_the_same_class(cls: type[ModelportError]) -> None:
     err = cls("it broke", hint="do this")
     body = err.to_body()
@@ -43,6 +55,15 @@ def test_body_round_trip_rebuilds_the_same_class(cls: type[ModelportError]) -> N
 def test_body_without_error_shape_falls_back_to_status() -> None:
     assert isinstance(errors.from_body(404, "nope"), NotFoundError)
     assert type(errors.from_body(502, None)) is ModelportError
+    assert type(errors.from_body(507, None)) is InsufficientStorageError
+
+
+def test_the_docstring_tree_lists_every_error_with_its_status_and_code() -> None:
+    doc = errors.__doc__ or ""
+    for cls in _error_classes():
+        line = next((ln for ln in doc.splitlines() if f" {cls.__name__} " in ln), "")
+        assert f" {cls.http_status} " in line and line.endswith(f" {cls.code}"), cls
+        assert f"exit {cls.exit_code} " in line, cls
 
 
 def _error_classes() -> list[type[ModelportError]]:

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from modelport.control.workspace import workspace_of
-from modelport.errors import InvalidInputError, NotFoundError
+from modelport.errors import InvalidInputError, NotFoundError, StorageUnavailableError
 from modelport.spec.model import ModelRegistration
 from modelport.spec.names import MAX_VERSION
 
@@ -40,9 +40,9 @@ def parse_filters(values: list[str]) -> dict[str, str | None]:
 @router.head("/blobs/{digest}")
 def blob_exists(digest: str, request: Request) -> Response:
     ws = workspace_of(request)
-    if not ws.blobs.exists(_digest(digest)):
+    # touch: keeps it from garbage collection while a registration runs
+    if not ws.blobs.touch(_digest(digest)):
         return Response(status_code=404)
-    ws.blobs.touch(digest)  # keeps it from garbage collection while a registration runs
     return Response(status_code=200, headers={"x-blob-size": str(ws.blobs.size(digest))})
 
 
@@ -125,6 +125,12 @@ def download_model_file(name: str, version: Version, path: str, request: Request
     entry = next((f for f in record.files if f.path == path), None)
     if entry is None:
         raise NotFoundError(f"model {record.id} has no file {path!r}")
+    if not ws.blobs.exists(entry.sha256):
+        raise StorageUnavailableError(
+            f"the content of {path!r} of model {record.id} is missing from the artifact store "
+            f"({ws.blobs.path(entry.sha256)})",
+            hint="restore the artifact store, or register the model again",
+        )
     return FileResponse(
         ws.blobs.path(entry.sha256),
         media_type="application/octet-stream",
