@@ -7,6 +7,7 @@ next transaction tries again: nothing needs a restart once the cause is fixed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,8 +23,11 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from modelport.errors import ModelportError
-from modelport.store.faults import database_fault
+from modelport.store.faults import database_fault, os_fault
 from modelport.store.tables import Base
+
+PRIVATE_FILE = 0o600  # the database holds service keys
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
 def normalise_url(url: str) -> str:
@@ -44,7 +48,10 @@ def describe(url: URL) -> str:
 class Database:
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
-        self.description = describe(make_url(self.url))
+        parsed = make_url(self.url)
+        self.description = describe(parsed)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            make_private(Path(parsed.database))
         self.engine = _make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -88,6 +95,22 @@ def upsert(session: Session, table: Any) -> PgInsert | SqliteInsert:
     """``INSERT`` with ``ON CONFLICT`` for the session's dialect (both spell it alike)."""
     insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
     return insert(table)
+
+
+def make_private(path: Path) -> None:
+    """Create the SQLite file (and tighten its companions) readable by its owner only.
+
+    SQLite gives the -wal and -shm files the database file's mode when it creates
+    them, so a 0600 database keeps them 0600 too; older files are tightened here.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+        os.close(fd)
+        for candidate in (path, *(Path(f"{path}{s}") for s in SQLITE_COMPANIONS)):
+            if candidate.exists() and candidate.stat().st_mode & 0o077:
+                candidate.chmod(PRIVATE_FILE)
+    except OSError as exc:
+        raise os_fault(exc, "open the workspace database", path) from exc
 
 
 def _make_engine(url: str) -> Engine:
