@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from modelport.control.app import create_app
 from modelport.control.workspace import ServerWorkspace
+from modelport.store.tables import SnapshotRow
 
 TOKEN = "t" * 43
 
@@ -167,3 +168,32 @@ def test_registry_password_is_not_echoed(client: TestClient) -> None:
     response = client.post("/api/v1/environments", json=doc)
     assert "s3cret" not in response.text
     assert "s3cret" not in client.get("/api/v1/environments/e").text
+
+
+@pytest.mark.parametrize(
+    ("basename", "path"),
+    [
+        ("src", "../../escape.py"),
+        ("src", "nested/../../escape.py"),
+        ("src", "/etc/escape.py"),
+        ("src", "./score.py"),
+        ("src", "a\\..\\..\\escape.py"),
+        ("../src", "score.py"),
+    ],
+)
+def test_a_snapshot_path_out_of_its_folder_is_refused(
+    app: FastAPI, client: TestClient, basename: str, path: str
+) -> None:
+    file = {"path": path, "sha256": _upload(client, b"print('out')\n"), "size": 13}
+    response = client.post("/api/v1/snapshots", json={"basename": basename, "files": [file]})
+    assert response.status_code == 400, response.text
+    error = _error(response)
+    assert error["code"] == "invalid_input" and "would escape its folder" in error["message"]
+    with app.state.workspace.db.transaction() as session:
+        assert session.query(SnapshotRow).count() == 0
+
+
+def test_a_snapshot_inside_its_folder_is_stored(client: TestClient) -> None:
+    file = {"path": "pkg/score.py", "sha256": _upload(client, b"print('in')\n"), "size": 12}
+    response = client.post("/api/v1/snapshots", json={"basename": "src", "files": [file]})
+    assert response.status_code == 201, response.text
