@@ -19,10 +19,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from modelport.errors import ModelportError
+from modelport.errors import InvalidInputError, ModelportError
 from modelport.store.faults import database_fault, os_fault
 from modelport.store.tables import Base
 
@@ -85,10 +85,18 @@ class Database:
 
     def _fault(self, exc: DBAPIError) -> ModelportError:
         fault = database_fault(exc, self.description)
-        return fault or ModelportError(f"{self.description} failed: {exc.orig}")
+        if fault is not None:
+            return fault
+        if isinstance(exc, DataError):  # a value the database cannot hold (e.g. NUL, range)
+            return InvalidInputError(f"{self.description} refused a value: {_first_line(exc)}")
+        return ModelportError(f"{self.description} failed: {_first_line(exc)}")
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _first_line(exc: DBAPIError) -> str:
+    return str(exc.orig).strip().split("\n", 1)[0]
 
 
 def upsert(session: Session, table: Any) -> PgInsert | SqliteInsert:
