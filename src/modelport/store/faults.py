@@ -34,7 +34,8 @@ _SQLITE_UNAVAILABLE = frozenset(
 )
 # PostgreSQL SQLSTATEs (classes are the first two characters).
 _PG_DISK_FULL = "53100"
-_PG_UNAVAILABLE_CLASSES = ("08", "53", "57", "58", "XX")  # connection, resources, …
+# connection, deadlock or serialisation (try again), resources, operator, system, internal
+_PG_UNAVAILABLE_CLASSES = ("08", "40", "53", "57", "58", "XX")
 _PG_READ_ONLY = "25006"
 
 
