@@ -8,6 +8,8 @@
     ├── ConflictError                  409  exit 5   conflict
     ├── PayloadTooLargeError           413  exit 2   payload_too_large
     ├── ServerUnavailableError         503  exit 6   server_unavailable
+    │   └── StorageUnavailableError    503  exit 6   storage_unavailable
+    │       └── InsufficientStorageError 507 exit 6  insufficient_storage
     ├── EnvironmentBuildError          400  exit 7   environment_build_failed
     ├── ReplicasFailedError            500  exit 8   replicas_failed
     └── ScoringError                   502  exit 9   scoring_failed
@@ -83,6 +85,23 @@ class ServerUnavailableError(ModelportError):
     exit_code = 6
 
 
+class StorageUnavailableError(ServerUnavailableError):
+    """The workspace database or artifact store failed (read-only, gone, I/O error).
+
+    The message names what failed and the operating system's or database's own
+    words; the server recovers by itself once the cause is gone.
+    """
+
+    code = "storage_unavailable"
+
+
+class InsufficientStorageError(StorageUnavailableError):
+    """No space left for the workspace database or the artifact store."""
+
+    code = "insufficient_storage"
+    http_status = 507
+
+
 class EnvironmentBuildError(ModelportError):
     """uv could not build a service's environment; the message carries its output."""
 
@@ -125,6 +144,8 @@ _BY_CODE: dict[str, type[ModelportError]] = {
         ConflictError,
         PayloadTooLargeError,
         ServerUnavailableError,
+        StorageUnavailableError,
+        InsufficientStorageError,
         EnvironmentBuildError,
         ReplicasFailedError,
         ScoringError,
@@ -138,6 +159,7 @@ _BY_STATUS: dict[int, type[ModelportError]] = {
     409: ConflictError,
     413: PayloadTooLargeError,
     503: ServerUnavailableError,
+    507: InsufficientStorageError,
 }
 
 

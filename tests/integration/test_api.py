@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from modelport.control.app import create_app
 from modelport.control.workspace import ServerWorkspace
+from modelport.store.tables import SnapshotRow
 
 TOKEN = "t" * 43
 
@@ -167,3 +169,91 @@ def test_registry_password_is_not_echoed(client: TestClient) -> None:
     response = client.post("/api/v1/environments", json=doc)
     assert "s3cret" not in response.text
     assert "s3cret" not in client.get("/api/v1/environments/e").text
+
+
+@pytest.mark.parametrize(
+    ("basename", "path"),
+    [
+        ("src", "../../escape.py"),
+        ("src", "nested/../../escape.py"),
+        ("src", "/etc/escape.py"),
+        ("src", "./score.py"),
+        ("src", "a\\..\\..\\escape.py"),
+        ("../src", "score.py"),
+    ],
+)
+def test_a_snapshot_path_out_of_its_folder_is_refused(
+    app: FastAPI, client: TestClient, basename: str, path: str
+) -> None:
+    file = {"path": path, "sha256": _upload(client, b"print('out')\n"), "size": 13}
+    response = client.post("/api/v1/snapshots", json={"basename": basename, "files": [file]})
+    assert response.status_code == 400, response.text
+    error = _error(response)
+    assert error["code"] == "invalid_input" and "would escape its folder" in error["message"]
+    with app.state.workspace.db.transaction() as session:
+        assert session.query(SnapshotRow).count() == 0
+
+
+def test_a_snapshot_inside_its_folder_is_stored(client: TestClient) -> None:
+    file = {"path": "pkg/score.py", "sha256": _upload(client, b"print('in')\n"), "size": 12}
+    response = client.post("/api/v1/snapshots", json={"basename": "src", "files": [file]})
+    assert response.status_code == 201, response.text
+
+
+@pytest.fixture
+def backend_client(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
+    ws = ServerWorkspace.open(tmp_path / "home", database_url, TOKEN)
+    try:
+        with TestClient(create_app(ws), raise_server_exceptions=False) as c:
+            c.headers["Authorization"] = f"Bearer {TOKEN}"
+            yield c
+    finally:
+        ws.close()
+
+
+def test_a_value_the_database_cannot_hold_is_a_400_not_a_500(
+    backend_client: TestClient, database_url: str
+) -> None:
+    """PostgreSQL text holds no NUL (SQLite does): refused as input, never an internal error."""
+    _register(backend_client, "m")
+    on_postgres = database_url.startswith("postgresql")
+    update = backend_client.patch("/api/v1/models/m/versions/1", json={"description": "a\x00b"})
+    lookup = backend_client.get("/api/v1/models/a%00b")
+    if on_postgres:
+        for response in (update, lookup):
+            assert response.status_code == 400, response.text
+            error = _error(response)
+            assert error["code"] == "invalid_input" and "refused a value" in error["message"]
+    else:
+        assert update.status_code == 200 and lookup.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (
+            FileNotFoundError(errno.ENOENT, "No such file or directory", "/ws/x"),
+            503,
+            "storage_unavailable",
+        ),
+        (OSError(errno.ENOSPC, "No space left on device", "/ws/y"), 507, "insufficient_storage"),
+        (
+            ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
+            503,
+            "storage_unavailable",
+        ),
+    ],
+)
+def test_an_os_error_anywhere_is_a_storage_error_naming_the_file(
+    app: FastAPI, client: TestClient, error: OSError, status: int, code: str
+) -> None:
+    @app.get("/api/v1/raising")
+    def raising() -> None:
+        raise error
+
+    response = client.get("/api/v1/raising")
+    assert response.status_code == status
+    body = _error(response)
+    assert body["code"] == code and error.strerror in body["message"]
+    if error.filename:
+        assert body["message"].startswith(f"cannot read or write {error.filename}: ")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Path, Request, Response
 
 from modelport.control.workspace import workspace_of
 from modelport.spec.environment import EnvironmentSpec
+from modelport.spec.names import MAX_VERSION
 
 router = APIRouter(prefix="/api/v1")
 
@@ -38,5 +39,7 @@ def get_latest_environment(name: str, request: Request) -> dict[str, Any]:
 
 
 @router.get("/environments/{name}/versions/{version}")
-def get_environment(name: str, version: int, request: Request) -> dict[str, Any]:
+def get_environment(
+    name: str, version: Annotated[int, Path(ge=1, le=MAX_VERSION)], request: Request
+) -> dict[str, Any]:
     return workspace_of(request).environments.get(name, version).to_dict()

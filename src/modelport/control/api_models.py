@@ -5,22 +5,25 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from modelport.control.workspace import workspace_of
-from modelport.errors import InvalidInputError, NotFoundError
+from modelport.errors import InvalidInputError, NotFoundError, StorageUnavailableError
 from modelport.spec.model import ModelRegistration
+from modelport.spec.names import MAX_VERSION
 
 router = APIRouter(prefix="/api/v1")
-_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+# A version as stored: a 64-bit integer, so larger numbers are a 400, not a 500.
+Version = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 
 
 def _digest(value: str) -> str:
-    if not _DIGEST.match(value):
+    if not _DIGEST.fullmatch(value):
         raise InvalidInputError(f"{value!r} is not a sha256 digest (64 lowercase hex digits)")
     return value
 
@@ -37,9 +40,9 @@ def parse_filters(values: list[str]) -> dict[str, str | None]:
 @router.head("/blobs/{digest}")
 def blob_exists(digest: str, request: Request) -> Response:
     ws = workspace_of(request)
-    if not ws.blobs.exists(_digest(digest)):
+    # touch: keeps it from garbage collection while a registration runs
+    if not ws.blobs.touch(_digest(digest)):
         return Response(status_code=404)
-    ws.blobs.touch(digest)  # keeps it from garbage collection while a registration runs
     return Response(status_code=200, headers={"x-blob-size": str(ws.blobs.size(digest))})
 
 
@@ -82,7 +85,7 @@ def get_latest_model(name: str, request: Request) -> dict[str, Any]:
 
 
 @router.get("/models/{name}/versions/{version}")
-def get_model(name: str, version: int, request: Request) -> dict[str, Any]:
+def get_model(name: str, version: Version, request: Request) -> dict[str, Any]:
     return workspace_of(request).models.get(name, version).to_dict()
 
 
@@ -97,7 +100,7 @@ class ModelUpdate(BaseModel):
 
 @router.patch("/models/{name}/versions/{version}")
 def update_model(
-    name: str, version: int, update: Annotated[ModelUpdate, Body()], request: Request
+    name: str, version: Version, update: Annotated[ModelUpdate, Body()], request: Request
 ) -> dict[str, Any]:
     record = workspace_of(request).models.update(
         name,
@@ -111,17 +114,23 @@ def update_model(
 
 
 @router.delete("/models/{name}/versions/{version}")
-def delete_model(name: str, version: int, request: Request) -> dict[str, Any]:
+def delete_model(name: str, version: Version, request: Request) -> dict[str, Any]:
     return workspace_of(request).models.delete(name, version).to_dict()
 
 
 @router.get("/models/{name}/versions/{version}/files/{path:path}")
-def download_model_file(name: str, version: int, path: str, request: Request) -> FileResponse:
+def download_model_file(name: str, version: Version, path: str, request: Request) -> FileResponse:
     ws = workspace_of(request)
     record = ws.models.get(name, version)
     entry = next((f for f in record.files if f.path == path), None)
     if entry is None:
         raise NotFoundError(f"model {record.id} has no file {path!r}")
+    if not ws.blobs.exists(entry.sha256):
+        raise StorageUnavailableError(
+            f"the content of {path!r} of model {record.id} is missing from the artifact store "
+            f"({ws.blobs.path(entry.sha256)})",
+            hint="restore the artifact store, or register the model again",
+        )
     return FileResponse(
         ws.blobs.path(entry.sha256),
         media_type="application/octet-stream",

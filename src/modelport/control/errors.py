@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from modelport.errors import InvalidInputError, ModelportError, NotFoundError
+from modelport.store.faults import os_fault
 
 log = logging.getLogger("modelport.control")
 
@@ -42,6 +43,17 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail))
 
 
+async def _os_error(request: Request, exc: Exception) -> JSONResponse:
+    """A file the server could not read or write: 503 (507 for no space), naming it."""
+    assert isinstance(exc, OSError)
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    if exc.filename:
+        fault = os_fault(exc, "read or write", exc.filename)
+    else:
+        fault = os_fault(exc, "complete the request")
+    return JSONResponse(fault.to_body(), status_code=fault.http_status)
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error", exc_info=exc)
     return error_response(500, ModelportError.code, "internal error; see the server log")
@@ -51,4 +63,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ModelportError, _modelport_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(OSError, _os_error)
     app.add_exception_handler(Exception, _unexpected)

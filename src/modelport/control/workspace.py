@@ -14,6 +14,7 @@ from modelport.store.blobs import BlobStore
 from modelport.store.database import Database
 from modelport.store.environments import EnvironmentRegistry
 from modelport.store.events import ScalingEvents
+from modelport.store.faults import os_fault
 from modelport.store.models import ModelRegistry
 from modelport.store.services import ServiceStore
 from modelport.store.snapshots import SnapshotStore
@@ -33,7 +34,7 @@ class ServerWorkspace:
 
     @classmethod
     def open(cls, home: Path, database_url: str | None, admin_token: str) -> ServerWorkspace:
-        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_folder(home)
         db = Database.for_workspace(home, database_url)
         db.create_schema()
         blobs = BlobStore(home / "artifacts")
@@ -51,6 +52,20 @@ class ServerWorkspace:
 
     def close(self) -> None:
         self.db.dispose()
+
+
+def make_private_folder(home: Path) -> None:
+    """The workspace folder, readable by its owner only: its database holds service keys.
+
+    ``mkdir``'s mode does not apply to a folder that exists (``modelport up
+    --detach`` makes ``logs/`` in it first), so the mode is set here as well.
+    """
+    try:
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if home.stat().st_mode & 0o077:
+            home.chmod(0o700)
+    except OSError as exc:
+        raise os_fault(exc, "create the workspace folder", home) from exc
 
 
 def workspace_of(request: Request) -> ServerWorkspace:

@@ -120,6 +120,32 @@ _AUTOSCALE = (
 )
 _PREFIX = "Invalid configuration, "
 
+# Inclusive ranges.  v1 documents lower bounds only (checked above, with its own
+# messages); the upper bounds are modelport's: durations up to one day, replicas,
+# thresholds and concurrent requests up to 1000, resources up to a large machine.
+_DAY_S = 86_400
+_BOUNDS: dict[str, tuple[float, float]] = {
+    "num_replicas": (1, 1000),
+    "autoscale_min_replicas": (1, 1000),
+    "autoscale_max_replicas": (1, 1000),
+    "autoscale_refresh_seconds": (1, _DAY_S),
+    "autoscale_scale_down_window_seconds": (1, _DAY_S),
+    "scoring_timeout_ms": (1, _DAY_S * 1000),
+    "max_request_wait_time": (1, _DAY_S * 1000),
+    "replica_max_concurrent_requests": (1, 1000),
+    "period_seconds": (1, _DAY_S),
+    "initial_delay_seconds": (1, _DAY_S),
+    "timeout_seconds": (1, _DAY_S),
+    "success_threshold": (1, 1000),
+    "failure_threshold": (1, 1000),
+    "gpu_cores": (0, 64),
+    "cpu_cores": (0.001, 1024),
+    "cpu_cores_limit": (0.001, 1024),
+    "memory_gb": (0.001, 16384),
+    "memory_gb_limit": (0.001, 16384),
+}
+_MAX_KEY_LENGTH = 255  # the keys' database columns
+
 
 class _DeploymentConfiguration(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -240,7 +266,7 @@ class AksServiceDeploymentConfiguration(_DeploymentConfiguration):
         for key in ("primary_key", "secondary_key"):
             if v[key] is not None and len(v[key]) < 8:
                 out.append(f"{key} must be at least 8 characters long.")
-        return out
+        return out + _bound_problems(v)
 
     def _derive(self, values: dict[str, Any]) -> dict[str, Any]:
         given = self.model_dump()
@@ -249,6 +275,22 @@ class AksServiceDeploymentConfiguration(_DeploymentConfiguration):
         if given["auth_enabled"] is None:
             values["auth_enabled"] = not values["token_auth_enabled"]
         return values
+
+
+def _bound_problems(v: dict[str, Any]) -> list[str]:
+    """Values outside :data:`_BOUNDS`; zero and below already have v1's messages."""
+    out = []
+    for name, (low, high) in _BOUNDS.items():
+        value = v[name]
+        if value is not None and not low <= value <= high and not value <= 0:  # NaN too
+            out.append(_with_value(f"{name} must be between {low} and {high}.", value))
+    for key in ("primary_key", "secondary_key"):
+        if v[key] is not None and len(v[key]) > _MAX_KEY_LENGTH:
+            out.append(
+                f"{key} must be at most {_MAX_KEY_LENGTH} characters long "
+                f"(got {len(v[key])} characters)."
+            )
+    return out
 
 
 def _limit_problems(v: dict[str, Any]) -> list[str]:

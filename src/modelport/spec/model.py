@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from modelport.errors import InvalidInputError
-from modelport.spec.names import check_model_name
+from modelport.spec.names import MAX_VERSION, check_model_name
 
 FRAMEWORKS = ("Custom", "TensorFlow", "ScikitLearn", "Onnx", "TfKeras", "PyTorch", "Multi")
 SHA256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
@@ -19,7 +19,7 @@ class ModelFile(BaseModel):
 
     path: str  # relative, POSIX, starting with the registered basename
     sha256: SHA256
-    size: int = Field(ge=0)
+    size: int = Field(ge=0, le=MAX_VERSION)  # a 64-bit column
 
 
 class ModelRegistration(BaseModel):
@@ -27,13 +27,13 @@ class ModelRegistration(BaseModel):
 
     name: str
     kind: str = Field(pattern="^(file|folder)$")
-    basename: str
+    basename: str = Field(max_length=255)  # the lengths of their columns
     files: list[ModelFile]
     description: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     properties: dict[str, str] = Field(default_factory=dict)
-    model_framework: str | None = None
-    model_framework_version: str | None = None
+    model_framework: str | None = Field(None, max_length=64)
+    model_framework_version: str | None = Field(None, max_length=64)
 
     @field_validator("name")
     @classmethod

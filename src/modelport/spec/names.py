@@ -1,4 +1,8 @@
-"""Name rules of the v1 contract (§1.4), checked the same way by SDK and server."""
+"""Name rules of the v1 contract (§1.4), checked the same way by SDK and server.
+
+Every rule matches the whole name (:class:`NameRule`): ``re.match`` with ``$``
+also accepts a trailing newline, so ``"evil\\n"`` would pass.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,24 @@ import re
 
 from modelport.errors import InvalidInputError
 
-SERVICE_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-MODEL_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-\._]{0,254}$")
-NAMESPACE_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{,61}[a-z0-9])?$")
+
+class NameRule:
+    """A pattern that must match the whole name; its text stays as v1 prints it."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self._regex = re.compile(pattern)
+
+    def match(self, name: str) -> re.Match[str] | None:
+        return self._regex.fullmatch(name)
+
+
+SERVICE_NAME_RE = NameRule(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+MODEL_NAME_RE = NameRule(r"^[a-zA-Z0-9][a-zA-Z0-9\-\._]{0,254}$")
+NAMESPACE_RE = NameRule(r"^[a-z0-9]([a-z0-9-]{,61}[a-z0-9])?$")
+_VERSION_RE = NameRule(r"[0-9]{1,19}")  # no longer than MAX_VERSION
 RESERVED_ENVIRONMENT_PREFIXES = ("microsoft", "azureml")
+MAX_VERSION = 2**63 - 1  # versions are stored as 64-bit integers
 
 SERVICE_NAME_MESSAGE = (
     "Error, provided service name is invalid. It must only consist of lowercase letters, "
@@ -54,8 +72,10 @@ def parse_model_id(model_id: str) -> tuple[str, int | None]:
     name, sep, version = model_id.rpartition(":")
     if not sep:
         return check_model_name(model_id), None
-    if not version.isdigit() or int(version) < 1:
+    # ASCII digits, bounded: str.isdigit() takes '²', and int() refuses 4301 digits.
+    if not _VERSION_RE.match(version) or not 1 <= int(version) <= MAX_VERSION:
         raise InvalidInputError(
-            f"invalid model id {model_id!r}: the version after ':' must be a positive integer"
+            f"invalid model id {model_id!r}: the version after ':' must be an integer "
+            f"between 1 and {MAX_VERSION}"
         )
     return check_model_name(name), int(version)

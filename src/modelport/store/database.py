@@ -1,18 +1,33 @@
-"""The metadata database: SQLite (WAL) by default, PostgreSQL by URL."""
+"""The metadata database: SQLite (WAL) by default, PostgreSQL by URL.
+
+Failures of the database itself (read-only, full, gone) leave every transaction as
+a storage error naming the database (see :mod:`modelport.store.faults`), and the
+next transaction tries again: nothing needs a restart once the cause is fixed.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from modelport.errors import ModelportError, ServerUnavailableError
+from modelport.errors import InvalidInputError, ModelportError
+from modelport.store.faults import database_fault, os_fault
 from modelport.store.tables import Base
+
+PRIVATE_FILE = 0o600  # the database holds service keys
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
 def normalise_url(url: str) -> str:
@@ -23,9 +38,20 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def describe(url: URL) -> str:
+    """How messages name the database (never with its password)."""
+    if url.get_backend_name() == "sqlite":
+        return f"the workspace database {url.database or ':memory:'}"
+    return f"the workspace database {url.database!r} on {url.host}:{url.port or 5432}"
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
+        parsed = make_url(self.url)
+        self.description = describe(parsed)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            make_private(Path(parsed.database))
         self.engine = _make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -40,8 +66,8 @@ class Database:
     def create_schema(self) -> None:
         try:
             Base.metadata.create_all(self.engine)
-        except OperationalError as exc:
-            raise ServerUnavailableError(f"cannot open the workspace database: {exc.orig}") from exc
+        except DBAPIError as exc:
+            raise self._fault(exc) from exc
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -52,18 +78,54 @@ class Database:
                     yield session
             except ModelportError:
                 raise
-            except OperationalError as exc:
-                raise ServerUnavailableError(f"the workspace database failed: {exc.orig}") from exc
+            except DBAPIError as exc:
+                raise self._fault(exc) from exc
             except SQLAlchemyError as exc:
-                raise ModelportError(f"the workspace database failed: {exc}") from exc
+                raise ModelportError(f"{self.description} failed: {exc}") from exc
+
+    def _fault(self, exc: DBAPIError) -> ModelportError:
+        fault = database_fault(exc, self.description)
+        if fault is not None:
+            return fault
+        if isinstance(exc, DataError):  # a value the database cannot hold (e.g. NUL, range)
+            return InvalidInputError(f"{self.description} refused a value: {_first_line(exc)}")
+        return ModelportError(f"{self.description} failed: {_first_line(exc)}")
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
+def _first_line(exc: DBAPIError) -> str:
+    return str(exc.orig).strip().split("\n", 1)[0]
+
+
+def upsert(session: Session, table: Any) -> PgInsert | SqliteInsert:
+    """``INSERT`` with ``ON CONFLICT`` for the session's dialect (both spell it alike)."""
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+    return insert(table)
+
+
+def make_private(path: Path) -> None:
+    """Create the SQLite file (and tighten its companions) readable by its owner only.
+
+    SQLite gives the -wal and -shm files the database file's mode when it creates
+    them, so a 0600 database keeps them 0600 too; older files are tightened here.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+        os.close(fd)
+        for candidate in (path, *(Path(f"{path}{s}") for s in SQLITE_COMPANIONS)):
+            if candidate.exists() and candidate.stat().st_mode & 0o077:
+                candidate.chmod(PRIVATE_FILE)
+    except OSError as exc:
+        raise os_fault(exc, "open the workspace database", path) from exc
+
+
 def _make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        event.listen(engine, "checkout", _renew_read_only_connections)
+        return engine
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
@@ -82,3 +144,21 @@ def _make_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _renew_read_only_connections(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Hand out a read-only PostgreSQL connection once, then open a new one.
+
+    A session keeps the ``default_transaction_read_only`` (or standby) state it was
+    opened with, so a pooled connection from a read-only spell would fail writes
+    after the database became writable again.  PostgreSQL reports both settings to
+    the client (14 and later), so this costs no round trip.
+    """
+    info = getattr(dbapi_connection, "info", None)
+    status = getattr(info, "parameter_status", None)
+    if status is None:
+        return
+    read_only = "on" in (status("default_transaction_read_only"), status("in_hot_standby"))
+    if read_only and record.info.get("handed_out"):
+        raise DisconnectionError("the connection was opened while the database was read-only")
+    record.info["handed_out"] = True

@@ -12,7 +12,7 @@ from modelport.errors import NotFoundError
 from modelport.spec.environment import EnvironmentSpec
 from modelport.store.database import Database
 from modelport.store.tables import EnvironmentRow, as_utc
-from modelport.store.versions import latest_per_name, next_version
+from modelport.store.versions import latest_per_name, lock_name, next_version
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class EnvironmentRegistry:
         """Register a new version unless the latest one has the same content (as v1)."""
         digest = spec.content_hash()
         with self.db.transaction() as session:
+            lock_name(session, "environment", spec.name)  # concurrent twins see each other
             latest = session.scalars(
                 select(EnvironmentRow)
                 .where(EnvironmentRow.name == spec.name)

@@ -15,6 +15,7 @@ from modelport.errors import ConflictError, InvalidInputError, NotFoundError
 from modelport.spec.model import ModelFile, ModelRegistration
 from modelport.store.blobs import BlobStore
 from modelport.store.database import Database
+from modelport.store.services import services_using
 from modelport.store.tables import ModelFileRow, ModelVersionRow, as_utc, utcnow
 from modelport.store.versions import latest_per_name, next_version
 
@@ -145,7 +146,7 @@ class ModelRegistry:
     ) -> ModelRecord:
         """Change description/tags; add properties (a set property never changes)."""
         with self.db.transaction() as session:
-            row = self._row(session, name, version)
+            row = self._row(session, name, version, lock=True)  # read-modify-write
             for key, value in (add_properties or {}).items():
                 if key in row.properties and row.properties[key] != value:
                     raise ConflictError(
@@ -164,9 +165,17 @@ class ModelRegistry:
             return _record(row)
 
     def delete(self, name: str, version: int) -> ModelRecord:
+        """Remove a version no service uses (its lock makes deploys of it wait, then fail)."""
         with self.db.transaction() as session:
-            row = self._row(session, name, version)
+            row = self._row(session, name, version, lock=True)
             record = _record(row)
+            users = services_using(session, record.id)
+            if users:
+                raise ConflictError(
+                    f"model {record.id} is used by service{'s' if len(users) > 1 else ''} "
+                    f"{', '.join(users)}; it cannot be deleted",
+                    hint="delete those services, or update them to another model version, first",
+                )
             session.delete(row)
         self.collect_garbage()
         return record
@@ -177,12 +186,16 @@ class ModelRegistry:
         return self.blobs.collect_garbage(referenced, min_age_s)
 
     @staticmethod
-    def _row(session: Session, name: str, version: int | None) -> ModelVersionRow:
+    def _row(
+        session: Session, name: str, version: int | None, lock: bool = False
+    ) -> ModelVersionRow:
         stmt = (
             select(ModelVersionRow)
             .options(selectinload(ModelVersionRow.files))
             .where(ModelVersionRow.name == name)
         )
+        if lock:
+            stmt = stmt.with_for_update(of=ModelVersionRow)
         if version is None:
             stmt = stmt.order_by(ModelVersionRow.version.desc()).limit(1)
         else:

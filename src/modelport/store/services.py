@@ -9,10 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from modelport.errors import ConflictError, NotFoundError
-from modelport.store.database import Database
-from modelport.store.tables import ServiceRow, as_utc, utcnow
+from modelport.errors import ConflictError, InvalidInputError, NotFoundError
+from modelport.store.database import Database, upsert
+from modelport.store.tables import ModelVersionRow, ServiceRow, as_utc, utcnow
 
 TRANSITIONING, HEALTHY, UNHEALTHY, FAILED, DELETING = (
     "Transitioning",
@@ -21,6 +22,9 @@ TRANSITIONING, HEALTHY, UNHEALTHY, FAILED, DELETING = (
     "Failed",
     "Deleting",
 )
+
+
+MIN_KEY_LENGTH, MAX_KEY_LENGTH = 8, 255  # v1's minimum; the keys' column
 
 
 def new_key() -> str:
@@ -63,31 +67,43 @@ class ServiceStore:
     ) -> ServiceRecord:
         """A new service, or (with ``overwrite``) a new generation of an existing one."""
         with self.db.transaction() as session:
-            row = session.get(ServiceRow, name)
-            if row is not None and not overwrite:
+            _hold_models(session, spec)
+            now = utcnow()
+            # Insert unless the name exists: of two concurrent creates, the second
+            # waits for the first and then finds its row (a conflict, not an error).
+            inserted = session.execute(
+                upsert(session, ServiceRow)
+                .values(
+                    name=name,
+                    generation=1,
+                    spec=spec,
+                    state=TRANSITIONING,
+                    error=None,
+                    primary_key=_checked_key("primary", keys[0] or new_key()),
+                    secondary_key=_checked_key("secondary", keys[1] or new_key()),
+                    created_time=now,
+                    updated_time=now,
+                )
+                .on_conflict_do_nothing(index_elements=[ServiceRow.name])
+                .returning(ServiceRow.name)
+            ).first()
+            row = self._row(session, name)
+            if inserted is not None:
+                return _record(row)
+            if not overwrite:
                 raise ConflictError(
                     f"a service named {name!r} already exists",
                     hint="deploy with --overwrite to replace it",
                 )
-            if row is not None and row.state == DELETING:
+            if row.state == DELETING:
                 raise ConflictError(f"service {name!r} is being deleted; try again shortly")
-            if row is None:
-                row = ServiceRow(
-                    name=name,
-                    generation=0,
-                    created_time=utcnow(),
-                    primary_key=keys[0] or new_key(),
-                    secondary_key=keys[1] or new_key(),
-                )
-                session.add(row)
-            else:
-                row.primary_key = keys[0] or row.primary_key
-                row.secondary_key = keys[1] or row.secondary_key
+            row.primary_key = _checked_key("primary", keys[0] or row.primary_key)
+            row.secondary_key = _checked_key("secondary", keys[1] or row.secondary_key)
             row.generation += 1
             row.spec = spec
             row.state = TRANSITIONING
             row.error = None
-            row.updated_time = utcnow()
+            row.updated_time = now
             session.flush()
             return _record(row)
 
@@ -97,6 +113,7 @@ class ServiceStore:
             if row.state == DELETING:
                 raise ConflictError(f"service {name!r} is being deleted")
             row.spec = {**row.spec, **changes}
+            _hold_models(session, row.spec)
             row.generation += 1
             row.state = TRANSITIONING
             row.error = None
@@ -118,7 +135,7 @@ class ServiceStore:
     def set_state(self, name: str, generation: int, state: str, error: str | None) -> None:
         """Record what the reconciler saw, unless a newer generation was asked for meanwhile."""
         with self.db.transaction() as session:
-            row = session.get(ServiceRow, name)
+            row = session.get(ServiceRow, name, with_for_update=True)
             if row is None or row.state == DELETING or row.generation != generation:
                 return
             if (row.state, row.error) != (state, error):
@@ -126,6 +143,7 @@ class ServiceStore:
                 row.updated_time = utcnow()
 
     def set_key(self, name: str, which: str, value: str) -> ServiceRecord:
+        _checked_key(which, value)
         with self.db.transaction() as session:
             row = self._row(session, name)
             setattr(row, f"{which}_key", value)
@@ -163,8 +181,41 @@ class ServiceStore:
             ]
 
     @staticmethod
-    def _row(session: Any, name: str) -> ServiceRow:
-        row = session.get(ServiceRow, name)
+    def _row(session: Session, name: str) -> ServiceRow:
+        """The service's row, locked until the transaction ends (read-modify-write)."""
+        row = session.get(ServiceRow, name, with_for_update=True)
         if row is None:
             raise NotFoundError(f"Webservice with name {name} not found in provided workspace")
-        return row  # type: ignore[no-any-return]
+        return row
+
+
+def services_using(session: Session, model_id: str) -> builtins.list[str]:
+    """Names of the services whose spec names the model version ``name:version``."""
+    rows = session.execute(select(ServiceRow.name, ServiceRow.spec).order_by(ServiceRow.name))
+    return [name for name, spec in rows if model_id in (spec or {}).get("models", [])]
+
+
+def _hold_models(session: Session, spec: dict[str, Any]) -> None:
+    """Check the spec's models exist and keep them so until the transaction ends.
+
+    A shared row lock: a concurrent delete of one of them waits for this service
+    to be stored, and then sees it (see ``ModelRegistry.delete``).
+    """
+    for model_id in spec.get("models", []):
+        name, _, version = str(model_id).rpartition(":")
+        found = session.scalar(
+            select(ModelVersionRow.id)
+            .where(ModelVersionRow.name == name, ModelVersionRow.version == int(version))
+            .with_for_update(read=True)
+        )
+        if found is None:
+            raise NotFoundError(f"model {model_id} not found in the workspace")
+
+
+def _checked_key(which: str, value: str) -> str:
+    if not MIN_KEY_LENGTH <= len(value) <= MAX_KEY_LENGTH:
+        raise InvalidInputError(
+            f"the {which} key must be {MIN_KEY_LENGTH} to {MAX_KEY_LENGTH} characters long "
+            f"(got {len(value)} characters)"
+        )
+    return value

@@ -8,7 +8,7 @@ import json
 from modelport.errors import InvalidInputError, NotFoundError
 from modelport.spec.model import ModelFile, check_relative_path
 from modelport.store.blobs import BlobStore
-from modelport.store.database import Database
+from modelport.store.database import Database, upsert
 from modelport.store.tables import SnapshotRow
 
 
@@ -27,6 +27,8 @@ class SnapshotStore:
 
     def put(self, basename: str, files: list[ModelFile]) -> str:
         """Record a snapshot whose files are already uploaded; the same content, one id."""
+        if len(basename) > 255:  # its column
+            raise InvalidInputError("a snapshot's basename must be at most 255 characters long")
         if basename:
             check_relative_path(basename)
         for f in files:
@@ -37,10 +39,12 @@ class SnapshotStore:
             raise InvalidInputError("a snapshot lists the same path twice")
         sid = snapshot_id(basename, files)
         with self.db.transaction() as session:
-            if session.get(SnapshotRow, sid) is None:
-                session.add(
-                    SnapshotRow(id=sid, basename=basename, files=[f.model_dump() for f in files])
-                )
+            # Two clients sending the same source at once: one row, no duplicate-key error.
+            session.execute(
+                upsert(session, SnapshotRow)
+                .values(id=sid, basename=basename, files=[f.model_dump() for f in files])
+                .on_conflict_do_nothing(index_elements=[SnapshotRow.id])
+            )
         return sid
 
     def get(self, sid: str) -> tuple[str, list[ModelFile]]:
