@@ -115,6 +115,7 @@ def start_detached(
     pid = read_server_pid(home)
     if pid is not None and pid_is_modelport(pid) and server_answers(home):
         return str(read_config(config_path(home))["url"])
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)  # it will hold keys and the token
     log_path = home / "logs" / "server.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "modelport", "up", "--host", host, "--port", str(port)]

@@ -17,8 +17,8 @@ from modelport.errors import (
     ConflictError,
     EnvironmentBuildError,
     InvalidInputError,
-    ModelportError,
     ServerUnavailableError,
+    StorageUnavailableError,
 )
 from modelport.spec import support
 from modelport.spec.inference import check_entry_script_source, convert_legacy
@@ -131,9 +131,10 @@ def _source_text(ws: ServerWorkspace, files: list[ModelFile], path: str, what: s
     if entry is None:
         raise InvalidInputError(f"{what} {path!r} is not in the source directory")
     if not ws.blobs.exists(entry.sha256):
-        raise ModelportError(
-            f"the content of {what} {path!r} is missing from the artifact store; "
-            "deploy the source directory again"
+        raise StorageUnavailableError(
+            f"the content of {what} {path!r} is missing from the artifact store "
+            f"({ws.blobs.path(entry.sha256)})",
+            hint="deploy the source directory again",
         )
     return ws.blobs.path(entry.sha256).read_bytes().decode("utf-8", errors="replace")
 
@@ -243,7 +244,10 @@ def update_service(name: str, body: Update, request: Request) -> dict[str, Any]:
     for which, value in zip(("primary", "secondary"), keys, strict=True):
         if value:
             ws.services.set_key(name, which, value)
-    record = ws.services.update_spec(name, spec)
+    # Only what this call changes: the store merges it under the row's lock, so two
+    # updates of different settings at once both count.
+    changed = {k: spec[k] for k in (*changes, *metadata) if k in spec}
+    record = ws.services.update_spec(name, changed)
     plane.notify(name)
     return view(record, plane)
 

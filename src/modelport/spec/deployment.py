@@ -281,11 +281,11 @@ def _bound_problems(v: dict[str, Any]) -> list[str]:
     """Values outside :data:`_BOUNDS`; zero and below already have v1's messages."""
     out = []
     for name, (low, high) in _BOUNDS.items():
-        value = v[name]
+        value = v.get(name)
         if value is not None and not low <= value <= high and not value <= 0:  # NaN too
             out.append(_with_value(f"{name} must be between {low} and {high}.", value))
     for key in ("primary_key", "secondary_key"):
-        if v[key] is not None and len(v[key]) > _MAX_KEY_LENGTH:
+        if v.get(key) is not None and len(v[key]) > _MAX_KEY_LENGTH:
             out.append(
                 f"{key} must be at most {_MAX_KEY_LENGTH} characters long "
                 f"(got {len(v[key])} characters)."
@@ -422,6 +422,7 @@ class AciServiceDeploymentConfiguration(_DeploymentConfiguration):
             )
         if bool(v["vnet_name"]) != bool(v["subnet_name"]):
             out.append("vnet_name and subnet_name must all have values or both are empty/null")
+        out += _bound_problems(v)
         return out
 
     def _derive(self, values: dict[str, Any]) -> dict[str, Any]:
