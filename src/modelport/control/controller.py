@@ -165,8 +165,7 @@ class ServiceController:
             return
         if not self._switching:
             task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await _finished(task)
 
     async def _roll_out(self, record: ServiceRecord) -> None:
         generation = record.generation
@@ -468,6 +467,17 @@ class ServiceController:
             }
             for r in deployment.replicas.replicas
         ]
+
+
+async def _finished(task: asyncio.Task[None]) -> None:
+    """Wait for a task we may have cancelled, without swallowing a cancel of our own
+    (which would leave the caller running on after its owner stopped it)."""
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
 
 
 def _digest(key: str) -> str:

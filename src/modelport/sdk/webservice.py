@@ -112,6 +112,7 @@ class Webservice:
         """Poll until the latest change is rolled out; raises if it failed."""
         deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
         shown = 0
+        said: set[str] = set()  # what the output showed, so the error does not repeat it
         said_progress = 0.0
         while True:
             self.update_deployment_state()
@@ -121,6 +122,7 @@ class Webservice:
             if show_output:
                 for line in messages[shown:]:
                     print(line, file=sys.stderr)
+                    said.add(line.split(" ", 1)[-1].strip())  # without its time
                 shown = len(messages)
                 if progress and time.monotonic() - said_progress >= PROGRESS_EVERY_S:
                     print(f"{time.strftime('%H:%M:%S')} {progress}", file=sys.stderr)
@@ -136,9 +138,12 @@ class Webservice:
                 )
             time.sleep(POLL_S)
         if self.state == "Failed":
+            error = "\n".join(
+                line for line in (self.error or "").splitlines() if line.strip() not in said
+            )
             raise ModelportError(
                 "Service deployment polling reached non-successful terminal state, current "
-                f"service state: {self.state}\n{self.error or ''}".rstrip(),
+                f"service state: {self.state}\n{error}".rstrip(),
                 hint=f"modelport service logs -n {self.name}",
             )
         if show_output:
