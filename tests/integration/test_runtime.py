@@ -20,7 +20,7 @@ PLAIN = """
         global scale
         scale = json.load(open(Model.get_model_path("lin") + "/w.json"))["scale"]
 
-    def run(data, request_headers):
+    def run(request_headers, data):  # the input is the first parameter but request_headers
         body = json.loads(data)
         if body.get("fail"):
             raise RuntimeError("asked to fail")
@@ -156,6 +156,19 @@ def test_rawhttp_run(tmp_path: Path) -> None:
         assert posted.headers["x-custom"] == "yes"
         got = replica.client.get("/score", params={"q": "hello"})
         assert got.json() == {"args": "hello"}
+
+
+def test_a_run_without_an_input_parameter_is_refused_at_load(tmp_path: Path) -> None:
+    script = """
+        def init():
+            pass
+
+        def run(request_headers):
+            return "no input"
+    """
+    code, log = exit_code(tmp_path, script)
+    assert code == 3
+    assert "ScriptError: run() needs to accept an argument for input data." in log
 
 
 def test_init_failure_exits_with_code_3(tmp_path: Path) -> None:

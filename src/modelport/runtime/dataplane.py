@@ -126,10 +126,10 @@ class Dataplane:
         kwargs: dict[str, Any]
         if script.mode == PLAIN:
             data = query_json(request.query) if request.method == "GET" else body_text(request)
-            kwargs = {script.params[0]: data}
+            kwargs = {script.input_param: data}
         elif script.mode == RAW:
             raw = self.wsgi.request_for(request, self.server, not self._inline)
-            kwargs = {script.params[0]: raw}
+            kwargs = {script.input_param: raw}
         elif request.method == "GET":
             kwargs = schema_arguments(query_values(request.query), script.params, script.required)
         else:

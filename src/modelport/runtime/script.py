@@ -61,6 +61,10 @@ class EntryScript:
             if p.default is p.empty and p.name != "request_headers"
         }
         self.wants_headers = "request_headers" in self.params
+        inputs = [p for p in self.params if p != "request_headers"]
+        if not inputs:  # as v1, refused at load rather than at each request
+            raise ScriptError("run() needs to accept an argument for input data.")
+        self.input_param = inputs[0]  # what an undecorated or @rawhttp run() is given
 
     def call_init(self) -> None:
         if callable(self.init):
