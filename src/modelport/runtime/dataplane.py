@@ -91,11 +91,11 @@ class Dataplane:
         return response
 
     async def _score_route(self, request: Request, headers: dict[bytes, bytes]) -> Response:
-        raw = self.wsgi is not None
-        if request.method == "OPTIONS" and not raw:  # v1 hands OPTIONS to @rawhttp run()s
-            return Response(200)
-        if request.method not in ("GET", "POST") and not (raw and request.method == "OPTIONS"):
-            return message(405, f"method {request.method} is not allowed on /score")
+        if request.method not in ("GET", "POST"):
+            if request.method != "OPTIONS":
+                return message(405, f"method {request.method} is not allowed on /score")
+            if self.wsgi is None:  # v1 hands OPTIONS to @rawhttp run()s, answers the others
+                return Response(200)
         started = time.perf_counter()
         response = await self._score(request, headers)
         elapsed_ms = (time.perf_counter() - started) * 1000
