@@ -4,12 +4,17 @@ Modelled on uvicorn's httptools protocol: parser callbacks rather than streams,
 status lines prebuilt, headers joined into one write, keep-alive with an idle
 timer, pipelined requests handled in order, and a graceful shutdown that lets
 requests in progress finish.  It depends on the standard library and httptools.
+
+Every request gets an answer: a handler that raises, or a response that cannot be
+encoded, is answered 500 in its place (and logged), so the connection's later
+pipelined requests still get theirs, in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import http
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -20,6 +25,8 @@ from typing import cast
 import httptools
 
 MAX_BODY = 100 * 1024 * 1024  # the v1 front end's payload limit
+INTERNAL_ERROR = "internal error while answering the request; see the server log"
+log = logging.getLogger("modelport.http")
 STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in http.HTTPStatus}
 
 
@@ -31,6 +38,7 @@ class Request:
     headers: list[tuple[bytes, bytes]]
     body: bytes = b""
     keep_alive: bool = True
+    client: tuple[str, int] | None = None  # the peer's address, where it has one
     # Called if the client disconnects while this request is handled.  The handler is
     # not cancelled: work in progress (a replica slot, a run() call) ends on its own.
     on_disconnect: Callable[[], None] | None = None
@@ -86,11 +94,13 @@ class ServerState:
         max_body: int = MAX_BODY,
         idle_timeout_s: float = 75.0,
         error_body: Callable[[int, str], Response] | None = None,
+        internal_error_text: str = INTERNAL_ERROR,
     ) -> None:
         self.handler = handler
         self.max_body = max_body
         self.idle_timeout_s = idle_timeout_s
         self.error_body = error_body or (lambda status, text: Response(status, text.encode()))
+        self.internal_error_text = internal_error_text
         self.connections: set[HttpProtocol] = set()
         self.closing = False
 
@@ -116,6 +126,7 @@ class HttpProtocol(asyncio.Protocol):
         self.task: asyncio.Task[None] | None = None
         self.idle_timer: asyncio.TimerHandle | None = None
         self.current: Request | None = None
+        self.client: tuple[str, int] | None = None
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
@@ -126,6 +137,8 @@ class HttpProtocol(asyncio.Protocol):
     # -- asyncio callbacks --------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        peer = transport.get_extra_info("peername")
+        self.client = peer[:2] if isinstance(peer, tuple) else None
         self.state.connections.add(self)
         self._arm_idle_timer()
 
@@ -184,6 +197,7 @@ class HttpProtocol(asyncio.Protocol):
             headers=self._headers,
             body=b"".join(self._body),
             keep_alive=self.parser.should_keep_alive(),
+            client=self.client,
         )
         self.pending.append(request)
         if self.task is None:
@@ -193,12 +207,16 @@ class HttpProtocol(asyncio.Protocol):
     async def _serve(self) -> None:
         while self.pending and self.transport is not None:
             request = self.current = self.pending.popleft()
-            response = await self.state.handler(request)
+            try:
+                response = await self.state.handler(request)
+            except Exception:
+                log.exception("answering %s %s raised; answered 500", request.method, request.path)
+                response = self._internal_error()
             self.current = None
             keep_alive = request.keep_alive and not self.state.closing
             if self.transport is None:
                 return
-            self.transport.write(encode_response(response, keep_alive))
+            self.transport.write(self._encode(request, response, keep_alive))
             if not keep_alive:
                 self.transport.close()
                 return
@@ -211,6 +229,22 @@ class HttpProtocol(asyncio.Protocol):
             self.close_if_idle()
         else:
             self._arm_idle_timer()
+
+    def _encode(self, request: Request, response: Response, keep_alive: bool) -> bytes:
+        try:
+            return encode_response(response, keep_alive)
+        except Exception as exc:
+            log.error(
+                "the response to %s %s cannot be encoded (%s: %s); answered 500",
+                request.method,
+                request.path,
+                type(exc).__name__,
+                exc,
+            )
+            return encode_response(self._internal_error(), keep_alive)
+
+    def _internal_error(self) -> Response:
+        return self.state.error_body(500, self.state.internal_error_text)
 
     def close_if_idle(self) -> None:
         if self.task is None and not self.pending and self.transport is not None:

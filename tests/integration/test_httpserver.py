@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from modelport.httpserver import HttpProtocol, Request, Response, ServerState
+import pytest
+
+from modelport.httpserver import INTERNAL_ERROR, HttpProtocol, Request, Response, ServerState
 
 
 async def echo(request: Request) -> Response:
     if request.path == "/slow":
         await asyncio.sleep(0.05)  # keeps a response in progress while more bytes arrive
+    if request.path == "/raise":
+        raise RecursionError("maximum recursion depth exceeded")
+    if request.path == "/unencodable":
+        return Response(200, b"x", [(b"x-fine", "not bytes")])  # type: ignore[list-item]
+    if request.path == "/peer":
+        return Response(200, repr(request.client).encode())
     body = f"{request.method} {request.path} {request.query} {len(request.body)}".encode()
     return Response(200, body, [(b"content-type", b"text/plain")])
 
@@ -122,3 +132,37 @@ def test_shutdown_closes_idle_connections_and_waits_for_busy_ones() -> None:
             return done
 
     assert run(go())
+
+
+def test_a_handler_that_raises_gets_a_500_and_pipelining_keeps_its_order(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def go() -> bytes:
+        async with serving() as (port, _):
+            data = (
+                b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n"
+                b"GET /raise HTTP/1.1\r\nhost: x\r\n\r\n"
+                b"GET /unencodable HTTP/1.1\r\nhost: x\r\n\r\n"
+                b"POST /after HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nok"
+            )
+            return await exchange(port, data, lambda r: r.count(b"HTTP/1.1 ") == 4)
+
+    with caplog.at_level(logging.INFO, logger="modelport.http"):
+        received = run(go())
+    statuses = re.findall(rb"HTTP/1.1 (\d+)", received)
+    assert statuses == [b"200", b"500", b"500", b"200"]
+    assert received.count(INTERNAL_ERROR.encode()) == 2
+    assert received.index(b"GET /slow") < received.index(b"POST /after  2")
+    assert b"connection: close" not in received  # the connection stays usable
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("GET /raise raised; answered 500" in m for m in messages)
+    assert any("GET /unencodable cannot be encoded (TypeError" in m for m in messages)
+
+
+def test_the_handler_sees_the_client_address() -> None:
+    async def go() -> bytes:
+        async with serving() as (port, _):
+            data = b"GET /peer HTTP/1.1\r\nhost: x\r\n\r\n"
+            return await exchange(port, data, lambda r: r.endswith(b")"))
+
+    assert b"('127.0.0.1', " in run(go())

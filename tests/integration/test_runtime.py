@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import wait_for
-from tests.pgserver import free_port
+from tests.integration.replicas import Replica, exit_code, running
 
 PLAIN = """
     import json, os, time
@@ -24,7 +20,7 @@ PLAIN = """
         global scale
         scale = json.load(open(Model.get_model_path("lin") + "/w.json"))["scale"]
 
-    def run(data, request_headers):
+    def run(request_headers, data):  # the input is the first parameter but request_headers
         body = json.loads(data)
         if body.get("fail"):
             raise RuntimeError("asked to fail")
@@ -72,65 +68,6 @@ INIT_FAILS = """
 """
 
 
-class Replica:
-    def __init__(self, root: Path, script: str, timeout_ms: int = 60000) -> None:
-        (root / "azureml-models" / "lin" / "1" / "lin").mkdir(parents=True)
-        (root / "azureml-models" / "lin" / "1" / "lin" / "w.json").write_text('{"scale": 3}')
-        (root / "src").mkdir()
-        (root / "src" / "score.py").write_text(textwrap.dedent(script))
-        self.port = free_port()
-        self.log = (root / "replica.log").open("wb")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "modelport.runtime",
-                "--app-root",
-                str(root),
-                "--entry-script",
-                "src/score.py",
-                "--port",
-                str(self.port),
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env={
-                "PATH": "/usr/bin:/bin",
-                "SCORING_TIMEOUT_MS": str(timeout_ms),
-                "AZUREML_MODEL_DIR": str(root / "azureml-models" / "lin" / "1"),
-            },
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.client = httpx.Client(base_url=self.url, timeout=30)
-
-    def wait_ready(self) -> None:
-        def ready() -> bool:
-            assert self.proc.poll() is None, Path(self.log.name).read_text()
-            try:
-                return self.client.get("/").status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(ready, what="the replica to answer")
-
-    def stop(self) -> None:
-        self.client.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        self.proc.wait(timeout=30)
-        self.log.close()
-
-
-@contextmanager
-def running(tmp_path: Path, script: str, **kw: int) -> Iterator[Replica]:
-    replica = Replica(tmp_path, script, **kw)
-    try:
-        replica.wait_ready()
-        yield replica
-    finally:
-        replica.stop()
-
-
 @pytest.fixture
 def plain(tmp_path: Path) -> Iterator[Replica]:
     with running(tmp_path, PLAIN, timeout_ms=1500) as replica:
@@ -173,8 +110,7 @@ def test_run_failure_and_methods(plain: Replica) -> None:
     assert plain.client.put("/score").status_code == 405
     missing = plain.client.get("/nothing")
     assert missing.status_code == 404 and "message" in missing.json()
-    log = Path(plain.log.name).read_text()
-    assert "RuntimeError: asked to fail" in log
+    assert "RuntimeError: asked to fail" in plain.log_text()
 
 
 def test_scoring_timeout_interrupts_run(plain: Replica) -> None:
@@ -222,13 +158,22 @@ def test_rawhttp_run(tmp_path: Path) -> None:
         assert got.json() == {"args": "hello"}
 
 
+def test_a_run_without_an_input_parameter_is_refused_at_load(tmp_path: Path) -> None:
+    script = """
+        def init():
+            pass
+
+        def run(request_headers):
+            return "no input"
+    """
+    code, log = exit_code(tmp_path, script)
+    assert code == 3
+    assert "ScriptError: run() needs to accept an argument for input data." in log
+
+
 def test_init_failure_exits_with_code_3(tmp_path: Path) -> None:
-    replica = Replica(tmp_path, INIT_FAILS)
-    try:
-        assert replica.proc.wait(timeout=30) == 3
-    finally:
-        replica.stop()
-    log = (tmp_path / "replica.log").read_text()
+    code, log = exit_code(tmp_path, INIT_FAILS)
+    assert code == 3
     assert "ValueError: cannot load the model" in log
 
 

@@ -36,7 +36,7 @@ from modelport.errors import EnvironmentBuildError, InvalidInputError
 from modelport.spec.environment import EnvironmentSpec
 
 READY = ".modelport-ready"
-RUNTIME_PACKAGES = ("httptools>=0.6", "uvloop>=0.19")
+RUNTIME_PACKAGES = ("httptools>=0.6", "uvloop>=0.19", "werkzeug>=2.0")
 
 Progress = Callable[[str], None]
 

@@ -51,25 +51,41 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["MODELPORT_REPLICA"] = "1"  # modelport.Model is the replica-side one here
     os.chdir(root)
     from modelport.runtime.dataplane import Dataplane
-    from modelport.runtime.script import EntryScript, InlineInvoker, Invoker
+    from modelport.runtime.script import EntryScript, InlineInvoker, Invoker, add_import_folders
+    from modelport.runtime.v1paths import describe, provide
 
+    # One run() at a time (the v1 default) runs inline: no thread hand-off per request.
+    invoker = InlineInvoker() if settings.workers == 1 else Invoker(settings.workers)
     try:
         source = root / settings.source_dir if settings.source_dir else None
-        script = EntryScript(root / settings.entry_script, source)
+        path = root / settings.entry_script
+        add_import_folders(path, source)  # a package of the user's own counts as real
+        log.info(describe(*provide()))
+        script = EntryScript(path, source)
+        service = os.environ.get("SERVICE_NAME", "")
+        dataplane = Dataplane(script, invoker, settings.timeout_ms, service, _address(settings))
         log.info("calling init() of %s", settings.entry_script)
         script.call_init()
     except BaseException:
         log.exception("the entry script failed to load or its init() raised")
+        invoker.shutdown()
         return INIT_FAILED
-    # One run() at a time (the v1 default) runs inline: no thread hand-off per request.
-    invoker = InlineInvoker() if settings.workers == 1 else Invoker(settings.workers)
-    dataplane = Dataplane(script, invoker, settings.timeout_ms, os.environ.get("SERVICE_NAME", ""))
     try:
         _install_loop()
         asyncio.run(_serve(dataplane, settings))
     finally:
         invoker.shutdown()
     return 0
+
+
+def _address(settings: argparse.Namespace) -> tuple[str, int]:
+    """This replica's address as the WSGI environ of @rawhttp requests gives it."""
+    fd = os.environ.get("MODELPORT_LISTEN_FD")
+    if fd is None:
+        return settings.host, settings.port
+    with socket.socket(fileno=os.dup(int(fd))) as sock:
+        host, port = sock.getsockname()[:2]
+    return str(host), int(port)
 
 
 def _install_loop() -> None:
@@ -93,10 +109,10 @@ def _listening_socket(settings: argparse.Namespace) -> socket.socket:
 
 async def _serve(dataplane: object, settings: argparse.Namespace) -> None:
     from modelport.httpserver import HttpProtocol, ServerState
-    from modelport.runtime.dataplane import Dataplane, message
+    from modelport.runtime.dataplane import INTERNAL, Dataplane, message
 
     assert isinstance(dataplane, Dataplane)
-    state = ServerState(dataplane.handle, error_body=message)
+    state = ServerState(dataplane.handle, error_body=message, internal_error_text=INTERNAL)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: HttpProtocol(state), sock=_listening_socket(settings))
     stop = asyncio.Event()

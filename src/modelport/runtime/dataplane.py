@@ -1,20 +1,32 @@
 """The scoring server's routes (contract section 5.2), free of any HTTP protocol code.
 
 ``Dataplane.handle`` takes a parsed request and returns status, headers and body;
-the protocol module only moves bytes.
+the protocol module only moves bytes.  Every request is answered: input that cannot
+be read is a 4xx, a run() that raises or times out a 500 as in v1, and a value or
+response that cannot be sent a 500 with v1's internal-error message; each with its
+``{"message": ...}`` body and a log line.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
 from modelport.httpserver import Request, Response
-from modelport.runtime.api import AMLRequest, AMLResponse, Headers
+from modelport.runtime.api import Headers
+from modelport.runtime.inputs import (
+    BadInput,
+    body_text,
+    query_json,
+    query_values,
+    schema_arguments,
+    schema_body,
+)
 from modelport.runtime.script import (
     PLAIN,
     RAW,
@@ -32,6 +44,9 @@ MAX_ID_LENGTH = 100
 RUN_FAILED = "An unexpected error occurred in scoring script. Check the logs for more info."
 INTERNAL = "An unexpected internal error occurred. Check the logs for more info."
 JSON = (b"content-type", b"application/json")
+FAILED = (b"x-ms-run-function-failed", b"True")
+# What run() returns nearly always: sent with one json.dumps, nothing else looked at.
+_JSON_TYPES = frozenset({dict, list, str, int, float, bool})
 
 
 def message(status: int, text: str, *extra: tuple[bytes, bytes]) -> Response:
@@ -40,12 +55,23 @@ def message(status: int, text: str, *extra: tuple[bytes, bytes]) -> Response:
 
 class Dataplane:
     def __init__(
-        self, script: EntryScript, invoker: Invoker | InlineInvoker, timeout_ms: int, service: str
+        self,
+        script: EntryScript,
+        invoker: Invoker | InlineInvoker,
+        timeout_ms: int,
+        service: str,
+        server: tuple[str, int] = ("127.0.0.1", 5001),
     ) -> None:
         self.script = script
         self.invoker = invoker
         self.timeout_ms = timeout_ms
         self.service = service
+        self.server = server
+        self.wsgi: Any = None
+        if script.mode == RAW:  # werkzeug is loaded for @rawhttp scripts only
+            from modelport.runtime import wsgi
+
+            self.wsgi = wsgi
 
     async def handle(self, request: Request) -> Response:
         headers = dict(request.headers)  # names arrive lower-cased; one index per request
@@ -65,10 +91,11 @@ class Dataplane:
         return response
 
     async def _score_route(self, request: Request, headers: dict[bytes, bytes]) -> Response:
-        if request.method == "OPTIONS":
-            return Response(200)
         if request.method not in ("GET", "POST"):
-            return message(405, f"method {request.method} is not allowed on /score")
+            if request.method != "OPTIONS":
+                return message(405, f"method {request.method} is not allowed on /score")
+            if self.wsgi is None:  # v1 hands OPTIONS to @rawhttp run()s, answers the others
+                return Response(200)
         started = time.perf_counter()
         response = await self._score(request, headers)
         elapsed_ms = (time.perf_counter() - started) * 1000
@@ -76,99 +103,93 @@ class Dataplane:
         return response
 
     async def _score(self, request: Request, headers: dict[bytes, bytes]) -> Response:
-        kwargs, problem = self._arguments(request, headers)
-        if problem is not None:
-            return problem
+        try:
+            kwargs = self._arguments(request, headers)
+        except BadInput as exc:
+            log.info("%s %s answered %d: %s", request.method, request.path, exc.status, exc.text)
+            return message(exc.status, exc.text)
         try:
             if isinstance(self.invoker, InlineInvoker):
                 result = self.invoker.call(self.script.run, kwargs, self.timeout_ms / 1000)
             else:
                 result = await self.invoker.call(self.script.run, kwargs, self.timeout_ms / 1000)
         except ScoringTimeout:
-            return message(
-                500,
-                f"Scoring timeout after {self.timeout_ms} ms",
-                (b"x-ms-run-function-failed", b"True"),
-            )
+            log.error("run() did not finish within the scoring timeout of %d ms", self.timeout_ms)
+            return message(500, f"Scoring timeout after {self.timeout_ms} ms", FAILED)
         except Exception:
             log.exception("run() raised")
-            return message(500, RUN_FAILED, (b"x-ms-run-function-failed", b"True"))
-        return _encode_result(result)
+            return message(500, RUN_FAILED, FAILED)
+        return self._encode_result(result)
 
-    def _arguments(
-        self, request: Request, headers: dict[bytes, bytes]
-    ) -> tuple[dict[str, Any], Response | None]:
+    def _arguments(self, request: Request, headers: dict[bytes, bytes]) -> dict[str, Any]:
         script = self.script
-        extra = {"request_headers": Headers(request.headers)} if script.wants_headers else {}
-        if script.mode == RAW:
-            raw = AMLRequest(
-                request.method, request.path, request.query, Headers(request.headers), request.body
-            )
-            return {script.params[0]: raw, **extra}, None
+        kwargs: dict[str, Any]
         if script.mode == PLAIN:
-            if request.method == "GET":
-                return {script.params[0]: json.dumps(_query_values(request.query)), **extra}, None
-            try:
-                return {script.params[0]: request.body.decode("utf-8"), **extra}, None
-            except UnicodeDecodeError:
-                return {}, message(400, "POST body must be UTF-8 text")
-        return self._schema_arguments(request, headers, extra)
-
-    def _schema_arguments(
-        self, request: Request, headers: dict[bytes, bytes], extra: dict[str, Any]
-    ) -> tuple[dict[str, Any], Response | None]:
-        if request.method == "GET":
-            body: Any = _query_values(request.query)
+            data = query_json(request.query) if request.method == "GET" else body_text(request)
+            kwargs = {script.input_param: data}
+        elif script.mode == RAW:
+            raw = self.wsgi.request_for(request, self.server, not self._inline)
+            kwargs = {script.input_param: raw}
+        elif request.method == "GET":
+            kwargs = schema_arguments(query_values(request.query), script.params, script.required)
         else:
-            content_type = headers.get(b"content-type", b"").decode("latin-1")
-            mimetype = content_type.split(";")[0].strip().lower()
-            if mimetype != "application/json":
-                return {}, message(415, "Expects Content-Type to be application/json")
-            try:
-                body = json.loads(request.body)
-            except ValueError:
-                return {}, message(400, "POST body should be a valid JSON document.")
-            if not isinstance(body, dict):
-                return {}, message(400, "POST body should be a JSON dictionary.")
-        kwargs = {k: v for k, v in body.items() if k in self.script.params}
-        for name in sorted(self.script.required - set(kwargs)):
-            return {}, message(400, f"A value is not provided for the '{name}' parameter.")
-        return {**kwargs, **extra}, None
+            body = schema_body(request, headers.get(b"content-type", b""))
+            kwargs = schema_arguments(body, script.params, script.required)
+        if script.wants_headers:
+            kwargs["request_headers"] = Headers(request.headers)
+        return kwargs
+
+    @property
+    def _inline(self) -> bool:
+        return isinstance(self.invoker, InlineInvoker)
+
+    def _encode_result(self, result: Any) -> Response:
+        try:
+            if type(result) in _JSON_TYPES:
+                return Response(200, json.dumps(result).encode(), [JSON])
+            if result is None:  # v1 sends an empty object for None
+                return Response(200, b"{}", [JSON])
+            wrappers = sys.modules.get("werkzeug.wrappers.response")
+            if wrappers is not None and isinstance(result, wrappers.Response):
+                from modelport.runtime.wsgi import to_response
+
+                return to_response(result)
+            return Response(200, json.dumps(result).encode(), [JSON])
+        except Exception as exc:  # anything a value's or response's own code may raise
+            log.error(
+                "run() returned %s, which cannot be sent (%s: %s); answered 500",
+                _describe(result),
+                type(exc).__name__,
+                _first_line(exc),
+            )
+            return message(500, INTERNAL)
 
     def _swagger(self, request: Request) -> Response:
         version = (parse_qs(request.query).get("version") or ["2"])[0]
-        doc = swagger_document(self.script.schema_fn, version, self.service)
-        if doc is None:
-            return message(404, f"swagger version {version} is not supported; use 2, 3 or 3.1")
-        return Response(200, json.dumps(doc).encode(), [JSON])
+        try:
+            doc = swagger_document(self.script.schema_fn, version, self.service)
+            if doc is None:
+                return message(404, f"swagger version {version} is not supported; use 2, 3 or 3.1")
+            return Response(200, json.dumps(doc).encode(), [JSON])
+        except Exception as exc:
+            log.error(
+                "swagger.json (version %s) cannot be made: %s: %s",
+                version,
+                type(exc).__name__,
+                _first_line(exc),
+            )
+            return message(500, INTERNAL)
 
 
-def _encode_result(result: Any) -> Response:
-    if isinstance(result, AMLResponse):
-        headers = [
-            (k.encode("latin-1"), str(v).encode("latin-1")) for k, v in result.headers.items()
-        ]
-        return Response(result.status_code, result.body, headers)
-    try:
-        return Response(200, json.dumps(result).encode(), [JSON])
-    except (TypeError, ValueError):
-        log.exception("run() returned a value that is not JSON-serialisable")
-        return message(500, INTERNAL)
+def _describe(value: Any) -> str:
+    kind = type(value)
+    module = "" if kind.__module__ == "builtins" else kind.__module__ + "."
+    return f"a value of type {module}{kind.__qualname__}"
 
 
-def _query_values(query: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, values in parse_qs(query, keep_blank_values=True).items():
-        decoded = [_json_or_text(v) for v in values]
-        out[key] = decoded[0] if len(decoded) == 1 else decoded
-    return out
-
-
-def _json_or_text(value: str) -> Any:
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0][:300] if text else ""
 
 
 def _request_ids(

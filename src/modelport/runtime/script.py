@@ -30,12 +30,17 @@ class ScoringTimeout(Exception):
     pass
 
 
+def add_import_folders(path: Path, source_dir: Path | None) -> None:
+    """Put the source directory and the script's folder first on ``sys.path``, as v1 does."""
+    for folder in (source_dir, path.parent):
+        if folder is not None and str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+
+
 class EntryScript:
     def __init__(self, path: Path, source_dir: Path | None) -> None:
         self.path = path
-        for folder in (source_dir, path.parent):
-            if folder is not None and str(folder) not in sys.path:
-                sys.path.insert(0, str(folder))
+        add_import_folders(path, source_dir)
         spec = importlib.util.spec_from_file_location(path.stem, path)
         if spec is None or spec.loader is None:
             raise ScriptError(f"cannot import the entry script {path}")
@@ -56,6 +61,10 @@ class EntryScript:
             if p.default is p.empty and p.name != "request_headers"
         }
         self.wants_headers = "request_headers" in self.params
+        inputs = [p for p in self.params if p != "request_headers"]
+        if not inputs:  # as v1, refused at load rather than at each request
+            raise ScriptError("run() needs to accept an argument for input data.")
+        self.input_param = inputs[0]  # what an undecorated or @rawhttp run() is given
 
     def call_init(self) -> None:
         if callable(self.init):

@@ -1,0 +1,1 @@
+"""``azureml.contrib`` inside a replica: only ``services``."""

@@ -1,0 +1,1 @@
+"""``azureml.contrib.services`` inside a replica: ``aml_request`` and ``aml_response``."""

@@ -1,0 +1,1 @@
+"""Stand-in for the v1 scoring server's package inside modelport replicas: only ``api``."""
