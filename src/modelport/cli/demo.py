@@ -33,7 +33,7 @@ import json
 import joblib
 import numpy as np
 
-from modelport import Model  # v1: from azureml.core.model import Model
+from azureml.core.model import Model  # as in v1: modelport provides it in replicas
 
 model = None
 CLASSES = ["setosa", "versicolor", "virginica"]

@@ -26,8 +26,11 @@ from modelport.router.table import RouteTable, build_table
 log = logging.getLogger("modelport.router")
 
 
+_CODES = {413: "payload_too_large", 500: "internal_error"}
+
+
 def _error_body(status: int, text: str):  # type: ignore[no-untyped-def]
-    return error(status, "payload_too_large" if status == 413 else "bad_request", text)
+    return error(status, _CODES.get(status, "bad_request"), text)
 
 
 async def serve(scoring: socket.socket, admin_sock: socket.socket, token: str) -> None:
