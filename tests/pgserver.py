@@ -1,4 +1,8 @@
-"""A throwaway PostgreSQL cluster for the test session: temp dir, loopback, free port."""
+"""A throwaway PostgreSQL cluster for the test session: temp dir, a Unix socket only.
+
+Listening on no TCP port at all, it can never lose a port picked as free to
+another process before it binds.
+"""
 
 from __future__ import annotations
 
@@ -36,16 +40,12 @@ class PostgresCluster:
         self.pg_ctl = pg_ctl
         self.dir = Path(tempfile.mkdtemp(prefix="modelport-pg-"))
         self.data = self.dir / "data"
-        self.port = free_port()
         # initdb refuses to run as root; run the cluster as the postgres user then.
         self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         if self.prefix:
             shutil.chown(self.dir, "postgres")
         self._run([initdb, "-D", str(self.data), "-U", "modelport", "--auth=trust", "-E", "UTF8"])
-        options = (
-            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} "
-            "-c fsync=off -c max_connections=200"
-        )
+        options = f"-c listen_addresses='' -k {self.dir} -c fsync=off -c max_connections=200"
         self._run(
             [
                 pg_ctl,
@@ -59,7 +59,10 @@ class PostgresCluster:
                 "start",
             ]
         )
-        self.url = f"postgresql://modelport@127.0.0.1:{self.port}/postgres"
+        self.url = self.database_url("postgres")
+
+    def database_url(self, name: str) -> str:
+        return f"postgresql://modelport@/{name}?host={self.dir}"
 
     def _run(self, command: list[str]) -> None:
         subprocess.run([*self.prefix, *command], check=True, capture_output=True)
@@ -69,7 +72,7 @@ class PostgresCluster:
 
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
-        return f"postgresql://modelport@127.0.0.1:{self.port}/{name}"
+        return self.database_url(name)
 
     def stop(self) -> None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,6 @@ from typing import Any
 import httpx
 
 from tests.conftest import wait_for
-from tests.pgserver import free_port
 
 
 class Replica:
@@ -32,7 +32,12 @@ class Replica:
         (root / "src").mkdir()
         (root / "src" / "score.py").write_text(textwrap.dedent(script))
         self.root = root
-        self.port = free_port()
+        # The socket is bound here and handed over, as the control plane does: no
+        # port is ever free for someone else to take between a check and a bind.
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(128)
+        self.port = listener.getsockname()[1]
         self.log_path = root / "replica.log"
         self.log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
@@ -44,8 +49,6 @@ class Replica:
                 str(root),
                 "--entry-script",
                 "src/score.py",
-                "--port",
-                str(self.port),
                 "--workers",
                 str(workers),
             ],
@@ -56,9 +59,12 @@ class Replica:
                 "PYTHONUNBUFFERED": "1",  # as the control plane starts replicas
                 "SCORING_TIMEOUT_MS": str(timeout_ms),
                 "AZUREML_MODEL_DIR": str(root / "azureml-models" / "lin" / "1"),
+                "MODELPORT_LISTEN_FD": str(listener.fileno()),
                 **(env or {}),
             },
+            pass_fds=(listener.fileno(),),
         )
+        listener.close()
         self.url = f"http://127.0.0.1:{self.port}"
         self.client = httpx.Client(base_url=self.url, timeout=30)
 

@@ -208,7 +208,7 @@ def test_a_read_only_postgres_database_is_a_503_and_the_next_write_after_works(
         assert _register(client, b"weights").status_code == 201
         _set_read_only(postgres, "read_only_spell", True)
         message = _error(_register(client, b"weights"), 503, "storage_unavailable")
-        assert "the workspace database 'read_only_spell' on 127.0.0.1:" in message
+        assert f"the workspace database 'read_only_spell' on {postgres.dir}:" in message
         assert "read-only transaction" in message
         assert client.get("/api/v1/models/m").json()["version"] == 1  # reads still work
         _set_read_only(postgres, "read_only_spell", False)

@@ -42,7 +42,8 @@ def describe(url: URL) -> str:
     """How messages name the database (never with its password)."""
     if url.get_backend_name() == "sqlite":
         return f"the workspace database {url.database or ':memory:'}"
-    return f"the workspace database {url.database!r} on {url.host}:{url.port or 5432}"
+    host = url.host or url.query.get("host") or "the local socket"  # ?host=/dir: a socket
+    return f"the workspace database {url.database!r} on {host}:{url.port or 5432}"
 
 
 class Database:
