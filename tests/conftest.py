@@ -87,12 +87,31 @@ def alive(pid: int) -> bool:
     return pid in _processes()
 
 
+def workspace_processes(root: Path) -> list[int]:
+    """Live processes started for a workspace under ``root`` (its MODELPORT_HOME).
+
+    Routers and replica supervisors run in sessions of their own and outlive a
+    killed server, so they are found by their environment, not as our children.
+    """
+    marker = f"MODELPORT_HOME={root}".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker in environ.read_bytes() and alive(int(environ.parent.name)):
+                found.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return found
+
+
 @pytest.fixture(scope="session", autouse=True)
-def no_processes_left_behind() -> Iterator[None]:
+def no_processes_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     before = set(child_pids())
     yield
     left = set(child_pids()) - before
     assert not left, f"processes left running by the tests: {sorted(left)}"
+    orphans = workspace_processes(tmp_path_factory.getbasetemp())
+    assert not orphans, f"routers or replicas left running by the tests: {sorted(orphans)}"
 
 
 @pytest.fixture(scope="session")
@@ -160,20 +179,25 @@ class ServerProcess:
 
     def stop(self) -> None:
         """Stop the server; its router and replicas must be gone with it."""
+        from modelport.control.orphans import stop_data_plane
+
         family = descendants(self.proc.pid)
-        self.proc.terminate()
         try:
-            self.proc.wait(timeout=30)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            finally:
+                if self.proc.poll() is None:
+                    self.proc.kill()
+                    self.proc.wait()
+                self.log.close()
+            wait_for(
+                lambda: not any(alive(p) for p in family),
+                timeout_s=15,
+                what=f"the server's processes {sorted(family)} to exit",
+            )
         finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self.log.close()
-        wait_for(
-            lambda: not any(alive(p) for p in family),
-            timeout_s=15,
-            what=f"the server's processes {sorted(family)} to exit",
-        )
+            stop_data_plane(self.home)  # whatever a failed stop left (a no-op otherwise)
 
 
 @pytest.fixture
