@@ -37,6 +37,20 @@ def runtime_dir(home: Path) -> Path:
     return Path(base) / workspace_key(home)
 
 
+def make_private_dir(path: Path) -> Path:
+    """Create ``path`` (and a missing parent) for this user alone, or refuse one that
+    someone else owns or may write to: in /tmp another user could have made it first."""
+    for folder in (path.parent, path):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = folder.stat()
+        if info.st_uid != os.getuid() or info.st_mode & 0o022:
+            raise ServerUnavailableError(
+                f"{folder} belongs to another user or is writable by others",
+                hint="remove it, or set XDG_RUNTIME_DIR to a private folder",
+            )
+    return path
+
+
 def read_config(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())

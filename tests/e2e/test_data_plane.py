@@ -7,7 +7,6 @@ import signal
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,20 +18,6 @@ from modelport.control.orphans import running_supervisors, stop_data_plane
 from modelport.errors import NotFoundError
 from tests.conftest import ServerProcess, alive, descendants, wait_for
 from tests.e2e.test_services import fixed, post, source
-
-
-@pytest.fixture
-def ws(server: ServerProcess) -> Iterator[Workspace]:
-    with Workspace.from_config(server.home) as workspace:
-        yield workspace
-
-
-@pytest.fixture
-def model(ws: Workspace, tmp_path: Path) -> Model:
-    folder = tmp_path / "scaler"
-    folder.mkdir()
-    (folder / "w.json").write_text('{"scale": 10}')
-    return Model.register(ws, folder, "scaler")
 
 
 class Load:
@@ -276,27 +261,6 @@ def test_a_hanging_init_shows_in_the_state_and_is_deleted_at_once(
     with pytest.raises(NotFoundError):
         Webservice(ws, "hang-svc")
     wait_for(lambda: not any(alive(p) for p in pids), what="the replica to be stopped")
-
-
-def test_a_replica_killed_while_scoring_says_how_it_ended(
-    ws: Workspace, model: Model, tmp_path: Path
-) -> None:
-    service = Model.deploy(
-        ws, "killed-svc", [model], source(tmp_path), fixed(1, auth_enabled=False)
-    )
-    service.wait_for_deployment()
-    hold = tmp_path / "hold"
-    result: dict[str, httpx.Response] = {}
-    call = threading.Thread(target=lambda: result.update(r=post(service, {"hold": str(hold)})))
-    call.start()
-    wait_for(lambda: hold.exists() and hold.read_text(), what="run() to note its pid")
-    os.kill(int(hold.read_text()), signal.SIGKILL)
-    call.join(timeout=30)
-    hold.unlink()
-    answer = result["r"]
-    assert answer.status_code == 502
-    message = answer.json()["error"]["message"]
-    assert "killed by signal 9" in message and "modelport service logs -n killed-svc" in message
 
 
 def test_replica_records_are_private_and_name_live_supervisors(

@@ -5,31 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from modelport import InferenceConfig, Model, Webservice, Workspace
 from modelport.spec.deployment import deployment_config_from_document
 from tests.conftest import ServerProcess, wait_for
 from tests.e2e.test_services import fixed, post, source
-
-
-@pytest.fixture
-def ws(server: ServerProcess) -> Iterator[Workspace]:
-    with Workspace.from_config(server.home) as workspace:
-        yield workspace
-
-
-@pytest.fixture
-def model(ws: Workspace, tmp_path: Path) -> Model:
-    folder = tmp_path / "scaler"
-    folder.mkdir()
-    (folder / "w.json").write_text('{"scale": 10}')
-    return Model.register(ws, folder, "scaler")
 
 
 def router_stats(home: Path, name: str) -> dict[str, Any]:

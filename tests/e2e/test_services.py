@@ -8,7 +8,6 @@ import signal
 import socket
 import textwrap
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -43,20 +42,6 @@ SCORE = """
                 time.sleep(0.01)
         return {{"y": [x * scale for x in body.get("x", [])], "version": VERSION, "pid": os.getpid()}}
 """
-
-
-@pytest.fixture
-def ws(server: ServerProcess) -> Iterator[Workspace]:
-    with Workspace.from_config(server.home) as workspace:
-        yield workspace
-
-
-@pytest.fixture
-def model(ws: Workspace, tmp_path: Path) -> Model:
-    folder = tmp_path / "scaler"
-    folder.mkdir()
-    (folder / "w.json").write_text('{"scale": 10}')
-    return Model.register(ws, folder, "scaler")
 
 
 def source(tmp_path: Path, version: str = "1", name: str = "src") -> InferenceConfig:
@@ -209,6 +194,8 @@ def test_killed_replica_mid_request(ws: Workspace, model: Model, tmp_path: Path)
     os.kill(int(hold.read_text()), signal.SIGKILL)
     call.join(timeout=30)
     assert result["r"].status_code == 502, result["r"].text
+    message = result["r"].json()["error"]["message"]  # how it ended, and where to look
+    assert "killed by signal 9" in message and "modelport service logs -n kill-svc" in message
     hold.unlink()
 
     def serving_again() -> bool:

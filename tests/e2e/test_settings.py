@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,22 +22,8 @@ from modelport import (
 from modelport.compute.local.limits import GB
 from modelport.errors import ConfigError, ConflictError, EnvironmentBuildError
 from modelport.sdk.uploads import source_files, upload_snapshot
-from tests.conftest import ServerProcess, alive, wait_for
+from tests.conftest import alive, wait_for
 from tests.e2e.test_services import fixed, post, source
-
-
-@pytest.fixture
-def ws(server: ServerProcess) -> Iterator[Workspace]:
-    with Workspace.from_config(server.home) as workspace:
-        yield workspace
-
-
-@pytest.fixture
-def model(ws: Workspace, tmp_path: Path) -> Model:
-    folder = tmp_path / "scaler"
-    folder.mkdir()
-    (folder / "w.json").write_text('{"scale": 10}')
-    return Model.register(ws, folder, "scaler")
 
 
 def test_settings_whose_feature_is_missing_are_refused(

@@ -36,7 +36,7 @@ from modelport.compute.local.replica import ReplicaState, check_port_free
 from modelport.compute.local.replica_set import ReplicaSet
 from modelport.control import layout, plan
 from modelport.errors import ModelportError
-from modelport.home import runtime_dir, workspace_key
+from modelport.home import make_private_dir, runtime_dir, workspace_key
 from modelport.spec.names import parse_model_id
 from modelport.store.services import (
     DELETING,
@@ -310,8 +310,7 @@ class ServiceController:
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        sockets = runtime_dir(ws.home)
-        sockets.mkdir(mode=0o700, parents=True, exist_ok=True)
+        sockets = make_private_dir(runtime_dir(ws.home))
         fixed_port = self._fixed_port(the_plan)
         return ReplicaSpec(
             service=self.name,

@@ -18,6 +18,7 @@ from pathlib import Path
 from modelport.compute.local.records import is_running, load_deployment, load_records, read_json
 from modelport.control.layout import services_root
 from modelport.control.router_process import router_dir
+from modelport.home import runtime_dir
 
 GRACE_S = 15.0
 
@@ -26,8 +27,9 @@ def running_supervisors(home: Path) -> list[tuple[int, int]]:
     """(pid, start time) of the router's supervisor and of every replica's shim still running."""
     found = []
     router = read_json(router_dir(home) / "router.json")
-    if router is not None:
-        found.append((int(router["pid"]), int(router["started"])))
+    with contextlib.suppress(KeyError, TypeError, ValueError):
+        if router is not None:
+            found.append((int(router["pid"]), int(router["started"])))
     for folder in sorted(services_root(home).glob("*/*/")):
         spec = load_deployment(folder)
         if spec is not None:
@@ -50,4 +52,6 @@ def stop_data_plane(home: Path) -> int:
                 os.killpg(pid, signal.SIGKILL)
     with contextlib.suppress(FileNotFoundError):
         (router_dir(home) / "router.json").unlink()
+    with contextlib.suppress(OSError):
+        runtime_dir(home).rmdir()
     return len(found)

@@ -15,6 +15,7 @@ from modelport.control.router_process import RouterProcess
 from modelport.control.targets import local_target
 from modelport.control.workspace import ServerWorkspace
 from modelport.envs.builder import EnvironmentBuilder
+from modelport.home import runtime_dir
 from modelport.spec.support import Target
 
 log = logging.getLogger("modelport.control")
@@ -145,6 +146,8 @@ class ControlPlane:
                 await self._publish_task
         if self.router is not None:
             await self.router.stop()
+        with contextlib.suppress(OSError):  # the sockets' folder, once its last one is gone
+            runtime_dir(self.workspace.home).rmdir()
 
 
 def _join_tails(files: list[Path], num_lines: int) -> str:

@@ -140,6 +140,8 @@ class Replica:
     # -- following the shim -------------------------------------------------------------
     async def _run(self) -> None:
         while True:
+            if self._stopping:  # stopped before its supervisor was started
+                return
             if self.record is None:
                 await self._spawn()
             await self._follow()
