@@ -74,6 +74,21 @@ class PostgresCluster:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.database_url(name)
 
+    def set_read_only(self, database: str, on: bool) -> None:
+        """As an operator would: the default for new sessions, and the old ones ended."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as admin:
+            value = "on" if on else "off"
+            admin.execute(
+                f'ALTER DATABASE "{database}" SET default_transaction_read_only = {value}'
+            )
+            if on:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    (database,),
+                )
+
     def stop(self) -> None:
         try:
             self._run([self.pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop"])

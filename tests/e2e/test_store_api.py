@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from modelport import AksWebservice, InferenceConfig, Model, Webservice, Workspace
@@ -285,26 +284,14 @@ def test_deploys_to_a_read_only_postgres_say_so_and_work_once_it_is_writable(
     try:
         with _client(server) as client:
             body = _deploy_body(client, "svc", _model(client))
-            _set_read_only(postgres, "read_only_deploys", True)
+            postgres.set_read_only("read_only_deploys", True)
             message = _error(client.post("/api/v1/services", json=body), 503, "storage_unavailable")
             assert "the workspace database 'read_only_deploys'" in message
             assert "read-only transaction" in message
             with Workspace.from_config(server.home) as ws, pytest.raises(StorageUnavailableError):
                 ws.client.call("POST", "/api/v1/services", json=body)  # the SDK's class
-            _set_read_only(postgres, "read_only_deploys", False)
+            postgres.set_read_only("read_only_deploys", False)
             response = client.post("/api/v1/services", json=body)
             assert response.status_code == 202, response.text
     finally:
         server.stop()
-
-
-def _set_read_only(postgres: PostgresCluster, database: str, on: bool) -> None:
-    """As an operator would: the default for new sessions, and the old ones ended."""
-    with psycopg.connect(postgres.url, autocommit=True) as admin:
-        value = "on" if on else "off"
-        admin.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = {value}')
-        if on:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (database,),
-            )

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -206,22 +205,10 @@ def test_a_read_only_postgres_database_is_a_503_and_the_next_write_after_works(
     with api(tmp_path / "home", url) as client:
         assert _upload(client, b"weights").status_code == 201
         assert _register(client, b"weights").status_code == 201
-        _set_read_only(postgres, "read_only_spell", True)
+        postgres.set_read_only("read_only_spell", True)
         message = _error(_register(client, b"weights"), 503, "storage_unavailable")
         assert f"the workspace database 'read_only_spell' on {postgres.dir}:" in message
         assert "read-only transaction" in message
         assert client.get("/api/v1/models/m").json()["version"] == 1  # reads still work
-        _set_read_only(postgres, "read_only_spell", False)
+        postgres.set_read_only("read_only_spell", False)
         assert _register(client, b"weights").json()["version"] == 2
-
-
-def _set_read_only(postgres: PostgresCluster, database: str, on: bool) -> None:
-    """As an operator would: the default for new sessions, and the old ones ended."""
-    with psycopg.connect(postgres.url, autocommit=True) as admin:
-        value = "on" if on else "off"
-        admin.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = {value}')
-        if on:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (database,),
-            )
