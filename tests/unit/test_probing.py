@@ -73,3 +73,13 @@ def test_first_readiness_needs_one_pass_even_before_the_delay() -> None:
     state, verdict = observe(SETTINGS, state, probe, True, 0.35)
     assert verdict is Verdict.READY and state.ready
     assert next_probe(SETTINGS, state, 0.4).at == 5.0  # liveness begins at the delay
+
+
+def test_a_failed_quick_poll_waits_before_the_next() -> None:
+    state = start(SETTINGS, 0.0)
+    probe = next_probe(SETTINGS, state, 1.0)
+    state, _ = observe(SETTINGS, state, probe, False, 1.0)  # refused at once
+    again = next_probe(SETTINGS, state, 1.0)
+    assert again.at >= 1.0 + 0.1 and not again.counts
+    late = observe(SETTINGS, state, next_probe(SETTINGS, state, 4.95), False, 4.95)[0]
+    assert next_probe(SETTINGS, late, 4.95).at == 5.0  # never past the counting probe

@@ -34,6 +34,7 @@ class ProbeState:
     misses: int = 0  # liveness probes missed in a row
     passes: int = 0  # probes passed in a row
     recovering: bool = False  # a counting probe was missed: success_threshold applies
+    next_readiness: float = 0.0  # a failed quick poll waits a little before the next
     next_liveness: float | None = None  # when the next counting probe is due
 
 
@@ -64,8 +65,10 @@ def next_probe(settings: ProbeSettings, state: ProbeState, now: float) -> Probe:
     if due <= now:
         return Probe(now, settings.timeout_s, counts=True)
     # Starting: poll quickly for readiness, but never past a counting probe.
-    timeout = min(READINESS_TIMEOUT_S, settings.timeout_s, due - now)
-    return Probe(now, timeout, counts=False)
+    at = min(max(now, state.next_readiness), due)
+    if at >= due:
+        return Probe(due, settings.timeout_s, counts=True)
+    return Probe(at, min(READINESS_TIMEOUT_S, settings.timeout_s, due - at), counts=False)
 
 
 def observe(
@@ -82,7 +85,7 @@ def observe(
             return replace(state, misses=0, passes=passes), Verdict.NONE
         return replace(state, misses=0, passes=passes, ready=True, recovering=False), Verdict.READY
     if not probe.counts:
-        return replace(state, passes=0), Verdict.NONE
+        return replace(state, passes=0, next_readiness=now + READINESS_POLL_S), Verdict.NONE
     misses = state.misses + 1
     was_ready = state.ready
     state = replace(state, misses=misses, passes=0, ready=False, recovering=True)
