@@ -207,3 +207,13 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture
+def backend_server(tmp_path: Path, database_url: str) -> Iterator[ServerProcess]:
+    """A server on each database backend (SQLite and PostgreSQL)."""
+    proc = ServerProcess(tmp_path / "home", database_url)
+    try:
+        yield proc
+    finally:
+        proc.stop()

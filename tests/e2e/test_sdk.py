@@ -24,15 +24,6 @@ from tests.conftest import ServerProcess, run_concurrently, wait_for
 
 
 @pytest.fixture
-def backend_server(tmp_path: Path, database_url: str) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path / "home", database_url)
-    try:
-        yield proc
-    finally:
-        proc.stop()
-
-
-@pytest.fixture
 def ws(backend_server: ServerProcess) -> Iterator[Workspace]:
     with Workspace.from_config(backend_server.home) as workspace:
         yield workspace

@@ -26,15 +26,6 @@ SCORE = b"def init():\n    pass\n\n\ndef run(raw):\n    return raw\n"
 FIXED = {"computeType": "aks", "numReplicas": 1, "autoScaler": {"autoscaleEnabled": False}}
 
 
-@pytest.fixture
-def backend_server(tmp_path: Path, database_url: str) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path / "home", database_url)
-    try:
-        yield proc
-    finally:
-        proc.stop()
-
-
 def _client(server: ServerProcess) -> httpx.Client:
     return httpx.Client(
         base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=60

@@ -144,29 +144,28 @@ def _keys(doc: dict[str, Any]) -> tuple[str | None, str | None]:
     return keys.get("primaryKey"), keys.get("secondaryKey")
 
 
-def _scoring_uri(record: ServiceRecord, plane: ControlPlane, local: bool) -> str:
+def _scoring_uri(name: str, the_plan: plan.DeploymentPlan, plane: ControlPlane) -> str:
     """v1's: through the router, or for a local service its own port on localhost."""
-    controller = plane.controllers.get(record.name)
-    port = plan.plan(record.spec).fixed_port
-    if local and port is None and controller is not None and controller.current is not None:
+    if the_plan.compute_type != "Local":
+        return plane.scoring_uri(name)
+    controller = plane.controllers.get(name)
+    port = the_plan.fixed_port
+    if port is None and controller is not None and controller.current is not None:
         port = next((r.port for r in controller.current.replicas.replicas if r.index == 0), None)
-    if local and port is not None:
-        return f"http://localhost:{port}/score"
-    return plane.scoring_uri(record.name)
+    return f"http://localhost:{port}/score" if port is not None else plane.scoring_uri(name)
 
 
 def view(record: ServiceRecord, plane: ControlPlane) -> dict[str, Any]:
     controller = plane.controllers.get(record.name)
     config = plan.deployment_config(record.spec)
     env = plan.environment(record.spec)
-    compute_type = plan.plan(record.spec).compute_type
-    local = compute_type == "Local"
-    scoring = _scoring_uri(record, plane, local)
+    the_plan = plan.plan(record.spec)
+    scoring = _scoring_uri(record.name, the_plan, plane)
     return {
         "name": record.name,
         "state": record.state,
         "error": record.error,
-        "computeType": compute_type,
+        "computeType": the_plan.compute_type,
         "description": record.spec.get("description"),
         "tags": record.spec.get("tags") or {},
         "properties": record.spec.get("properties") or {},
@@ -175,7 +174,7 @@ def view(record: ServiceRecord, plane: ControlPlane) -> dict[str, Any]:
         "generation": record.generation,
         "scoringUri": scoring,
         "swaggerUri": scoring.rsplit("/", 1)[0] + "/swagger.json",
-        "authEnabled": plan.plan(record.spec).auth,
+        "authEnabled": the_plan.auth,
         "models": record.spec["models"],
         "deploymentConfig": config.resolved().to_document(),  # in effect, defaults filled in
         "specifiedDeploymentConfig": config.to_document(),  # as given; updates merge into it

@@ -10,12 +10,15 @@ lingers.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import time
 from pathlib import Path
 
-from modelport.compute.local.records import is_running, load_deployment, load_records, read_json
+from modelport.compute.local.records import (
+    is_running,
+    load_deployment,
+    load_records,
+    read_json,
+    stop_processes,
+)
 from modelport.control.layout import services_root
 from modelport.control.router_process import router_dir
 from modelport.home import runtime_dir
@@ -40,16 +43,7 @@ def running_supervisors(home: Path) -> list[tuple[int, int]]:
 def stop_data_plane(home: Path) -> int:
     """Stop what still runs; returns how many supervisors were stopped."""
     found = running_supervisors(home)
-    for pid, _ in found:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + GRACE_S
-    while time.monotonic() < deadline and any(is_running(*p) for p in found):
-        time.sleep(0.05)
-    for pid, started in found:
-        if is_running(pid, started):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+    stop_processes(found, GRACE_S)
     with contextlib.suppress(FileNotFoundError):
         (router_dir(home) / "router.json").unlink()
     with contextlib.suppress(OSError):

@@ -20,14 +20,19 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from modelport.compute.local.records import is_running, read_json, start_time, write_json
+from modelport.compute.local.records import (
+    is_running,
+    read_json,
+    start_time,
+    stop_processes,
+    write_json,
+)
 from modelport.control.shares import merge_stats, worker_table
 from modelport.control.sockets import bind_socket
 
@@ -269,20 +274,7 @@ async def stop_pid(
     pid: int | None, started: int, proc: asyncio.subprocess.Process | None = None
 ) -> None:
     """SIGTERM a process we started (or adopted), then SIGKILL its group if it lingers."""
-    if pid is None or not is_running(pid, started):
-        if proc is not None:
-            await proc.wait()
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + STOP_TIMEOUT_S
-    while is_running(pid, started) and loop.time() < deadline:
-        if proc is not None and proc.returncode is not None:
-            break
-        await asyncio.sleep(0.05)
-    if is_running(pid, started):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+    if pid is not None:
+        await asyncio.to_thread(stop_processes, [(pid, started)], STOP_TIMEOUT_S)
     if proc is not None:
-        await proc.wait()
+        await proc.wait()  # reaped: it was our child

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,3 +163,19 @@ def start_time(pid: int) -> int | None:
 
 def is_running(pid: int, started: int) -> bool:
     return start_time(pid) == started
+
+
+def stop_processes(found: list[tuple[int, int]], grace_s: float) -> None:
+    """SIGTERM each (pid, start time), wait up to ``grace_s`` for all, then SIGKILL the
+    process group of any that lingers (a supervisor and what it runs)."""
+    for pid, started in found:
+        if is_running(pid, started):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(is_running(*p) for p in found):
+        time.sleep(0.05)
+    for pid, started in found:
+        if is_running(pid, started):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
