@@ -1,0 +1,1 @@
+"""The Kubernetes compute target: the only package that imports a Kubernetes client."""
