@@ -18,7 +18,7 @@ ALLOWED = {
     "store": {"spec"},
     "envs": {"spec"},
     "autoscale": {"spec"},
-    "compute": {"spec"},
+    "compute": {"spec", "store", "envs", "autoscale"},
     "control": {"spec", "store", "envs", "autoscale", "compute"},
     "runtime": set(),
     "router": set(),

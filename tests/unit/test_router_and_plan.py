@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from modelport.control.plan import plan, replica_environment
+from modelport.compute.plan import plan, replica_environment
 from modelport.envs.builder import conda_to_pip, requirements
 from modelport.errors import InvalidInputError
 from modelport.router.table import Backend, RouteTable, build_table

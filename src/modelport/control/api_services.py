@@ -7,8 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelport.compute.local.replica import check_port_free
-from modelport.control import plan
+from modelport.compute import plan
 from modelport.control.plane import ControlPlane
 from modelport.control.workspace import ServerWorkspace, workspace_of
 from modelport.envs.builder import build_problems
@@ -114,15 +113,11 @@ def _checked_spec(ws: ServerWorkspace, name: str, spec: dict[str, Any]) -> dict[
     return spec
 
 
-def _check_local_port(plane: ControlPlane, name: str, spec: dict[str, Any]) -> None:
-    """A local service's fixed port must be free, unless this service already holds it."""
-    port = plan.plan(spec).fixed_port
-    if port is None:
-        return
+def _check_target(plane: ControlPlane, name: str, spec: dict[str, Any]) -> None:
+    """What the compute target refuses at once (e.g. a local port another program holds)."""
     controller = plane.controllers.get(name)
     current = controller.current if controller is not None else None
-    if current is None or all(r.port != port for r in current.replicas.replicas):
-        check_port_free(port)
+    plane.target.check_deploy(plan.plan(spec), current.replicas if current else None)
 
 
 def _source_text(ws: ServerWorkspace, files: list[ModelFile], path: str, what: str = "file") -> str:
@@ -151,7 +146,7 @@ def _scoring_uri(name: str, the_plan: plan.DeploymentPlan, plane: ControlPlane) 
     controller = plane.controllers.get(name)
     port = the_plan.fixed_port
     if port is None and controller is not None and controller.current is not None:
-        port = next((r.port for r in controller.current.replicas.replicas if r.index == 0), None)
+        port = next((r.port for r in controller.current.replicas.replicas() if r.index == 0), None)
     return f"http://localhost:{port}/score" if port is not None else plane.scoring_uri(name)
 
 
@@ -170,7 +165,9 @@ def view(record: ServiceRecord, plane: ControlPlane) -> dict[str, Any]:
         "tags": record.spec.get("tags") or {},
         "properties": record.spec.get("properties") or {},
         "routerUri": plane.scoring_uri(record.name),
-        "warnings": support.warnings(config, plan.inference_config(record.spec), plane.target),
+        "warnings": support.warnings(
+            config, plan.inference_config(record.spec), plane.target.capabilities
+        ),
         "generation": record.generation,
         "scoringUri": scoring,
         "swaggerUri": scoring.rsplit("/", 1)[0] + "/swagger.json",
@@ -210,7 +207,7 @@ def deploy(body: Deploy, request: Request) -> dict[str, Any]:
         body.name,
         body.model_dump(by_alias=True, exclude={"name", "overwrite"}, exclude_none=True),
     )
-    _check_local_port(plane, body.name, spec)
+    _check_target(plane, body.name, spec)
     record = ws.services.create(body.name, spec, keys, body.overwrite)
     plane.notify(body.name)
     return view(record, plane)
@@ -238,7 +235,7 @@ def update_service(name: str, body: Update, request: Request) -> dict[str, Any]:
     if not changes:  # tags, properties, description: no roll-out
         return view(ws.services.update_metadata(name, metadata), plane)
     spec = _checked_spec(ws, name, {**current.spec, **changes, **metadata})
-    _check_local_port(plane, name, spec)
+    _check_target(plane, name, spec)
     keys = _keys(changes.get("deploymentConfig", {}))
     for which, value in zip(("primary", "secondary"), keys, strict=True):
         if value:

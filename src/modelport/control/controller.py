@@ -17,27 +17,16 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
-import shutil
 import time
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelport.autoscale.driver import AutoscaleDriver
 from modelport.autoscale.policy import Decision, clamp
-from modelport.compute.local.records import (
-    ReplicaSpec,
-    deployment_owner,
-    load_deployment,
-)
-from modelport.compute.local.replica import ReplicaState, check_port_free
-from modelport.compute.local.replica_set import ReplicaSet
-from modelport.control import layout, plan
+from modelport.compute import plan
+from modelport.compute.target import Generation, ReplicaState, ReplicaStatus
 from modelport.errors import ModelportError
-from modelport.home import make_private_dir, runtime_dir, workspace_key
-from modelport.spec.names import parse_model_id
 from modelport.store.services import (
     DELETING,
     FAILED,
@@ -58,8 +47,7 @@ SHUTDOWN_DRAIN_S = 10.0
 class Deployment:
     generation: int
     plan: plan.DeploymentPlan
-    replicas: ReplicaSet
-    app_root: Path
+    replicas: Generation
 
 
 class ServiceController:
@@ -97,41 +85,25 @@ class ServiceController:
     async def adopt(self, record: ServiceRecord) -> None:
         """Follow the live replicas of this service again; stop what is no longer wanted."""
         self.record = record
-        live: list[tuple[int, ReplicaSet, dict[str, Any]]] = []
-        for folder in self._generation_folders():
-            spec = load_deployment(folder)
-            owner = deployment_owner(folder)
-            if spec is None or owner is None:
-                continue
-            replicas = ReplicaSet.adopt(spec, self._on_replica_change)
-            await replicas.known()
-            if replicas.replicas:
-                live.append((spec.deployment, replicas, owner))
+        found = await self.plane.target.adopt(self.name, self._on_replica_change)
         keep = None
         if record.state != DELETING:
-            usable = [entry for entry in live if entry[0] <= record.generation]
+            usable = [f for f in found if f.generation.generation <= record.generation]
             keep = usable[-1] if usable else None
-        for entry in live:
+        for entry in found:
             if entry is not keep:
-                self._in_background(entry[1].stop(drain_s=SHUTDOWN_DRAIN_S))
+                self._in_background(entry.generation.stop(drain_s=SHUTDOWN_DRAIN_S))
         if keep is not None:
-            generation, replicas, owner = keep
-            self.current = Deployment(
-                generation, plan.plan(owner["spec"]), replicas, replicas.spec.app_root
-            )
+            generation = keep.generation.generation
+            self.current = Deployment(generation, plan.plan(keep.spec), keep.generation)
             self.applied = generation
-            count = len(replicas.replicas)
+            count = len(keep.generation.replicas())
             self.say(f"adopted {count} running replica(s) of generation {generation}")
             self._start_autoscaler(count)
         if record.state == FAILED:
             self.applied = record.generation  # a failed roll-out is not retried by a restart
         elif keep is None and record.state != DELETING:
             self.say("no replica was running when the control plane started: starting them")
-
-    def _generation_folders(self) -> list[Path]:
-        folder = layout.service_dir(self.plane.workspace.home, self.name)
-        found = [p for p in folder.glob("*") if p.name.isdigit() and p.is_dir()]
-        return sorted(found, key=lambda p: int(p.name))
 
     # -- the loop ----------------------------------------------------------------
     async def _run(self) -> None:
@@ -173,13 +145,17 @@ class ServiceController:
         self.pending = None
         if record.state != TRANSITIONING:  # e.g. started again after a control-plane restart
             await self._set_state(generation, TRANSITIONING, None)
-        prepared: asyncio.Future[ReplicaSpec] | None = None
+        target = self.plane.target
+        prepared: asyncio.Future[Any] | None = None
         try:
             the_plan = plan.plan(record.spec)
-            prepared = asyncio.ensure_future(asyncio.to_thread(self._prepare, record, the_plan))
-            spec = await asyncio.shield(prepared)
-            replicas = ReplicaSet.create(spec, self._on_replica_change, {"spec": record.spec})
-            self.pending = Deployment(generation, the_plan, replicas, spec.app_root)
+            current = self.current.replicas if self.current is not None else None
+            prepared = asyncio.ensure_future(
+                asyncio.to_thread(target.prepare, record, the_plan, current, self.say)
+            )
+            made = await asyncio.shield(prepared)
+            replicas = target.launch(made, self._on_replica_change, {"spec": record.spec})
+            self.pending = Deployment(generation, the_plan, replicas)
             count = self._initial_count(the_plan)
             self.say(f"starting {count} replica(s)")
             replicas.scale_to(count)
@@ -187,9 +163,8 @@ class ServiceController:
             await replicas.wait_ready()
         except asyncio.CancelledError:
             if prepared is not None and not prepared.done():
-                # The build or copy goes on in its thread: clear its folder when it ends.
-                folder = layout.service_dir(self.plane.workspace.home, self.name) / str(generation)
-                prepared.add_done_callback(lambda done: self._clear_after(done, folder))
+                # The build or copy goes on in its thread: clear what it made when it ends.
+                prepared.add_done_callback(lambda done: self._clear_after(done, generation))
             await self._abandon("superseded")
             raise
         except Exception as exc:  # whatever broke, this generation failed; the last one serves on
@@ -209,17 +184,16 @@ class ServiceController:
         finally:
             self._switching = False
 
-    def _clear_after(self, done: asyncio.Future[ReplicaSpec], folder: Path) -> None:
+    def _clear_after(self, done: asyncio.Future[Any], generation: int) -> None:
         if not done.cancelled():
             done.exception()  # retrieved: a failure there no longer matters
-        self._in_background(asyncio.to_thread(shutil.rmtree, folder, True))
+        self._in_background(asyncio.to_thread(self.plane.target.discard, self.name, generation))
 
     async def _abandon(self, why: str) -> None:
         new, self.pending = self.pending, None
         if new is not None:
             # Shielded: a second cancel must not leave these replicas running.
             await asyncio.shield(new.replicas.stop(drain_s=0))
-            await asyncio.shield(asyncio.to_thread(shutil.rmtree, new.app_root.parent, True))
         log.info("service %s: roll-out %s", self.name, why)
 
     async def _switch(self, generation: int, the_plan: plan.DeploymentPlan, count: int) -> None:
@@ -254,7 +228,7 @@ class ServiceController:
         settings = the_plan.autoscale
         if settings is None or self.current is None or self.current.plan.autoscale is None:
             return the_plan.replicas
-        return clamp(len(self.current.replicas.replicas), settings)
+        return clamp(len(self.current.replicas.replicas()), settings)
 
     def _stop_autoscaler(self) -> None:
         if self.autoscaler is not None:
@@ -266,8 +240,8 @@ class ServiceController:
         current = self.current
         if current is None:
             return
-        before = len(current.replicas.replicas)
-        surplus = current.replicas.scale_to(count)
+        before = len(current.replicas.replicas())
+        finish = current.replicas.scale_to(count)
         self.say(
             f"{decision.reason}: {before} -> {count} replicas "
             f"(utilization {inputs['utilization']:.2f}, queued {inputs['queued']})"
@@ -276,76 +250,15 @@ class ServiceController:
         await asyncio.to_thread(
             self.plane.workspace.events.record, self.name, before, count, decision.reason, inputs
         )
-        for replica in surplus:
-            self._in_background(replica.stop())
+        self._in_background(finish())
 
     def _in_background(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _prepare(self, record: ServiceRecord, the_plan: plan.DeploymentPlan) -> ReplicaSpec:
-        """Blocking work of a roll-out: environment, files (runs in a worker thread)."""
-        ws = self.plane.workspace
-        built = self.plane.builder.ensure(plan.environment(record.spec), self.say)
-        models = [ws.models.get(*parse_model_id(m)) for m in record.spec["models"]]
-        basename, files = ws.snapshots.get(record.spec["snapshot"])
-        self.say(f"laying out source and {len(models)} model(s)")
-        root = layout.lay_out(
-            ws.home, self.name, record.generation, ws.blobs, basename, files, models
-        )
-        inference = plan.inference_config(record.spec)
-        entry = f"{basename}/{inference.entry_script}" if basename else inference.entry_script
-        env = _base_environment()
-        env.update(built.variables)
-        env.update(plan.replica_environment(the_plan, self.name))
-        env.update(
-            {
-                "AML_APP_ROOT": str(root),
-                "AZUREML_ENTRY_SCRIPT": entry,
-                "AZUREML_SOURCE_DIRECTORY": basename,
-                "AZUREML_MODEL_DIR": layout.model_dir(root, models),
-                "MODELPORT_MODEL_DIR": layout.model_dir(root, models),
-                "PYTHONPATH": str(layout.runtime_copy(ws.home)),
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        sockets = make_private_dir(runtime_dir(ws.home))
-        fixed_port = self._fixed_port(the_plan)
-        return ReplicaSpec(
-            service=self.name,
-            deployment=record.generation,
-            python=built.python,
-            app_root=root,
-            env=env,
-            log_dir=layout.service_dir(ws.home, self.name) / "logs",
-            run_dir=sockets,
-            workspace_key=workspace_key(ws.home),
-            probe=the_plan.probe,
-            drain_s=the_plan.scoring_timeout_ms / 1000 + 5,
-            fixed_port=fixed_port,
-            shared_port=the_plan.compute_type == "Local",
-            resources=the_plan.resources,
-        )
-
-    def _fixed_port(self, the_plan: plan.DeploymentPlan) -> int | None:
-        """A local service keeps its port across updates, as a v1 LocalWebservice does.
-
-        The new generation binds it beside the old one (SO_REUSEPORT), so an update
-        needs no gap; a port that another program holds is a clear error.
-        """
-        if the_plan.compute_type != "Local":
-            return None
-        current = self.current
-        held = current.replicas.replicas[0].port if current and current.replicas.replicas else None
-        port = the_plan.fixed_port or held
-        if port is not None and port != held:
-            check_port_free(port)
-        return port
-
     async def _retire(self, old: Deployment, drain_s: float | None = None) -> None:
         await old.replicas.stop(drain_s)
-        await asyncio.to_thread(shutil.rmtree, old.app_root.parent, True)
 
     async def _delete(self, record: ServiceRecord | None) -> None:
         self._stop_autoscaler()
@@ -355,20 +268,10 @@ class ServiceController:
             self.say("deleting: draining replicas")
             await self._retire(self.current)
             self.current = None
-        await self._stop_leftovers()
+        await self.plane.target.clean_up(self.name)
         if record is not None:
             await asyncio.to_thread(self.plane.services.remove, self.name)
             await asyncio.to_thread(self.plane.workspace.events.forget, self.name)
-        await asyncio.to_thread(
-            shutil.rmtree, layout.service_dir(self.plane.workspace.home, self.name), True
-        )
-
-    async def _stop_leftovers(self) -> None:
-        """Replicas of other generations still running (a roll-out cut short by a crash)."""
-        for folder in self._generation_folders():
-            spec = load_deployment(folder)
-            if spec is not None:
-                await ReplicaSet.adopt(spec, lambda: None).stop(drain_s=SHUTDOWN_DRAIN_S)
 
     async def shutdown(self) -> None:
         """The server is stopping: end the replicas quickly (they restart with it)."""
@@ -391,14 +294,15 @@ class ServiceController:
             self._say_limits(current)
         if self.rolling_out or current is None or current.generation != self.applied:
             return
-        ready = len(current.replicas.ready())
-        state = HEALTHY if ready == len(current.replicas.replicas) else UNHEALTHY
+        statuses = current.replicas.replicas()
+        ready = sum(r.ready for r in statuses)
+        state = HEALTHY if ready == len(statuses) else UNHEALTHY
         error = None if state == HEALTHY else self._replica_error(current)
         self._in_background(self._set_state(current.generation, state, error))
 
     def _say_limits(self, deployment: Deployment) -> None:
         """Once per service: CPU and memory settings this machine cannot enforce."""
-        notes = {r.limits for r in deployment.replicas.replicas if r.limits}
+        notes = {r.limits for r in deployment.replicas.replicas() if r.limits}
         unenforced = [n for n in notes if n.startswith("not enforced")]
         if unenforced and not self._limits_said:
             self._limits_said = True
@@ -406,10 +310,10 @@ class ServiceController:
 
     @staticmethod
     def _replica_error(deployment: Deployment) -> str:
-        states = [r.state for r in deployment.replicas.replicas]
-        ready = sum(s == ReplicaState.READY for s in states)
-        text = f"{ready} of {len(states)} replicas ready"
-        errors = [r.error for r in deployment.replicas.replicas if r.error]
+        statuses = deployment.replicas.replicas()
+        ready = sum(r.ready for r in statuses)
+        text = f"{ready} of {len(statuses)} replicas ready"
+        errors = [r.error for r in statuses if r.error]
         return f"{text}; last replica error: {errors[-1]}" if errors else text
 
     def progress(self) -> str | None:
@@ -420,7 +324,7 @@ class ServiceController:
         now = time.time()
         waiting = [
             (r.index, now - r.started_at)
-            for r in pending.replicas.replicas
+            for r in pending.replicas.replicas()
             if r.state in (ReplicaState.STARTING, ReplicaState.CRASHED) and r.started_at
         ]
         if not waiting:
@@ -434,13 +338,13 @@ class ServiceController:
         if record is None:
             return None
         current = self.current
-        ready = current.replicas.ready() if current is not None else []
+        ready = [r for r in current.replicas.replicas() if r.ready] if current is not None else []
         the_plan = current.plan if current is not None else plan.plan(record.spec)
         return {
             "auth": the_plan.auth,
             "keyDigests": [_digest(record.primary_key), _digest(record.secondary_key)],
-            "replicas": [["127.0.0.1", r.port] for r in ready],
-            "exitFiles": {str(r.port): str(r.spec.exit_path(r.index)) for r in ready},
+            "replicas": [[r.host, r.port] for r in ready],
+            "exitFiles": {str(r.port): r.exit_file for r in ready if r.exit_file},
             "starting": current is None and record.state != FAILED,
             "scoringTimeoutMs": the_plan.scoring_timeout_ms,
             "maxConcurrent": the_plan.max_concurrent,
@@ -452,20 +356,7 @@ class ServiceController:
         deployment = self.current or self.pending
         if deployment is None:
             return []
-        return [
-            {
-                "index": r.index,
-                "port": r.port,
-                "state": str(r.state),
-                "restarts": r.restarts,
-                "probesPassed": r.probes_passed,
-                "generation": deployment.generation,
-                "startedAt": r.started_at,
-                "pid": r.pid,
-                "limits": r.limits,
-            }
-            for r in deployment.replicas.replicas
-        ]
+        return [_replica_view(r, deployment.generation) for r in deployment.replicas.replicas()]
 
 
 async def _finished(task: asyncio.Task[None]) -> None:
@@ -479,6 +370,20 @@ async def _finished(task: asyncio.Task[None]) -> None:
             raise
 
 
+def _replica_view(r: ReplicaStatus, generation: int) -> dict[str, Any]:
+    return {
+        "index": r.index,
+        "port": r.port,
+        "state": str(r.state),
+        "restarts": r.restarts,
+        "probesPassed": r.probes_passed,
+        "generation": generation,
+        "startedAt": r.started_at,
+        "pid": r.pid,
+        "limits": r.limits,
+    }
+
+
 def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -486,11 +391,3 @@ def _digest(key: str) -> str:
 def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
-_SECRET_VARIABLES = ("MODELPORT_", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
-
-
-def _base_environment() -> dict[str, str]:
-    """The server's environment minus its own settings (a database URL may hold a password)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(_SECRET_VARIABLES)}

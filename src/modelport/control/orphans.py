@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+from modelport.compute.layout import services_root
 from modelport.compute.local.records import (
     is_running,
     load_deployment,
@@ -19,7 +20,6 @@ from modelport.compute.local.records import (
     read_json,
     stop_processes,
 )
-from modelport.control.layout import services_root
 from modelport.control.router_process import router_dir
 from modelport.home import runtime_dir
 

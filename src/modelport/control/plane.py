@@ -5,18 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from pathlib import Path
 from typing import Any
 
-from modelport.compute.local.logs import tail
-from modelport.control import layout
+from modelport.compute.target import ComputeTarget, load_target
 from modelport.control.controller import ServiceController
 from modelport.control.router_process import RouterProcess
-from modelport.control.targets import local_target
 from modelport.control.workspace import ServerWorkspace
 from modelport.envs.builder import EnvironmentBuilder
 from modelport.home import runtime_dir
-from modelport.spec.support import Target
 
 log = logging.getLogger("modelport.control")
 
@@ -36,7 +32,14 @@ class ControlPlane:
         self.router_port = router_port
         self.router_workers = router_workers
         self.router: RouterProcess | None = None
-        self.target = Target("local")
+        self.target: ComputeTarget = load_target(
+            "local",
+            home=workspace.home,
+            builder=self.builder,
+            models=workspace.models,
+            snapshots=workspace.snapshots,
+            blobs=workspace.blobs,
+        )
         self.controllers: dict[str, ServiceController] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._publish_task: asyncio.Task[None] | None = None
@@ -50,7 +53,7 @@ class ControlPlane:
         still run, so a service that exists is never a 404 during a restart.
         """
         self.loop = asyncio.get_running_loop()
-        self.target = await asyncio.to_thread(local_target, self.workspace.home)
+        await asyncio.to_thread(self.target.probe_capabilities)
         self.router = RouterProcess(
             self.workspace.home,
             self.router_host,
@@ -128,14 +131,8 @@ class ControlPlane:
 
     def logs(self, name: str, num_lines: int) -> str:
         controller = self.controllers.get(name)
-        folder = layout.service_dir(self.workspace.home, name) / "logs"
-        files = sorted(folder.glob("replica-*.log"), key=lambda p: p.stat().st_mtime)
-        if controller is not None and controller.current is not None:
-            current = [r.log_path for r in controller.current.replicas.replicas]
-            files = [f for f in files if f in current] or files[-1:]
-        else:
-            files = files[-1:]
-        return _join_tails(files, num_lines)
+        current = controller.current if controller is not None else None
+        return self.target.logs(name, current.replicas if current else None, num_lines)
 
     async def stop(self) -> None:
         for controller in list(self.controllers.values()):
@@ -148,9 +145,3 @@ class ControlPlane:
             await self.router.stop()
         with contextlib.suppress(OSError):  # the sockets' folder, once its last one is gone
             runtime_dir(self.workspace.home).rmdir()
-
-
-def _join_tails(files: list[Path], num_lines: int) -> str:
-    per_file = max(1, num_lines // max(1, len(files)))
-    parts = [f"=== {f.stem} ===\n{tail(f, per_file)}" for f in files]
-    return "\n".join(parts)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import json
 import logging
 import os
@@ -31,22 +30,13 @@ from modelport.compute.local.records import (
     save_record,
     start_time,
 )
+from modelport.compute.target import ReplicaState, ReplicaStatus
 from modelport.errors import ConflictError
 
 log = logging.getLogger("modelport.compute")
 CONNECT_TIMEOUT_S = 15.0
 STOP_MARGIN_S = 15.0  # beyond the drain time before a shim that does not end is killed
 RESPAWN_DELAY_S = 0.5
-
-
-class ReplicaState(enum.StrEnum):
-    STARTING = "Starting"
-    READY = "Ready"
-    UNHEALTHY = "Unhealthy"
-    CRASHED = "Crashed"
-    FAILED = "Failed"
-    STOPPING = "Stopping"
-    STOPPED = "Stopped"
 
 
 def bind_replica_socket(port: int, shared: bool = False) -> socket.socket:
@@ -119,6 +109,21 @@ class Replica:
 
     def __repr__(self) -> str:
         return f"<Replica {self.spec.service}#{self.index} port={self.port} {self.state}>"
+
+    def status(self) -> ReplicaStatus:
+        return ReplicaStatus(
+            index=self.index,
+            state=self.state,
+            host="127.0.0.1",
+            port=self.port,
+            restarts=self.restarts,
+            probes_passed=self.probes_passed,
+            error=self.error,
+            started_at=self.started_at,
+            pid=self.pid,
+            limits=self.limits,
+            exit_file=str(self.spec.exit_path(self.index)),
+        )
 
     def _bind(self) -> None:
         first = self.index == 0

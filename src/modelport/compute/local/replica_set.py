@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from modelport.compute.local.records import ReplicaSpec, load_records, save_deployment
-from modelport.compute.local.replica import Replica, ReplicaState
+from modelport.compute.local.replica import Replica
+from modelport.compute.target import ReplicaState
 from modelport.errors import ReplicasFailedError
 
 

@@ -1,0 +1,138 @@
+"""The seam between the control plane and where replicas run.
+
+A service controller talks to compute only through these protocols:
+
+- :class:`ComputeTarget` prepares a generation (files, environment), launches it,
+  finds what a previous control plane left running, cleans up after a service and
+  reads logs.
+- :class:`Generation` is one generation's replicas on that target: scale, wait until
+  ready, report each replica's state (with the reason when it failed), stop.
+
+``compute/local/`` runs replicas as processes of this machine; ``compute/kubernetes/``
+as pods.  Implementations are chosen by name (:func:`load_target`) and imported
+lazily, so the control plane never imports a Kubernetes client it does not use.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from modelport.compute.plan import DeploymentPlan
+    from modelport.spec.support import Target
+    from modelport.store.services import ServiceRecord
+
+OnChange = Callable[[], None]
+Say = Callable[[str], None]
+
+
+class ReplicaState(enum.StrEnum):
+    STARTING = "Starting"  # started, not yet ready
+    READY = "Ready"
+    UNHEALTHY = "Unhealthy"  # was ready, now failing its probe
+    CRASHED = "Crashed"  # exited; started again after a back-off
+    FAILED = "Failed"  # gave up: never ready after its restarts, or cannot be placed
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+
+
+@dataclass(frozen=True)
+class ReplicaStatus:
+    """What the control plane knows of one replica, whatever runs it."""
+
+    index: int
+    state: ReplicaState
+    host: str
+    port: int
+    restarts: int = 0
+    probes_passed: int = 0
+    error: str | None = None
+    started_at: float | None = None
+    pid: int | None = None
+    limits: str | None = None
+    exit_file: str | None = None  # where the router reads why a replica died
+
+    @property
+    def ready(self) -> bool:
+        return self.state == ReplicaState.READY
+
+
+class Generation(Protocol):
+    """One generation (deployment) of a service's replicas on a compute target."""
+
+    generation: int
+
+    def replicas(self) -> Sequence[ReplicaStatus]: ...
+
+    def scale_to(self, count: int) -> Callable[[], Awaitable[None]]:
+        """Start replicas up to ``count`` at once; replicas beyond it get no new work
+        once the routers know, so the returned step (run after publishing) ends them."""
+        ...
+
+    async def wait_ready(self) -> None:
+        """Until every replica is ready; raises a ModelportError naming why one failed."""
+        ...
+
+    async def stop(self, drain_s: float | None = None) -> None:
+        """End every replica (after ``drain_s`` for requests in flight) and its files."""
+        ...
+
+
+@dataclass
+class Found:
+    """A generation a previous control plane left running, with the spec that made it."""
+
+    generation: Generation
+    spec: dict[str, Any]
+
+
+class ComputeTarget(Protocol):
+    name: str
+    kind: str  # "local" | "kubernetes"
+    capabilities: Target  # what it enforces, for warnings
+
+    def probe_capabilities(self) -> None:
+        """Blocking: learn what this target enforces (sets :attr:`capabilities`)."""
+        ...
+
+    def prepare(
+        self,
+        record: ServiceRecord,
+        plan: DeploymentPlan,
+        current: Generation | None,
+        say: Say,
+    ) -> Any:
+        """Blocking work before replicas start (runs in a worker thread)."""
+        ...
+
+    def discard(self, service: str, generation: int) -> None:
+        """Blocking: remove what :meth:`prepare` made for an abandoned generation."""
+        ...
+
+    def launch(self, prepared: Any, on_change: OnChange, owner: dict[str, Any]) -> Generation: ...
+
+    async def adopt(self, service: str, on_change: OnChange) -> list[Found]:
+        """Generations of ``service`` still running, oldest first (level-triggered)."""
+        ...
+
+    async def clean_up(self, service: str) -> None:
+        """After a delete: stop whatever of ``service`` still runs and remove its files."""
+        ...
+
+    def logs(self, service: str, current: Generation | None, num_lines: int) -> str: ...
+
+    def check_deploy(self, plan: DeploymentPlan, current: Generation | None) -> None:
+        """Refuse at once what this target cannot do (raises a ModelportError)."""
+        ...
+
+
+def load_target(kind: str, **settings: Any) -> ComputeTarget:
+    """The implementation named ``kind``, imported only when asked for."""
+    if kind == "local":
+        from modelport.compute.local.target import LocalTarget
+
+        return LocalTarget(**settings)
+    raise ValueError(f"unknown compute target kind {kind!r}")
