@@ -18,7 +18,7 @@ ALLOWED = {
     "store": {"spec"},
     "envs": {"spec"},
     "autoscale": {"spec"},
-    "compute": {"spec"},
+    "compute": {"spec", "envs"},  # a pod's staging step builds its environment
     "control": {"spec", "store", "envs", "autoscale", "compute"},
     "runtime": set(),
     "router": set(),
