@@ -254,8 +254,9 @@ def build_environment(settings: Settings, say: Say) -> str | None:
 def stage(settings: Settings, say: Say) -> None:
     plane = ControlPlane(settings)
     try:
-        layout = plane.layout()
-        place_files(plane, layout, settings.app_root, say)
+        place_files(plane, plane.layout(), settings.app_root, say)
+    except (KeyError, TypeError) as exc:
+        raise StageError(REFUSED, f"the control plane's layout lacks {exc}") from exc
     finally:
         plane.close()
     copy_runtime(settings.runtime_dir)
