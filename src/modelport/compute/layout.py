@@ -34,6 +34,26 @@ def copy_files(blobs: BlobStore, files: list[ModelFile], target: Path) -> None:
         shutil.copyfile(blobs.path(f.sha256), path)
 
 
+def placement(
+    source_basename: str, source_files: list[ModelFile], models: list[ModelRecord]
+) -> tuple[list[ModelFile], list[str]]:
+    """Where a generation's files go under its app root (each with its content), and
+    the folders that exist even when empty: one answer for every compute target."""
+    files = [_moved(f, source_basename) for f in source_files]
+    folders: list[str] = []
+    for model in models:
+        folder = f"{MODELS_DIR}/{model.name}/{model.version}"
+        folders.append(folder)
+        files += [_moved(f, folder) for f in model.files]
+        if model.kind == "folder":
+            folders.append(f"{folder}/{model.basename}")
+    return files, folders
+
+
+def _moved(f: ModelFile, folder: str) -> ModelFile:
+    return f.model_copy(update={"path": f"{folder}/{f.path}"}) if folder else f
+
+
 def lay_out(
     home: Path,
     name: str,
@@ -46,13 +66,10 @@ def lay_out(
     root = service_dir(home, name) / str(generation) / "app"
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
-    copy_files(blobs, source_files, root / source_basename if source_basename else root)
-    for model in models:
-        folder = root / MODELS_DIR / model.name / str(model.version)
-        folder.mkdir(parents=True)
-        copy_files(blobs, list(model.files), folder)
-        if model.kind == "folder":
-            (folder / model.basename).mkdir(exist_ok=True)
+    files, folders = placement(source_basename, source_files, models)
+    for folder in folders:
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    copy_files(blobs, files, root)
     return root
 
 

@@ -37,6 +37,7 @@ class DeploymentPlan:
     autoscale: AutoscaleSettings | None = None
     resources: Resources = field(default_factory=Resources)
     collect_model_data: bool = False
+    gpu_cores: int = 0  # GPUs per replica
 
 
 def queue_bound(max_replicas: int, max_concurrent: int) -> int:
@@ -112,6 +113,7 @@ def plan(spec: dict[str, Any]) -> DeploymentPlan:
         autoscale=autoscale,
         resources=_resources(given),
         collect_model_data=bool(config.collect_model_data),
+        gpu_cores=config.gpu_cores or 0,
     )
 
 

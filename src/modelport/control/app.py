@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 from modelport import __version__
-from modelport.control import api_environments, api_models, api_services
+from modelport.control import api_environments, api_models, api_services, api_staging
 from modelport.control.auth import AdminTokenMiddleware
 from modelport.control.errors import install_error_handlers
 from modelport.control.plane import ControlPlane
@@ -42,11 +42,14 @@ def create_app(workspace: ServerWorkspace, plane: ControlPlane | None = None) ->
     app.include_router(api_models.router)
     app.include_router(api_environments.router)
     app.include_router(api_services.router)
+    app.include_router(api_staging.router)
 
     @app.get("/api/v1/workspace")
     def workspace_info(request: Request) -> dict[str, Any]:
         ws = workspace_of(request)
         return {"version": __version__, "database": ws.db.dialect, "home": str(ws.home)}
 
-    app.add_middleware(AdminTokenMiddleware, token=workspace.admin_token)
+    app.add_middleware(
+        AdminTokenMiddleware, token=workspace.admin_token, exempt=(api_staging.PREFIX,)
+    )
     return app

@@ -1,7 +1,9 @@
 """Admin-token check for every management call, as plain ASGI middleware.
 
 It sits outside routing, so unknown paths and ``/openapi.json`` need the token
-too and nothing about the API shows to a caller without it.
+too and nothing about the API shows to a caller without it.  Paths under an
+``exempt`` prefix are for other callers with credentials of their own (pods
+staging their files): there the admin token is not asked for, nor accepted.
 """
 
 from __future__ import annotations
@@ -22,16 +24,21 @@ _HEADERS = [
 
 
 class AdminTokenMiddleware:
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    def __init__(self, app: ASGIApp, token: str, exempt: tuple[str, ...] = ()) -> None:
         self.app = app
         self._expected = f"Bearer {token}".encode()
+        self._exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self._authorised(scope):
+        if scope["type"] != "http" or self._authorised(scope) or self._exempted(scope):
             await self.app(scope, receive, send)
             return
         await send({"type": "http.response.start", "status": 401, "headers": _HEADERS})
         await send({"type": "http.response.body", "body": _BODY})
+
+    def _exempted(self, scope: Scope) -> bool:
+        path: str = scope["path"]
+        return path.startswith(self._exempt)
 
     def _authorised(self, scope: Scope) -> bool:
         for name, value in scope["headers"]:

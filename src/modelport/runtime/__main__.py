@@ -4,7 +4,8 @@ Settings come from the environment, as for the v1 scoring server:
 ``AML_APP_ROOT``, ``AZUREML_ENTRY_SCRIPT`` (relative to the app root),
 ``AZUREML_SOURCE_DIRECTORY``, ``AZUREML_MODEL_DIR``, ``SCORING_TIMEOUT_MS``,
 ``SERVICE_NAME``; plus ``MODELPORT_LISTEN_FD`` (a listening socket handed over by
-the compute target) or ``--port``, and ``MODELPORT_WORKERS`` (concurrent run calls).
+the compute target) or ``--port``, ``MODELPORT_HEALTH_FD`` or ``MODELPORT_HEALTH_PORT``
+(the probes' socket) and ``MODELPORT_WORKERS`` (concurrent run calls).
 Exit code 3: the entry script could not be loaded or its ``init()`` failed.
 """
 
@@ -107,6 +108,19 @@ def _listening_socket(settings: argparse.Namespace) -> socket.socket:
     return sock
 
 
+def _health_socket(settings: argparse.Namespace) -> socket.socket | None:
+    """The probes' socket: handed over (``MODELPORT_HEALTH_FD``, the local target) or
+    bound beside the scoring one (``MODELPORT_HEALTH_PORT``, a pod)."""
+    fd = os.environ.get("MODELPORT_HEALTH_FD")
+    if fd is not None:
+        return socket.socket(fileno=int(fd))
+    port = os.environ.get("MODELPORT_HEALTH_PORT")
+    if not port:
+        return None
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    return socket.create_server((settings.host, int(port)), family=family)
+
+
 async def _serve(dataplane: object, settings: argparse.Namespace) -> None:
     from modelport.httpserver import HttpProtocol, ServerState
     from modelport.runtime.dataplane import INTERNAL, Dataplane, message
@@ -118,11 +132,11 @@ async def _serve(dataplane: object, settings: argparse.Namespace) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    health = os.environ.get("MODELPORT_HEALTH_FD")
+    health = _health_socket(settings)
     if health is not None:
         from modelport.runtime.health import serve_health
 
-        serve_health(socket.socket(fileno=int(health)))
+        serve_health(health)
     log.info("serving on %s", server.sockets[0].getsockname())
     await stop.wait()
     log.info("draining: finishing requests in progress, then exiting")

@@ -50,7 +50,7 @@ def endpoints_of(slice_: Mapping[str, Any]) -> Endpoints | None:
         return None
     ports = slice_.get("ports") or []
     port = ports[0].get("port") if ports else None
-    ready = []
+    ready: list[str] = []
     for endpoint in slice_.get("endpoints") or []:
         conditions = endpoint.get("conditions") or {}
         # An absent `ready` means ready (the API's own rule); terminating ones are not.

@@ -1,0 +1,223 @@
+"""What ``modelport compute install`` puts into a namespace, once: plain objects, no I/O.
+
+The router runs as a Deployment of its own: in each pod the router (the same code
+as on one machine, started by :mod:`modelport.compute.kubernetes.launch`) and a
+route-sync container (``modelport.compute.kubernetes.routes``) that watches the
+services' ConfigMaps and EndpointSlices and hands the route table to the router's
+admin port.  A LoadBalancer Service on port 80 is the scoring address.  The
+router's ServiceAccount gets the ``ROUTER`` rights of :mod:`.permissions` and no
+more; the control plane's Role (``CONTROL_PLANE``) is printed for the cluster's
+administrator to bind to the identity the control plane uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from modelport.compute.kubernetes import names, pod
+from modelport.compute.kubernetes.permissions import CONTROL_PLANE, ROUTER, Permission
+from modelport.compute.kubernetes.settings import ClusterSettings
+
+ROUTER_PORT = 8080
+ROUTER_ADMIN_PORT = 8081
+ROUTES_DIR = "/var/modelport/routes"  # the last table, so a restarted router serves at once
+LAUNCH_MODULE = "modelport.compute.kubernetes.launch"
+ROUTES_MODULE = "modelport.compute.kubernetes.routes"
+
+Object = dict[str, Any]
+
+
+def _meta(cluster: ClusterSettings, name: str, labels: dict[str, str]) -> Object:
+    return {"name": name, "namespace": cluster.namespace, "labels": labels}
+
+
+def namespace(cluster: ClusterSettings) -> Object:
+    labels = names.workspace_labels(cluster.workspace)
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": cluster.namespace, "labels": labels},
+    }
+
+
+def rules(permissions: Sequence[Permission]) -> list[Object]:
+    return [
+        {"apiGroups": [p.group], "resources": [p.resource], "verbs": list(p.verbs)}
+        for p in permissions
+    ]
+
+
+def role(cluster: ClusterSettings, name: str, permissions: Sequence[Permission]) -> Object:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": _meta(cluster, name, names.workspace_labels(cluster.workspace)),
+        "rules": rules(permissions),
+    }
+
+
+def control_plane_role(cluster: ClusterSettings) -> Object:
+    """What the control plane may do here; bind it to the kubeconfig's identity."""
+    return role(cluster, names.CONTROL_PLANE, CONTROL_PLANE)
+
+
+def router_role(cluster: ClusterSettings) -> Object:
+    return role(cluster, names.ROUTER, ROUTER)
+
+
+def router_service_account(cluster: ClusterSettings) -> Object:
+    labels = names.router_labels(cluster.workspace)
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(cluster, names.ROUTER, labels),
+    }
+
+
+def router_role_binding(cluster: ClusterSettings) -> Object:
+    labels = names.router_labels(cluster.workspace)
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _meta(cluster, names.ROUTER, labels),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": names.ROUTER},
+        "subjects": [
+            {"kind": "ServiceAccount", "name": names.ROUTER, "namespace": cluster.namespace}
+        ],
+    }
+
+
+def router_secret(cluster: ClusterSettings, token: str) -> Object:
+    """The router's admin token, shared by its two containers."""
+    labels = names.router_labels(cluster.workspace)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(cluster, names.ROUTER, labels),
+        "type": "Opaque",
+        "stringData": {pod.TOKEN_KEY: token},
+    }
+
+
+def _field(name: str, path: str) -> Object:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def _token() -> Object:
+    ref = {"secretKeyRef": {"name": names.ROUTER, "key": pod.TOKEN_KEY}}
+    return {"name": "MODELPORT_ROUTER_TOKEN", "valueFrom": ref}
+
+
+def _tcp_probe(period_s: int, failures: int) -> Object:
+    return {
+        "tcpSocket": {"port": ROUTER_PORT},
+        "periodSeconds": period_s,
+        "failureThreshold": failures,
+    }
+
+
+def router_container(cluster: ClusterSettings) -> Object:
+    return {
+        "name": "router",
+        "image": cluster.image,
+        "command": ["python", "-m", LAUNCH_MODULE],
+        "env": [
+            _field("POD_IP", "status.podIP"),
+            {"name": "MODELPORT_ROUTER_HOST", "value": "$(POD_IP)"},
+            {"name": "MODELPORT_ROUTER_PORT", "value": str(ROUTER_PORT)},
+            {"name": "MODELPORT_ROUTER_ADMIN_PORT", "value": str(ROUTER_ADMIN_PORT)},
+            {"name": "MODELPORT_ROUTER_TABLE_DIR", "value": ROUTES_DIR},
+            _token(),
+        ],
+        "ports": [
+            {"name": "http", "containerPort": ROUTER_PORT, "protocol": "TCP"},
+            {"name": "admin", "containerPort": ROUTER_ADMIN_PORT, "protocol": "TCP"},
+        ],
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+        "readinessProbe": _tcp_probe(1, 1),
+        "livenessProbe": _tcp_probe(10, 3),
+        "volumeMounts": [{"name": "routes", "mountPath": ROUTES_DIR, "readOnly": True}],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": pod.security_context(cluster),
+    }
+
+
+def route_sync_container(cluster: ClusterSettings) -> Object:
+    return {
+        "name": "route-sync",
+        "image": cluster.image,
+        "command": ["python", "-m", ROUTES_MODULE],
+        "env": [
+            _field("POD_IP", "status.podIP"),
+            _field("POD_NAME", "metadata.name"),
+            _field("MODELPORT_NAMESPACE", "metadata.namespace"),
+            {"name": "MODELPORT_WORKSPACE", "value": cluster.workspace},
+            {
+                "name": "MODELPORT_ROUTER_ADMIN_URL",
+                "value": f"http://$(POD_IP):{ROUTER_ADMIN_PORT}",
+            },
+            {"name": "MODELPORT_ROUTER_TABLE_DIR", "value": ROUTES_DIR},
+            _token(),
+        ],
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
+        "volumeMounts": [{"name": "routes", "mountPath": ROUTES_DIR}],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": pod.security_context(cluster),
+    }
+
+
+def router_deployment(cluster: ClusterSettings) -> Object:
+    labels = names.router_labels(cluster.workspace)
+    spec: Object = {
+        "serviceAccountName": names.ROUTER,
+        "enableServiceLinks": False,
+        "containers": [router_container(cluster), route_sync_container(cluster)],
+        "volumes": [{"name": "routes", "emptyDir": {}}],
+    }
+    if cluster.run_as_user is not None:
+        spec["securityContext"] = {"fsGroup": cluster.run_as_user}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(cluster, names.ROUTER, labels),
+        "spec": {
+            "replicas": cluster.router_replicas,
+            "selector": {"matchLabels": names.router_selector(cluster.workspace)},
+            # A new router pod serves before an old one leaves.
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
+            "template": {"metadata": {"labels": labels}, "spec": spec},
+        },
+    }
+
+
+def router_service(cluster: ClusterSettings) -> Object:
+    """The scoring address: ``http://<its address>/api/v1/service/<name>/score``."""
+    labels = names.router_labels(cluster.workspace)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(cluster, names.ROUTER, labels),
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": names.router_selector(cluster.workspace),
+            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def install_objects(cluster: ClusterSettings, router_token: str) -> list[Object]:
+    """Everything ``modelport compute install`` applies, in order."""
+    return [
+        namespace(cluster),
+        control_plane_role(cluster),
+        router_service_account(cluster),
+        router_role(cluster),
+        router_role_binding(cluster),
+        router_secret(cluster, router_token),
+        router_deployment(cluster),
+        router_service(cluster),
+    ]
