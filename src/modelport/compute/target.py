@@ -34,6 +34,7 @@ class ReplicaState(enum.StrEnum):
     READY = "Ready"
     UNHEALTHY = "Unhealthy"  # was ready, now failing its probe
     CRASHED = "Crashed"  # exited; started again after a back-off
+    UNSCHEDULABLE = "Unschedulable"  # no node has room for it (the reason is its error)
     FAILED = "Failed"  # gave up: never ready after its restarts, or cannot be placed
     STOPPING = "Stopping"
     STOPPED = "Stopped"
