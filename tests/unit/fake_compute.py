@@ -102,5 +102,5 @@ class FakeTarget:
     async def clean_up(self, service: str) -> None:
         self.cleaned.append(service)
 
-    def logs(self, service: str, current: Generation | None, num_lines: int) -> str:
+    async def logs(self, service: str, current: Generation | None, num_lines: int) -> str:
         return ""

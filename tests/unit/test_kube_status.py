@@ -133,7 +133,7 @@ def test_the_table_takes_ready_endpoints_of_the_generation_the_policy_names() ->
     route = table["svc"]
     assert route["replicas"] == [["127.0.1.2", 5001], ["127.0.1.3", 5001]]
     assert route["maxConcurrent"] == 2 and route["starting"] is False
-    assert "backend" not in route
+    assert route["backend"] == "svc-2"  # echoed in the router's stats: the switch has landed
 
 
 def test_a_service_without_a_serving_generation_is_starting() -> None:

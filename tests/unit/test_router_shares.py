@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelport.control.shares import merge_stats, slot_shares, worker_table
+from modelport.compute.shares import merge_stats, slot_shares, worker_table
 from modelport.router.table import RouteTable, build_table
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from modelport.compute.plan import DeploymentPlan
@@ -123,11 +123,28 @@ class ComputeTarget(Protocol):
         """After a delete: stop whatever of ``service`` still runs and remove its files."""
         ...
 
-    def logs(self, service: str, current: Generation | None, num_lines: int) -> str: ...
+    async def logs(self, service: str, current: Generation | None, num_lines: int) -> str: ...
 
     def check_deploy(self, plan: DeploymentPlan, current: Generation | None) -> None:
         """Refuse at once what this target cannot do (raises a ModelportError)."""
         ...
+
+
+@runtime_checkable
+class RoutedTarget(Protocol):
+    """A target whose routers run beside its replicas (a cluster's router pods)."""
+
+    name: str
+
+    async def publish(self, routes: dict[str, dict[str, Any]]) -> None:
+        """The services' route policies, once every router has taken them."""
+        ...
+
+    async def stats(self) -> dict[str, Any] | None:
+        """Every router's per-service counters added up (None while one cannot answer)."""
+        ...
+
+    def scoring_uri(self, service: str) -> str: ...
 
 
 def load_target(kind: str, **settings: Any) -> ComputeTarget:

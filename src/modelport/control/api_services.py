@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
@@ -117,7 +119,8 @@ def _check_target(plane: ControlPlane, name: str, spec: dict[str, Any]) -> None:
     """What the compute target refuses at once (e.g. a local port another program holds)."""
     controller = plane.controllers.get(name)
     current = controller.current if controller is not None else None
-    plane.target.check_deploy(plan.plan(spec), current.replicas if current else None)
+    target = plane.target_for(spec)
+    target.check_deploy(plan.plan(spec), current.replicas if current else None)
 
 
 def _source_text(ws: ServerWorkspace, files: list[ModelFile], path: str, what: str = "file") -> str:
@@ -166,7 +169,7 @@ def view(record: ServiceRecord, plane: ControlPlane) -> dict[str, Any]:
         "properties": record.spec.get("properties") or {},
         "routerUri": plane.scoring_uri(record.name),
         "warnings": support.warnings(
-            config, plan.inference_config(record.spec), plane.target.capabilities
+            config, plan.inference_config(record.spec), plane.target_for(record.spec).capabilities
         ),
         "generation": record.generation,
         "scoringUri": scoring,
@@ -269,11 +272,11 @@ def delete_service(name: str, request: Request) -> dict[str, Any]:
 
 
 @router.get("/services/{name}/logs")
-def service_logs(
+async def service_logs(
     name: str, request: Request, num_lines: Annotated[int, Query(ge=1, le=1_000_000)] = 5000
 ) -> dict[str, Any]:
-    workspace_of(request).services.get(name)
-    return {"name": name, "logs": plane_of(request).logs(name, num_lines)}
+    await asyncio.to_thread(workspace_of(request).services.get, name)
+    return {"name": name, "logs": await plane_of(request).logs(name, num_lines)}
 
 
 @router.get("/services/{name}/events")

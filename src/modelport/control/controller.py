@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from modelport.autoscale.driver import AutoscaleDriver
 from modelport.autoscale.policy import Decision, clamp
 from modelport.compute import plan
-from modelport.compute.target import Generation, ReplicaState, ReplicaStatus
+from modelport.compute.target import ComputeTarget, Generation, ReplicaState, ReplicaStatus
 from modelport.errors import ModelportError
 from modelport.store.services import (
     DELETING,
@@ -57,6 +57,7 @@ class ServiceController:
         self.current: Deployment | None = None
         self.pending: Deployment | None = None  # being rolled out
         self.record: ServiceRecord | None = None
+        self.target: ComputeTarget = plane.default_target  # the record's, once read
         self.applied = 0
         self.messages: deque[str] = deque(maxlen=200)
         self.wake = asyncio.Event()
@@ -85,7 +86,8 @@ class ServiceController:
     async def adopt(self, record: ServiceRecord) -> None:
         """Follow the live replicas of this service again; stop what is no longer wanted."""
         self.record = record
-        found = await self.plane.target.adopt(self.name, self._on_replica_change)
+        self.target = self.plane.target_for(record.spec)
+        found = await self.target.adopt(self.name, self._on_replica_change)
         keep = None
         if record.state != DELETING:
             usable = [f for f in found if f.generation.generation <= record.generation]
@@ -112,6 +114,8 @@ class ServiceController:
             self.wake.clear()
             try:
                 record = await asyncio.to_thread(self.plane.services.find, self.name)
+                if record is not None:
+                    self.target = self.plane.target_for(record.spec)
                 if record is None or record.state == DELETING:
                     await self._cancel_rollout()
                     await self._delete(record)
@@ -145,7 +149,7 @@ class ServiceController:
         self.pending = None
         if record.state != TRANSITIONING:  # e.g. started again after a control-plane restart
             await self._set_state(generation, TRANSITIONING, None)
-        target = self.plane.target
+        target = self.target
         prepared: asyncio.Future[Any] | None = None
         try:
             the_plan = plan.plan(record.spec)
@@ -187,7 +191,7 @@ class ServiceController:
     def _clear_after(self, done: asyncio.Future[Any], generation: int) -> None:
         if not done.cancelled():
             done.exception()  # retrieved: a failure there no longer matters
-        self._in_background(asyncio.to_thread(self.plane.target.discard, self.name, generation))
+        self._in_background(asyncio.to_thread(self.target.discard, self.name, generation))
 
     async def _abandon(self, why: str) -> None:
         new, self.pending = self.pending, None
@@ -268,7 +272,7 @@ class ServiceController:
             self.say("deleting: draining replicas")
             await self._retire(self.current)
             self.current = None
-        await self.plane.target.clean_up(self.name)
+        await self.target.clean_up(self.name)
         if record is not None:
             await asyncio.to_thread(self.plane.services.remove, self.name)
             await asyncio.to_thread(self.plane.workspace.events.forget, self.name)
@@ -346,6 +350,7 @@ class ServiceController:
             "replicas": [[r.host, r.port] for r in ready],
             "exitFiles": {str(r.port): r.exit_file for r in ready if r.exit_file},
             "starting": current is None and record.state != FAILED,
+            "generation": current.generation if current is not None else None,
             "scoringTimeoutMs": the_plan.scoring_timeout_ms,
             "maxConcurrent": the_plan.max_concurrent,
             "maxWaitMs": the_plan.max_wait_ms,

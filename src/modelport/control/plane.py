@@ -7,7 +7,7 @@ import contextlib
 import logging
 from typing import Any
 
-from modelport.compute.target import ComputeTarget, load_target
+from modelport.compute.target import ComputeTarget, RoutedTarget, load_target
 from modelport.control.controller import ServiceController
 from modelport.control.router_process import RouterProcess
 from modelport.control.workspace import ServerWorkspace
@@ -32,7 +32,7 @@ class ControlPlane:
         self.router_port = router_port
         self.router_workers = router_workers
         self.router: RouterProcess | None = None
-        self.target: ComputeTarget = load_target(
+        self.default_target: ComputeTarget = load_target(
             "local",
             home=workspace.home,
             builder=self.builder,
@@ -40,11 +40,12 @@ class ControlPlane:
             snapshots=workspace.snapshots,
             blobs=workspace.blobs,
         )
+        self.targets: dict[str, ComputeTarget] = {}  # attached clusters, by name
         self.controllers: dict[str, ServiceController] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._publish_task: asyncio.Task[None] | None = None
         self._publish_again = False
-        self._stats: tuple[float, dict[str, Any] | None] = (0.0, None)
+        self._stats: dict[str, tuple[float, dict[str, Any] | None]] = {}
 
     async def start(self) -> None:
         """Adopt (or start) the router, adopt each service's running replicas, then reconcile.
@@ -53,7 +54,7 @@ class ControlPlane:
         still run, so a service that exists is never a 404 during a restart.
         """
         self.loop = asyncio.get_running_loop()
-        await asyncio.to_thread(self.target.probe_capabilities)
+        await asyncio.to_thread(self.default_target.probe_capabilities)
         self.router = RouterProcess(
             self.workspace.home,
             self.router_host,
@@ -91,18 +92,32 @@ class ControlPlane:
         self.controllers.pop(name, None)
 
     def scoring_uri(self, name: str) -> str:
+        controller = self.controllers.get(name)
+        target = controller.target if controller is not None else None
+        if isinstance(target, RoutedTarget):
+            return target.scoring_uri(name)
         return f"{self.router_url}/api/v1/service/{name}/score"
 
     async def publish(self) -> None:
-        """Give the router the current table and wait until it has taken it."""
+        """Give each router the current table and wait until it has taken it: this
+        machine's router gets the local services, a cluster's routers their own."""
         if self.router is None:
             return
-        services: dict[str, Any] = {}
+        local: dict[str, Any] = {}
+        routed: dict[str, dict[str, Any]] = {name: {} for name in self.targets}
         for name, controller in self.controllers.items():
             route = controller.route()
-            if route is not None:
-                services[name] = route
-        await self.router.publish(services)
+            if route is None:
+                continue
+            if controller.target is self.default_target:
+                local[name] = route
+            else:
+                routed.setdefault(controller.target.name, {})[name] = route
+        await self.router.publish(local)
+        for target_name, routes in routed.items():
+            target = self.targets.get(target_name)
+            if isinstance(target, RoutedTarget):
+                await target.publish(routes)
 
     def schedule_publish(self) -> None:
         """publish() soon, from a synchronous callback; bursts are coalesced."""
@@ -121,18 +136,34 @@ class ControlPlane:
     async def service_stats(self, name: str) -> dict[str, Any] | None:
         """One service's router counters; one read serves every autoscaler for 50 ms."""
         assert self.loop is not None and self.router is not None
-        when, stats = self._stats
+        controller = self.controllers.get(name)
+        target = controller.target if controller is not None else self.default_target
+        when, stats = self._stats.get(target.name, (0.0, None))
         if self.loop.time() - when > 0.05:
-            stats = await self.router.stats()
-            self._stats = (self.loop.time(), stats)
+            if isinstance(target, RoutedTarget):
+                stats = await target.stats()
+            else:
+                stats = await self.router.stats()
+            self._stats[target.name] = (self.loop.time(), stats)
         if stats is None or name not in stats["services"]:
             return None
         return {**stats["services"][name], "time": stats["time"]}
 
-    def logs(self, name: str, num_lines: int) -> str:
+    def target_for(self, spec: dict[str, Any]) -> ComputeTarget:
+        """The compute target a service's spec names (none: this machine)."""
+        name = spec.get("computeTarget")
+        if not name or name == LOCAL:
+            return self.default_target
+        target = self.targets.get(name)
+        if target is None:
+            raise ComputeTargetNotFoundError(f"compute target {name!r} is not attached")
+        return target
+
+    async def logs(self, name: str, num_lines: int) -> str:
         controller = self.controllers.get(name)
         current = controller.current if controller is not None else None
-        return self.target.logs(name, current.replicas if current else None, num_lines)
+        target = controller.target if controller is not None else self.default_target
+        return await target.logs(name, current.replicas if current else None, num_lines)
 
     async def stop(self) -> None:
         for controller in list(self.controllers.values()):

@@ -33,7 +33,7 @@ from modelport.compute.local.records import (
     stop_processes,
     write_json,
 )
-from modelport.control.shares import merge_stats, worker_table
+from modelport.compute.shares import merge_stats, worker_table
 from modelport.control.sockets import bind_socket
 
 log = logging.getLogger("modelport.control")

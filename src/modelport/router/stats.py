@@ -68,6 +68,7 @@ def snapshot(table: RouteTable) -> dict[str, Any]:
             "busySecondsTotal": route.lane.stats.busy_seconds + ongoing,
             "queued": len(route.lane.waiters),
             "inFlight": sum(b.in_flight for b in route.backends),
+            "backend": route.backend,
         }
     return {"revision": table.revision, "time": now, "services": services}
 

@@ -76,6 +76,7 @@ class Route:
     turn: int = 0
     forward: tuple[str, int] | None = None  # a sibling worker that holds the slots
     starting: bool = False  # no replica was ready yet: a queue timeout says so
+    backend: str | None = None  # which generation's replicas (on a cluster), echoed in stats
 
     def authorised(self, header: bytes | None) -> bool:
         """Constant-time check of ``Bearer <key>`` against the key digests."""
@@ -220,5 +221,6 @@ def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
             turn=old.turn if old is not None else 0,
             forward=(svc["forwardTo"][0], int(svc["forwardTo"][1])) if "forwardTo" in svc else None,
             starting=bool(svc.get("starting", False)),
+            backend=svc.get("backend"),
         )
     return RouteTable(int(doc.get("revision", 0)), routes)

@@ -72,7 +72,7 @@ def services_table(
     for name, policy in policies.items():
         backend = policy.get("backend")
         replicas = sorted(set(by_service.get(backend, []))) if backend else []
-        route = {k: v for k, v in policy.items() if k not in ("backend", "generation")}
+        route = {k: v for k, v in policy.items() if k != "generation"}
         route["replicas"] = [[host, port] for host, port in replicas]
         route["starting"] = bool(policy.get("starting")) and not replicas
         services[name] = route

@@ -193,7 +193,10 @@ class LocalTarget:
         found = [p for p in folder.glob("*") if p.name.isdigit() and p.is_dir()]
         return sorted(found, key=lambda p: int(p.name))
 
-    def logs(self, service: str, current: Generation | None, num_lines: int) -> str:
+    async def logs(self, service: str, current: Generation | None, num_lines: int) -> str:
+        return await asyncio.to_thread(self._logs, service, current, num_lines)
+
+    def _logs(self, service: str, current: Generation | None, num_lines: int) -> str:
         folder = layout.service_dir(self.home, service) / "logs"
         files = sorted(folder.glob("replica-*.log"), key=lambda p: p.stat().st_mtime)
         if isinstance(current, LocalGeneration):

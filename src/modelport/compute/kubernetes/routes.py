@@ -1,0 +1,146 @@
+"""``python -m modelport.compute.kubernetes.routes``: the route-sync container of a router pod.
+
+It watches the namespace's service ConfigMaps (route policies) and EndpointSlices
+(ready replicas) through the Kubernetes API, and pushes the table they make to the
+router beside it (``PUT /routes`` on its admin port), also writing it where a
+restarted router reads it at once.  The control plane never pushes pod lists.
+
+Environment (set by the router Deployment): ``MODELPORT_NAMESPACE``,
+``MODELPORT_WORKSPACE``, ``MODELPORT_ROUTER_ADMIN_URL``, ``MODELPORT_ROUTER_TOKEN``,
+``MODELPORT_ROUTER_TABLE_DIR``; credentials from the pod's service account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from modelport.compute.kubernetes import names, routing
+from modelport.compute.kubernetes.api import KubeAPI
+from modelport.errors import ModelportError
+
+log = logging.getLogger("modelport.routes")
+SETTLE_S = 0.05  # a burst of watch events makes one push
+RETRY_S = 1.0
+
+
+class RouteSync:
+    def __init__(self, api: KubeAPI, workspace: str, admin_url: str, token: str, folder: Path):
+        self.api = api
+        self.workspace = workspace
+        self.admin_url = admin_url
+        self.token = token
+        self.folder = folder
+        self.policies: dict[str, dict[str, Any]] = {}
+        self.slices: dict[str, routing.Endpoints] = {}
+        self.revision = 0
+        self.changed = asyncio.Event()
+        self.synced = {"ConfigMap": False, "EndpointSlice": False}
+
+    async def run(self) -> None:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            watchers = [
+                asyncio.create_task(self._watch("ConfigMap", names.workspace_labels(self.workspace))),
+                asyncio.create_task(self._watch("EndpointSlice", {})),
+            ]
+            try:
+                await self._push_loop(client)
+            finally:
+                for task in watchers:
+                    task.cancel()
+
+    async def _watch(self, kind: str, labels: dict[str, str]) -> None:
+        while True:
+            try:
+                for obj in await self.api.list(kind, labels):
+                    self._seen(kind, "ADDED", obj)
+                self.synced[kind] = True
+                self.changed.set()
+                async for event, obj in self.api.watch(kind, labels):
+                    self._seen(kind, event, obj)
+            except ModelportError as exc:
+                log.warning("watching %s: %s; again", kind, exc.message)
+                await asyncio.sleep(RETRY_S)
+
+    def _seen(self, kind: str, event: str, obj: dict[str, Any]) -> None:
+        name = obj["metadata"]["name"]
+        if kind == "ConfigMap":
+            policy = None if event == "DELETED" else routing.policy_of(obj)
+            if policy is None:
+                self.policies.pop(name, None)
+            else:
+                self.policies[name] = policy
+        else:
+            found = None if event == "DELETED" else routing.endpoints_of(obj)
+            if found is None:
+                self.slices.pop(name, None)
+            else:
+                self.slices[name] = found
+        self.changed.set()
+
+    async def _push_loop(self, client: httpx.AsyncClient) -> None:
+        while True:
+            await self.changed.wait()
+            await asyncio.sleep(SETTLE_S)
+            self.changed.clear()
+            if not all(self.synced.values()):
+                continue  # a table from half the facts would drop services
+            # Revisions only grow, also across restarts of this container.
+            self.revision = max(self.revision + 1, int(time.time() * 1000))
+            doc = {
+                "revision": self.revision,
+                "services": routing.services_table(self.policies, self.slices.values()),
+            }
+            self._save(doc)
+            await self._push(client, doc)
+
+    def _save(self, doc: dict[str, Any]) -> None:
+        path = self.folder / "table-0.json"
+        partial = path.with_suffix(".part")
+        partial.write_text(json.dumps(doc))
+        partial.replace(path)
+
+    async def _push(self, client: httpx.AsyncClient, doc: dict[str, Any]) -> None:
+        headers = {"authorization": f"Bearer {self.token}"}
+        while not self.changed.is_set():
+            try:
+                response = await client.put(f"{self.admin_url}/routes", json=doc, headers=headers)
+                if response.status_code == 200:
+                    return
+                log.warning("the router refused the table: %s", response.text)
+            except httpx.TransportError as exc:
+                log.info("the router is not answering yet (%s)", exc)
+            await asyncio.sleep(RETRY_S / 4)
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    env = os.environ
+    try:
+        namespace = env["MODELPORT_NAMESPACE"]
+        workspace = env["MODELPORT_WORKSPACE"]
+        admin_url = env["MODELPORT_ROUTER_ADMIN_URL"]
+        token = env.pop("MODELPORT_ROUTER_TOKEN")
+        folder = Path(env["MODELPORT_ROUTER_TABLE_DIR"])
+    except KeyError as exc:
+        print(f"route-sync: {exc.args[0]} is not set", file=sys.stderr)
+        return 2
+
+    async def go() -> None:
+        async with KubeAPI.in_cluster(namespace) as api:
+            await RouteSync(api, workspace, admin_url, token, folder).run()
+
+    asyncio.run(go())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

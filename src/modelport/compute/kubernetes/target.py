@@ -1,0 +1,347 @@
+"""The Kubernetes compute target: a service generation is a Deployment of pods.
+
+Per service a ConfigMap (named after it) carries the route policy and owns every
+object of the service, so deleting it lets the cluster's garbage collector remove
+the rest.  Per generation: a staging Secret, a headless Service (whose
+EndpointSlices tell the routers which replicas are ready), a PodDisruptionBudget
+and the Deployment.  The replica count is changed through the ``scale``
+subresource only: never an HPA.  Everything is found again by label, so a
+restarted control plane adopts what runs instead of creating it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelport.compute import plan
+from modelport.compute.kubernetes import credential, manifests, names, pods
+from modelport.compute.kubernetes.api import KubeAPI
+from modelport.compute.kubernetes.release import Release
+from modelport.compute.kubernetes.settings import ClusterSettings
+from modelport.compute.target import Found, Generation, OnChange, ReplicaState, ReplicaStatus, Say
+from modelport.errors import ModelportError, ReplicasFailedError
+from modelport.spec.names import parse_model_id
+from modelport.spec.support import Target
+from modelport.store.services import ServiceRecord
+from modelport.store.snapshots import SnapshotStore
+
+log = logging.getLogger("modelport.compute")
+SPEC_ANNOTATION = "modelport.io/spec"  # the service spec a generation was made from
+GONE_TIMEOUT_S = 120.0  # waiting for a stopped generation's pods to end
+RETRY_S = 1.0
+
+
+@dataclass(frozen=True)
+class Prepared:
+    release: Release
+    token: str
+    snapshot: str
+
+
+class KubeGeneration:
+    """One generation's pods, followed through a watch on their labels."""
+
+    def __init__(
+        self,
+        target: KubernetesTarget,
+        release: Release,
+        on_change: OnChange,
+        desired: int | None = None,
+    ) -> None:
+        self.target = target
+        self.release = release
+        self.generation = release.generation
+        self.on_change = on_change
+        self.desired = desired if desired is not None else release.plan.replicas
+        self.name = names.generation_name(release.service, release.generation)
+        self._pods: dict[str, dict[str, Any]] = {}
+        self._ever_ready: set[str] = set()
+        self._changed = asyncio.Event()
+        self._error: str | None = None  # creating the objects failed
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    def __repr__(self) -> str:
+        return f"<KubeGeneration {self.name} desired={self.desired} pods={len(self._pods)}>"
+
+    # -- following the pods --------------------------------------------------------
+    def follow(self, create: Callable[[], Awaitable[None]] | None = None) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._follow(create))
+
+    async def _follow(self, create: Callable[[], Awaitable[None]] | None) -> None:
+        if create is not None:
+            try:
+                await create()
+            except ModelportError as exc:
+                self._error = exc.message
+                self._notify()
+                return
+        selector = names.generation_selector(self.release.service, self.generation)
+        while not self._stopped:
+            try:
+                async for kind, pod in self.target.api.watch("Pod", selector):
+                    self._seen(kind, pod)
+            except ModelportError as exc:  # a dropped watch: list again and go on
+                log.info("%s: watching pods: %s; again", self.name, exc.message)
+                await asyncio.sleep(RETRY_S)
+
+    def _seen(self, kind: str, pod: dict[str, Any]) -> None:
+        name = pod["metadata"]["name"]
+        if kind == "DELETED":
+            self._pods.pop(name, None)
+        else:
+            self._pods[name] = pod
+            if pods.replica_status(pod, 0).ready:
+                self._ever_ready.add(name)
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self.on_change()
+
+    # -- Generation ------------------------------------------------------------------
+    def replicas(self) -> Sequence[ReplicaStatus]:
+        ordered = pods.ordered(
+            [p for p in self._pods.values() if not p["metadata"].get("deletionTimestamp")]
+        )
+        statuses = [
+            pods.replica_status(p, i, p["metadata"]["name"] in self._ever_ready)
+            for i, p in enumerate(ordered)
+        ]
+        missing = max(0, self.desired - len(statuses))
+        error = self._error
+        state = ReplicaState.FAILED if error else ReplicaState.STARTING
+        start = len(statuses)
+        statuses += [ReplicaStatus(start + i, state, "", 0, error=error) for i in range(missing)]
+        return statuses[: max(self.desired, 0)] if not self._error else statuses
+
+    def scale_to(self, count: int) -> Callable[[], Awaitable[None]]:
+        changed = count != self.desired
+        self.desired = count
+        if changed and self._task is not None:
+            self.target.in_background(self.target.api.scale(self.name, count))
+
+        async def finish() -> None:
+            # The cluster ends the surplus pods: terminating, they leave the
+            # EndpointSlices (and so the routers) first, then drain on SIGTERM.
+            return None
+
+        return finish
+
+    async def wait_ready(self) -> None:
+        while True:
+            statuses = self.replicas()
+            failed = [r for r in statuses if r.state == ReplicaState.FAILED]
+            if failed:
+                raise ReplicasFailedError(failed[0].error or "a replica failed to start")
+            if statuses and all(r.ready for r in statuses) and len(statuses) >= self.desired:
+                return
+            self._changed.clear()
+            # Unschedulable pods fail after a time: look again even without news.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), 5.0)
+
+    async def stop(self, drain_s: float | None = None) -> None:
+        self._stopped = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.target.delete_generation(self.release.service, self.generation)
+
+    def pod_names(self) -> list[str]:
+        return [p["metadata"]["name"] for p in pods.ordered(list(self._pods.values()))]
+
+
+class KubernetesTarget:
+    kind = "kubernetes"
+
+    def __init__(
+        self,
+        name: str,
+        api: KubeAPI,
+        cluster: ClusterSettings,
+        home: Path,
+        snapshots: SnapshotStore,
+    ) -> None:
+        self.name = name
+        self.api = api
+        self.cluster = cluster
+        self.home = home
+        self.snapshots = snapshots
+        self.capabilities = Target(name)
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def __repr__(self) -> str:
+        return f"<KubernetesTarget {self.name} {self.api!r}>"
+
+    def in_background(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Future[Any]) -> None:
+        self._background.discard(task)  # type: ignore[arg-type]
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("%s: %s", self.name, task.exception())
+
+    def probe_capabilities(self) -> None:
+        return None
+
+    def check_deploy(self, the_plan: plan.DeploymentPlan, current: Generation | None) -> None:
+        return None
+
+    # -- a new generation ------------------------------------------------------------
+    def prepare(
+        self,
+        record: ServiceRecord,
+        the_plan: plan.DeploymentPlan,
+        current: Generation | None,
+        say: Say,
+    ) -> Prepared:
+        """The release and its staging credential (blocking: reads the signing key)."""
+        inference = plan.inference_config(record.spec)
+        models = tuple(parse_model_id(m) for m in record.spec["models"])
+        basename, _ = self.snapshots.get(record.spec["snapshot"])
+        release = Release(
+            service=record.name,
+            generation=record.generation,
+            plan=the_plan,
+            entry_script=inference.entry_script,
+            source_basename=basename,
+            models=models,
+            variables=plan.replica_environment(the_plan, record.name),
+            environment=plan.environment(record.spec),
+        )
+        scope = credential.Scope(
+            record.name,
+            record.generation,
+            record.spec["snapshot"],
+            tuple(f"{n}:{v}" for n, v in models),
+        )
+        token = credential.mint(credential.signing_key(self.home), scope).token
+        say(f"creating the Deployment {names.generation_name(record.name, record.generation)}")
+        return Prepared(release, token, record.spec["snapshot"])
+
+    def discard(self, service: str, generation: int) -> None:
+        return None  # nothing was made before launch
+
+    def launch(
+        self, prepared: Prepared, on_change: OnChange, owner: dict[str, Any]
+    ) -> KubeGeneration:
+        made = KubeGeneration(self, prepared.release, on_change)
+
+        async def create() -> None:
+            uid = await self.ensure_service(prepared.release.service)
+            objects = manifests.generation_objects(
+                prepared.release, self.cluster, uid, prepared.token
+            )
+            for obj in objects:
+                if obj["kind"] == "Deployment":
+                    obj["spec"]["replicas"] = made.desired
+                    obj["metadata"].setdefault("annotations", {})[SPEC_ANNOTATION] = json.dumps(
+                        owner["spec"], sort_keys=True
+                    )
+                await self.api.apply(obj)
+
+        made.follow(create)
+        return made
+
+    async def ensure_service(self, service: str) -> str:
+        """The service's ConfigMap (its owner object), made if missing; returns its uid."""
+        found = await self.api.get("ConfigMap", service)
+        if found is None:
+            labels = names.service_labels(self.cluster.workspace, service)
+            found = await self.api.apply(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": manifests.metadata(service, self.cluster.namespace, labels),
+                    "data": {},
+                }
+            )
+        return str(found["metadata"]["uid"])
+
+    async def delete_generation(self, service: str, generation: int) -> None:
+        name = names.generation_name(service, generation)
+        for kind in ("Deployment", "Service", "PodDisruptionBudget"):
+            await self.api.delete(kind, name)
+        await self.api.delete("Secret", names.staging_secret_name(service, generation))
+        await self._until_no_pods(names.generation_selector(service, generation))
+
+    async def _until_no_pods(self, selector: dict[str, str]) -> None:
+        deadline = time.monotonic() + GONE_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if not await self.api.list("Pod", selector):
+                return
+            await asyncio.sleep(0.5)
+        log.warning("pods %s still there after %.0fs", selector, GONE_TIMEOUT_S)
+
+    # -- what runs already -----------------------------------------------------------
+    async def adopt(self, service: str, on_change: OnChange) -> list[Found]:
+        labels = names.service_labels(self.cluster.workspace, service)
+        found = []
+        for deployment in await self.api.list("Deployment", labels):
+            meta = deployment["metadata"]
+            text = (meta.get("annotations") or {}).get(SPEC_ANNOTATION)
+            generation = (meta.get("labels") or {}).get(names.GENERATION)
+            if not text or not generation:
+                continue
+            spec = json.loads(text)
+            the_plan = plan.plan(spec)
+            release = Release(
+                service=service,
+                generation=int(generation),
+                plan=the_plan,
+                entry_script=plan.inference_config(spec).entry_script,
+                source_basename="",
+                models=tuple(parse_model_id(m) for m in spec["models"]),
+                variables=plan.replica_environment(the_plan, service),
+                environment=plan.environment(spec),
+            )
+            made = KubeGeneration(self, release, on_change, deployment["spec"].get("replicas"))
+            made.follow()
+            found.append(Found(made, spec))
+        return sorted(found, key=lambda f: f.generation.generation)
+
+    async def clean_up(self, service: str) -> None:
+        """The owner ConfigMap goes (the cluster removes what it owns); then whatever is
+        left by label, and until no pod of the service remains."""
+        await self.api.delete("ConfigMap", service)
+        labels = names.service_labels(self.cluster.workspace, service)
+        for kind in ("Deployment", "Service", "PodDisruptionBudget", "Secret"):
+            for obj in await self.api.list(kind, labels):
+                await self.api.delete(kind, obj["metadata"]["name"])
+        await self._until_no_pods(labels)
+
+    async def logs(self, service: str, current: Generation | None, num_lines: int) -> str:
+        if not isinstance(current, KubeGeneration):
+            return ""
+        parts = []
+        pod_names = current.pod_names()
+        per_pod = max(1, num_lines // max(1, len(pod_names)))
+        for pod in pod_names:
+            text = await self.api.logs(pod, pods.SCORE_CONTAINER, per_pod)
+            parts.append(f"=== {pod} ===\n{text}")
+        return "\n".join(parts)
+
+    # -- routes ----------------------------------------------------------------------
+    async def publish(self, routes: dict[str, dict[str, Any]]) -> None:
+        """Each service's route policy into its ConfigMap, where the routers read it."""
+        for service, route in routes.items():
+            policy = {k: v for k, v in route.items() if k not in ("replicas", "exitFiles")}
+            generation = route.get("generation")
+            if generation:
+                policy["backend"] = names.generation_name(service, int(generation))
+            await self.ensure_service(service)
+            await self.api.patch_data(
+                "ConfigMap", service, {manifests.ROUTE_KEY: json.dumps(policy, sort_keys=True)}
+            )
