@@ -36,7 +36,7 @@ class ServerWorkspace:
     def open(cls, home: Path, database_url: str | None, admin_token: str) -> ServerWorkspace:
         make_private_folder(home)
         db = Database.for_workspace(home, database_url)
-        db.create_schema()
+        db.upgrade_schema()
         blobs = BlobStore(home / "artifacts")
         return cls(
             home,
