@@ -31,7 +31,7 @@ from modelport.store.services import ServiceStore
 from modelport.store.tables import Base
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAD = "0001"
+HEAD = "0002"
 
 
 @pytest.fixture
@@ -106,6 +106,7 @@ def test_a_workspace_made_before_migrations_opens_with_everything_intact(
     db.upgrade_schema()
     assert _revision(db) == HEAD
     assert _differences(db) == []
+    assert "compute_targets" in inspect(db.engine).get_table_names()
     after = _contents(db, tmp_path)
     assert after == before
     svc = next(s for s in after["services"] if s.name == "svc")
@@ -122,6 +123,7 @@ def test_a_workspace_at_the_baseline_revision_opens_with_everything_intact(
     assert _revision(db) == HEAD
     assert _contents(db, tmp_path) == before
     assert _differences(db) == []
+    assert "compute_targets" in inspect(db.engine).get_table_names()
 
 
 def test_a_table_an_older_release_never_made_is_created_when_recording_it(
