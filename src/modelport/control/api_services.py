@@ -21,6 +21,8 @@ from modelport.errors import (
     StorageUnavailableError,
 )
 from modelport.spec import support
+from modelport.spec.compute import LOCAL
+from modelport.spec.deployment import AksServiceDeploymentConfiguration
 from modelport.spec.inference import check_entry_script_source, convert_legacy
 from modelport.spec.model import ModelFile
 from modelport.spec.names import check_service_name, parse_model_id
@@ -55,6 +57,7 @@ class Deploy(BaseModel):
     inference_config: dict[str, Any] = Field(alias="inferenceConfig")
     snapshot: str
     deployment_config: dict[str, Any] = Field(alias="deploymentConfig")
+    compute_target: str | None = Field(None, alias="computeTarget")
     overwrite: bool = False
     tags: dict[str, str] | None = None
     properties: dict[str, str] | None = None
@@ -87,6 +90,8 @@ def _checked_spec(ws: ServerWorkspace, name: str, spec: dict[str, Any]) -> dict[
     refused = support.refusals(config)
     if refused:
         raise ConfigError("\n".join(refused))
+    if isinstance(config, AksServiceDeploymentConfiguration) and config.compute_target_name:
+        _check_target(ws, config.compute_target_name, named_in_config=True)
     _, files = ws.snapshots.get(spec["snapshot"])
     script = inference.entry_script
     check_entry_script_source(_source_text(ws, files, script, "entry script"), script)
@@ -112,6 +117,27 @@ def _checked_spec(ws: ServerWorkspace, name: str, spec: dict[str, Any]) -> dict[
         update={"primary_key": None, "secondary_key": None}
     ).to_document()
     return spec
+
+
+def _check_target(ws: ServerWorkspace, name: str | None, named_in_config: bool = False) -> None:
+    """Services run on the local target for now: an attached cluster is named as not yet
+    deployable, an unknown name as not attached (``computeTargetName`` naming no attached
+    cluster stays a warning, see :func:`support.warnings`)."""
+    if name in (None, LOCAL):
+        return
+    target = ws.computes.find(name)
+    if target is None and named_in_config:
+        return
+    if target is None:
+        raise InvalidInputError(
+            f"compute target {name!r} is not attached; attach it with modelport compute attach",
+            hint=f"or deploy to the {LOCAL!r} compute target",
+        )
+    raise InvalidInputError(
+        f"compute target {name!r} is a Kubernetes cluster ({target.kind}); deploying to "
+        "Kubernetes targets is not available yet",
+        hint=f"deploy to the {LOCAL!r} compute target for now",
+    )
 
 
 def _check_local_port(plane: ControlPlane, name: str, spec: dict[str, Any]) -> None:
@@ -204,11 +230,14 @@ def view(record: ServiceRecord, plane: ControlPlane) -> dict[str, Any]:
 def deploy(body: Deploy, request: Request) -> dict[str, Any]:
     ws, plane = workspace_of(request), plane_of(request)
     check_service_name(body.name)
+    _check_target(ws, body.compute_target)
     keys = _keys(body.deployment_config)
     spec = _checked_spec(
         ws,
         body.name,
-        body.model_dump(by_alias=True, exclude={"name", "overwrite"}, exclude_none=True),
+        body.model_dump(
+            by_alias=True, exclude={"name", "overwrite", "compute_target"}, exclude_none=True
+        ),
     )
     _check_local_port(plane, body.name, spec)
     record = ws.services.create(body.name, spec, keys, body.overwrite)

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 from modelport import __version__
-from modelport.control import api_environments, api_models, api_services
+from modelport.control import api_computes, api_environments, api_models, api_services
 from modelport.control.auth import AdminTokenMiddleware
 from modelport.control.errors import install_error_handlers
 from modelport.control.plane import ControlPlane
@@ -42,6 +42,7 @@ def create_app(workspace: ServerWorkspace, plane: ControlPlane | None = None) ->
     app.include_router(api_models.router)
     app.include_router(api_environments.router)
     app.include_router(api_services.router)
+    app.include_router(api_computes.router)
 
     @app.get("/api/v1/workspace")
     def workspace_info(request: Request) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from modelport.home import config_path
 from modelport.store.blobs import BlobStore
+from modelport.store.computes import ComputeTargetStore
 from modelport.store.database import Database
 from modelport.store.environments import EnvironmentRegistry
 from modelport.store.events import ScalingEvents
@@ -30,6 +31,7 @@ class ServerWorkspace:
     snapshots: SnapshotStore
     services: ServiceStore
     events: ScalingEvents
+    computes: ComputeTargetStore
     admin_token: str
 
     @classmethod
@@ -47,6 +49,7 @@ class ServerWorkspace:
             SnapshotStore(db, blobs),
             ServiceStore(db),
             ScalingEvents(db),
+            ComputeTargetStore(db),
             admin_token,
         )
 
