@@ -62,8 +62,10 @@ def test_public_names_are_pinned() -> None:
     assert sorted(modelport.__all__) == sorted(
         [
             "AciWebservice",
+            "AksCompute",
             "AksEndpoint",
             "AksWebservice",
+            "ComputeTarget",
             "CondaDependencies",
             "Environment",
             "InferenceConfig",
