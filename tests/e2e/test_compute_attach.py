@@ -49,14 +49,17 @@ def _secrets(kubeconfig: Path) -> list[str]:
     return [s for s in found if s]
 
 
-def _kubeconfig(path: Path, server: str, **user: Any) -> Path:
+def _kubeconfig(
+    path: Path, server: str, user: dict[str, Any], trust: dict[str, Any] | None = None
+) -> Path:
+    """A kubeconfig with one context, ``dev``: ``server`` (with ``trust``: CA data or
+    insecure-skip-tls-verify) and ``user``'s credentials."""
+    cluster = {"server": server, **(trust or {})}
     path.write_text(
         yaml.safe_dump(
             {
                 "current-context": "dev",
-                "clusters": [
-                    {"name": "c", "cluster": {"server": server, **user.pop("cluster", {})}}
-                ],
+                "clusters": [{"name": "c", "cluster": cluster}],
                 "users": [{"name": "u", "user": user}],
                 "contexts": [{"name": "dev", "context": {"cluster": "c", "user": "u"}}],
             }
@@ -77,18 +80,15 @@ def _score_config(tmp_path: Path) -> InferenceConfig:
 def test_without_a_cluster_attach_and_deploy_say_what_is_wrong(
     cli: Cli, server: ServerProcess, model: Model, tmp_path: Path
 ) -> None:
-    closed = _kubeconfig(tmp_path / "closed", "https://127.0.0.1:1", token="not-sent-anywhere")
+    closed = _kubeconfig(tmp_path / "closed", "https://127.0.0.1:1", {"token": "not-sent"})
     refused = cli("compute", "attach", "myaks", "--kubeconfig", str(closed))
     assert refused.code == 10, (refused.out, refused.err)
     assert refused.err.startswith(
         "Error: cannot reach the Kubernetes API server https://127.0.0.1:1 (context 'dev')"
     )
-    files = _kubeconfig(
-        tmp_path / "files",
-        "https://127.0.0.1:1",
-        exec={"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "x"},
-    )
-    execs = cli("compute", "attach", "myaks", "--kubeconfig", str(files))
+    plugin = {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "kubelogin"}
+    command = _kubeconfig(tmp_path / "exec", "https://127.0.0.1:1", {"exec": plugin})
+    execs = cli("compute", "attach", "myaks", "--kubeconfig", str(command))
     assert execs.code == 10 and "the server runs no command from a kubeconfig" in execs.err
     assert cli("compute", "list", "-o", "json").json() == []
     with Workspace.from_config(server.home) as ws, pytest.raises(InvalidInputError) as caught:
@@ -176,14 +176,11 @@ def limited_kubeconfig(kube_cluster: Any, tmp_path: Path) -> Iterator[Path]:
         token = _service_account_token(client, Secret, ServiceAccount)
         cluster = admin["clusters"][0]["cluster"]
         path = tmp_path / "limited"
-        yield _kubeconfig(path, cluster["server"], token=token, cluster=_trust(cluster))
+        trust = {k: v for k, v in cluster.items() if k != "server"}
+        yield _kubeconfig(path, cluster["server"], {"token": token}, trust)
     finally:
         client.delete(Namespace, ns)
         client.close()
-
-
-def _trust(cluster: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in cluster.items() if k != "server"}
 
 
 def _service_account_token(client: Any, secret_kind: Any, account_kind: Any) -> str:
