@@ -2,7 +2,8 @@
 
 The SDK names mirror Azure ML v1 (``Workspace``, ``Model``, ``Environment``,
 ``CondaDependencies``, ``InferenceConfig``, ``ResourceConfiguration``,
-``LocalWebservice``, ``AksWebservice``, ``AciWebservice``; v1's exception names are in
+``LocalWebservice``, ``AksWebservice``, ``AciWebservice``, ``ComputeTarget``,
+``AksCompute``; v1's exception names are in
 ``modelport.exceptions``); they are imported
 lazily so that the replica runtime and the router, which live in this package
 too, do not pull in the SDK's dependencies.
@@ -28,6 +29,8 @@ _EXPORTS = {
     "AksEndpoint": "modelport.sdk.webservice",
     "AciWebservice": "modelport.sdk.webservice",
     "Webservice": "modelport.sdk.webservice",
+    "ComputeTarget": "modelport.sdk.compute",
+    "AksCompute": "modelport.sdk.compute",
     "ModelportError": "modelport.errors",
 }
 __all__ = [*_EXPORTS, "__version__"]

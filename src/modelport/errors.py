@@ -5,6 +5,7 @@
     │   └── ConfigError                400  exit 2   invalid_configuration
     ├── UnauthorizedError              401  exit 4   unauthorized
     ├── NotFoundError                  404  exit 3   not_found
+    │   └── ComputeTargetNotFoundError 404  exit 3   compute_target_not_found
     ├── ConflictError                  409  exit 5   conflict
     ├── PayloadTooLargeError           413  exit 2   payload_too_large
     ├── ServerUnavailableError         503  exit 6   server_unavailable
@@ -12,7 +13,11 @@
     │       └── InsufficientStorageError 507 exit 6  insufficient_storage
     ├── EnvironmentBuildError          400  exit 7   environment_build_failed
     ├── ReplicasFailedError            500  exit 8   replicas_failed
-    └── ScoringError                   502  exit 9   scoring_failed
+    ├── ScoringError                   502  exit 9   scoring_failed
+    └── ComputeTargetError             400  exit 10  compute_target_failed
+        └── ClusterUnreachableError    502  exit 10  cluster_unreachable
+
+ComputeTargetNotFoundError is a ComputeTargetError too (v1 raised ComputeTargetException).
 
 Each class carries a stable ``code`` (the wire name), the HTTP status the management
 API answers with, and the exit code the CLI ends with.  The API turns every error
@@ -133,6 +138,30 @@ class ScoringError(ModelportError):
         self.content = content
 
 
+class ComputeTargetError(ModelportError):
+    """A cluster that cannot be attached or used: its kubeconfig, its answers, or what
+    its credentials may not do (the message says which)."""
+
+    code = "compute_target_failed"
+    http_status = 400
+    exit_code = 10
+
+
+class ClusterUnreachableError(ComputeTargetError):
+    """A cluster's API server did not answer; the message names the server."""
+
+    code = "cluster_unreachable"
+    http_status = 502
+
+
+class ComputeTargetNotFoundError(NotFoundError, ComputeTargetError):
+    """No compute target of that name (v1 raised ComputeTargetException for it)."""
+
+    code = "compute_target_not_found"
+    http_status = 404
+    exit_code = 3
+
+
 _BY_CODE: dict[str, type[ModelportError]] = {
     cls.code: cls
     for cls in (
@@ -149,6 +178,9 @@ _BY_CODE: dict[str, type[ModelportError]] = {
         EnvironmentBuildError,
         ReplicasFailedError,
         ScoringError,
+        ComputeTargetError,
+        ClusterUnreachableError,
+        ComputeTargetNotFoundError,
     )
 }
 

@@ -14,9 +14,11 @@ a v1 notebook catch what modelport raises:
     AuthenticationException       UnauthorizedError    credentials refused
     ModelNotFoundException        NotFoundError        a model (or other entity) missing
     ModelPathNotFoundException    InvalidInputError    model files not found to register
+    ComputeTargetException        ComputeTargetError   compute targets: one not found, a
+                                                       cluster that cannot be attached
 
 The names are the classes themselves (aliases), since ``except`` matches real classes
-only.  The v1 names for training, experiments, compute targets and the like name
+only.  The v1 names for training, experiments and the like name
 failures modelport never raises; they are distinct subclasses of ``ModelportError``,
 so code that imports, raises or catches them keeps working.
 """
@@ -24,6 +26,7 @@ so code that imports, raises or catches them keeps working.
 from __future__ import annotations
 
 from modelport.errors import (
+    ComputeTargetError,
     InvalidInputError,
     ModelportError,
     NotFoundError,
@@ -36,6 +39,7 @@ UserErrorException = InvalidInputError
 AuthenticationException = UnauthorizedError
 ModelNotFoundException = NotFoundError
 ModelPathNotFoundException = InvalidInputError
+ComputeTargetException = ComputeTargetError
 
 
 class TrainingException(ModelportError):
@@ -64,10 +68,6 @@ class WorkspaceException(ModelportError):
 
 class WorkspacePrivateEndpointException(ModelportError):
     """v1: workspace private endpoint failures (not raised by modelport)."""
-
-
-class ComputeTargetException(ModelportError):
-    """v1: compute target failures (not raised by modelport)."""
 
 
 class RunConfigurationException(ModelportError):

@@ -22,7 +22,7 @@ from tests.conftest import run_concurrently
 @pytest.fixture
 def registry(database_url: str, tmp_path: Path) -> Iterator[ModelRegistry]:
     db = Database(database_url)
-    db.create_schema()
+    db.upgrade_schema()
     yield ModelRegistry(db, BlobStore(tmp_path / "artifacts"))
     db.dispose()
 
@@ -180,7 +180,7 @@ def test_delete_removes_the_version_and_unshared_content(registry: ModelRegistry
 
 def test_environment_versions_and_unchanged_definition(database_url: str) -> None:
     db = Database(database_url)
-    db.create_schema()
+    db.upgrade_schema()
     envs = EnvironmentRegistry(db)
     spec = EnvironmentSpec.from_document(pip_environment_document("sk", "scikit-learn==1.5.2\n"))
     first, created = envs.register(spec)

@@ -41,7 +41,7 @@ class Store:
 @pytest.fixture
 def store(database_url: str, tmp_path: Path) -> Iterator[Store]:
     db = Database(database_url)
-    db.create_schema()
+    db.upgrade_schema()
     models = ModelRegistry(db, BlobStore(tmp_path / "artifacts"))
     yield Store(db, models, ServiceStore(db), EnvironmentRegistry(db))
     db.dispose()

@@ -4,6 +4,9 @@ import pytest
 
 from modelport import errors
 from modelport.errors import (
+    ClusterUnreachableError,
+    ComputeTargetError,
+    ComputeTargetNotFoundError,
     ConfigError,
     ConflictError,
     InsufficientStorageError,
@@ -42,6 +45,9 @@ def test_each_error_has_a_distinct_code_status_and_exit_code() -> None:
         UnauthorizedError,
         StorageUnavailableError,
         InsufficientStorageError,
+        ComputeTargetError,
+        ClusterUnreachableError,
+        ComputeTargetNotFoundError,
     ],
 )
 def test_body_round_trip_rebuilds_the_same_class(cls: type[ModelportError]) -> None:

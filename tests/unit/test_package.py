@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import modelport
@@ -61,8 +62,10 @@ def test_public_names_are_pinned() -> None:
     assert sorted(modelport.__all__) == sorted(
         [
             "AciWebservice",
+            "AksCompute",
             "AksEndpoint",
             "AksWebservice",
+            "ComputeTarget",
             "CondaDependencies",
             "Environment",
             "InferenceConfig",
@@ -77,6 +80,16 @@ def test_public_names_are_pinned() -> None:
     )
     for name in modelport.__all__:
         assert getattr(modelport, name) is not None
+
+
+def test_every_file_of_the_package_ships_in_the_wheel() -> None:
+    """setuptools takes every folder's Python files, and other files (the migrations'
+    template) only where ``package-data`` in pyproject.toml names them."""
+    pyproject = tomllib.loads((SRC.parents[1] / "pyproject.toml").read_text())
+    data = pyproject["tool"]["setuptools"]["package-data"]
+    shipped = {SRC.parent / pkg.replace(".", "/") / name for pkg, v in data.items() for name in v}
+    others = {f for f in SRC.rglob("*") if f.is_file() and f.suffix not in (".py", ".pyc")}
+    assert others <= shipped
 
 
 def test_importing_the_package_does_not_load_the_sdk() -> None:

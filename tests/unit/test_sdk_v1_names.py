@@ -18,6 +18,8 @@ from modelport import (
 )
 from modelport.envs.recipe import recipe
 from modelport.errors import (
+    ClusterUnreachableError,
+    ComputeTargetNotFoundError,
     ConfigError,
     InvalidInputError,
     ModelportError,
@@ -202,11 +204,14 @@ def test_v1_exception_names_catch_what_modelport_raises() -> None:
         (ScoringError("Received bad response", 502), WebserviceException),
         (ConfigError("Invalid configuration, cpu_cores must be positive."), UserErrorException),
         (UnauthorizedError("bad token"), AuthenticationException),
+        (ComputeTargetNotFoundError("ComputeTargetNotFound: x"), ComputeTargetException),
+        (ComputeTargetNotFoundError("ComputeTargetNotFound: x"), NotFoundError),
+        (ClusterUnreachableError("cannot reach the API server"), ComputeTargetException),
     ):
         with pytest.raises(caught_by):
             raise raised
     with pytest.raises(ModelportError):
-        raise ComputeTargetException("names a failure modelport does not raise")
+        raise ComputeTargetException("a v1 notebook may raise it too")
     assert not issubclass(InvalidInputError, ComputeTargetException)
 
 

@@ -7,6 +7,7 @@ import click
 from modelport import __version__
 from modelport.cli.base import ModelportGroup
 from modelport.cli.capacity import capacity
+from modelport.cli.compute import compute_group
 from modelport.cli.demo import demo
 from modelport.cli.environments import environment_group
 from modelport.cli.models import model_group
@@ -27,6 +28,7 @@ cli.add_command(demo)
 cli.add_command(model_group)
 cli.add_command(environment_group)
 cli.add_command(service_group)
+cli.add_command(compute_group)
 model_group.add_command(deploy)
 cli.add_command(validate)
 cli.add_command(capacity)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
@@ -22,6 +21,8 @@ from modelport.errors import (
     StorageUnavailableError,
 )
 from modelport.spec import support
+from modelport.spec.compute import LOCAL
+from modelport.spec.deployment import AksServiceDeploymentConfiguration
 from modelport.spec.inference import check_entry_script_source, convert_legacy
 from modelport.spec.model import ModelFile
 from modelport.spec.names import check_service_name, parse_model_id
@@ -56,6 +57,7 @@ class Deploy(BaseModel):
     inference_config: dict[str, Any] = Field(alias="inferenceConfig")
     snapshot: str
     deployment_config: dict[str, Any] = Field(alias="deploymentConfig")
+    compute_target: str | None = Field(None, alias="computeTarget")
     overwrite: bool = False
     tags: dict[str, str] | None = None
     properties: dict[str, str] | None = None
@@ -88,6 +90,12 @@ def _checked_spec(ws: ServerWorkspace, name: str, spec: dict[str, Any]) -> dict[
     refused = support.refusals(config)
     if refused:
         raise ConfigError("\n".join(refused))
+    if isinstance(config, AksServiceDeploymentConfiguration) and config.compute_target_name:
+        cluster = _cluster_name(ws, config.compute_target_name, named_in_config=True)
+        if cluster is not None and not spec.get("computeTarget"):
+            spec["computeTarget"] = cluster
+    if spec.get("computeTarget"):
+        _check_cluster_config(spec["computeTarget"], spec)
     _, files = ws.snapshots.get(spec["snapshot"])
     script = inference.entry_script
     check_entry_script_source(_source_text(ws, files, script, "entry script"), script)
@@ -113,6 +121,35 @@ def _checked_spec(ws: ServerWorkspace, name: str, spec: dict[str, Any]) -> dict[
         update={"primary_key": None, "secondary_key": None}
     ).to_document()
     return spec
+
+
+def _cluster_name(
+    ws: ServerWorkspace, name: str | None, named_in_config: bool = False
+) -> str | None:
+    """The attached cluster a deploy names, or None for this machine; an unknown name is
+    an error (``computeTargetName`` naming no attached cluster stays a warning, see
+    :func:`support.warnings`)."""
+    if name in (None, LOCAL):
+        return None
+    if ws.computes.find(name) is not None:
+        return name
+    if named_in_config:
+        return None
+    raise InvalidInputError(
+        f"compute target {name!r} is not attached; attach it with modelport compute attach",
+        hint=f"or deploy to the {LOCAL!r} compute target",
+    )
+
+
+def _check_cluster_config(name: str, spec: dict[str, Any]) -> None:
+    """A cluster runs AKS deployment configurations only, as v1's AksCompute does."""
+    the_plan = plan.plan(spec)
+    if the_plan.compute_type != "AKS":
+        raise InvalidInputError(
+            f"a {the_plan.compute_type} deployment configuration cannot be deployed to the "
+            f"Kubernetes compute target {name!r}",
+            hint="use AksWebservice.deploy_configuration() or computeType AKS",
+        )
 
 
 def _check_target(plane: ControlPlane, name: str, spec: dict[str, Any]) -> None:
@@ -204,12 +241,14 @@ def view(record: ServiceRecord, plane: ControlPlane) -> dict[str, Any]:
 def deploy(body: Deploy, request: Request) -> dict[str, Any]:
     ws, plane = workspace_of(request), plane_of(request)
     check_service_name(body.name)
+    cluster = _cluster_name(ws, body.compute_target)
     keys = _keys(body.deployment_config)
-    spec = _checked_spec(
-        ws,
-        body.name,
-        body.model_dump(by_alias=True, exclude={"name", "overwrite"}, exclude_none=True),
+    given = body.model_dump(
+        by_alias=True, exclude={"name", "overwrite", "compute_target"}, exclude_none=True
     )
+    if cluster is not None:
+        given["computeTarget"] = cluster
+    spec = _checked_spec(ws, body.name, given)
     _check_target(plane, body.name, spec)
     record = ws.services.create(body.name, spec, keys, body.overwrite)
     plane.notify(body.name)

@@ -9,7 +9,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 from modelport import __version__
-from modelport.control import api_environments, api_models, api_services, api_staging
+from modelport.control import (
+    api_computes,
+    api_environments,
+    api_models,
+    api_services,
+    api_staging,
+)
 from modelport.control.auth import AdminTokenMiddleware
 from modelport.control.errors import install_error_handlers
 from modelport.control.plane import ControlPlane
@@ -43,6 +49,7 @@ def create_app(workspace: ServerWorkspace, plane: ControlPlane | None = None) ->
     app.include_router(api_environments.router)
     app.include_router(api_services.router)
     app.include_router(api_staging.router)
+    app.include_router(api_computes.router)
 
     @app.get("/api/v1/workspace")
     def workspace_info(request: Request) -> dict[str, Any]:

@@ -12,7 +12,9 @@ from modelport.control.controller import ServiceController
 from modelport.control.router_process import RouterProcess
 from modelport.control.workspace import ServerWorkspace
 from modelport.envs.builder import EnvironmentBuilder
+from modelport.errors import ComputeTargetNotFoundError
 from modelport.home import runtime_dir
+from modelport.spec.compute import LOCAL
 
 log = logging.getLogger("modelport.control")
 

@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from modelport.home import config_path
 from modelport.store.blobs import BlobStore
+from modelport.store.computes import ComputeTargetStore
 from modelport.store.database import Database
 from modelport.store.environments import EnvironmentRegistry
 from modelport.store.events import ScalingEvents
@@ -30,13 +31,14 @@ class ServerWorkspace:
     snapshots: SnapshotStore
     services: ServiceStore
     events: ScalingEvents
+    computes: ComputeTargetStore
     admin_token: str
 
     @classmethod
     def open(cls, home: Path, database_url: str | None, admin_token: str) -> ServerWorkspace:
         make_private_folder(home)
         db = Database.for_workspace(home, database_url)
-        db.create_schema()
+        db.upgrade_schema()
         blobs = BlobStore(home / "artifacts")
         return cls(
             home,
@@ -47,6 +49,7 @@ class ServerWorkspace:
             SnapshotStore(db, blobs),
             ServiceStore(db),
             ScalingEvents(db),
+            ComputeTargetStore(db),
             admin_token,
         )
 

@@ -22,6 +22,7 @@ from modelport.spec.model import ModelFile, ModelRegistration, check_relative_pa
 from modelport.spec.names import check_model_name, check_service_name, parse_model_id
 
 if TYPE_CHECKING:
+    from modelport.sdk.compute import ComputeTarget
     from modelport.sdk.inference import InferenceConfig
     from modelport.sdk.webservice import Webservice
 
@@ -163,7 +164,7 @@ class Model:
         models: Sequence[Model],
         inference_config: InferenceConfig | None = None,
         deployment_config: DeploymentConfiguration | None = None,
-        deployment_target: str | None = None,
+        deployment_target: str | ComputeTarget | None = None,
         overwrite: bool = False,
     ) -> Webservice:
         """Deploy ``models`` as web service ``name``; returns at once (see wait_for_deployment)."""

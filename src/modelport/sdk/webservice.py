@@ -26,6 +26,7 @@ from modelport.errors import (
 )
 from modelport.sdk.uploads import source_files, upload_snapshot
 from modelport.sdk.workspace import Workspace
+from modelport.spec.compute import LOCAL
 from modelport.spec.deployment import (
     AciServiceDeploymentConfiguration,
     AksEndpointDeploymentConfiguration,
@@ -37,6 +38,7 @@ from modelport.spec.names import check_service_name
 from modelport.spec.support import BLOBFUSE_WARNING
 
 if TYPE_CHECKING:
+    from modelport.sdk.compute import ComputeTarget
     from modelport.sdk.inference import InferenceConfig
     from modelport.sdk.model import Model
 
@@ -542,17 +544,15 @@ def deploy_service(
     models: Sequence[Model],
     inference_config: InferenceConfig,
     deployment_config: DeploymentConfiguration | None,
-    deployment_target: str | None,
+    deployment_target: str | ComputeTarget | None,
     overwrite: bool,
 ) -> Webservice:
     check_service_name(name)
-    if deployment_target not in (None, "local"):
-        raise InvalidInputError(
-            f"compute target {deployment_target!r} is not available; this release runs "
-            "services on the local compute target ('local')"
-        )
+    # v1 passes the target object (AksCompute); the server says what it can run where.
+    target = getattr(deployment_target, "name", deployment_target)
     config = deployment_config or AksServiceDeploymentConfiguration.create({})
     body = {
+        **({"computeTarget": target} if target not in (None, LOCAL) else {}),
         "name": name,
         "models": [m.id for m in models],
         "deploymentConfig": _config_document(config),

@@ -23,8 +23,8 @@ from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, SQLAlchemy
 from sqlalchemy.orm import Session, sessionmaker
 
 from modelport.errors import InvalidInputError, ModelportError
+from modelport.store import schema
 from modelport.store.faults import database_fault, os_fault
-from modelport.store.tables import Base
 
 PRIVATE_FILE = 0o600  # the database holds service keys
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
@@ -64,9 +64,10 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def create_schema(self) -> None:
+    def upgrade_schema(self) -> None:
+        """Create the schema, or bring it to the newest revision (:mod:`.schema`)."""
         try:
-            Base.metadata.create_all(self.engine)
+            schema.upgrade(self.engine, self.description)
         except DBAPIError as exc:
             raise self._fault(exc) from exc
 

@@ -195,6 +195,18 @@ def services_using(session: Session, model_id: str) -> builtins.list[str]:
     return [name for name, spec in rows if model_id in (spec or {}).get("models", [])]
 
 
+def services_on_target(session: Session, target: str) -> builtins.list[str]:
+    """Names of the services that name compute target ``target``: deployed to it, or
+    with ``computeTargetName`` in their deployment configuration."""
+    rows = session.execute(select(ServiceRow.name, ServiceRow.spec).order_by(ServiceRow.name))
+    return [name for name, spec in rows if target in _targets(spec or {})]
+
+
+def _targets(spec: dict[str, Any]) -> set[str]:
+    config = spec.get("deploymentConfig") or {}
+    return {t for t in (spec.get("computeTarget"), config.get("computeTargetName")) if t}
+
+
 def _hold_models(session: Session, spec: dict[str, Any]) -> None:
     """Check the spec's models exist and keep them so until the transaction ends.
 

@@ -117,3 +117,26 @@ class ScalingEventRow(Base):
     to_replicas: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(Text)
     inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ComputeTargetRow(Base):
+    """An attached Kubernetes cluster: where to reach it, and the credentials to do so.
+
+    ``kubeconfig`` holds credentials, kept as carefully as the services' keys: it never
+    leaves the server in an answer and is never logged.
+    """
+
+    __tablename__ = "compute_targets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    cluster_purpose: Mapped[str] = mapped_column(String(16))
+    namespace: Mapped[str] = mapped_column(String(63))
+    context: Mapped[str] = mapped_column(String(255))
+    server: Mapped[str] = mapped_column(Text)
+    server_version: Mapped[str | None] = mapped_column(String(64))
+    kubeconfig: Mapped[str] = mapped_column(Text)
+    provisioning_state: Mapped[str] = mapped_column(String(32))
+    provisioning_errors: Mapped[str | None] = mapped_column(Text)
+    created_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

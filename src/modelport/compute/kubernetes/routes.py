@@ -48,7 +48,9 @@ class RouteSync:
     async def run(self) -> None:
         async with httpx.AsyncClient(timeout=5.0) as client:
             watchers = [
-                asyncio.create_task(self._watch("ConfigMap", names.workspace_labels(self.workspace))),
+                asyncio.create_task(
+                    self._watch("ConfigMap", names.workspace_labels(self.workspace))
+                ),
                 asyncio.create_task(self._watch("EndpointSlice", {})),
             ]
             try:
