@@ -16,6 +16,7 @@
     ├── ScoringError                   502  exit 9   scoring_failed
     └── ComputeTargetError             400  exit 10  compute_target_failed
         └── ClusterUnreachableError    502  exit 10  cluster_unreachable
+        └── WatchExpiredError          502  exit 10  watch_expired
 
 ComputeTargetNotFoundError is a ComputeTargetError too (v1 raised ComputeTargetException).
 
@@ -151,6 +152,13 @@ class ClusterUnreachableError(ComputeTargetError):
     """A cluster's API server did not answer; the message names the server."""
 
     code = "cluster_unreachable"
+    http_status = 502
+
+
+class WatchExpiredError(ComputeTargetError):
+    """A watch's resourceVersion is too old (410 Gone): list again, then watch."""
+
+    code = "watch_expired"
     http_status = 502
 
 

@@ -77,6 +77,9 @@ class FakeTarget:
         self.cleaned: list[str] = []
         self.prepare_gate: asyncio.Event | None = None
 
+    async def close(self) -> None:
+        return None
+
     def probe_capabilities(self) -> None:
         return None
 

@@ -130,3 +130,22 @@ def detach(name: str) -> None:
 
     ComputeTarget(_workspace(), name).detach()
     console.print(f"Detached compute target {name}")
+
+
+@compute_group.command("install")
+@click.argument("name")
+@output_option
+def install(name: str, output: str) -> None:
+    """Set up the cluster side: namespace, roles, the router Deployment and Service.
+
+    Safe to run again; the router keeps its token.
+    """
+    from modelport.sdk.compute import ComputeTarget
+
+    answer = ComputeTarget(_workspace(), name).install()
+    emit(answer, output, _installed)
+
+
+def _installed(answer: dict[str, Any]) -> str:
+    lines = [f"applied {applied}" for applied in answer["applied"]]
+    return "\n".join([*lines, f"router: {answer['routerUri']}"])

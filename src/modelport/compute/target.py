@@ -129,12 +129,22 @@ class ComputeTarget(Protocol):
         """Refuse at once what this target cannot do (raises a ModelportError)."""
         ...
 
+    async def close(self) -> None:
+        """The control plane stops or the target is detached (what runs, runs on)."""
+        ...
+
 
 @runtime_checkable
-class RoutedTarget(Protocol):
+class ClusterTarget(Protocol):
     """A target whose routers run beside its replicas (a cluster's router pods)."""
 
     name: str
+
+    async def install(self) -> list[str]:
+        """Set up the cluster side (router, roles); safe to run again. Returns what it applied."""
+        ...
+
+    def router_uri(self) -> str: ...
 
     async def publish(self, routes: dict[str, dict[str, Any]]) -> None:
         """The services' route policies, once every router has taken them."""
@@ -153,4 +163,8 @@ def load_target(kind: str, **settings: Any) -> ComputeTarget:
         from modelport.compute.local.target import LocalTarget
 
         return LocalTarget(**settings)
+    if kind == "kubernetes":
+        from modelport.compute.kubernetes.target import KubernetesTarget
+
+        return KubernetesTarget.open(**settings)
     raise ValueError(f"unknown compute target kind {kind!r}")

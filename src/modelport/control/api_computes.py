@@ -14,8 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from modelport.compute.kubernetes.attach import Inspect, inspect_cluster
+from modelport.compute.target import ClusterTarget
+from modelport.control.plane import plane_of
 from modelport.control.workspace import workspace_of
-from modelport.errors import InvalidInputError
+from modelport.errors import ComputeTargetNotFoundError, InvalidInputError
 from modelport.spec.compute import (
     AKS,
     check_cluster_purpose,
@@ -69,6 +71,7 @@ async def attach(
         kubeconfig=cluster.kubeconfig,
     )
     record = await run_in_threadpool(ws.computes.attach, name, target)
+    await plane_of(request).open_cluster(record)
     return record.to_dict()
 
 
@@ -83,5 +86,19 @@ def get_compute(name: str, request: Request) -> dict[str, Any]:
 
 
 @router.delete("/computes/{name}")
-def detach(name: str, request: Request) -> dict[str, Any]:
-    return workspace_of(request).computes.detach(name).to_dict()
+async def detach(name: str, request: Request) -> dict[str, Any]:
+    record = await run_in_threadpool(workspace_of(request).computes.detach, name)
+    await plane_of(request).close_cluster(name)
+    return record.to_dict()
+
+
+@router.post("/computes/{name}/install")
+async def install(name: str, request: Request) -> dict[str, Any]:
+    """The cluster side: namespace, roles, the router's identity, Deployment and Service.
+    Safe to run again."""
+    await run_in_threadpool(workspace_of(request).computes.get, name)
+    target = plane_of(request).targets.get(name)
+    if not isinstance(target, ClusterTarget):
+        raise ComputeTargetNotFoundError(f"compute target {name!r} is not attached")
+    applied = await target.install()
+    return {"name": name, "applied": applied, "routerUri": target.router_uri()}

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelport.compute import plan
-from modelport.control.plane import ControlPlane
+from modelport.control.plane import ControlPlane, plane_of
 from modelport.control.workspace import ServerWorkspace, workspace_of
 from modelport.envs.builder import build_problems
 from modelport.errors import (
@@ -17,7 +17,6 @@ from modelport.errors import (
     ConflictError,
     EnvironmentBuildError,
     InvalidInputError,
-    ServerUnavailableError,
     StorageUnavailableError,
 )
 from modelport.spec import support
@@ -30,13 +29,6 @@ from modelport.store.services import ServiceRecord, new_key
 
 router = APIRouter(prefix="/api/v1")
 KEY_TYPES = ("Primary", "Secondary")
-
-
-def plane_of(request: Request) -> ControlPlane:
-    plane: ControlPlane | None = request.app.state.plane
-    if plane is None:
-        raise ServerUnavailableError("this server does not run services")
-    return plane
 
 
 class SnapshotIn(BaseModel):

@@ -7,14 +7,18 @@ import contextlib
 import logging
 from typing import Any
 
-from modelport.compute.target import ComputeTarget, RoutedTarget, load_target
+from starlette.requests import Request
+
+from modelport.compute.target import ClusterTarget, ComputeTarget, load_target
 from modelport.control.controller import ServiceController
 from modelport.control.router_process import RouterProcess
+from modelport.control.targets import cluster_target
 from modelport.control.workspace import ServerWorkspace
 from modelport.envs.builder import EnvironmentBuilder
-from modelport.errors import ComputeTargetNotFoundError
+from modelport.errors import ComputeTargetNotFoundError, ModelportError, ServerUnavailableError
 from modelport.home import runtime_dir
 from modelport.spec.compute import LOCAL
+from modelport.store.computes import ComputeTargetRecord
 
 log = logging.getLogger("modelport.control")
 
@@ -26,6 +30,7 @@ class ControlPlane:
         router_host: str,
         router_port: int,
         router_workers: int = 1,
+        api_url: str = "",
     ) -> None:
         self.workspace = workspace
         self.services = workspace.services
@@ -33,6 +38,7 @@ class ControlPlane:
         self.router_host = router_host
         self.router_port = router_port
         self.router_workers = router_workers
+        self.api_url = api_url  # the management API as a cluster's pods reach it
         self.router: RouterProcess | None = None
         self.default_target: ComputeTarget = load_target(
             "local",
@@ -65,10 +71,15 @@ class ControlPlane:
             workers=self.router_workers,
         )
         await self.router.start()
+        for attached in await asyncio.to_thread(self.workspace.computes.list):
+            await self.open_cluster(attached)
         records = await asyncio.to_thread(self.services.list)
         for record in records:
             controller = self.controllers[record.name] = ServiceController(record.name, self)
-            await controller.adopt(record)
+            try:
+                await controller.adopt(record)
+            except ModelportError as exc:  # e.g. a cluster that does not answer now
+                log.warning("service %s: cannot adopt its replicas: %s", record.name, exc.message)
         await self.publish()
         for controller in list(self.controllers.values()):
             controller.start()
@@ -96,7 +107,7 @@ class ControlPlane:
     def scoring_uri(self, name: str) -> str:
         controller = self.controllers.get(name)
         target = controller.target if controller is not None else None
-        if isinstance(target, RoutedTarget):
+        if isinstance(target, ClusterTarget):
             return target.scoring_uri(name)
         return f"{self.router_url}/api/v1/service/{name}/score"
 
@@ -118,7 +129,7 @@ class ControlPlane:
         await self.router.publish(local)
         for target_name, routes in routed.items():
             target = self.targets.get(target_name)
-            if isinstance(target, RoutedTarget):
+            if isinstance(target, ClusterTarget):
                 await target.publish(routes)
 
     def schedule_publish(self) -> None:
@@ -142,7 +153,7 @@ class ControlPlane:
         target = controller.target if controller is not None else self.default_target
         when, stats = self._stats.get(target.name, (0.0, None))
         if self.loop.time() - when > 0.05:
-            if isinstance(target, RoutedTarget):
+            if isinstance(target, ClusterTarget):
                 stats = await target.stats()
             else:
                 stats = await self.router.stats()
@@ -150,6 +161,17 @@ class ControlPlane:
         if stats is None or name not in stats["services"]:
             return None
         return {**stats["services"][name], "time": stats["time"]}
+
+    async def open_cluster(self, attached: ComputeTargetRecord) -> None:
+        """An attached cluster becomes a compute target (its API is asked lazily)."""
+        self.targets[attached.name] = await asyncio.to_thread(
+            cluster_target, attached, self.workspace, self.api_url
+        )
+
+    async def close_cluster(self, name: str) -> None:
+        target = self.targets.pop(name, None)
+        if target is not None:
+            await target.close()
 
     def target_for(self, spec: dict[str, Any]) -> ComputeTarget:
         """The compute target a service's spec names (none: this machine)."""
@@ -176,5 +198,14 @@ class ControlPlane:
                 await self._publish_task
         if self.router is not None:
             await self.router.stop()
+        for name in list(self.targets):
+            await self.close_cluster(name)
         with contextlib.suppress(OSError):  # the sockets' folder, once its last one is gone
             runtime_dir(self.workspace.home).rmdir()
+
+
+def plane_of(request: Request) -> ControlPlane:
+    plane: ControlPlane | None = request.app.state.plane
+    if plane is None:
+        raise ServerUnavailableError("this server does not run services")
+    return plane

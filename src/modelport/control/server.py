@@ -20,6 +20,7 @@ from modelport.home import config_path, write_private_json
 from modelport.process import pid_is_modelport, read_server_pid
 
 log = logging.getLogger("modelport.control")
+ADVERTISE_URL_VARIABLE = "MODELPORT_ADVERTISE_URL"
 DEFAULT_ROUTER_PORT = 7371
 
 
@@ -55,7 +56,9 @@ def run_server(
     url_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
     url_host = f"[{url_host}]" if ":" in url_host else url_host
     url = f"http://{url_host}:{sock.getsockname()[1]}"
-    plane = ControlPlane(workspace, router_host, router_port, router_workers)
+    # A cluster's pods fetch their files here: an address they can reach.
+    api_url = os.environ.get(ADVERTISE_URL_VARIABLE) or url
+    plane = ControlPlane(workspace, router_host, router_port, router_workers, api_url)
     settings: dict[str, Any] = {"url": url, "token": token}
     config = uvicorn.Config(
         create_app(workspace, plane),

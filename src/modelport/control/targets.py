@@ -1,14 +1,39 @@
-"""What the compute target of this machine can enforce, for warnings before and at deploy."""
+"""Compute targets as the control plane opens them: this machine, and attached clusters."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from modelport.compute.local import limits
+from modelport.compute.target import ComputeTarget, load_target
+from modelport.control.workspace import ServerWorkspace
 from modelport.home import workspace_key
 from modelport.spec.support import Target
+from modelport.store.computes import ComputeTargetRecord
+
+# The image a cluster's replicas and routers run (see the README for what it holds).
+RUNTIME_IMAGE_VARIABLE = "MODELPORT_RUNTIME_IMAGE"
 
 
 def local_target(home: Path) -> Target:
     """The local target; tries a cgroup once to know whether CPU and memory are enforced."""
     return Target("local", limits.check(f"{workspace_key(home)}/probe"))
+
+
+def cluster_target(
+    attached: ComputeTargetRecord, ws: ServerWorkspace, api_url: str
+) -> ComputeTarget:
+    """An attached Kubernetes cluster (blocking: reads its credentials' files)."""
+    return load_target(
+        "kubernetes",
+        name=attached.name,
+        kubeconfig=attached.kubeconfig,
+        context=attached.context,
+        namespace=attached.namespace,
+        workspace=workspace_key(ws.home),
+        stage_url=api_url,
+        home=ws.home,
+        snapshots=ws.snapshots,
+        image=os.environ.get(RUNTIME_IMAGE_VARIABLE),
+    )

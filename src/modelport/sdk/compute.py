@@ -172,6 +172,13 @@ class ComputeTarget:
         self.workspace.client.call("DELETE", _path(self.name))
         self.provisioning_state = "Deleting"
 
+    def install(self) -> dict[str, Any]:
+        """Set up the cluster side: namespace, least-privilege roles, the router's
+        identity, Deployment and Service (modelport's; safe to run again). Returns what
+        was applied and the router's address."""
+        answer: dict[str, Any] = self.workspace.client.call("POST", f"{_path(self.name)}/install")
+        return answer
+
     def delete(self) -> NoReturn:
         """v1 deletes clusters it created; an attached one is only detached."""
         raise ComputeTargetError(

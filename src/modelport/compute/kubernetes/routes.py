@@ -61,12 +61,14 @@ class RouteSync:
 
     async def _watch(self, kind: str, labels: dict[str, str]) -> None:
         while True:
-            try:
-                for obj in await self.api.list(kind, labels):
+            try:  # list, then watch from there; again when the watch ends
+                items, version = await self.api.list_at(kind, labels)
+                (self.policies if kind == "ConfigMap" else self.slices).clear()
+                for obj in items:
                     self._seen(kind, "ADDED", obj)
                 self.synced[kind] = True
                 self.changed.set()
-                async for event, obj in self.api.watch(kind, labels):
+                async for event, obj in self.api.watch(kind, labels, version):
                     self._seen(kind, event, obj)
             except ModelportError as exc:
                 log.warning("watching %s: %s; again", kind, exc.message)

@@ -12,9 +12,12 @@ restarted control plane adopts what runs instead of creating it twice.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import dataclasses
 import json
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -22,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from modelport.compute import plan
-from modelport.compute.kubernetes import credential, manifests, names, pods
+from modelport.compute.kubernetes import credential, install, manifests, names, pod, pods, routing
 from modelport.compute.kubernetes.api import KubeAPI
 from modelport.compute.kubernetes.release import Release
-from modelport.compute.kubernetes.settings import ClusterSettings
+from modelport.compute.kubernetes.settings import DEFAULT_IMAGE, ClusterSettings
+from modelport.compute.shares import merge_stats
 from modelport.compute.target import Found, Generation, OnChange, ReplicaState, ReplicaStatus, Say
 from modelport.errors import ModelportError, ReplicasFailedError
 from modelport.spec.names import parse_model_id
@@ -35,7 +39,10 @@ from modelport.store.snapshots import SnapshotStore
 
 log = logging.getLogger("modelport.compute")
 SPEC_ANNOTATION = "modelport.io/spec"  # the service spec a generation was made from
-GONE_TIMEOUT_S = 120.0  # waiting for a stopped generation's pods to end
+GONE_TIMEOUT_S = 120.0
+ROUTES_TIMEOUT_S = (
+    30.0  # for every router to serve a new policy  # waiting for a stopped generation's pods to end
+)
 RETRY_S = 1.0
 
 
@@ -85,12 +92,18 @@ class KubeGeneration:
                 self._notify()
                 return
         selector = names.generation_selector(self.release.service, self.generation)
+        api = self.target.api
         while not self._stopped:
-            try:
-                async for kind, pod in self.target.api.watch("Pod", selector):
+            try:  # level-triggered: list, then watch from there; again when it ends
+                items, version = await api.list_at("Pod", selector)
+                self._pods = {}
+                for pod in items:
+                    self._seen("ADDED", pod)
+                self._notify()
+                async for kind, pod in api.watch("Pod", selector, version):
                     self._seen(kind, pod)
-            except ModelportError as exc:  # a dropped watch: list again and go on
-                log.info("%s: watching pods: %s; again", self.name, exc.message)
+            except ModelportError as exc:
+                log.info("%s: watching pods: %s; listing again", self.name, exc.message)
                 await asyncio.sleep(RETRY_S)
 
     def _seen(self, kind: str, pod: dict[str, Any]) -> None:
@@ -179,6 +192,44 @@ class KubernetesTarget:
         self.snapshots = snapshots
         self.capabilities = Target(name)
         self._background: set[asyncio.Task[Any]] = set()
+        self._policies: dict[str, dict[str, Any]] = {}  # as last written
+        self._router_token: str | None = None
+        self._address: str | None = None
+        self._discovered = False
+
+    @classmethod
+    def open(
+        cls,
+        name: str,
+        kubeconfig: str,
+        context: str,
+        namespace: str,
+        workspace: str,
+        stage_url: str,
+        home: Path,
+        snapshots: SnapshotStore,
+        image: str | None = None,
+    ) -> KubernetesTarget:
+        api = KubeAPI(kubeconfig, context, namespace)
+        cluster = ClusterSettings(
+            namespace=namespace,
+            workspace=workspace,
+            stage_url=stage_url,
+            image=image or DEFAULT_IMAGE,
+        )
+        return cls(name, api, cluster, home, snapshots)
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await self.api.aclose()
+
+    async def discover(self) -> None:
+        """What the server serves: PodDisruptionBudgets are policy/v1 from 1.21 on."""
+        if not self._discovered:
+            version = await self.api.served_version("policy", ("v1", "v1beta1"))
+            self.cluster = dataclasses.replace(self.cluster, pdb_api_version=version)
+            self._discovered = True
 
     def __repr__(self) -> str:
         return f"<KubernetesTarget {self.name} {self.api!r}>"
@@ -189,7 +240,7 @@ class KubernetesTarget:
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Future[Any]) -> None:
-        self._background.discard(task)  # type: ignore[arg-type]
+        self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("%s: %s", self.name, task.exception())
 
@@ -209,7 +260,7 @@ class KubernetesTarget:
     ) -> Prepared:
         """The release and its staging credential (blocking: reads the signing key)."""
         inference = plan.inference_config(record.spec)
-        models = tuple(parse_model_id(m) for m in record.spec["models"])
+        models = _model_ids(record.spec)
         basename, _ = self.snapshots.get(record.spec["snapshot"])
         release = Release(
             service=record.name,
@@ -240,6 +291,7 @@ class KubernetesTarget:
         made = KubeGeneration(self, prepared.release, on_change)
 
         async def create() -> None:
+            await self.discover()
             uid = await self.ensure_service(prepared.release.service)
             objects = manifests.generation_objects(
                 prepared.release, self.cluster, uid, prepared.token
@@ -303,7 +355,7 @@ class KubernetesTarget:
                 plan=the_plan,
                 entry_script=plan.inference_config(spec).entry_script,
                 source_basename="",
-                models=tuple(parse_model_id(m) for m in spec["models"]),
+                models=_model_ids(spec),
                 variables=plan.replica_environment(the_plan, service),
                 environment=plan.environment(spec),
             )
@@ -328,20 +380,122 @@ class KubernetesTarget:
         parts = []
         pod_names = current.pod_names()
         per_pod = max(1, num_lines // max(1, len(pod_names)))
-        for pod in pod_names:
-            text = await self.api.logs(pod, pods.SCORE_CONTAINER, per_pod)
-            parts.append(f"=== {pod} ===\n{text}")
+        for name in pod_names:
+            text = await self.api.logs(name, pods.SCORE_CONTAINER, per_pod)
+            parts.append(f"=== {name} ===\n{text}")
         return "\n".join(parts)
 
-    # -- routes ----------------------------------------------------------------------
+    # -- the cluster side: router, routes, counters -----------------------------------
+    async def install(self) -> list[str]:
+        """Namespace, roles, the router's identity, Deployment and Service; safe to run
+        again (server-side apply; the router's token is kept)."""
+        token = await self.router_token() or secrets.token_urlsafe(32)
+        made = []
+        for obj in install.install_objects(self.cluster, token):
+            if obj["kind"] == "Namespace" and await self.api.get(
+                "Namespace", self.cluster.namespace
+            ):
+                made.append(f"Namespace/{self.cluster.namespace}")
+                continue  # may exist without our labels, made by whoever attached it
+            applied = await self.api.apply(obj)
+            made.append(f"{applied['kind']}/{applied['metadata']['name']}")
+        await self.refresh_address()
+        return made
+
+    async def router_token(self) -> str | None:
+        if self._router_token is None:
+            secret = await self.api.get("Secret", names.ROUTER)
+            value = ((secret or {}).get("data") or {}).get(pod.TOKEN_KEY)
+            self._router_token = base64.b64decode(value).decode() if value else None
+        return self._router_token
+
+    async def refresh_address(self) -> None:
+        """The router Service's address: its load balancer's, else its cluster IP."""
+        service = await self.api.get("Service", names.ROUTER)
+        if service is None:
+            return
+        ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        if ingress:
+            self._address = ingress[0].get("ip") or ingress[0].get("hostname")
+        else:
+            self._address = (service.get("spec") or {}).get("clusterIP")
+
+    def router_uri(self) -> str:
+        return f"http://{self._address or f'{names.ROUTER}.{self.cluster.namespace}'}"
+
+    def scoring_uri(self, service: str) -> str:
+        return f"{self.router_uri()}/api/v1/service/{service}/score"
+
+    async def _router_pods(self) -> list[str]:
+        found = await self.api.list("Pod", names.router_selector(self.cluster.workspace))
+        return [p["metadata"]["name"] for p in found if pods.replica_status(p, 0).ready]
+
+    async def _router_stats(self) -> list[dict[str, Any] | None] | None:
+        """Each ready router pod's counters (through the API server's pod proxy);
+        None when no router runs."""
+        token = await self.router_token()
+        routers = await self._router_pods()
+        if token is None or not routers:
+            return None
+        headers = {"authorization": f"Bearer {token}"}
+        port = install.ROUTER_ADMIN_PORT
+        answers = await asyncio.gather(
+            *(self.api.proxy_get(p, port, "/stats", headers) for p in routers)
+        )
+        return [json.loads(a) if a is not None else None for a in answers]
+
+    async def stats(self) -> dict[str, Any] | None:
+        """Every router's per-service counters added up."""
+        answers = await self._router_stats()
+        if not answers or any(a is None for a in answers):
+            return None
+        return merge_stats([a for a in answers if a is not None])
+
     async def publish(self, routes: dict[str, dict[str, Any]]) -> None:
-        """Each service's route policy into its ConfigMap, where the routers read it."""
+        """Each service's route policy into its ConfigMap, where the routers read it; then
+        until every router serves the generation it names (so an old one may be drained)."""
+        waiting = {}
         for service, route in routes.items():
             policy = {k: v for k, v in route.items() if k not in ("replicas", "exitFiles")}
-            generation = route.get("generation")
+            generation = policy.pop("generation", None)
             if generation:
                 policy["backend"] = names.generation_name(service, int(generation))
+            if self._policies.get(service) == policy:
+                continue
             await self.ensure_service(service)
-            await self.api.patch_data(
-                "ConfigMap", service, {manifests.ROUTE_KEY: json.dumps(policy, sort_keys=True)}
-            )
+            text = json.dumps(policy, sort_keys=True)
+            await self.api.patch_data("ConfigMap", service, {routing.POLICY_KEY: text})
+            self._policies[service] = policy
+            if policy.get("backend"):
+                waiting[service] = policy["backend"]
+        for gone in set(self._policies) - set(routes):
+            del self._policies[gone]
+        if waiting:
+            await self._until_routers_serve(waiting)
+
+    async def _until_routers_serve(self, wanted: dict[str, str]) -> None:
+        deadline = time.monotonic() + ROUTES_TIMEOUT_S
+        while time.monotonic() < deadline:
+            answers = await self._router_stats()
+            if answers is None:
+                log.warning("%s: no router runs; run `modelport compute install`", self.name)
+                return
+            if all(a is not None and _serves(a, wanted) for a in answers):
+                return
+            await asyncio.sleep(0.2)
+        log.warning("%s: routers did not take %s within %.0fs", self.name, wanted, ROUTES_TIMEOUT_S)
+
+
+def _serves(stats: dict[str, Any], wanted: dict[str, str]) -> bool:
+    services = stats.get("services") or {}
+    return all((services.get(s) or {}).get("backend") == b for s, b in wanted.items())
+
+
+def _model_ids(spec: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    """The service's models as (name, version); a stored spec always names versions."""
+    ids = []
+    for model in spec["models"]:
+        name, version = parse_model_id(model)
+        assert version is not None
+        ids.append((name, version))
+    return tuple(ids)

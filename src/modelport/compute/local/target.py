@@ -84,6 +84,9 @@ class LocalTarget:
         self.blobs = blobs
         self.capabilities = Target("local")
 
+    async def close(self) -> None:
+        return None
+
     def probe_capabilities(self) -> None:
         """Blocking: try a cgroup once to know whether CPU and memory are enforced."""
         self.capabilities = Target("local", limits.check(f"{workspace_key(self.home)}/probe"))
