@@ -79,6 +79,13 @@ class FakePlane:
         self.published = 0
         self.forgotten: list[str] = []
 
+    @property
+    def default_target(self) -> FakeTarget:
+        return self.target
+
+    def target_for(self, spec: dict[str, Any]) -> FakeTarget:
+        return self.target
+
     async def publish(self) -> None:
         self.published += 1
 
