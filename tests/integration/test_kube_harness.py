@@ -8,6 +8,8 @@ on this machine, not only what the API says.
 from __future__ import annotations
 
 import json
+import signal
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,14 @@ import pytest
 from lightkube import ApiError, Client
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import Namespace, Pod, Service, ServiceAccount
+from lightkube.resources.core_v1 import (
+    ConfigMap,
+    Namespace,
+    Pod,
+    Secret,
+    Service,
+    ServiceAccount,
+)
 from lightkube.types import PatchType
 
 from tests.kube.fixtures import KubeCluster, start_cluster, stop_cluster, wait_until
@@ -136,8 +145,8 @@ def namespace(client: Client) -> Iterator[str]:
     client.create(Namespace(metadata=ObjectMeta(name=name)))
 
     def has_service_account() -> bool:
-        try:
-            return bool(client.get(ServiceAccount, "default", namespace=name))
+        try:  # with its token: until then, pods are refused
+            return bool(client.get(ServiceAccount, "default", namespace=name).secrets)
         except ApiError:
             return False
 
@@ -293,6 +302,179 @@ def test_deleting_a_deployment_stops_its_processes(client: Client, namespace: st
     client.delete(Deployment, "gone", namespace=namespace)
     wait_until(lambda: not marker_pids(marker), 60, "the replicas' processes to stop")
     wait_until(lambda: not pods_of(client, "gone", namespace), 60, "the pods to be deleted")
+
+
+WRITTEN = """
+import json, os, ssl, urllib.request
+print("cwd", os.getcwd(), open("staged.txt").read().strip())
+print("env", os.environ["MODE"], os.environ["KEY"], os.environ["P_mode"], os.environ["GREETING"])
+print("labels", open("/var/kube-harness-test/info/labels").read())
+print("secret", open("/var/kube-harness-test/keys/primary").read())
+try:
+    open("/var/kube-harness-test/keys/new", "w")
+except OSError as exc:
+    print("read-only", exc.errno)
+account = "/var/run/secrets/kubernetes.io/serviceaccount"
+tls = ssl.create_default_context(cafile=f"{account}/ca.crt")
+url = f"https://{os.environ['KUBERNETES_SERVICE_HOST']}:{os.environ['KUBERNETES_SERVICE_PORT']}"
+token = open(f"{account}/token").read()
+request = urllib.request.Request(f"{url}/version", headers={"Authorization": f"Bearer {token}"})
+print("api", json.load(urllib.request.urlopen(request, context=tls))["gitVersion"])
+open("/dev/termination-log", "w").write("done")
+"""
+
+
+def test_a_pod_runs_as_its_spec_says(
+    client: Client, kube_cluster: KubeCluster, namespace: str
+) -> None:
+    """Init container, volumes, env sources, $(VAR), workingDir, service account, message."""
+    client.create(
+        Secret.from_dict({"metadata": {"name": "keys"}, "stringData": {"primary": "s3cret"}}),
+        namespace=namespace,
+    )
+    client.create(
+        ConfigMap.from_dict({"metadata": {"name": "cfg"}, "data": {"mode": "fast"}}),
+        namespace=namespace,
+    )
+    scratch = {"name": "scratch", "mountPath": "/var/kube-harness-test/scratch"}
+    spec = {
+        "restartPolicy": "Never",
+        "volumes": [
+            {"name": "scratch", "emptyDir": {}},
+            {"name": "keys", "secret": {"secretName": "keys"}},
+            {"name": "cfg", "configMap": {"name": "cfg"}},
+            {
+                "name": "info",
+                "downwardAPI": {
+                    "items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]
+                },
+            },
+        ],
+        "initContainers": [
+            {
+                "name": "stage",
+                "image": "busybox",
+                "command": ["sh", "-c", "cat /var/kube-harness-test/cfg/mode > $(DEST)/staged.txt"],
+                "env": [{"name": "DEST", "value": scratch["mountPath"]}],
+                "volumeMounts": [
+                    scratch,
+                    {"name": "cfg", "mountPath": "/var/kube-harness-test/cfg"},
+                ],
+            }
+        ],
+        "containers": [
+            container(
+                "app",
+                WRITTEN,
+                workingDir=scratch["mountPath"],
+                env=[
+                    {
+                        "name": "MODE",
+                        "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "mode"}},
+                    },
+                    {
+                        "name": "KEY",
+                        "valueFrom": {"secretKeyRef": {"name": "keys", "key": "primary"}},
+                    },
+                    {"name": "GREETING", "value": "hello $(MODE)"},
+                ],
+                envFrom=[{"configMapRef": {"name": "cfg"}, "prefix": "P_"}],
+                volumeMounts=[
+                    scratch,
+                    {"name": "keys", "mountPath": "/var/kube-harness-test/keys"},
+                    {"name": "info", "mountPath": "/var/kube-harness-test/info"},
+                ],
+            )
+        ],
+    }
+    client.create(
+        Pod.from_dict({"metadata": {"name": "written", "labels": {"tier": "a"}}, "spec": spec}),
+        namespace=namespace,
+    )
+
+    def finished() -> Any:
+        status = client.get(Pod, "written", namespace=namespace).status
+        return status if status and status.phase in ("Succeeded", "Failed") else None
+
+    status = wait_until(finished, 60, "the pod to finish")
+    with kube_cluster.http() as http:
+        log = http.get(f"/api/v1/namespaces/{namespace}/pods/written/log").text
+    assert status.phase == "Succeeded", log
+    (init,) = status.initContainerStatuses
+    assert init.state.terminated.reason == "Completed"
+    (app,) = status.containerStatuses
+    assert app.state.terminated.exitCode == 0
+    assert app.state.terminated.message == "done"
+    assert f"cwd {scratch['mountPath']} fast" in log
+    assert "env fast s3cret fast hello fast" in log
+    assert 'labels tier="a"' in log
+    assert "secret s3cret" in log
+    assert "read-only 30" in log  # EROFS: secret volumes are mounted read-only
+    assert "api v1.20.2" in log  # in-cluster access, verifying the API server's certificate
+
+
+LIVENESS = """
+import pathlib, time
+alive = pathlib.Path("/var/kube-harness-test/live/alive")
+alive.touch()
+time.sleep(3)
+alive.unlink()
+time.sleep(3600)
+"""
+
+
+def test_a_failing_liveness_probe_restarts_the_container(client: Client, namespace: str) -> None:
+    spec = {
+        "terminationGracePeriodSeconds": 2,
+        "volumes": [{"name": "live", "emptyDir": {}}],
+        "containers": [
+            container(
+                "app",
+                LIVENESS,
+                volumeMounts=[{"name": "live", "mountPath": "/var/kube-harness-test/live"}],
+                livenessProbe={
+                    "exec": {"command": ["test", "-e", "/var/kube-harness-test/live/alive"]},
+                    "initialDelaySeconds": 1,
+                    "periodSeconds": 1,
+                    "failureThreshold": 2,
+                },
+            )
+        ],
+    }
+    began = time.monotonic()
+    client.create(pod("liveness", spec), namespace=namespace)
+
+    def restarted() -> Any:
+        statuses = client.get(Pod, "liveness", namespace=namespace).status.containerStatuses  # type: ignore[union-attr]
+        return statuses[0] if statuses and statuses[0].restartCount >= 1 else None
+
+    status = wait_until(restarted, 60, "a restart after the liveness probe failed")
+    assert time.monotonic() - began > 4  # alive for 3 s, then 2 failures 1 s apart
+    assert status.lastState.terminated.exitCode == 128 + signal.SIGTERM
+
+
+def test_a_deleted_pod_that_ignores_sigterm_is_killed_after_its_grace_period(
+    client: Client, namespace: str
+) -> None:
+    marker = f"deaf-{uuid.uuid4().hex}"
+    deaf = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(3600)"
+    spec = {"containers": [container("app", deaf, marker)], "terminationGracePeriodSeconds": 2}
+    client.create(pod("deaf", spec), namespace=namespace)
+    wait_until(lambda: marker_pids(marker), 60, "the pod's process")
+
+    began = time.monotonic()
+    client.delete(Pod, "deaf", namespace=namespace)
+    wait_until(lambda: not marker_pids(marker), 30, "the process to be killed")
+    assert time.monotonic() - began >= 1.5  # not before the grace period is over
+
+    def deleted() -> bool:
+        try:
+            client.get(Pod, "deaf", namespace=namespace)
+        except ApiError as exc:
+            return exc.status.code == 404
+        return False
+
+    wait_until(deleted, 30, "the pod to be deleted")
 
 
 STUBBORN = """

@@ -154,6 +154,11 @@ class Api:
         }
         return set(names) <= ready
 
+    def default_token(self) -> bool:
+        """The default ServiceAccount has its token: pods can be created in ``default``."""
+        status, body = self.get("/api/v1/namespaces/default/serviceaccounts/default")
+        return status == 200 and bool(body.get("secrets"))
+
 
 class Launcher:
     """Starts detached processes, records them in pids.json, and notices early deaths."""
@@ -361,11 +366,7 @@ def start(folder: Path, bin_dir: Path, nodes: list[str], timeout_s: float) -> No
             launcher.wait_for(healthy, what, timeout_s)
         names = node_names(nodes)
         launcher.wait_for(lambda: api.nodes_ready(names), f"Nodes {names} Ready", timeout_s)
-        launcher.wait_for(
-            lambda: api.ok("/api/v1/namespaces/default/serviceaccounts/default"),
-            "the default ServiceAccount",
-            timeout_s,
-        )
+        launcher.wait_for(api.default_token, "the default ServiceAccount's token", timeout_s)
     except BaseException:
         stop(folder, timeout_s=10)
         raise

@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # not a line per request
     asyncio.run(serve(args))
     return 0
 
