@@ -86,7 +86,7 @@ def service_env(api_host: str, api_port: int) -> dict[str, str]:
     }
 
 
-def _resource_field(container: Container, ref: ResourceFieldSelector) -> str:
+def resource_field(container: Container, ref: ResourceFieldSelector) -> str:
     kind, _, resource = ref.resource.partition(".")
     resources = container.resources
     values = (resources.limits if kind == "limits" else resources.requests) if resources else None
@@ -103,7 +103,7 @@ async def _value_from(
     if source.fieldRef:
         return facts.field(source.fieldRef.fieldPath)
     if source.resourceFieldRef:
-        return _resource_field(container, source.resourceFieldRef)
+        return resource_field(container, source.resourceFieldRef)
     if source.secretKeyRef:
         ref = source.secretKeyRef
         optional = bool(ref.optional)

@@ -23,6 +23,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -83,13 +84,18 @@ class Layout:
         except FileNotFoundError:
             return []
 
-    def agent_namespaces(self) -> set[str]:
-        """Mount namespaces of the containers the node agent said it started."""
+    def agent_processes(self) -> tuple[list[ProcessRecord], set[str]]:
+        """The container runs the node agent said were live, and their mount namespaces."""
         try:
             items = json.loads((self.agent / "processes.json").read_text())
         except (FileNotFoundError, json.JSONDecodeError):
-            return set()
-        return {str(item["mount_namespace"]) for item in items if item.get("mount_namespace")}
+            return [], set()
+        records = [
+            ProcessRecord("container", int(i["pid"]), int(i["start_time"]))
+            for i in items
+            if i.get("start_time")
+        ]
+        return records, {str(i["mount_namespace"]) for i in items if i.get("mount_namespace")}
 
 
 def free_ports(count: int) -> list[int]:
@@ -405,8 +411,12 @@ def stop(folder: Path, timeout_s: float) -> list[str]:
     for record in sorted(records, key=lambda r: order.get(r.name, -1)):
         killed += [r.name for r in terminate([record], timeout_s)]
     # Whatever a pod left behind (or everything, if the agent was killed).
-    leftovers = kill_mount_namespaces(layout.agent_namespaces())
-    killed += [f"pod process {pid}" for pid in leftovers]
+    containers, namespaces = layout.agent_processes()
+    live = [r for r in containers if r.alive()]
+    for record in live:
+        record.signal(signal.SIGKILL)
+    leftovers = {r.pid for r in live} | set(kill_mount_namespaces(namespaces))
+    killed += [f"pod process {pid}" for pid in sorted(leftovers)]
     survivors = [r for r in records if r.alive()]
     if survivors:
         raise HarnessError(f"still running after stop: {survivors}")

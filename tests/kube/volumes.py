@@ -22,7 +22,7 @@ from lightkube.models.core_v1 import (
 )
 from lightkube.resources.core_v1 import ServiceAccount
 
-from tests.kube.env import _resource_field
+from tests.kube.env import resource_field
 from tests.kube.refs import ConfigError, PodFacts, config_map_data, secret_data
 
 Files = dict[str, bytes]
@@ -55,7 +55,7 @@ def _downward(facts: PodFacts, spec: PodSpec, items: list[DownwardAPIVolumeFile]
         elif item.resourceFieldRef:
             ref = item.resourceFieldRef
             container = next(c for c in spec.containers if c.name == ref.containerName)
-            files[item.path] = _resource_field(container, ref).encode()
+            files[item.path] = resource_field(container, ref).encode()
     return files
 
 
