@@ -15,6 +15,8 @@ import pytest
 from modelport.home import read_config
 from tests.pgserver import PostgresCluster
 
+pytest_plugins = ["tests.kube.fixtures"]  # kube_cluster: a real Kubernetes test cluster
+
 _db_counter = itertools.count()
 T = TypeVar("T")
 
