@@ -2,8 +2,7 @@
 
 The tests marked ``kube`` need a real Kubernetes API server: the ``kube_cluster``
 fixture of tests/kube/fixtures.py (the harness of scripts/kube-harness), whose
-``.kubeconfig`` is the path of an admin kubeconfig. Where that fixture is not there
-yet, they are skipped and say so; the others need no cluster.
+``.kubeconfig`` is the path of an admin kubeconfig; the others need no cluster.
 """
 
 from __future__ import annotations
@@ -17,20 +16,18 @@ from typing import Any
 import pytest
 import yaml
 
-from modelport import AksCompute, ComputeTarget, InferenceConfig, Model, Workspace
+from modelport import (
+    AksCompute,
+    ComputeTarget,
+    InferenceConfig,
+    LocalWebservice,
+    Model,
+    Workspace,
+)
 from modelport.errors import InvalidInputError
 from modelport.sdk.kubeconfig import flatten
 from tests.conftest import ServerProcess
 from tests.e2e.test_cli import Cli
-
-try:
-    from tests.kube.fixtures import kube_cluster  # the fixture, used by name
-except ModuleNotFoundError:
-
-    @pytest.fixture
-    def kube_cluster() -> Any:
-        pytest.skip("needs the kube_cluster fixture of tests/kube/fixtures.py (not here yet)")
-
 
 LIMITED_NAMESPACE = "modelport-limited"
 
@@ -134,8 +131,9 @@ def test_attach_list_show_and_detach_a_real_cluster(
         second = ComputeTarget.attach(ws, "second", config)
         second.wait_for_completion(show_output=False)
         assert [t.name for t in ComputeTarget.list(ws)] == ["myaks", "second"]
-        with pytest.raises(InvalidInputError, match="deploying to Kubernetes targets is not"):
-            Model.deploy(ws, "svc", [model], _score_config(tmp_path), deployment_target=aks)
+        local = LocalWebservice.deploy_configuration()
+        with pytest.raises(InvalidInputError, match="cannot be deployed to the Kubernetes"):
+            Model.deploy(ws, "svc", [model], _score_config(tmp_path), local, deployment_target=aks)
         second.detach()
     answers = attached.out + listed.out + shown.out + cli("compute", "list", "-o", "json").out
     log = (server.home.parent / f"{server.home.name}-server.log").read_text(errors="replace")

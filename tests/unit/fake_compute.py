@@ -64,10 +64,16 @@ class FakeGeneration:
         self.stopped = True
         self.statuses = []
 
+    async def let_go(self) -> None:
+        self.let_go_called = True
+
+    let_go_called: bool = False
+
 
 class FakeTarget:
     name = "fake"
     kind = "fake"
+    keeps_running = False
 
     def __init__(self) -> None:
         self.capabilities = Target("fake")

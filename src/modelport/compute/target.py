@@ -81,18 +81,26 @@ class Generation(Protocol):
         """End every replica (after ``drain_s`` for requests in flight) and its files."""
         ...
 
+    async def let_go(self) -> None:
+        """Stop following these replicas and leave them running (a target whose
+        replicas outlive the control plane, when it stops)."""
+        ...
+
 
 @dataclass
 class Found:
-    """A generation a previous control plane left running, with the spec that made it."""
+    """A generation a previous control plane left running, with the spec that made it;
+    ``serving``: the routers send it traffic (None where the target cannot tell)."""
 
     generation: Generation
     spec: dict[str, Any]
+    serving: bool | None = None
 
 
 class ComputeTarget(Protocol):
     name: str
     kind: str  # "local" | "kubernetes"
+    keeps_running: bool  # its replicas run on when the control plane stops (a cluster's)
     capabilities: Target  # what it enforces, for warnings
 
     def probe_capabilities(self) -> None:
@@ -139,6 +147,10 @@ class ClusterTarget(Protocol):
     """A target whose routers run beside its replicas (a cluster's router pods)."""
 
     name: str
+
+    def start(self) -> None:
+        """Begin following the cluster (the router's address); the plane's loop runs."""
+        ...
 
     async def install(self) -> list[str]:
         """Set up the cluster side (router, roles); safe to run again. Returns what it applied."""

@@ -68,6 +68,7 @@ class ServiceController:
         self._background: set[asyncio.Task[None]] = set()  # asyncio holds tasks weakly
         self.autoscaler: asyncio.Task[None] | None = None
         self._limits_said = False
+        self._letting_go = False  # stopping: a cluster's replicas are left running
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
@@ -91,9 +92,17 @@ class ServiceController:
         keep = None
         if record.state != DELETING:
             usable = [f for f in found if f.generation.generation <= record.generation]
-            keep = usable[-1] if usable else None
+            serving = [f for f in usable if f.serving]
+            if serving or any(f.serving is not None for f in usable):
+                keep = serving[-1] if serving else None  # the target knows what serves
+            else:
+                keep = usable[-1] if usable else None
         for entry in found:
-            if entry is not keep:
+            if entry is keep:
+                continue
+            if self._rolled_out_again(entry.generation, record):
+                self._in_background(entry.generation.let_go())
+            else:
                 self._in_background(entry.generation.stop(drain_s=SHUTDOWN_DRAIN_S))
         if keep is not None:
             generation = keep.generation.generation
@@ -106,6 +115,15 @@ class ServiceController:
             self.applied = record.generation  # a failed roll-out is not retried by a restart
         elif keep is None and record.state != DELETING:
             self.say("no replica was running when the control plane started: starting them")
+
+    def _rolled_out_again(self, generation: Generation, record: ServiceRecord) -> bool:
+        """A cluster's generation whose roll-out a stop cut short is rolled out again
+        (its objects are applied anew, so nothing is made twice), not deleted."""
+        return (
+            self.target.keeps_running
+            and generation.generation == record.generation
+            and record.state not in (FAILED, DELETING)
+        )
 
     # -- the loop ----------------------------------------------------------------
     async def _run(self) -> None:
@@ -195,7 +213,9 @@ class ServiceController:
 
     async def _abandon(self, why: str) -> None:
         new, self.pending = self.pending, None
-        if new is not None:
+        if new is not None and self._letting_go:
+            await asyncio.shield(new.replicas.let_go())  # the next start rolls it out again
+        elif new is not None:
             # Shielded: a second cancel must not leave these replicas running.
             await asyncio.shield(new.replicas.stop(drain_s=0))
         log.info("service %s: roll-out %s", self.name, why)
@@ -278,16 +298,20 @@ class ServiceController:
             await asyncio.to_thread(self.plane.workspace.events.forget, self.name)
 
     async def shutdown(self) -> None:
-        """The server is stopping: end the replicas quickly (they restart with it)."""
+        """The server is stopping: end local replicas quickly (they start again with it);
+        a cluster's serve on, and the next control plane adopts them."""
         self._stop_autoscaler()
+        self._letting_go = self.target.keeps_running
         if self.task is not None:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
         await self._cancel_rollout()
-        if self.current is not None:
+        if self.current is not None and self._letting_go:
+            await self.current.replicas.let_go()
+        elif self.current is not None:
             await self._retire(self.current, drain_s=SHUTDOWN_DRAIN_S)
-            self.current = None
+        self.current = None
         await asyncio.gather(*self._background, return_exceptions=True)
 
     # -- health --------------------------------------------------------------------

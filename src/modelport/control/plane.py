@@ -164,9 +164,10 @@ class ControlPlane:
 
     async def open_cluster(self, attached: ComputeTargetRecord) -> None:
         """An attached cluster becomes a compute target (its API is asked lazily)."""
-        self.targets[attached.name] = await asyncio.to_thread(
-            cluster_target, attached, self.workspace, self.api_url
-        )
+        target = await asyncio.to_thread(cluster_target, attached, self.workspace, self.api_url)
+        self.targets[attached.name] = target
+        if isinstance(target, ClusterTarget):
+            target.start()
 
     async def close_cluster(self, name: str) -> None:
         target = self.targets.pop(name, None)

@@ -265,14 +265,15 @@ class KubeAPI:
 
     async def proxy_get(
         self, pod: str, port: int, path: str, headers: dict[str, str]
-    ) -> bytes | None:
-        """GET ``path`` on a pod's ``port`` through the API server (``pods/proxy``);
-        None when the pod does not answer."""
+    ) -> tuple[int, bytes]:
+        """GET ``path`` on a pod's ``port`` through the API server (``pods/proxy``):
+        the status and body; 502 when the pod does not answer."""
         url = await self._path("Pod", f"{pod}:{port}", f"proxy/{path.lstrip('/')}")
-        response = await self._call(self._http.get(url, headers=headers), f"get pods/{pod}/proxy")
-        if response.status_code != 200:
-            return None
-        return response.content
+        try:
+            response = await self._call(self._http.get(url, headers=headers), "pods/proxy")
+        except ClusterUnreachableError:
+            return 502, b""
+        return response.status_code, response.content
 
     async def watch(
         self, kind: str, labels: dict[str, str], resource_version: str | None = None

@@ -101,7 +101,15 @@ def headless_service(release: Release, cluster: ClusterSettings, owner_uid: str)
         "spec": {
             "clusterIP": "None",
             "selector": names.generation_selector(release.service, release.generation),
-            "ports": [{"name": "http", "port": pod.SCORE_PORT, "targetPort": pod.SCORE_PORT}],
+            # The protocol is spelled out: server-side apply keys ports by (port, protocol).
+            "ports": [
+                {
+                    "name": "http",
+                    "port": pod.SCORE_PORT,
+                    "targetPort": pod.SCORE_PORT,
+                    "protocol": "TCP",
+                }
+            ],
         },
     }
 

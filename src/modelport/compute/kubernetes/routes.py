@@ -127,6 +127,8 @@ class RouteSync:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    for chatty in ("httpx", "httpx2"):  # a line per request otherwise
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     env = os.environ
     try:
         namespace = env["MODELPORT_NAMESPACE"]

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from modelport.compute import plan
 from modelport.compute.kubernetes import credential, install, manifests, names, pod, pods, routing
 from modelport.compute.kubernetes.api import KubeAPI
@@ -44,6 +46,7 @@ ROUTES_TIMEOUT_S = (
     30.0  # for every router to serve a new policy  # waiting for a stopped generation's pods to end
 )
 RETRY_S = 1.0
+ADDRESS_REFRESH_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -162,12 +165,15 @@ class KubeGeneration:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), 5.0)
 
-    async def stop(self, drain_s: float | None = None) -> None:
+    async def let_go(self) -> None:
         self._stopped = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    async def stop(self, drain_s: float | None = None) -> None:
+        await self.let_go()
         await self.target.delete_generation(self.release.service, self.generation)
 
     def pod_names(self) -> list[str]:
@@ -176,6 +182,7 @@ class KubeGeneration:
 
 class KubernetesTarget:
     kind = "kubernetes"
+    keeps_running = True  # pods serve on while the control plane is down or stopped
 
     def __init__(
         self,
@@ -196,6 +203,8 @@ class KubernetesTarget:
         self._router_token: str | None = None
         self._address: str | None = None
         self._discovered = False
+        self._balanced = False  # the router Service has a load balancer's address
+        self._direct = httpx.AsyncClient(timeout=5.0, trust_env=False)
 
     @classmethod
     def open(
@@ -222,6 +231,7 @@ class KubernetesTarget:
     async def close(self) -> None:
         for task in list(self._background):
             task.cancel()
+        await self._direct.aclose()
         await self.api.aclose()
 
     async def discover(self) -> None:
@@ -340,6 +350,9 @@ class KubernetesTarget:
     # -- what runs already -----------------------------------------------------------
     async def adopt(self, service: str, on_change: OnChange) -> list[Found]:
         labels = names.service_labels(self.cluster.workspace, service)
+        owner = await self.api.get("ConfigMap", service)
+        policy = routing.policy_of(owner) if owner is not None else None
+        serving = (policy or {}).get("backend")
         found = []
         for deployment in await self.api.list("Deployment", labels):
             meta = deployment["metadata"]
@@ -361,7 +374,7 @@ class KubernetesTarget:
             )
             made = KubeGeneration(self, release, on_change, deployment["spec"].get("replicas"))
             made.follow()
-            found.append(Found(made, spec))
+            found.append(Found(made, spec, serving=meta["name"] == serving))
         return sorted(found, key=lambda f: f.generation.generation)
 
     async def clean_up(self, service: str) -> None:
@@ -409,12 +422,25 @@ class KubernetesTarget:
             self._router_token = base64.b64decode(value).decode() if value else None
         return self._router_token
 
+    def start(self) -> None:
+        """Follow the router Service's address (a load balancer may take a while)."""
+        self.in_background(self._follow_address())
+
+    async def _follow_address(self) -> None:
+        while True:
+            try:
+                await self.refresh_address()
+            except ModelportError as exc:
+                log.info("%s: the router's address: %s", self.name, exc.message)
+            await asyncio.sleep(ADDRESS_REFRESH_S if self._balanced else 1.0)
+
     async def refresh_address(self) -> None:
         """The router Service's address: its load balancer's, else its cluster IP."""
         service = await self.api.get("Service", names.ROUTER)
         if service is None:
             return
         ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        self._balanced = bool(ingress)
         if ingress:
             self._address = ingress[0].get("ip") or ingress[0].get("hostname")
         else:
@@ -426,23 +452,36 @@ class KubernetesTarget:
     def scoring_uri(self, service: str) -> str:
         return f"{self.router_uri()}/api/v1/service/{service}/score"
 
-    async def _router_pods(self) -> list[str]:
+    async def _router_pods(self) -> list[tuple[str, str]]:
+        """The ready router pods: (name, address)."""
         found = await self.api.list("Pod", names.router_selector(self.cluster.workspace))
-        return [p["metadata"]["name"] for p in found if pods.replica_status(p, 0).ready]
+        ready = [p for p in found if pods.replica_status(p, 0).ready]
+        return [(p["metadata"]["name"], p["status"]["podIP"]) for p in ready]
 
     async def _router_stats(self) -> list[dict[str, Any] | None] | None:
-        """Each ready router pod's counters (through the API server's pod proxy);
-        None when no router runs."""
+        """Each ready router pod's counters; None when no router runs."""
         token = await self.router_token()
         routers = await self._router_pods()
         if token is None or not routers:
             return None
         headers = {"authorization": f"Bearer {token}"}
+        return list(await asyncio.gather(*(self._stats_of(r, headers) for r in routers)))
+
+    async def _stats_of(
+        self, router: tuple[str, str], headers: dict[str, str]
+    ) -> dict[str, Any] | None:
+        """Through the API server's pod proxy; where it will not proxy to the pod's
+        address (a loopback one, as on the test cluster) straight to the pod."""
+        name, address = router
         port = install.ROUTER_ADMIN_PORT
-        answers = await asyncio.gather(
-            *(self.api.proxy_get(p, port, "/stats", headers) for p in routers)
-        )
-        return [json.loads(a) if a is not None else None for a in answers]
+        status, body = await self.api.proxy_get(name, port, "/stats", headers)
+        if status == 400 and b"address not allowed" in body:
+            try:
+                answer = await self._direct.get(f"http://{address}:{port}/stats", headers=headers)
+            except httpx.TransportError:
+                return None
+            status, body = answer.status_code, answer.content
+        return json.loads(body) if status == 200 else None
 
     async def stats(self) -> dict[str, Any] | None:
         """Every router's per-service counters added up."""

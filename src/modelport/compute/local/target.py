@@ -57,6 +57,9 @@ class LocalGeneration:
     async def wait_ready(self) -> None:
         await self.set.wait_ready()
 
+    async def let_go(self) -> None:
+        await self.stop()
+
     async def stop(self, drain_s: float | None = None) -> None:
         await self.set.stop(drain_s)
         await asyncio.to_thread(shutil.rmtree, self.set.spec.folder, True)
@@ -68,6 +71,7 @@ class LocalGeneration:
 class LocalTarget:
     name = "local"
     kind = "local"
+    keeps_running = False  # `modelport down` ends them; they start again with `up`
 
     def __init__(
         self,
