@@ -1,0 +1,225 @@
+"""The service lifecycle, the same tests over every compute target.
+
+``local`` runs replicas as processes of this machine; ``kubernetes`` deploys to the
+test cluster (a real API server, controller manager and scheduler, and a node agent
+that runs the pods as processes): attached, installed, then used exactly as ``local``
+through the SDK.  What differs is only how a replica is killed and how leftovers are
+found.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from lightkube import Client
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret, Service
+
+from modelport import AksCompute, AksWebservice, ComputeTarget, Model, Webservice, Workspace
+from modelport.errors import NotFoundError
+from tests.conftest import ServerProcess, alive, descendants, wait_for
+from tests.e2e.test_data_plane import Load
+from tests.e2e.test_services import fixed, post, source
+
+PDB = create_namespaced_resource("policy", "v1beta1", "PodDisruptionBudget", "poddisruptionbudgets")
+
+
+@dataclass
+class Where:
+    """A compute target as the tests use it."""
+
+    kind: str
+    server: ServerProcess
+    target: AksCompute | None = None
+    cluster: Any = None
+    namespace: str = ""
+    client: Client | None = None
+    restarted: list[ServerProcess] = field(default_factory=list)
+
+    def deploy(self, ws: Workspace, name: str, model: Model, ic: Any, config: Any) -> Webservice:
+        return Model.deploy(ws, name, [model], ic, config, deployment_target=self.target)
+
+    def replicas(self, ws: Workspace, name: str) -> list[str]:
+        """Who serves: process ids here, pod names on a cluster."""
+        if self.client is None:
+            return sorted(str(r["pid"]) for r in Webservice(ws, name).serialize()["replicas"])
+        pods = self.client.list(
+            Pod, namespace=self.namespace, labels={"modelport.io/service": name}
+        )
+        return sorted(p.metadata.name for p in pods if not p.metadata.deletionTimestamp)
+
+    def kill_replica(self, ws: Workspace, name: str) -> str:
+        victim = self.replicas(ws, name)[0]
+        if self.client is None:
+            os.kill(int(victim), signal.SIGKILL)
+        else:
+            self.client.delete(Pod, victim, namespace=self.namespace, grace_period=0)
+        return victim
+
+    def leftovers(self, name: str) -> list[str]:
+        if self.client is None:
+            folder = self.server.home / "services" / name
+            return [str(folder)] if folder.exists() else []
+        labels = {"modelport.io/service": name}
+        found = []
+        for kind in (Deployment, Service, ConfigMap, Secret, Pod, PDB):
+            for obj in self.client.list(kind, namespace=self.namespace, labels=labels):
+                found.append(f"{kind.__name__}/{obj.metadata.name}")
+        try:
+            self.client.get(ConfigMap, name, namespace=self.namespace)
+            found.append(f"ConfigMap/{name}")
+        except Exception:
+            pass
+        return found
+
+
+@pytest.fixture(params=["local", "kubernetes"])
+def where(request: pytest.FixtureRequest, server: ServerProcess) -> Iterator[Where]:
+    if request.param == "local":
+        yield Where("local", server)
+        return
+    cluster = request.getfixturevalue("kube_cluster")
+    namespace = f"mp-{secrets.token_hex(4)}"
+    client = cluster.client()
+    with Workspace.from_config(server.home) as ws:
+        config = AksCompute.attach_configuration(kubeconfig=cluster.kubeconfig, namespace=namespace)
+        target = ComputeTarget.attach(ws, "myaks", config)
+        target.wait_for_completion()
+        installed = target.install()
+    assert "Deployment/modelport-router" in installed["applied"]
+    try:
+        yield Where("kubernetes", server, target, cluster, namespace, client)
+    finally:
+        client.delete(Namespace, namespace)
+
+
+def test_deploy_score_update_under_load_and_delete(
+    where: Where, ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    service = where.deploy(ws, "life", model, source(tmp_path), fixed(2))
+    service.wait_for_deployment()
+    assert service.state == "Healthy" and service.compute_type == "AKS"
+    assert service.run({"x": [1, 2]})["y"] == [10, 20]
+    primary, secondary = service.get_keys()
+    assert post(service, {"x": [1]}, secondary).status_code == 200
+    assert post(service, {"x": [1]}).status_code == 401
+    load = Load(service.scoring_uri, primary)
+    try:
+        load.wait_more(20, "traffic before the update")
+        service.update(inference_config=source(tmp_path, version="2", name="v2"))
+        service.wait_for_deployment()
+        load.wait_more(20, "traffic after the update")
+    finally:
+        results = load.stop()
+    assert results and set(results) == {200}, sorted({str(r) for r in results})
+    assert service.run({"x": [1]})["version"] == "2"
+    assert "calling init()" in service.get_logs()
+    service.delete()
+    with pytest.raises(NotFoundError):
+        Webservice(ws, "life")
+    wait_for(lambda: not where.leftovers("life"), timeout_s=60, what="nothing left of the service")
+
+
+def test_a_killed_replica_is_replaced(
+    where: Where, ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    service = where.deploy(ws, "phoenix", model, source(tmp_path), fixed(2))
+    service.wait_for_deployment()
+    victim = where.kill_replica(ws, "phoenix")
+
+    def recovered() -> bool:
+        now = where.replicas(ws, "phoenix")
+        again = Webservice(ws, "phoenix")
+        ready = [r for r in again.serialize()["replicas"] if r["state"] == "Ready"]
+        return victim not in now and len(ready) == 2 and again.state == "Healthy"
+
+    wait_for(recovered, timeout_s=60, what="the killed replica to be replaced")
+    assert service.run({"x": [3]})["y"] == [30]
+    service.delete()
+
+
+def test_serving_goes_on_while_the_control_plane_restarts(
+    where: Where, ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    service = where.deploy(ws, "durable", model, source(tmp_path), fixed(2))
+    service.wait_for_deployment()
+    key = service.get_keys()[0]
+    serving = where.replicas(ws, "durable")
+    server = where.server
+    family = descendants(server.proc.pid)
+    load = Load(service.scoring_uri, key)
+    try:
+        load.wait_more(20, "traffic to flow")
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(timeout=10)
+        load.wait_more(50, "answers while the control plane is down")
+        restarted = ServerProcess(server.home, router_port=None)
+        where.restarted.append(restarted)
+        with Workspace.from_config(server.home) as again_ws:
+            again = Webservice(again_ws, "durable")
+            assert again.state == "Healthy"
+            assert where.replicas(again_ws, "durable") == serving  # adopted, not replaced
+            load.wait_more(50, "answers after the restart")
+            results = load.stop()
+            assert results and set(results) == {200}, sorted({str(r) for r in results})
+            again.delete()
+    finally:
+        load.stop()
+        for proc in where.restarted:
+            proc.stop()
+    wait_for(lambda: not any(alive(p) for p in family), what="the old server's processes to end")
+
+
+def test_autoscaling_goes_up_under_load_and_back_down(
+    where: Where, ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    config = AksWebservice.deploy_configuration(
+        autoscale_enabled=True,
+        autoscale_min_replicas=1,
+        autoscale_max_replicas=4,
+        autoscale_target_utilization=50,
+        autoscale_refresh_seconds=1,
+        autoscale_scale_down_window_seconds=3,
+    )
+    service = where.deploy(ws, "elastic", model, source(tmp_path), config)
+    service.wait_for_deployment()
+    key = service.get_keys()[0]
+
+    def ready() -> int:
+        replicas = Webservice(ws, "elastic").serialize()["replicas"]
+        return len([r for r in replicas if r["state"] == "Ready"])
+
+    assert ready() == 1
+    # One request that stays busy until the test lets it go: utilization 100 %.
+    holder = _hold(service, key, tmp_path / "hold")
+    try:
+        wait_for(lambda: ready() >= 2, timeout_s=60, what="a scale-up under load")
+    finally:
+        holder.unlink(missing_ok=True)
+    wait_for(lambda: ready() == 1, timeout_s=90, what="the scale-down after the window")
+    events = ws.client.call("GET", "/api/v1/services/elastic/events")["value"]
+    assert any(e["toReplicas"] > e["fromReplicas"] for e in events)
+    assert any(e["toReplicas"] < e["fromReplicas"] for e in events)
+    service.delete()
+
+
+def _hold(service: Webservice, key: str, path: Path) -> Path:
+    """Send a request that runs until ``path`` is removed; returns ``path``."""
+    headers = {"Authorization": f"Bearer {key}"}
+
+    def send() -> None:
+        httpx.post(service.scoring_uri, json={"hold": str(path)}, headers=headers, timeout=120)
+
+    threading.Thread(target=send, daemon=True).start()
+    wait_for(path.exists, timeout_s=30, what="the held request to start")
+    return path
