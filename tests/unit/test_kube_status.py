@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from modelport.compute import shares
 from modelport.compute.kubernetes import pods, routing
 from modelport.compute.target import ReplicaState
 
@@ -141,3 +142,20 @@ def test_a_service_without_a_serving_generation_is_starting() -> None:
     assert table["svc"]["replicas"] == [] and table["svc"]["starting"] is True
     assert routing.policy_of({"metadata": {"name": "x"}, "data": {}}) is None
     assert routing.policy_of({"data": {routing.POLICY_KEY: "not json"}}) is None
+
+
+def test_each_router_pod_takes_its_share_and_one_without_slots_forwards() -> None:
+    router_slices = [
+        routing.Endpoints("modelport-router", 8080, ("127.0.2.3", "127.0.2.1")),
+        routing.Endpoints("svc-2", 5001, ("127.0.1.1",)),
+    ]
+    # This pod is not ready yet: it still takes its place among the routers.
+    order = routing.routers(router_slices, "modelport-router", "127.0.2.2")
+    assert order == ["127.0.2.1", "127.0.2.2", "127.0.2.3"]
+    policy = {"auth": False, "maxConcurrent": 2, "maxQueue": 90, "backend": "svc-2"}
+    table = {"revision": 1, "services": routing.services_table({"svc": policy}, router_slices)}
+    admins = [(a, 8081) for a in order]
+    tables = [shares.worker_table(table, i, admins)["services"]["svc"] for i in range(3)]
+    assert [t["replicas"][0][2] for t in tables[:2]] == [1, 1]  # two slots, two holders
+    assert tables[2]["forwardTo"] == ["127.0.2.1", 8081]
+    assert sum(t["maxQueue"] for t in tables[:2]) >= 90

@@ -24,13 +24,16 @@ def slot_shares(replicas: int, cap: int, workers: int) -> list[list[int]]:
     return shares
 
 
-def worker_table(table: dict[str, Any], worker: int, admin_ports: list[int]) -> dict[str, Any]:
+def worker_table(
+    table: dict[str, Any], worker: int, admins: list[int] | list[tuple[str, int]]
+) -> dict[str, Any]:
     """The route table one worker gets: its slots per replica and its part of the queue.
 
-    ``admin_ports`` lists every worker's admin port, so a worker without slots for a
-    service knows where to forward it.
+    ``admins`` lists every worker's admin port (on this machine) or address (router
+    pods of a cluster), so a worker without slots for a service knows where to forward.
     """
-    workers = len(admin_ports)
+    addresses = [a if isinstance(a, tuple) else ("127.0.0.1", a) for a in admins]
+    workers = len(addresses)
     if workers == 1:
         return table
     services = {}
@@ -47,7 +50,7 @@ def worker_table(table: dict[str, Any], worker: int, admin_ports: list[int]) -> 
             "maxQueue": max(1, math.ceil(int(svc.get("maxQueue", 100)) / holders)),
         }
         if 0 < slots <= worker:  # workers 0 .. slots-1 hold one slot each
-            entry["forwardTo"] = ["127.0.0.1", admin_ports[worker % slots]]
+            entry["forwardTo"] = list(addresses[worker % slots])
         services[name] = entry
     return {**table, "services": services}
 

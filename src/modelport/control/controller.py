@@ -33,6 +33,7 @@ from modelport.store.services import (
     HEALTHY,
     TRANSITIONING,
     UNHEALTHY,
+    UNSCHEDULABLE,
     ServiceRecord,
 )
 
@@ -69,6 +70,7 @@ class ServiceController:
         self.autoscaler: asyncio.Task[None] | None = None
         self._limits_said = False
         self._letting_go = False  # stopping: a cluster's replicas are left running
+        self._placement = TRANSITIONING  # or UNSCHEDULABLE, during a roll-out
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
@@ -163,6 +165,7 @@ class ServiceController:
 
     async def _roll_out(self, record: ServiceRecord) -> None:
         generation = record.generation
+        self._placement = TRANSITIONING
         self.messages.clear()
         self.pending = None
         if record.state != TRANSITIONING:  # e.g. started again after a control-plane restart
@@ -320,13 +323,32 @@ class ServiceController:
         current = self.current
         if current is not None:
             self._say_limits(current)
-        if self.rolling_out or current is None or current.generation != self.applied:
+        if self.rolling_out:
+            self._note_placement()
+            return
+        if current is None or current.generation != self.applied:
             return
         statuses = current.replicas.replicas()
         ready = sum(r.ready for r in statuses)
         state = HEALTHY if ready == len(statuses) else UNHEALTHY
         error = None if state == HEALTHY else self._replica_error(current)
         self._in_background(self._set_state(current.generation, state, error))
+
+    def _note_placement(self) -> None:
+        """During a roll-out: Unschedulable (with the scheduler's reason) while a new
+        replica has no node, Transitioning again once all are placed."""
+        pending = self.pending
+        if pending is None:
+            return
+        waiting = [r for r in pending.replicas.replicas() if r.state == ReplicaState.UNSCHEDULABLE]
+        state = UNSCHEDULABLE if waiting else TRANSITIONING
+        if state == self._placement:
+            return
+        self._placement = state
+        error = waiting[0].error if waiting else None
+        if waiting:
+            self.say(f"{len(waiting)} replica(s) cannot be scheduled: {error}")
+        self._in_background(self._set_state(pending.generation, state, error))
 
     def _say_limits(self, deployment: Deployment) -> None:
         """Once per service: CPU and memory settings this machine cannot enforce."""

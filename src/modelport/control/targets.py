@@ -9,6 +9,7 @@ from modelport.compute.local import limits
 from modelport.compute.target import ComputeTarget, load_target
 from modelport.control.workspace import ServerWorkspace
 from modelport.home import workspace_key
+from modelport.spec.compute import ROUTER_REPLICAS
 from modelport.spec.support import Target
 from modelport.store.computes import ComputeTargetRecord
 
@@ -36,4 +37,5 @@ def cluster_target(
         home=ws.home,
         snapshots=ws.snapshots,
         image=os.environ.get(RUNTIME_IMAGE_VARIABLE),
+        router_replicas=ROUTER_REPLICAS.get(attached.cluster_purpose, 1),
     )

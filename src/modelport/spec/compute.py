@@ -11,6 +11,8 @@ LOCAL = "local"  # the built-in target: processes on the server's machine
 AKS = "AKS"  # v1's compute type of an attached Kubernetes cluster
 FAST_PROD, DEV_TEST = "FastProd", "DevTest"  # v1's AksCompute.ClusterPurpose
 CLUSTER_PURPOSES = (FAST_PROD, DEV_TEST)
+# As v1's front end: one router on a DevTest cluster, three (one per node) on FastProd.
+ROUTER_REPLICAS = {FAST_PROD: 3, DEV_TEST: 1}
 SUCCEEDED = "Succeeded"  # v1's provisioning state of a usable target
 
 COMPUTE_NAME_RE = NameRule(r"[a-zA-Z][a-zA-Z0-9-]{1,15}")

@@ -22,6 +22,7 @@ TRANSITIONING, HEALTHY, UNHEALTHY, FAILED, DELETING = (
     "Failed",
     "Deleting",
 )
+UNSCHEDULABLE = "Unschedulable"  # v1's: a roll-out whose replicas no node can take yet
 
 
 MIN_KEY_LENGTH, MAX_KEY_LENGTH = 8, 255  # v1's minimum; the keys' column

@@ -30,6 +30,8 @@ from modelport.errors import ClusterUnreachableError, ComputeTargetError, WatchE
 
 T = TypeVar("T")
 FIELD_MANAGER = "modelport"
+RETRIES = 5
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 WATCH_S = 290  # a watch the server ends after this long is started again
 # kind -> (API group, plural, namespaced); the group's version is the server's.
 KINDS: dict[str, tuple[str, str, bool]] = {
@@ -317,7 +319,13 @@ class KubeAPI:
         ok404: bool = False,
         **kwargs: Any,
     ) -> dict[str, Any] | None:
-        response = await self._call(self._http.request(method, path, **kwargs), doing)
+        """One call, tried again when the server sheds load (429, with its Retry-After)
+        or has a passing fault (5xx): every call modelport makes may be repeated."""
+        for attempt in range(1, RETRIES + 1):
+            response = await self._call(self._http.request(method, path, **kwargs), doing)
+            if response.status_code not in RETRY_STATUSES or attempt == RETRIES:
+                break
+            await asyncio.sleep(_retry_after(response, attempt))
         if ok404 and response.status_code == 404:
             return None
         if response.is_error:
@@ -347,6 +355,15 @@ class KubeAPI:
         if status == 403:
             return ComputeTargetError(f"the credentials may not {doing} on {self._what}")
         return ComputeTargetError(f"{self._what} answered {status} to {doing}: {message}")
+
+
+def _retry_after(response: httpx2.Response, attempt: int) -> float:
+    """The server's Retry-After (seconds), else a back-off doubling from 0.1 s; at most 5."""
+    try:
+        given = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        given = 0.1 * 2 ** (attempt - 1)
+    return min(max(given, 0.0), 5.0)
 
 
 def _selector(labels: dict[str, str]) -> dict[str, str]:

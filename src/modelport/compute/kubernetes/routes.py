@@ -1,9 +1,12 @@
 """``python -m modelport.compute.kubernetes.routes``: the route-sync container of a router pod.
 
 It watches the namespace's service ConfigMaps (route policies) and EndpointSlices
-(ready replicas) through the Kubernetes API, and pushes the table they make to the
-router beside it (``PUT /routes`` on its admin port), also writing it where a
-restarted router reads it at once.  The control plane never pushes pod lists.
+(ready replicas, and which router pods run) through the Kubernetes API, and pushes the
+table they make to the router beside it (``PUT /routes`` on its admin port), also
+writing it where a restarted router reads it at once.  The control plane never pushes
+pod lists.  With several router pods each holds its share of every replica's slots
+(``compute/shares.py``), so a replica never gets more than its cap from all routers
+together; a router without slots for a service forwards to one that has them.
 
 Environment (set by the router Deployment): ``MODELPORT_NAMESPACE``,
 ``MODELPORT_WORKSPACE``, ``MODELPORT_ROUTER_ADMIN_URL``, ``MODELPORT_ROUTER_TOKEN``,
@@ -23,8 +26,10 @@ from typing import Any
 
 import httpx
 
+from modelport.compute import shares
 from modelport.compute.kubernetes import names, routing
 from modelport.compute.kubernetes.api import KubeAPI
+from modelport.compute.kubernetes.install import ROUTER_ADMIN_PORT as ADMIN_PORT
 from modelport.errors import ModelportError
 
 log = logging.getLogger("modelport.routes")
@@ -33,8 +38,11 @@ RETRY_S = 1.0
 
 
 class RouteSync:
-    def __init__(self, api: KubeAPI, workspace: str, admin_url: str, token: str, folder: Path):
+    def __init__(
+        self, api: KubeAPI, workspace: str, admin_url: str, token: str, folder: Path, address: str
+    ):
         self.api = api
+        self.address = address  # this pod's: its place among the routers
         self.workspace = workspace
         self.admin_url = admin_url
         self.token = token
@@ -61,6 +69,7 @@ class RouteSync:
 
     async def _watch(self, kind: str, labels: dict[str, str]) -> None:
         while True:
+            began = time.monotonic()
             try:  # list, then watch from there; again when the watch ends
                 items, version = await self.api.list_at(kind, labels)
                 (self.policies if kind == "ConfigMap" else self.slices).clear()
@@ -72,6 +81,7 @@ class RouteSync:
                     self._seen(kind, event, obj)
             except ModelportError as exc:
                 log.warning("watching %s: %s; again", kind, exc.message)
+            if time.monotonic() - began < RETRY_S:  # a watch that ends at once: no spinning
                 await asyncio.sleep(RETRY_S)
 
     def _seen(self, kind: str, event: str, obj: dict[str, Any]) -> None:
@@ -99,10 +109,13 @@ class RouteSync:
                 continue  # a table from half the facts would drop services
             # Revisions only grow, also across restarts of this container.
             self.revision = max(self.revision + 1, int(time.time() * 1000))
-            doc = {
-                "revision": self.revision,
-                "services": routing.services_table(self.policies, self.slices.values()),
-            }
+            services = routing.services_table(self.policies, self.slices.values())
+            routers = routing.routers(self.slices.values(), names.ROUTER, self.address)
+            doc = shares.worker_table(
+                {"revision": self.revision, "services": services},
+                routers.index(self.address),
+                [(a, ADMIN_PORT) for a in routers],
+            )
             self._save(doc)
             await self._push(client, doc)
 
@@ -136,13 +149,14 @@ def main() -> int:
         admin_url = env["MODELPORT_ROUTER_ADMIN_URL"]
         token = env.pop("MODELPORT_ROUTER_TOKEN")
         folder = Path(env["MODELPORT_ROUTER_TABLE_DIR"])
+        address = env["POD_IP"]
     except KeyError as exc:
         print(f"route-sync: {exc.args[0]} is not set", file=sys.stderr)
         return 2
 
     async def go() -> None:
         async with KubeAPI.in_cluster(namespace) as api:
-            await RouteSync(api, workspace, admin_url, token, folder).run()
+            await RouteSync(api, workspace, admin_url, token, folder, address).run()
 
     asyncio.run(go())
     return 0

@@ -77,3 +77,10 @@ def services_table(
         route["starting"] = bool(policy.get("starting")) and not replicas
         services[name] = route
     return services
+
+
+def routers(slices: Iterable[Endpoints], service: str, mine: str) -> list[str]:
+    """The router pods' addresses in a fixed order, this one among them (ready or not:
+    it must know its place to take its share)."""
+    ready = {a for found in slices if found.service == service for a in found.ready}
+    return sorted(ready | {mine})

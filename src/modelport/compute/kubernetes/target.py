@@ -97,6 +97,7 @@ class KubeGeneration:
         selector = names.generation_selector(self.release.service, self.generation)
         api = self.target.api
         while not self._stopped:
+            began = time.monotonic()
             try:  # level-triggered: list, then watch from there; again when it ends
                 items, version = await api.list_at("Pod", selector)
                 self._pods = {}
@@ -107,6 +108,7 @@ class KubeGeneration:
                     self._seen(kind, pod)
             except ModelportError as exc:
                 log.info("%s: watching pods: %s; listing again", self.name, exc.message)
+            if time.monotonic() - began < RETRY_S:  # a watch that ends at once: no spinning
                 await asyncio.sleep(RETRY_S)
 
     def _seen(self, kind: str, pod: dict[str, Any]) -> None:
@@ -218,6 +220,7 @@ class KubernetesTarget:
         home: Path,
         snapshots: SnapshotStore,
         image: str | None = None,
+        router_replicas: int = 1,
     ) -> KubernetesTarget:
         api = KubeAPI(kubeconfig, context, namespace)
         cluster = ClusterSettings(
@@ -225,6 +228,7 @@ class KubernetesTarget:
             workspace=workspace,
             stage_url=stage_url,
             image=image or DEFAULT_IMAGE,
+            router_replicas=router_replicas,
         )
         return cls(name, api, cluster, home, snapshots)
 
