@@ -10,7 +10,6 @@ found.
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import threading
 from collections.abc import Iterator
@@ -23,11 +22,12 @@ import pytest
 from lightkube import Client
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret, Service
+from lightkube.resources.core_v1 import ConfigMap, Pod, Secret, Service
 
-from modelport import AksCompute, AksWebservice, ComputeTarget, Model, Webservice, Workspace
+from modelport import AksCompute, AksWebservice, Model, Webservice, Workspace
 from modelport.errors import NotFoundError
 from tests.conftest import ServerProcess, alive, descendants, wait_for
+from tests.e2e.clusters import attached
 from tests.e2e.test_data_plane import Load
 from tests.e2e.test_services import fixed, post, source
 
@@ -89,18 +89,8 @@ def where(request: pytest.FixtureRequest, server: ServerProcess) -> Iterator[Whe
         yield Where("local", server)
         return
     cluster = request.getfixturevalue("kube_cluster")
-    namespace = f"mp-{secrets.token_hex(4)}"
-    client = cluster.client()
-    with Workspace.from_config(server.home) as ws:
-        config = AksCompute.attach_configuration(kubeconfig=cluster.kubeconfig, namespace=namespace)
-        target = ComputeTarget.attach(ws, "myaks", config)
-        target.wait_for_completion()
-        installed = target.install()
-    assert "Deployment/modelport-router" in installed["applied"]
-    try:
-        yield Where("kubernetes", server, target, cluster, namespace, client)
-    finally:
-        client.delete(Namespace, namespace)
+    with attached(server, cluster) as found:
+        yield Where("kubernetes", server, found.target, cluster, found.namespace, found.client)
 
 
 def test_deploy_score_update_under_load_and_delete(

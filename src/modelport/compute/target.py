@@ -158,6 +158,10 @@ class ClusterTarget(Protocol):
 
     def router_uri(self) -> str: ...
 
+    async def forget_others(self, services: set[str]) -> list[str]:
+        """Remove what belongs to services not in ``services``; returns their names."""
+        ...
+
     async def publish(self, routes: dict[str, dict[str, Any]]) -> None:
         """The services' route policies, once every router has taken them."""
         ...

@@ -49,6 +49,7 @@ class ControlPlane:
             blobs=workspace.blobs,
         )
         self.targets: dict[str, ComputeTarget] = {}  # attached clusters, by name
+        self._background: set[asyncio.Task[None]] = set()
         self.controllers: dict[str, ServiceController] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._publish_task: asyncio.Task[None] | None = None
@@ -83,6 +84,10 @@ class ControlPlane:
         await self.publish()
         for controller in list(self.controllers.values()):
             controller.start()
+        known = {r.name for r in records}
+        for target in self.targets.values():
+            if isinstance(target, ClusterTarget):
+                self._in_background(target.forget_others(known), f"cleaning {target.name}")
 
     @property
     def router_url(self) -> str:
@@ -162,6 +167,17 @@ class ControlPlane:
             return None
         return {**stats["services"][name], "time": stats["time"]}
 
+    def _in_background(self, work: Any, what: str) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except ModelportError as exc:
+                log.warning("%s: %s", what, exc.message)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def open_cluster(self, attached: ComputeTargetRecord) -> None:
         """An attached cluster becomes a compute target (its API is asked lazily)."""
         target = await asyncio.to_thread(cluster_target, attached, self.workspace, self.api_url)
@@ -191,6 +207,8 @@ class ControlPlane:
         return await target.logs(name, current.replicas if current else None, num_lines)
 
     async def stop(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         for controller in list(self.controllers.values()):
             await controller.shutdown()
         if self._publish_task is not None:

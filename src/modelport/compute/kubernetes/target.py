@@ -54,6 +54,7 @@ class Prepared:
     release: Release
     token: str
     snapshot: str
+    say: Say
 
 
 class KubeGeneration:
@@ -294,7 +295,7 @@ class KubernetesTarget:
         )
         token = credential.mint(credential.signing_key(self.home), scope).token
         say(f"creating the Deployment {names.generation_name(record.name, record.generation)}")
-        return Prepared(release, token, record.spec["snapshot"])
+        return Prepared(release, token, record.spec["snapshot"], say)
 
     def discard(self, service: str, generation: int) -> None:
         return None  # nothing was made before launch
@@ -317,9 +318,39 @@ class KubernetesTarget:
                         owner["spec"], sort_keys=True
                     )
                 await self.api.apply(obj)
+            await self._warn_of_autoscalers(made.name, prepared.say)
 
         made.follow(create)
         return made
+
+    async def _warn_of_autoscalers(self, deployment: str, say: Say) -> None:
+        """v1 forbids an HPA on its deployments: modelport's autoscaler owns the count."""
+        for hpa in await self.api.list("HorizontalPodAutoscaler", {}):
+            target = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+            if target.get("kind") == "Deployment" and target.get("name") == deployment:
+                name = hpa["metadata"]["name"]
+                say(
+                    f"warning: the HorizontalPodAutoscaler {name} targets {deployment}; "
+                    "modelport scales it itself, so the two will fight: delete the HPA"
+                )
+
+    async def forget_others(self, services: set[str]) -> list[str]:
+        """Remove what belongs to services this workspace no longer has (deleted while a
+        control plane was cut short); returns their names."""
+        labels = names.workspace_labels(self.cluster.workspace)
+        owners = await self.api.list("ConfigMap", labels)
+        gone = sorted(
+            {
+                c["metadata"]["name"]
+                for c in owners
+                if names.SERVICE in (c["metadata"].get("labels") or {})
+            }
+            - services
+        )
+        for service in gone:
+            log.info("%s: removing what is left of the deleted service %s", self.name, service)
+            await self.clean_up(service)
+        return gone
 
     async def ensure_service(self, service: str) -> str:
         """The service's ConfigMap (its owner object), made if missing; returns its uid."""
@@ -527,6 +558,11 @@ class KubernetesTarget:
                 return
             await asyncio.sleep(0.2)
         log.warning("%s: routers did not take %s within %.0fs", self.name, wanted, ROUTES_TIMEOUT_S)
+
+
+def _service_of(obj: dict[str, Any]) -> str | None:
+    labels: dict[str, str] = obj["metadata"].get("labels") or {}
+    return labels.get(names.SERVICE)
 
 
 def _serves(stats: dict[str, Any], wanted: dict[str, str]) -> bool:

@@ -1,0 +1,182 @@
+"""What only a cluster shows: the manifests modelport applies carry the v1 settings,
+scheduling problems surface within seconds with the scheduler's reason, a crashing
+init() fails a roll-out with its traceback while the last generation serves on, an
+HPA on a modelport Deployment is warned about, and leftovers of deleted services are
+removed by the next control plane."""
+
+from __future__ import annotations
+
+import signal
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import ConfigMap
+
+from modelport import AksWebservice, InferenceConfig, Model, Webservice, Workspace
+from modelport.errors import ModelportError
+from tests.conftest import ServerProcess, wait_for
+from tests.e2e.clusters import Attached, attached
+from tests.e2e.test_services import fixed, source
+
+HPA = create_namespaced_resource(
+    "autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers"
+)
+
+
+@pytest.fixture
+def cluster(server: ServerProcess, kube_cluster: Any) -> Iterator[Attached]:
+    with attached(server, kube_cluster, purpose="DevTest") as found:
+        yield found
+
+
+def test_the_deployment_carries_the_v1_settings(
+    cluster: Attached, ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    config = fixed(
+        1,
+        cpu_cores=0.5,
+        memory_gb=0.25,
+        cpu_cores_limit=1,
+        memory_gb_limit=0.5,
+        period_seconds=7,
+        initial_delay_seconds=20,
+        timeout_seconds=3,
+        failure_threshold=4,
+    )
+    service = Model.deploy(ws, "shaped", [model], source(tmp_path), config, cluster.target)
+    service.wait_for_deployment()
+    made = cluster.client.get(Deployment, "shaped-1", namespace=cluster.namespace)
+    container = next(c for c in made.spec.template.spec.containers if c.name == "score")
+    assert container.resources.requests == {"cpu": "500m", "memory": "256Mi"}
+    assert container.resources.limits == {"cpu": "1", "memory": "512Mi"}
+    live = container.livenessProbe
+    assert (live.periodSeconds, live.initialDelaySeconds, live.timeoutSeconds) == (7, 20, 3)
+    assert live.failureThreshold == 4
+    assert made.metadata.ownerReferences[0].kind == "ConfigMap"
+    assert service.run({"x": [2]})["y"] == [20]
+    service.delete()
+
+
+def test_a_replica_no_node_can_take_says_why_within_seconds(
+    cluster: Attached, ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    config = fixed(1, gpu_cores=8)  # the test cluster's GPU node has 4
+    Model.deploy(ws, "greedy", [model], source(tmp_path), config, cluster.target)
+
+    def unschedulable() -> Webservice | None:
+        found = Webservice(ws, "greedy")
+        return found if found.state == "Unschedulable" else None
+
+    service = wait_for(unschedulable, timeout_s=30, what="the service to read Unschedulable")
+    assert service.error is not None and "Insufficient nvidia.com/gpu" in str(service.error)
+    service.delete()
+
+
+CRASHING = """
+    def init():
+        raise RuntimeError("init exploded on purpose")
+
+    def run(raw):
+        return raw
+"""
+
+
+def test_a_crashing_init_fails_the_roll_out_and_the_last_generation_serves_on(
+    cluster: Attached, ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    service = Model.deploy(ws, "stubborn", [model], source(tmp_path), fixed(1), cluster.target)
+    service.wait_for_deployment()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "score.py").write_text(textwrap.dedent(CRASHING))
+    service.update(
+        inference_config=InferenceConfig(entry_script="score.py", source_directory=broken)
+    )
+    with pytest.raises(ModelportError, match="Failed"):
+        service.wait_for_deployment()
+    assert "init exploded on purpose" in str(service.error)
+    assert "Traceback" in str(service.error)
+    assert service.run({"x": [1]})["version"] == "1"  # the first generation serves on
+    service.delete()
+
+
+def test_an_hpa_on_a_modelport_deployment_is_warned_about(
+    cluster: Attached, ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    hpa = HPA.from_dict(
+        {
+            "apiVersion": "autoscaling/v1",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "someone-elses", "namespace": cluster.namespace},
+            "spec": {
+                "scaleTargetRef": {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "name": "fought-1",
+                },
+                "minReplicas": 1,
+                "maxReplicas": 3,
+            },
+        }
+    )
+    cluster.client.create(hpa)
+    service = Model.deploy(ws, "fought", [model], source(tmp_path), fixed(1), cluster.target)
+    service.wait_for_deployment()
+    messages = service.serialize()["deploymentStatus"]["messages"]
+    assert any("HorizontalPodAutoscaler someone-elses targets fought-1" in m for m in messages)
+    service.delete()
+
+
+def test_a_restarted_control_plane_removes_what_deleted_services_left(
+    cluster: Attached, server: ServerProcess, ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    service = Model.deploy(ws, "keeper", [model], source(tmp_path), fixed(1), cluster.target)
+    service.wait_for_deployment()
+    labels = cluster.client.get(ConfigMap, "keeper", namespace=cluster.namespace).metadata.labels
+    left = ConfigMap.from_dict(
+        {
+            "metadata": {
+                "name": "ghost",
+                "namespace": cluster.namespace,
+                "labels": {**labels, "modelport.io/service": "ghost"},
+            }
+        }
+    )
+    cluster.client.create(left)  # as a control plane cut short in a delete leaves it
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait(timeout=10)
+    restarted = ServerProcess(server.home, router_port=None)
+    try:
+
+        def ghost_gone() -> bool:
+            names = [
+                c.metadata.name for c in cluster.client.list(ConfigMap, namespace=cluster.namespace)
+            ]
+            return "ghost" not in names and "keeper" in names
+
+        wait_for(ghost_gone, timeout_s=30, what="the leftovers of a deleted service to go")
+        with Workspace.from_config(server.home) as again:
+            kept = Webservice(again, "keeper")
+            assert kept.state == "Healthy" and kept.run({"x": [1]})["y"] == [10]
+            kept.delete()
+    finally:
+        restarted.stop()
+
+
+def test_autoscaling_settings_reach_the_cluster_through_the_scale_subresource(
+    cluster: Attached, ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    config = AksWebservice.deploy_configuration(
+        autoscale_enabled=True, autoscale_min_replicas=2, autoscale_max_replicas=3
+    )
+    service = Model.deploy(ws, "floor", [model], source(tmp_path), config, cluster.target)
+    service.wait_for_deployment()
+    made = cluster.client.get(Deployment, "floor-1", namespace=cluster.namespace)
+    assert made.spec.replicas == 2  # the autoscaler's floor; never an HPA
+    assert not list(cluster.client.list(HPA, namespace=cluster.namespace))
+    service.delete()
