@@ -13,6 +13,7 @@
     │       └── InsufficientStorageError 507 exit 6  insufficient_storage
     ├── EnvironmentBuildError          400  exit 7   environment_build_failed
     ├── ReplicasFailedError            500  exit 8   replicas_failed
+    ├── UnschedulableError             409  exit 8   unschedulable
     ├── ScoringError                   502  exit 9   scoring_failed
     └── ComputeTargetError             400  exit 10  compute_target_failed
         └── ClusterUnreachableError    502  exit 10  cluster_unreachable
@@ -153,6 +154,14 @@ class ClusterUnreachableError(ComputeTargetError):
 
     code = "cluster_unreachable"
     http_status = 502
+
+
+class UnschedulableError(ModelportError):
+    """No room for the replicas: not enough free GPUs (the message gives the counts)."""
+
+    code = "unschedulable"
+    http_status = 409
+    exit_code = 8
 
 
 class WatchExpiredError(ComputeTargetError):

@@ -20,9 +20,9 @@ from modelport import (
     Workspace,
 )
 from modelport.compute.local.limits import GB
-from modelport.errors import ConfigError, ConflictError, EnvironmentBuildError
+from modelport.errors import ConfigError, ConflictError, EnvironmentBuildError, ModelportError
 from modelport.sdk.uploads import source_files, upload_snapshot
-from tests.conftest import alive, wait_for
+from tests.conftest import ServerProcess, alive, wait_for
 from tests.e2e.test_services import fixed, post, source
 
 
@@ -210,3 +210,49 @@ def test_an_environment_that_cannot_build_here_is_refused_at_deploy(
     with pytest.raises(EnvironmentBuildError, match=r"python=3\.6\.2"):
         Model.deploy(ws, "old-python", [model], config, fixed(1))
     assert Webservice.list(ws) == []
+
+
+GPU_SCORE = """
+    import os
+
+    def init():
+        pass
+
+    def run(raw):
+        return os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+"""
+
+
+def test_gpus_are_dealt_to_replicas_and_too_many_is_unschedulable(tmp_path: Path) -> None:
+    """A server given three GPUs (CUDA_VISIBLE_DEVICES) gives each replica its own; a
+    service needing more than are free is Unschedulable with the counts."""
+    server = ServerProcess(tmp_path / "home", env={"CUDA_VISIBLE_DEVICES": "0,1,2"})
+    try:
+        with Workspace.from_config(server.home) as ws:
+            (tmp_path / "m.txt").write_text("m")
+            model = Model.register(ws, tmp_path / "m.txt", "m")
+            src = tmp_path / "gpu"
+            src.mkdir()
+            (src / "score.py").write_text(textwrap.dedent(GPU_SCORE))
+            ic = InferenceConfig(entry_script="score.py", source_directory=src)
+            two = AksWebservice.deploy_configuration(
+                autoscale_enabled=False, num_replicas=2, gpu_cores=1, auth_enabled=False
+            )
+            first = Model.deploy(ws, "gpu-a", [model], ic, two)
+            first.wait_for_deployment()
+            seen = {first.run({}) for _ in range(20)}
+            assert seen == {"0", "1"}
+            big = AksWebservice.deploy_configuration(
+                autoscale_enabled=False, num_replicas=1, gpu_cores=2, auth_enabled=False
+            )
+            second = Model.deploy(ws, "gpu-b", [model], ic, big)
+            with pytest.raises(ModelportError, match="Unschedulable"):
+                second.wait_for_deployment()
+            assert "need 2; this machine has 3, 1 free" in str(second.error)
+            first.delete()
+            second = Model.deploy(ws, "gpu-b", [model], ic, big, overwrite=True)
+            second.wait_for_deployment()
+            assert second.run({}) == "0,1"
+            second.delete()
+    finally:
+        server.stop()

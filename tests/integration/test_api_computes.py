@@ -246,22 +246,24 @@ def test_detach_is_refused_while_a_service_names_the_target(
 def test_deploying_to_a_target_names_what_is_missing(
     client: TestClient, ws: ServerWorkspace
 ) -> None:
-    api_services._check_target(ws, None)
-    api_services._check_target(ws, "local")
+    assert api_services._cluster_name(ws, None) is None
+    assert api_services._cluster_name(ws, "local") is None
     with pytest.raises(InvalidInputError) as caught:
-        api_services._check_target(ws, "myaks")
+        api_services._cluster_name(ws, "myaks")
     assert caught.value.message == (
         "compute target 'myaks' is not attached; attach it with modelport compute attach"
     )
-    api_services._check_target(ws, "myaks", named_in_config=True)  # stays a warning
+    assert api_services._cluster_name(ws, "myaks", named_in_config=True) is None  # a warning
     assert _attach(client).status_code == 201
     for named_in_config in (False, True):
-        with pytest.raises(InvalidInputError) as caught:
-            api_services._check_target(ws, "myaks", named_in_config)
-        assert caught.value.message == (
-            "compute target 'myaks' is a Kubernetes cluster (AKS); deploying to Kubernetes "
-            "targets is not available yet"
-        )
+        assert api_services._cluster_name(ws, "myaks", named_in_config) == "myaks"
+    local = {"deploymentConfig": {"computeType": "local"}}
+    with pytest.raises(InvalidInputError) as caught:
+        api_services._check_cluster_config("myaks", local)
+    assert caught.value.message == (
+        "a Local deployment configuration cannot be deployed to the Kubernetes compute "
+        "target 'myaks'"
+    )
 
 
 def test_every_compute_call_needs_the_admin_token(client: TestClient) -> None:

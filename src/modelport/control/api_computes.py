@@ -71,7 +71,9 @@ async def attach(
         kubeconfig=cluster.kubeconfig,
     )
     record = await run_in_threadpool(ws.computes.attach, name, target)
-    await plane_of(request).open_cluster(record)
+    plane = request.app.state.plane
+    if plane is not None:  # a server that runs services deploys there from now on
+        await plane.open_cluster(record)
     return record.to_dict()
 
 
@@ -88,7 +90,9 @@ def get_compute(name: str, request: Request) -> dict[str, Any]:
 @router.delete("/computes/{name}")
 async def detach(name: str, request: Request) -> dict[str, Any]:
     record = await run_in_threadpool(workspace_of(request).computes.detach, name)
-    await plane_of(request).close_cluster(name)
+    plane = request.app.state.plane
+    if plane is not None:
+        await plane.close_cluster(name)
     return record.to_dict()
 
 

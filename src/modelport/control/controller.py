@@ -26,7 +26,7 @@ from modelport.autoscale.driver import AutoscaleDriver
 from modelport.autoscale.policy import Decision, clamp
 from modelport.compute import plan
 from modelport.compute.target import ComputeTarget, Generation, ReplicaState, ReplicaStatus
-from modelport.errors import ModelportError
+from modelport.errors import ModelportError, UnschedulableError
 from modelport.store.services import (
     DELETING,
     FAILED,
@@ -201,7 +201,8 @@ class ServiceController:
             self.say(f"deployment failed: {message.splitlines()[0]}")
             await self._abandon("failed")
             self.applied = generation
-            await self._set_state(generation, FAILED, message)
+            state = UNSCHEDULABLE if isinstance(exc, UnschedulableError) else FAILED
+            await self._set_state(generation, state, message)
             return
         self._switching = True
         try:

@@ -139,7 +139,7 @@ class Webservice:
                     hint=f"modelport service logs -n {self.name}",
                 )
             time.sleep(POLL_S)
-        if self.state == "Failed":
+        if self.state in ("Failed", "Unschedulable"):
             error = "\n".join(
                 line for line in (self.error or "").splitlines() if line.strip() not in said
             )

@@ -27,6 +27,12 @@ class Target:
 
     name: str = "local"
     cgroups: str | None = None  # why CPU and memory cannot be enforced here, if they cannot
+    namespace: str | None = None  # a cluster's: where its services go
+    gpus: bool = False  # GPUs are assigned to replicas (gpu_cores is enforced)
+
+    @property
+    def cluster(self) -> bool:
+        return self.namespace is not None
 
 
 def refusals(config: DeploymentConfiguration) -> list[str]:
@@ -102,14 +108,19 @@ def deployment_warnings(config: DeploymentConfiguration, target: Target) -> list
 
 def _aks_warnings(config: AksServiceDeploymentConfiguration, target: Target) -> list[str]:
     out = []
-    if config.gpu_cores:
+    if config.gpu_cores and not target.gpus:
         out.append(
             f"gpuCores: GPUs are not assigned to replicas on the {target.name} target; every "
             "replica sees all GPUs of this machine"
         )
-    if config.namespace:
+    if config.namespace and not target.cluster:
         out.append(f"namespace: Kubernetes namespaces do not apply to the {target.name} target")
-    if config.compute_target_name:
+    elif config.namespace and config.namespace != target.namespace:
+        out.append(
+            f"namespace {config.namespace!r}: services go into the namespace "
+            f"{target.namespace!r} the {target.name} cluster was attached with"
+        )
+    if config.compute_target_name and config.compute_target_name != target.name:
         out.append(
             f"computeTargetName {config.compute_target_name!r}: not used; the service runs on "
             f"the {target.name} compute target"

@@ -76,6 +76,7 @@ class KubeGeneration:
         self._pods: dict[str, dict[str, Any]] = {}
         self._ever_ready: set[str] = set()
         self._changed = asyncio.Event()
+        self._listed = asyncio.Event()  # the pods have been listed once
         self._error: str | None = None  # creating the objects failed
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
@@ -104,6 +105,7 @@ class KubeGeneration:
                 self._pods = {}
                 for pod in items:
                     self._seen("ADDED", pod)
+                self._listed.set()
                 self._notify()
                 async for kind, pod in api.watch("Pod", selector, version):
                     self._seen(kind, pod)
@@ -111,6 +113,11 @@ class KubeGeneration:
                 log.info("%s: watching pods: %s; listing again", self.name, exc.message)
             if time.monotonic() - began < RETRY_S:  # a watch that ends at once: no spinning
                 await asyncio.sleep(RETRY_S)
+
+    async def known(self, timeout_s: float = 10.0) -> None:
+        """Until the pods have been listed once (an adopted generation starts unknown)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listed.wait(), timeout_s)
 
     def _seen(self, kind: str, pod: dict[str, Any]) -> None:
         name = pod["metadata"]["name"]
@@ -200,7 +207,7 @@ class KubernetesTarget:
         self.cluster = cluster
         self.home = home
         self.snapshots = snapshots
-        self.capabilities = Target(name)
+        self.capabilities = Target(name, namespace=cluster.namespace, gpus=True)
         self._background: set[asyncio.Task[Any]] = set()
         self._policies: dict[str, dict[str, Any]] = {}  # as last written
         self._router_token: str | None = None
@@ -409,6 +416,7 @@ class KubernetesTarget:
             )
             made = KubeGeneration(self, release, on_change, deployment["spec"].get("replicas"))
             made.follow()
+            await made.known()
             found.append(Found(made, spec, serving=meta["name"] == serving))
         return sorted(found, key=lambda f: f.generation.generation)
 

@@ -40,6 +40,7 @@ class ReplicaSpec:
     fixed_port: int | None = None  # LocalWebservice(port=...): the replica answers there too
     shared_port: bool = False  # the next generation binds the same port beside this one
     resources: Resources = field(default_factory=Resources)
+    gpus: int = 0  # devices each replica gets (its CUDA_VISIBLE_DEVICES)
 
     @property
     def folder(self) -> Path:
@@ -88,6 +89,7 @@ class ReplicaRecord:
     health_port: int
     shim_pid: int
     shim_start: int  # the process's start time, in clock ticks since boot
+    devices: tuple[str, ...] = ()  # the GPUs it was given
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -139,7 +141,7 @@ def load_records(spec: ReplicaSpec) -> list[ReplicaRecord]:
         doc = read_json(path)
         with contextlib.suppress(KeyError, TypeError):
             if doc is not None:
-                out.append(ReplicaRecord(**doc))
+                out.append(ReplicaRecord(**{**doc, "devices": tuple(doc.get("devices", ()))}))
     return sorted(out, key=lambda r: r.index)
 
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from modelport.compute.local import gpus
 from modelport.compute.local.records import (
     ReplicaRecord,
     ReplicaSpec,
@@ -72,9 +73,11 @@ class Replica:
         index: int,
         on_change: Callable[[], None],
         record: ReplicaRecord | None = None,
+        devices: tuple[str, ...] = (),
     ) -> None:
         self.spec = spec
         self.index = index
+        self.devices = record.devices if record is not None else devices
         self.on_change = on_change
         self.sock: socket.socket | None = None
         self.health: socket.socket | None = None
@@ -179,6 +182,7 @@ class Replica:
                     **_shim_environment(),
                     "MODELPORT_LISTEN_FD": str(fds[0]),
                     "MODELPORT_HEALTH_FD": str(fds[1]),
+                    **({gpus.FOR_SHIM: ",".join(self.devices)} if self.spec.gpus else {}),
                 },
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
@@ -188,7 +192,7 @@ class Replica:
             )
         started = start_time(self._proc.pid)
         self.record = ReplicaRecord(
-            self.index, self.port, self.health_port, self._proc.pid, started or 0
+            self.index, self.port, self.health_port, self._proc.pid, started or 0, self.devices
         )
         save_record(self.spec, self.record)
 

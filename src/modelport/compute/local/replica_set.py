@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,8 @@ from modelport.compute.local.replica import Replica
 from modelport.compute.target import ReplicaState
 from modelport.errors import ReplicasFailedError
 
+log = logging.getLogger("modelport.compute")
+
 
 class ReplicaSet:
     def __init__(self, spec: ReplicaSpec, on_change: Callable[[], None]) -> None:
@@ -19,6 +22,8 @@ class ReplicaSet:
         self.on_change = on_change
         self.replicas: list[Replica] = []
         self._next_index = 0
+        # GPUs for a new replica (None: too few free); set by the target when gpus > 0.
+        self.pick_devices: Callable[[tuple[str, ...]], tuple[str, ...] | None] | None = None
         self._changed = asyncio.Event()
 
     @classmethod
@@ -55,7 +60,19 @@ class ReplicaSet:
     def scale_to(self, count: int) -> list[Replica]:
         """Start replicas up to ``count``; returns those to stop (newest first)."""
         while len(self.replicas) < count:
-            replica = Replica(self.spec, self._next_index, self._notify)
+            devices: tuple[str, ...] = ()
+            if self.spec.gpus and self.pick_devices is not None:
+                mine = tuple(d for r in self.replicas for d in r.devices)
+                found = self.pick_devices(mine)
+                if found is None:
+                    log.warning(
+                        "%s: no free GPUs for more than %d replicas",
+                        self.spec.service,
+                        len(self.replicas),
+                    )
+                    break
+                devices = found
+            replica = Replica(self.spec, self._next_index, self._notify, devices=devices)
             self._next_index += 1
             self.replicas.append(replica)
             replica.start()

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from modelport.compute.local import limits, probing
+from modelport.compute.local import gpus, limits, probing
 from modelport.compute.local.logs import tail
 from modelport.compute.local.records import ReplicaSpec, load_deployment, write_json
 
@@ -158,6 +158,8 @@ class Supervisor:
             "MODELPORT_LISTEN_FD": str(self.fds[0]),
             "MODELPORT_HEALTH_FD": str(self.fds[1]),
         }
+        if self.spec.gpus:  # this replica's own devices, none of another's
+            env[gpus.VARIABLE] = os.environ.get(gpus.FOR_SHIM, "")
         group = self.group
 
         def child() -> None:

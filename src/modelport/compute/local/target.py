@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from modelport.compute import layout, plan
-from modelport.compute.local import limits
+from modelport.compute.local import gpus, limits
 from modelport.compute.local.logs import tail
 from modelport.compute.local.records import ReplicaSpec, deployment_owner, load_deployment
 from modelport.compute.local.replica import check_port_free
 from modelport.compute.local.replica_set import ReplicaSet
 from modelport.compute.target import Found, Generation, OnChange, ReplicaStatus, Say
 from modelport.envs.builder import EnvironmentBuilder
+from modelport.errors import UnschedulableError
 from modelport.home import make_private_dir, runtime_dir, workspace_key
 from modelport.spec.names import parse_model_id
 from modelport.spec.support import Target
@@ -39,6 +40,7 @@ class LocalGeneration:
     def __init__(self, generation: int, replicas: ReplicaSet) -> None:
         self.generation = generation
         self.set = replicas
+        self.stopped = False
 
     def __repr__(self) -> str:
         return f"<LocalGeneration {self.set.spec.service}/{self.generation} {self.set.replicas}>"
@@ -61,6 +63,7 @@ class LocalGeneration:
         await self.stop()
 
     async def stop(self, drain_s: float | None = None) -> None:
+        self.stopped = True
         await self.set.stop(drain_s)
         await asyncio.to_thread(shutil.rmtree, self.set.spec.folder, True)
 
@@ -86,14 +89,41 @@ class LocalTarget:
         self.models = models
         self.snapshots = snapshots
         self.blobs = blobs
-        self.capabilities = Target("local")
+        self.capabilities = Target("local", gpus=True)
+        self.gpus: tuple[str, ...] = ()  # this machine's, for replicas
+        self._live: dict[str, list[LocalGeneration]] = {}  # by service: who holds GPUs
 
     async def close(self) -> None:
         return None
 
     def probe_capabilities(self) -> None:
-        """Blocking: try a cgroup once to know whether CPU and memory are enforced."""
-        self.capabilities = Target("local", limits.check(f"{workspace_key(self.home)}/probe"))
+        """Blocking: try a cgroup once to know whether CPU and memory are enforced; list
+        the GPUs replicas may have."""
+        cgroups = limits.check(f"{workspace_key(self.home)}/probe")
+        self.capabilities = Target("local", cgroups, gpus=True)
+        self.gpus = gpus.inventory()
+
+    def _taken(self, service: str) -> set[str]:
+        """GPUs that replicas of other services hold."""
+        return {
+            d
+            for name, generations in self._live.items()
+            if name != service
+            for g in generations
+            if not g.stopped
+            for r in g.set.replicas
+            for d in r.devices
+        }
+
+    def _follow(self, service: str, made: LocalGeneration) -> LocalGeneration:
+        live = [g for g in self._live.get(service, []) if not g.stopped]
+        self._live[service] = [*live, made]
+        if made.set.spec.gpus:
+            need = made.set.spec.gpus
+            made.set.pick_devices = lambda mine: gpus.pick(
+                self.gpus, self._taken(service) | set(mine), need
+            )
+        return made
 
     # -- a new generation ------------------------------------------------------------
     def check_deploy(self, the_plan: plan.DeploymentPlan, current: Generation | None) -> None:
@@ -110,6 +140,12 @@ class LocalTarget:
         say: Say,
     ) -> ReplicaSpec:
         """Environment, source and model files of a generation (blocking)."""
+        if the_plan.gpu_cores:
+            short = gpus.shortage(
+                self.gpus, self._taken(record.name), the_plan.gpu_cores, the_plan.replicas
+            )
+            if short is not None:
+                raise UnschedulableError(short)
         built = self.builder.ensure(plan.environment(record.spec), say)
         models = [self.models.get(*parse_model_id(m)) for m in record.spec["models"]]
         basename, files = self.snapshots.get(record.spec["snapshot"])
@@ -147,6 +183,7 @@ class LocalTarget:
             fixed_port=self._fixed_port(the_plan, current),
             shared_port=the_plan.compute_type == "Local",
             resources=the_plan.resources,
+            gpus=the_plan.gpu_cores,
         )
 
     @staticmethod
@@ -171,7 +208,8 @@ class LocalTarget:
     def launch(
         self, prepared: ReplicaSpec, on_change: OnChange, owner: dict[str, Any]
     ) -> LocalGeneration:
-        return LocalGeneration(prepared.deployment, ReplicaSet.create(prepared, on_change, owner))
+        made = LocalGeneration(prepared.deployment, ReplicaSet.create(prepared, on_change, owner))
+        return self._follow(prepared.service, made)
 
     # -- what runs already -----------------------------------------------------------
     async def adopt(self, service: str, on_change: OnChange) -> list[Found]:
@@ -184,7 +222,8 @@ class LocalTarget:
             replicas = ReplicaSet.adopt(spec, on_change)
             await replicas.known()
             if replicas.replicas:
-                found.append(Found(LocalGeneration(spec.deployment, replicas), owner["spec"]))
+                made = self._follow(service, LocalGeneration(spec.deployment, replicas))
+                found.append(Found(made, owner["spec"]))
         return found
 
     async def clean_up(self, service: str) -> None:
@@ -193,6 +232,7 @@ class LocalTarget:
             spec = load_deployment(folder)
             if spec is not None:
                 await ReplicaSet.adopt(spec, lambda: None).stop(drain_s=ADOPT_DRAIN_S)
+        self._live.pop(service, None)
         await asyncio.to_thread(shutil.rmtree, layout.service_dir(self.home, service), True)
 
     def _generation_folders(self, service: str) -> list[Path]:
