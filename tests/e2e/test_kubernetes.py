@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import ConfigMap
+from lightkube.resources.core_v1 import ConfigMap, Secret
 
 from modelport import AksWebservice, InferenceConfig, Model, Webservice, Workspace
 from modelport.errors import ModelportError
@@ -180,3 +180,20 @@ def test_autoscaling_settings_reach_the_cluster_through_the_scale_subresource(
     assert made.spec.replicas == 2  # the autoscaler's floor; never an HPA
     assert not list(cluster.client.list(HPA, namespace=cluster.namespace))
     service.delete()
+
+
+def test_install_again_keeps_the_router_token_and_prints_what_it_applies(
+    cluster: Attached,
+) -> None:
+    before = cluster.client.get(Secret, "modelport-router", namespace=cluster.namespace)
+    again = cluster.target.install()
+    assert again["applied"][0] == f"Namespace/{cluster.namespace}"
+    after = cluster.client.get(Secret, "modelport-router", namespace=cluster.namespace)
+    assert after.data == before.data  # the routers keep working across installs
+    printed = cluster.target.manifests()
+    kinds = [m["kind"] for m in printed]
+    assert kinds == [a.split("/")[0] for a in again["applied"]]
+    router = next(m for m in printed if m["kind"] == "Deployment")
+    assert router["spec"]["replicas"] == 1  # DevTest: one router pod
+    service = next(m for m in printed if m["kind"] == "Service")
+    assert service["spec"]["type"] == "LoadBalancer"

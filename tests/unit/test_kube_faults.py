@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from modelport.compute.kubernetes.api import KubeAPI
+from modelport.compute.kubernetes.settings import ClusterSettings
 from modelport.errors import ClusterUnreachableError, ComputeTargetError, WatchExpiredError
 
 pytestmark = pytest.mark.anyio
@@ -161,3 +163,35 @@ async def test_a_pod_watch_lists_again_after_a_410_and_misses_no_deletion() -> N
         await asyncio.wait_for(listed.wait(), 5)
         assert made.pod_names() == ["svc-1-a"]
         await made.let_go()
+
+
+async def test_staging_credentials_are_renewed_before_they_expire(tmp_path: Path) -> None:
+    """A pod started late stages its files again: the generation's Secret gets a fresh
+    credential once the old one is past its refresh time, and not before."""
+    from modelport.compute.kubernetes import credential
+    from modelport.compute.kubernetes.target import KubernetesTarget, _scope
+
+    applied: list[dict[str, Any]] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.method == "GET":
+            return httpx2.Response(200, json={"metadata": {"name": "svc", "uid": "u1"}})
+        applied.append(json.loads(request.content))
+        return httpx2.Response(200, json=applied[-1])
+
+    spec = {"snapshot": "snap1", "models": ["m:1"]}
+    async with _api(handler) as api:
+        target = KubernetesTarget.__new__(KubernetesTarget)
+        target.api, target.home, target.name = api, tmp_path, "myaks"
+        target.cluster = ClusterSettings(namespace="ml", workspace="w", stage_url="http://cp")
+        release: Any = type("R", (), {"service": "svc", "generation": 2})()
+        scope = _scope("svc", 2, spec)
+        minted = credential.mint(credential.signing_key(tmp_path), scope, now=1000.0, ttl_s=100)
+        target._staged = {"svc-2": (release, scope, minted)}
+        await target.renew_due(now=1040.0)  # before refresh_at (1050): nothing to do
+        assert applied == []
+        await target.renew_due(now=1060.0)
+    (secret,) = applied
+    assert secret["kind"] == "Secret" and secret["metadata"]["name"] == "svc-2-stage"
+    grant = credential.verify(credential.signing_key(tmp_path), secret["stringData"]["token"])
+    assert grant.scope == scope and grant.expires_at > 1060

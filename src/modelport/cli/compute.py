@@ -134,16 +134,27 @@ def detach(name: str) -> None:
 
 @compute_group.command("install")
 @click.argument("name")
+@click.option(
+    "--print",
+    "print_only",
+    is_flag=True,
+    help="Print the manifests (YAML, with the router's token) for kubectl apply -f instead.",
+)
 @output_option
-def install(name: str, output: str) -> None:
+def install(name: str, print_only: bool, output: str) -> None:
     """Set up the cluster side: namespace, roles, the router Deployment and Service.
 
     Safe to run again; the router keeps its token.
     """
     from modelport.sdk.compute import ComputeTarget
 
-    answer = ComputeTarget(_workspace(), name).install()
-    emit(answer, output, _installed)
+    target = ComputeTarget(_workspace(), name)
+    if print_only:
+        import yaml
+
+        click.echo(yaml.safe_dump_all(target.manifests(), sort_keys=False), nl=False)
+        return
+    emit(target.install(), output, _installed)
 
 
 def _installed(answer: dict[str, Any]) -> str:

@@ -156,6 +156,10 @@ class ClusterTarget(Protocol):
         """Set up the cluster side (router, roles); safe to run again. Returns what it applied."""
         ...
 
+    async def manifests(self) -> list[dict[str, Any]]:
+        """What :meth:`install` applies, as objects."""
+        ...
+
     def router_uri(self) -> str: ...
 
     async def forget_others(self, services: set[str]) -> list[str]:

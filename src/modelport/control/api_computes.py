@@ -96,13 +96,25 @@ async def detach(name: str, request: Request) -> dict[str, Any]:
     return record.to_dict()
 
 
+def _cluster(request: Request, name: str) -> ClusterTarget:
+    target = plane_of(request).targets.get(name)
+    if not isinstance(target, ClusterTarget):
+        raise ComputeTargetNotFoundError(f"compute target {name!r} is not attached")
+    return target
+
+
+@router.get("/computes/{name}/manifests")
+async def manifests(name: str, request: Request) -> dict[str, Any]:
+    """What install applies, for ``kubectl apply -f`` (it holds the router's token)."""
+    await run_in_threadpool(workspace_of(request).computes.get, name)
+    return {"name": name, "manifests": await _cluster(request, name).manifests()}
+
+
 @router.post("/computes/{name}/install")
 async def install(name: str, request: Request) -> dict[str, Any]:
     """The cluster side: namespace, roles, the router's identity, Deployment and Service.
     Safe to run again."""
     await run_in_threadpool(workspace_of(request).computes.get, name)
-    target = plane_of(request).targets.get(name)
-    if not isinstance(target, ClusterTarget):
-        raise ComputeTargetNotFoundError(f"compute target {name!r} is not attached")
+    target = _cluster(request, name)
     applied = await target.install()
     return {"name": name, "applied": applied, "routerUri": target.router_uri()}

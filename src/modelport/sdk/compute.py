@@ -179,6 +179,11 @@ class ComputeTarget:
         answer: dict[str, Any] = self.workspace.client.call("POST", f"{_path(self.name)}/install")
         return answer
 
+    def manifests(self) -> builtins.list[dict[str, Any]]:
+        """What :meth:`install` applies, as objects (for ``kubectl apply -f``)."""
+        answer: dict[str, Any] = self.workspace.client.call("GET", f"{_path(self.name)}/manifests")
+        return list(answer["manifests"])
+
     def delete(self) -> NoReturn:
         """v1 deletes clusters it created; an attached one is only detached."""
         raise ComputeTargetError(

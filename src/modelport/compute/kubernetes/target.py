@@ -47,13 +47,14 @@ ROUTES_TIMEOUT_S = (
 )
 RETRY_S = 1.0
 ADDRESS_REFRESH_S = 30.0
+CREDENTIAL_CHECK_S = 60.0
 
 
 @dataclass(frozen=True)
 class Prepared:
     release: Release
-    token: str
-    snapshot: str
+    minted: credential.Credential
+    scope: credential.Scope
     say: Say
 
 
@@ -213,6 +214,8 @@ class KubernetesTarget:
         self._router_token: str | None = None
         self._address: str | None = None
         self._discovered = False
+        # Generations whose pods may stage files: their release, scope and credential.
+        self._staged: dict[str, tuple[Release, credential.Scope, credential.Credential | None]] = {}
         self._balanced = False  # the router Service has a load balancer's address
         self._direct = httpx.AsyncClient(timeout=5.0, trust_env=False)
 
@@ -294,15 +297,10 @@ class KubernetesTarget:
             variables=plan.replica_environment(the_plan, record.name),
             environment=plan.environment(record.spec),
         )
-        scope = credential.Scope(
-            record.name,
-            record.generation,
-            record.spec["snapshot"],
-            tuple(f"{n}:{v}" for n, v in models),
-        )
-        token = credential.mint(credential.signing_key(self.home), scope).token
+        scope = _scope(record.name, record.generation, record.spec)
+        minted = credential.mint(credential.signing_key(self.home), scope)
         say(f"creating the Deployment {names.generation_name(record.name, record.generation)}")
-        return Prepared(release, token, record.spec["snapshot"], say)
+        return Prepared(release, minted, scope, say)
 
     def discard(self, service: str, generation: int) -> None:
         return None  # nothing was made before launch
@@ -311,13 +309,13 @@ class KubernetesTarget:
         self, prepared: Prepared, on_change: OnChange, owner: dict[str, Any]
     ) -> KubeGeneration:
         made = KubeGeneration(self, prepared.release, on_change)
+        self._staged[made.name] = (prepared.release, prepared.scope, prepared.minted)
 
         async def create() -> None:
             await self.discover()
             uid = await self.ensure_service(prepared.release.service)
-            objects = manifests.generation_objects(
-                prepared.release, self.cluster, uid, prepared.token
-            )
+            token = prepared.minted.token
+            objects = manifests.generation_objects(prepared.release, self.cluster, uid, token)
             for obj in objects:
                 if obj["kind"] == "Deployment":
                     obj["spec"]["replicas"] = made.desired
@@ -376,6 +374,7 @@ class KubernetesTarget:
 
     async def delete_generation(self, service: str, generation: int) -> None:
         name = names.generation_name(service, generation)
+        self._staged.pop(name, None)
         for kind in ("Deployment", "Service", "PodDisruptionBudget"):
             await self.api.delete(kind, name)
         await self.api.delete("Secret", names.staging_secret_name(service, generation))
@@ -415,6 +414,8 @@ class KubernetesTarget:
                 environment=plan.environment(spec),
             )
             made = KubeGeneration(self, release, on_change, deployment["spec"].get("replicas"))
+            scope = _scope(service, int(generation), spec)
+            self._staged[made.name] = (release, scope, None)  # refreshed at the next look
             made.follow()
             await made.known()
             found.append(Found(made, spec, serving=meta["name"] == serving))
@@ -445,9 +446,8 @@ class KubernetesTarget:
     async def install(self) -> list[str]:
         """Namespace, roles, the router's identity, Deployment and Service; safe to run
         again (server-side apply; the router's token is kept)."""
-        token = await self.router_token() or secrets.token_urlsafe(32)
         made = []
-        for obj in install.install_objects(self.cluster, token):
+        for obj in await self.manifests():
             if obj["kind"] == "Namespace" and await self.api.get(
                 "Namespace", self.cluster.namespace
             ):
@@ -458,6 +458,12 @@ class KubernetesTarget:
         await self.refresh_address()
         return made
 
+    async def manifests(self) -> list[dict[str, Any]]:
+        """What :meth:`install` applies, for ``kubectl apply -f`` (the router's token is
+        the one the cluster has, else a new one)."""
+        token = await self.router_token() or secrets.token_urlsafe(32)
+        return install.install_objects(self.cluster, token)
+
     async def router_token(self) -> str | None:
         if self._router_token is None:
             secret = await self.api.get("Secret", names.ROUTER)
@@ -466,8 +472,36 @@ class KubernetesTarget:
         return self._router_token
 
     def start(self) -> None:
-        """Follow the router Service's address (a load balancer may take a while)."""
+        """Follow the router Service's address (a load balancer may take a while), and
+        keep the staging credentials of running generations fresh."""
         self.in_background(self._follow_address())
+        self.in_background(self._keep_credentials())
+
+    async def _keep_credentials(self) -> None:
+        """A pod started later (a new node, an eviction) stages its files again: its
+        generation's credential is renewed before it expires."""
+        while True:
+            await self.renew_due(time.time())
+            await asyncio.sleep(CREDENTIAL_CHECK_S)
+
+    async def renew_due(self, now: float) -> None:
+        for name, (release, scope, held) in list(self._staged.items()):
+            if held is not None and now < held.refresh_at:
+                continue
+            try:
+                await self._renew(name, release, scope)
+            except ModelportError as exc:
+                log.warning("%s: renewing %s's credential: %s", self.name, name, exc.message)
+
+    async def _renew(self, name: str, release: Release, scope: credential.Scope) -> None:
+        key = await asyncio.to_thread(credential.signing_key, self.home)
+        minted = credential.mint(key, scope)
+        owner = await self.api.get("ConfigMap", release.service)
+        if owner is None or name not in self._staged:
+            return
+        uid = str(owner["metadata"]["uid"])
+        await self.api.apply(manifests.staging_secret(release, self.cluster, uid, minted.token))
+        self._staged[name] = (release, scope, minted)
 
     async def _follow_address(self) -> None:
         while True:
@@ -576,6 +610,11 @@ def _service_of(obj: dict[str, Any]) -> str | None:
 def _serves(stats: dict[str, Any], wanted: dict[str, str]) -> bool:
     services = stats.get("services") or {}
     return all((services.get(s) or {}).get("backend") == b for s, b in wanted.items())
+
+
+def _scope(service: str, generation: int, spec: dict[str, Any]) -> credential.Scope:
+    models = tuple(f"{n}:{v}" for n, v in _model_ids(spec))
+    return credential.Scope(service, generation, spec["snapshot"], models)
 
 
 def _model_ids(spec: dict[str, Any]) -> tuple[tuple[str, int], ...]:
