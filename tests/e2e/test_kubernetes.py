@@ -6,21 +6,24 @@ removed by the next control plane."""
 
 from __future__ import annotations
 
+import secrets
 import signal
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import ConfigMap, Secret
+from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret
 
 from modelport import AksWebservice, InferenceConfig, Model, Webservice, Workspace
 from modelport.errors import ModelportError
 from tests.conftest import ServerProcess, wait_for
 from tests.e2e.clusters import Attached, attached
+from tests.e2e.test_cli import Cli
 from tests.e2e.test_services import fixed, source
 
 HPA = create_namespaced_resource(
@@ -197,3 +200,77 @@ def test_install_again_keeps_the_router_token_and_prints_what_it_applies(
     assert router["spec"]["replicas"] == 1  # DevTest: one router pod
     service = next(m for m in printed if m["kind"] == "Service")
     assert service["spec"]["type"] == "LoadBalancer"
+
+
+def test_the_v1_cli_line_deploys_to_a_freshly_attached_cluster(
+    server: ServerProcess, kube_cluster: Any, tmp_path: Path
+) -> None:
+    """As a migrating team does it: attach, then the v1 CLI line with v1 files; the first
+    deploy installs the router itself; score with a key; delete; nothing is left."""
+    namespace = f"mp-{secrets.token_hex(4)}"
+    cli = Cli(server.home, tmp_path)
+    attach = cli(
+        "compute",
+        "attach",
+        "myaks",
+        "--kubeconfig",
+        str(kube_cluster.kubeconfig),
+        "--namespace",
+        namespace,
+        "--cluster-purpose",
+        "DevTest",
+    )
+    assert attach.code == 0, attach.err
+    (tmp_path / "model.txt").write_text("7")
+    (tmp_path / "score.py").write_text(
+        "import os\n"
+        "def init():\n"
+        "    global k\n"
+        "    k = int(open(os.path.join(os.environ['AZUREML_MODEL_DIR'], 'model.txt')).read())\n"
+        "def run(data):\n"
+        "    import json\n"
+        "    return [x * k for x in json.loads(data)['data']]\n"
+    )
+    (tmp_path / "inferenceconfig.json").write_text('{"entryScript": "score.py"}')
+    (tmp_path / "deploymentconfig.json").write_text(
+        '{"computeType": "aks", "autoScaler": {"autoscaleEnabled": false}, "numReplicas": 2}'
+    )
+    client = kube_cluster.client()
+    try:
+        assert cli("model", "register", "-n", "mymodel", "-p", "model.txt").code == 0
+        deploy = cli(
+            "model",
+            "deploy",
+            "-ct",
+            "myaks",
+            "-m",
+            "mymodel:1",
+            "-n",
+            "myservice",
+            "-ic",
+            "inferenceconfig.json",
+            "-dc",
+            "deploymentconfig.json",
+        )
+        assert deploy.code == 0, deploy.err
+        assert "installing the router" in deploy.err
+        shown = cli("service", "show", "-n", "myservice", "-o", "json").json()
+        assert shown["state"] == "Healthy" and shown["computeType"] == "AKS"
+        keys = cli("service", "get-keys", "-n", "myservice", "-o", "json").json()
+        headers = {"Authorization": f"Bearer {keys['primaryKey']}"}
+        answer = httpx.post(shown["scoringUri"], json={"data": [1, 2]}, headers=headers)
+        assert answer.status_code == 200 and answer.json() == [7, 14]
+        assert httpx.post(shown["scoringUri"], json={"data": [1]}).status_code == 401
+        assert cli("service", "delete", "-n", "myservice").code == 0
+        labels = {"modelport.io/service": "myservice"}
+
+        def left() -> list[str]:
+            return [
+                f"{kind.__name__}/{obj.metadata.name}"
+                for kind in (Deployment, ConfigMap, Secret, Pod)
+                for obj in client.list(kind, namespace=namespace, labels=labels)
+            ]
+
+        wait_for(lambda: not left(), timeout_s=60, what="nothing of the service left")
+    finally:
+        client.delete(Namespace, namespace)

@@ -30,7 +30,8 @@ from lightkube.resources.core_v1 import (
 )
 from lightkube.types import PatchType
 
-from tests.kube.fixtures import KubeCluster, start_cluster, stop_cluster, wait_until
+from tests.conftest import wait_for
+from tests.kube.fixtures import KubeCluster, start_cluster, stop_cluster
 from tests.kube.processes import ProcessRecord, start_time
 
 GPU = "nvidia.com/gpu"
@@ -150,7 +151,7 @@ def namespace(client: Client) -> Iterator[str]:
         except ApiError:
             return False
 
-    wait_until(has_service_account, 30, "the namespace's default ServiceAccount")
+    wait_for(has_service_account, 30, "the namespace's default ServiceAccount")
     try:
         yield name
     finally:
@@ -162,7 +163,7 @@ def test_deployment_serves_at_its_pod_ips_and_scales(client: Client, namespace: 
     client.create(
         deployment("web", 2, {"containers": [server_container(marker)]}), namespace=namespace
     )
-    wait_until(lambda: available(client, "web", namespace, 2), 60, "2 available replicas")
+    wait_for(lambda: available(client, "web", namespace, 2), 60, "2 available replicas")
 
     pods = pods_of(client, "web", namespace)
     assert len(marker_pids(marker)) == 2
@@ -183,8 +184,8 @@ def test_deployment_serves_at_its_pod_ips_and_scales(client: Client, namespace: 
             namespace=namespace,
             patch_type=PatchType.MERGE,
         )
-        wait_until(lambda n=replicas: len(marker_pids(marker)) == n, 60, f"{replicas} processes")
-        wait_until(lambda n=replicas: available(client, "web", namespace, n), 60, "the scale")
+        wait_for(lambda n=replicas: len(marker_pids(marker)) == n, 60, f"{replicas} processes")
+        wait_for(lambda n=replicas: available(client, "web", namespace, n), 60, "the scale")
 
 
 def test_a_crashing_container_backs_off_with_its_traceback(
@@ -200,7 +201,7 @@ def test_a_crashing_container_backs_off_with_its_traceback(
         waiting = statuses and statuses[0].state and statuses[0].state.waiting
         return statuses[0] if waiting and waiting.reason == "CrashLoopBackOff" else None
 
-    status = wait_until(backing_off, 60, "CrashLoopBackOff")
+    status = wait_for(backing_off, 60, "CrashLoopBackOff")
     assert status.restartCount >= 1
     terminated = status.lastState.terminated
     assert terminated.exitCode == 3
@@ -226,7 +227,7 @@ def test_gpus_are_scheduled_only_where_there_are_enough(client: Client, namespac
         "terminationGracePeriodSeconds": 1,
     }
     client.create(deployment("gpu", 3, gpu_pod), namespace=namespace)
-    wait_until(lambda: available(client, "gpu", namespace, 3), 60, "3 GPU replicas")
+    wait_for(lambda: available(client, "gpu", namespace, 3), 60, "3 GPU replicas")
     assert {p.spec.nodeName for p in pods_of(client, "gpu", namespace)} == {GPU_NODE}  # type: ignore[union-attr]
 
     too_many = {"containers": [container("app", SLEEPER, resources={"limits": {GPU: "5"}})]}
@@ -243,7 +244,7 @@ def test_gpus_are_scheduled_only_where_there_are_enough(client: Client, namespac
             None,
         )
 
-    condition = wait_until(unschedulable, 30, "the scheduler to give up on 5 GPUs")
+    condition = wait_for(unschedulable, 30, "the scheduler to give up on 5 GPUs")
     assert condition.status == "False"
     assert f"Insufficient {GPU}" in condition.message
     assert client.get(Pod, "too-many", namespace=namespace).status.phase == "Pending"  # type: ignore[union-attr]
@@ -267,14 +268,14 @@ def test_a_load_balancer_service_answers_at_its_ingress_address(
         }
     )
     client.create(service, namespace=namespace)
-    wait_until(lambda: available(client, "lb", namespace, 2), 60, "2 available replicas")
+    wait_for(lambda: available(client, "lb", namespace, 2), 60, "2 available replicas")
 
     def ingress_ip() -> str | None:
         status = client.get(Service, "lb", namespace=namespace).status
         ingress = status and status.loadBalancer and status.loadBalancer.ingress
         return ingress[0].ip if ingress else None
 
-    ip = wait_until(ingress_ip, 30, "an ingress address")
+    ip = wait_for(ingress_ip, 30, "an ingress address")
     assert ip.startswith("127.0.200.")
     names = {p.metadata.name for p in pods_of(client, "lb", namespace)}  # type: ignore[union-attr]
 
@@ -287,7 +288,7 @@ def test_a_load_balancer_service_answers_at_its_ingress_address(
                 return False
         return seen == names
 
-    wait_until(answered_by_all, 30, "both replicas to answer through the load balancer")
+    wait_for(answered_by_all, 30, "both replicas to answer through the load balancer")
 
 
 def test_deleting_a_deployment_stops_its_processes(client: Client, namespace: str) -> None:
@@ -295,13 +296,13 @@ def test_deleting_a_deployment_stops_its_processes(client: Client, namespace: st
     client.create(
         deployment("gone", 2, {"containers": [server_container(marker)]}), namespace=namespace
     )
-    wait_until(lambda: available(client, "gone", namespace, 2), 60, "2 available replicas")
+    wait_for(lambda: available(client, "gone", namespace, 2), 60, "2 available replicas")
     pids = marker_pids(marker)
     assert len(pids) == 2
 
     client.delete(Deployment, "gone", namespace=namespace)
-    wait_until(lambda: not marker_pids(marker), 60, "the replicas' processes to stop")
-    wait_until(lambda: not pods_of(client, "gone", namespace), 60, "the pods to be deleted")
+    wait_for(lambda: not marker_pids(marker), 60, "the replicas' processes to stop")
+    wait_for(lambda: not pods_of(client, "gone", namespace), 60, "the pods to be deleted")
 
 
 WRITTEN = """
@@ -396,7 +397,7 @@ def test_a_pod_runs_as_its_spec_says(
         status = client.get(Pod, "written", namespace=namespace).status
         return status if status and status.phase in ("Succeeded", "Failed") else None
 
-    status = wait_until(finished, 60, "the pod to finish")
+    status = wait_for(finished, 60, "the pod to finish")
     with kube_cluster.http() as http:
         log = http.get(f"/api/v1/namespaces/{namespace}/pods/written/log").text
     assert status.phase == "Succeeded", log
@@ -448,7 +449,7 @@ def test_a_failing_liveness_probe_restarts_the_container(client: Client, namespa
         statuses = client.get(Pod, "liveness", namespace=namespace).status.containerStatuses  # type: ignore[union-attr]
         return statuses[0] if statuses and statuses[0].restartCount >= 1 else None
 
-    status = wait_until(restarted, 60, "a restart after the liveness probe failed")
+    status = wait_for(restarted, 60, "a restart after the liveness probe failed")
     assert time.monotonic() - began > 4  # alive for 3 s, then 2 failures 1 s apart
     assert status.lastState.terminated.exitCode == 128 + signal.SIGTERM
 
@@ -460,11 +461,11 @@ def test_a_deleted_pod_that_ignores_sigterm_is_killed_after_its_grace_period(
     deaf = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(3600)"
     spec = {"containers": [container("app", deaf, marker)], "terminationGracePeriodSeconds": 2}
     client.create(pod("deaf", spec), namespace=namespace)
-    wait_until(lambda: marker_pids(marker), 60, "the pod's process")
+    wait_for(lambda: marker_pids(marker), 60, "the pod's process")
 
     began = time.monotonic()
     client.delete(Pod, "deaf", namespace=namespace)
-    wait_until(lambda: not marker_pids(marker), 30, "the process to be killed")
+    wait_for(lambda: not marker_pids(marker), 30, "the process to be killed")
     assert time.monotonic() - began >= 1.5  # not before the grace period is over
 
     def deleted() -> bool:
@@ -474,7 +475,7 @@ def test_a_deleted_pod_that_ignores_sigterm_is_killed_after_its_grace_period(
             return exc.status.code == 404
         return False
 
-    wait_until(deleted, 30, "the pod to be deleted")
+    wait_for(deleted, 30, "the pod to be deleted")
 
 
 STUBBORN = """
@@ -498,7 +499,7 @@ def test_stop_leaves_no_process_behind(tmp_path: Path) -> None:
                 "terminationGracePeriodSeconds": 2,
             }
             client.create(pod("stubborn", spec), namespace="default")
-            wait_until(lambda: len(marker_pids(marker)) == 3, 60, "the pod's three processes")
+            wait_for(lambda: len(marker_pids(marker)) == 3, 60, "the pod's three processes")
         pids = marker_pids(marker)
         records = [ProcessRecord.of("pod", pid) for pid in pids] + cluster.processes()
     finally:

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, NoReturn
 from urllib.parse import quote
 
 from modelport.errors import ComputeTargetError
+from modelport.sdk.kinds import new_by_type
 from modelport.sdk.kubeconfig import flatten
 from modelport.sdk.workspace import Workspace
 from modelport.spec.compute import (
@@ -53,13 +54,10 @@ class ComputeTarget:
     _prefetched: dict[str, Any] | None = None
 
     def __new__(cls, workspace: Workspace, name: str, _data: dict[str, Any] | None = None) -> Any:
-        if cls is ComputeTarget:
-            data = _data or workspace.client.call("GET", _path(name))
-            cls = _CLASSES.get(str(data.get("computeType")), AksCompute)
-            instance = object.__new__(cls)
-            instance._prefetched = data
-            return instance
-        return object.__new__(cls)
+        def fetch() -> dict[str, Any]:
+            return _data or workspace.client.call("GET", _path(name))
+
+        return new_by_type(cls, ComputeTarget, fetch, _CLASSES, AksCompute)
 
     def __init__(
         self, workspace: Workspace, name: str, _data: dict[str, Any] | None = None

@@ -24,6 +24,7 @@ from modelport.errors import (
     ScoringError,
     ServerUnavailableError,
 )
+from modelport.sdk.kinds import new_by_type
 from modelport.sdk.uploads import source_files, upload_snapshot
 from modelport.sdk.workspace import Workspace
 from modelport.spec.compute import LOCAL
@@ -64,13 +65,10 @@ class Webservice:
     _prefetched: dict[str, Any] | None = None
 
     def __new__(cls, workspace: Workspace, name: str, _data: dict[str, Any] | None = None) -> Any:
-        if cls is Webservice:
-            data = _data or workspace.client.call("GET", _path(name))
-            cls = _CLASSES.get(str(data.get("computeType")), AksWebservice)
-            instance = object.__new__(cls)
-            instance._prefetched = data
-            return instance
-        return object.__new__(cls)
+        def fetch() -> dict[str, Any]:
+            return _data or workspace.client.call("GET", _path(name))
+
+        return new_by_type(cls, Webservice, fetch, _CLASSES, AksWebservice)
 
     def __init__(
         self, workspace: Workspace, name: str, _data: dict[str, Any] | None = None

@@ -33,7 +33,7 @@ from modelport.compute.kubernetes.release import Release
 from modelport.compute.kubernetes.settings import DEFAULT_IMAGE, ClusterSettings
 from modelport.compute.shares import merge_stats
 from modelport.compute.target import Found, Generation, OnChange, ReplicaState, ReplicaStatus, Say
-from modelport.errors import ModelportError, ReplicasFailedError
+from modelport.errors import ComputeTargetError, ModelportError, ReplicasFailedError
 from modelport.spec.names import parse_model_id
 from modelport.spec.support import Target
 from modelport.store.services import ServiceRecord
@@ -214,6 +214,7 @@ class KubernetesTarget:
         self._router_token: str | None = None
         self._address: str | None = None
         self._discovered = False
+        self._router_checked = False  # the router Deployment exists
         # Generations whose pods may stage files: their release, scope and credential.
         self._staged: dict[str, tuple[Release, credential.Scope, credential.Credential | None]] = {}
         self._balanced = False  # the router Service has a load balancer's address
@@ -313,6 +314,7 @@ class KubernetesTarget:
 
         async def create() -> None:
             await self.discover()
+            await self.ensure_router(prepared.say)
             uid = await self.ensure_service(prepared.release.service)
             token = prepared.minted.token
             objects = manifests.generation_objects(prepared.release, self.cluster, uid, token)
@@ -463,6 +465,24 @@ class KubernetesTarget:
         the one the cluster has, else a new one)."""
         token = await self.router_token() or secrets.token_urlsafe(32)
         return install.install_objects(self.cluster, token)
+
+    async def ensure_router(self, say: Say) -> None:
+        """A first deploy to a cluster without modelport's router installs it (as v1's
+        attach sets up its front end); credentials that may not say what to run."""
+        if self._router_checked or await self.api.get("Deployment", names.ROUTER):
+            self._router_checked = True
+            return
+        say(f"installing the router in namespace {self.cluster.namespace}")
+        try:
+            await self.install()
+        except ComputeTargetError as exc:
+            say(
+                f"warning: the router is not installed and cannot be: {exc.message}; run "
+                f"`modelport compute install {self.name}` with credentials that may, or "
+                "apply what `--print` gives"
+            )
+            return
+        self._router_checked = True
 
     async def router_token(self) -> str | None:
         if self._router_token is None:
