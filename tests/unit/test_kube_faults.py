@@ -127,7 +127,7 @@ async def test_a_dropped_watch_stream_raises_so_the_caller_lists_again() -> None
 async def test_a_pod_watch_lists_again_after_a_410_and_misses_no_deletion() -> None:
     """A generation follows its pods level-triggered: after a 410 it lists again, so a pod
     deleted while the watch was down is gone from its view too."""
-    from modelport.compute.kubernetes.target import KubeGeneration
+    from modelport.compute.kubernetes.generation import KubeGeneration
 
     pod = {"metadata": {"name": "svc-1-a", "creationTimestamp": "2026-12-01T00:00:00Z"}}
     lists = [

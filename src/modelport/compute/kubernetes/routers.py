@@ -1,0 +1,167 @@
+"""The router pods of a cluster, from the control plane's side: install them, find
+their address, read their counters, and wait until they serve a new policy."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import secrets
+import time
+from typing import Any
+
+import httpx
+
+from modelport.compute.kubernetes import install, names, pod, pods
+from modelport.compute.kubernetes.api import KubeAPI
+from modelport.compute.kubernetes.settings import ClusterSettings
+from modelport.compute.shares import merge_stats
+from modelport.compute.target import Say
+from modelport.errors import ComputeTargetError, ModelportError
+
+log = logging.getLogger("modelport.compute")
+ROUTES_TIMEOUT_S = 30.0  # for every router to serve a new policy
+ADDRESS_REFRESH_S = 30.0
+
+
+class Routers:
+    def __init__(self, name: str, api: KubeAPI, cluster: ClusterSettings) -> None:
+        self.name = name  # the compute target's
+        self.api = api
+        self.cluster = cluster
+        self._token: str | None = None
+        self._address: str | None = None
+        self._balanced = False  # the router Service has a load balancer's address
+        self._checked = False  # the router Deployment exists
+        self._direct = httpx.AsyncClient(timeout=5.0, trust_env=False)
+
+    async def close(self) -> None:
+        await self._direct.aclose()
+
+    async def install(self) -> list[str]:
+        """Namespace, roles, the router's identity, Deployment and Service; safe to run
+        again (server-side apply; the router's token is kept)."""
+        made = []
+        for obj in await self.manifests():
+            if obj["kind"] == "Namespace" and await self.api.get(
+                "Namespace", self.cluster.namespace
+            ):
+                made.append(f"Namespace/{self.cluster.namespace}")
+                continue  # may exist without our labels, made by whoever attached it
+            applied = await self.api.apply(obj)
+            made.append(f"{applied['kind']}/{applied['metadata']['name']}")
+        await self.refresh_address()
+        return made
+
+    async def manifests(self) -> list[dict[str, Any]]:
+        """What :meth:`install` applies, for ``kubectl apply -f`` (the router's token is
+        the one the cluster has, else a new one)."""
+        token = await self.token() or secrets.token_urlsafe(32)
+        return install.install_objects(self.cluster, token)
+
+    async def ensure(self, say: Say) -> None:
+        """A first deploy to a cluster without modelport's router installs it (as v1's
+        attach sets up its front end); credentials that may not say what to run."""
+        if self._checked or await self.api.get("Deployment", names.ROUTER):
+            self._checked = True
+            return
+        say(f"installing the router in namespace {self.cluster.namespace}")
+        try:
+            await self.install()
+        except ComputeTargetError as exc:
+            say(
+                f"warning: the router is not installed and cannot be: {exc.message}; run "
+                f"`modelport compute install {self.name}` with credentials that may, or "
+                "apply what `--print` gives"
+            )
+            return
+        self._checked = True
+
+    async def token(self) -> str | None:
+        if self._token is None:
+            secret = await self.api.get("Secret", names.ROUTER)
+            value = ((secret or {}).get("data") or {}).get(pod.TOKEN_KEY)
+            self._token = base64.b64decode(value).decode() if value else None
+        return self._token
+
+    async def follow_address(self) -> None:
+        while True:
+            try:
+                await self.refresh_address()
+            except ModelportError as exc:
+                log.info("%s: the router's address: %s", self.name, exc.message)
+            await asyncio.sleep(ADDRESS_REFRESH_S if self._balanced else 1.0)
+
+    async def refresh_address(self) -> None:
+        """The router Service's address: its load balancer's, else its cluster IP."""
+        service = await self.api.get("Service", names.ROUTER)
+        if service is None:
+            return
+        ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        self._balanced = bool(ingress)
+        if ingress:
+            self._address = ingress[0].get("ip") or ingress[0].get("hostname")
+        else:
+            self._address = (service.get("spec") or {}).get("clusterIP")
+
+    def uri(self) -> str:
+        return f"http://{self._address or f'{names.ROUTER}.{self.cluster.namespace}'}"
+
+    def scoring_uri(self, service: str) -> str:
+        return f"{self.uri()}/api/v1/service/{service}/score"
+
+    async def _router_pods(self) -> list[tuple[str, str]]:
+        """The ready router pods: (name, address)."""
+        found = await self.api.list("Pod", names.router_selector(self.cluster.workspace))
+        ready = [p for p in found if pods.replica_status(p, 0).ready]
+        return [(p["metadata"]["name"], p["status"]["podIP"]) for p in ready]
+
+    async def _router_stats(self) -> list[dict[str, Any] | None] | None:
+        """Each ready router pod's counters; None when no router runs."""
+        token = await self.token()
+        routers = await self._router_pods()
+        if token is None or not routers:
+            return None
+        headers = {"authorization": f"Bearer {token}"}
+        return list(await asyncio.gather(*(self._stats_of(r, headers) for r in routers)))
+
+    async def _stats_of(
+        self, router: tuple[str, str], headers: dict[str, str]
+    ) -> dict[str, Any] | None:
+        """Through the API server's pod proxy; where it will not proxy to the pod's
+        address (a loopback one, as on the test cluster) straight to the pod."""
+        name, address = router
+        port = install.ROUTER_ADMIN_PORT
+        status, body = await self.api.proxy_get(name, port, "/stats", headers)
+        if status == 400 and b"address not allowed" in body:
+            try:
+                answer = await self._direct.get(f"http://{address}:{port}/stats", headers=headers)
+            except httpx.TransportError:
+                return None
+            status, body = answer.status_code, answer.content
+        return json.loads(body) if status == 200 else None
+
+    async def stats(self) -> dict[str, Any] | None:
+        """Every router's per-service counters added up."""
+        answers = await self._router_stats()
+        if not answers or any(a is None for a in answers):
+            return None
+        return merge_stats([a for a in answers if a is not None])
+
+    async def until_serving(self, wanted: dict[str, str]) -> None:
+        deadline = time.monotonic() + ROUTES_TIMEOUT_S
+        while time.monotonic() < deadline:
+            answers = await self._router_stats()
+            if answers is None:
+                log.warning("%s: no router runs; run `modelport compute install`", self.name)
+                return
+            if all(a is not None and _serves(a, wanted) for a in answers):
+                return
+            await asyncio.sleep(0.2)
+        log.warning("%s: routers did not take %s within %.0fs", self.name, wanted, ROUTES_TIMEOUT_S)
+
+
+def _serves(stats: dict[str, Any], wanted: dict[str, str]) -> bool:
+    services = stats.get("services") or {}
+    return all((services.get(s) or {}).get("backend") == b for s, b in wanted.items())
