@@ -1,7 +1,7 @@
 """The Kubernetes target next to the local one: deploy time, autoscale reaction and
 scoring throughput, the same model, score.py and settings on both, one run.
 
-    python benchmarks/kubernetes.py [--seconds 8] [--connections 1,8,64] [--clients 4]
+    python benchmarks/kube_target.py [--seconds 8] [--connections 1,8,64] [--clients 4]
                                     [--deploys 2] [--purpose DevTest]
 
 It starts its own test cluster (``scripts/kube-harness start`` in a temporary folder;
