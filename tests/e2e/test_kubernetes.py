@@ -19,7 +19,14 @@ from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret
 
-from modelport import AksWebservice, InferenceConfig, Model, Webservice, Workspace
+from modelport import (
+    AksWebservice,
+    ComputeTarget,
+    InferenceConfig,
+    Model,
+    Webservice,
+    Workspace,
+)
 from modelport.errors import ModelportError
 from tests.conftest import ServerProcess, wait_for
 from tests.e2e.clusters import Attached, attached
@@ -186,14 +193,15 @@ def test_autoscaling_settings_reach_the_cluster_through_the_scale_subresource(
 
 
 def test_install_again_keeps_the_router_token_and_prints_what_it_applies(
-    cluster: Attached,
+    cluster: Attached, ws: Workspace
 ) -> None:
+    target = ComputeTarget(ws, "myaks")
     before = cluster.client.get(Secret, "modelport-router", namespace=cluster.namespace)
-    again = cluster.target.install()
+    again = target.install()
     assert again["applied"][0] == f"Namespace/{cluster.namespace}"
     after = cluster.client.get(Secret, "modelport-router", namespace=cluster.namespace)
     assert after.data == before.data  # the routers keep working across installs
-    printed = cluster.target.manifests()
+    printed = target.manifests()
     kinds = [m["kind"] for m in printed]
     assert kinds == [a.split("/")[0] for a in again["applied"]]
     router = next(m for m in printed if m["kind"] == "Deployment")
@@ -208,7 +216,9 @@ def test_the_v1_cli_line_deploys_to_a_freshly_attached_cluster(
     """As a migrating team does it: attach, then the v1 CLI line with v1 files; the first
     deploy installs the router itself; score with a key; delete; nothing is left."""
     namespace = f"mp-{secrets.token_hex(4)}"
-    cli = Cli(server.home, tmp_path)
+    app = tmp_path / "app"  # the v1 files, in a folder of their own (it is uploaded)
+    app.mkdir()
+    cli = Cli(server.home, app)
     attach = cli(
         "compute",
         "attach",
@@ -221,8 +231,8 @@ def test_the_v1_cli_line_deploys_to_a_freshly_attached_cluster(
         "DevTest",
     )
     assert attach.code == 0, attach.err
-    (tmp_path / "model.txt").write_text("7")
-    (tmp_path / "score.py").write_text(
+    (app / "model.txt").write_text("7")
+    (app / "score.py").write_text(
         "import os\n"
         "def init():\n"
         "    global k\n"
@@ -231,8 +241,8 @@ def test_the_v1_cli_line_deploys_to_a_freshly_attached_cluster(
         "    import json\n"
         "    return [x * k for x in json.loads(data)['data']]\n"
     )
-    (tmp_path / "inferenceconfig.json").write_text('{"entryScript": "score.py"}')
-    (tmp_path / "deploymentconfig.json").write_text(
+    (app / "inferenceconfig.json").write_text('{"entryScript": "score.py"}')
+    (app / "deploymentconfig.json").write_text(
         '{"computeType": "aks", "autoScaler": {"autoscaleEnabled": false}, "numReplicas": 2}'
     )
     client = kube_cluster.client()
@@ -273,4 +283,5 @@ def test_the_v1_cli_line_deploys_to_a_freshly_attached_cluster(
 
         wait_for(lambda: not left(), timeout_s=60, what="nothing of the service left")
     finally:
-        client.delete(Namespace, namespace)
+        if any(n.metadata.name == namespace for n in client.list(Namespace)):
+            client.delete(Namespace, namespace)

@@ -62,6 +62,15 @@ except Exception:
 SLEEPER = "import sys, time; time.sleep(3600)"
 
 
+def _ignores_sigterm(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    ignored = next(line for line in status.splitlines() if line.startswith("SigIgn:"))
+    return bool(int(ignored.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+
+
 def marker_pids(marker: str) -> set[int]:
     """Live processes whose command line contains ``marker``."""
     found = set()
@@ -461,7 +470,12 @@ def test_a_deleted_pod_that_ignores_sigterm_is_killed_after_its_grace_period(
     deaf = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(3600)"
     spec = {"containers": [container("app", deaf, marker)], "terminationGracePeriodSeconds": 2}
     client.create(pod("deaf", spec), namespace=namespace)
-    wait_for(lambda: marker_pids(marker), 60, "the pod's process")
+
+    def deaf_running() -> bool:  # running, and past the line that ignores SIGTERM
+        pids = marker_pids(marker)
+        return bool(pids) and all(_ignores_sigterm(p) for p in pids)
+
+    wait_for(deaf_running, 60, "the pod's process to ignore SIGTERM")
 
     began = time.monotonic()
     client.delete(Pod, "deaf", namespace=namespace)
