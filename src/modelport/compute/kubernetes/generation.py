@@ -49,6 +49,8 @@ class KubeGeneration:
         self._error: str | None = None  # creating the objects failed
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
+        self._created = False  # its Deployment exists (made here, or found)
+        self.created_with: int | None = None  # the count its Deployment was made with
 
     def __repr__(self) -> str:
         return f"<KubeGeneration {self.name} desired={self.desired} pods={len(self._pods)}>"
@@ -60,11 +62,14 @@ class KubeGeneration:
     async def _follow(self, create: Callable[[], Awaitable[None]] | None) -> None:
         if create is not None:
             try:
-                await create()
+                await create()  # with the count desired by then
             except ModelportError as exc:
                 self._error = exc.message
                 self._notify()
                 return
+            if self.created_with is not None and self.created_with != self.desired:
+                self.target.in_background(self.target.api.scale(self.name, self.desired))
+        self._created = True
         selector = names.generation_selector(self.release.service, self.generation)
         api = self.target.api
         while not self._stopped:
@@ -121,7 +126,7 @@ class KubeGeneration:
     def scale_to(self, count: int) -> Callable[[], Awaitable[None]]:
         changed = count != self.desired
         self.desired = count
-        if changed and self._task is not None:
+        if changed and self._created:
             self.target.in_background(self.target.api.scale(self.name, count))
 
         async def finish() -> None:

@@ -175,7 +175,7 @@ class KubernetesTarget:
             objects = manifests.generation_objects(prepared.release, self.cluster, uid, token)
             for obj in objects:
                 if obj["kind"] == "Deployment":
-                    obj["spec"]["replicas"] = made.desired
+                    obj["spec"]["replicas"] = made.created_with = made.desired
                     obj["metadata"].setdefault("annotations", {})[SPEC_ANNOTATION] = json.dumps(
                         owner["spec"], sort_keys=True
                     )
