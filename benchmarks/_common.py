@@ -87,11 +87,16 @@ def wrk(
         os.unlink(script.name)
     rps = float(_find(r"Requests/sec:\s+([\d.]+)", out))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    # A connection reset or timed out (a proxy's) is an error as much as a 5xx is.
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
     return {
         "rps": rps,
         "p50": _ms(out, "50%"),
         "p99": _ms(out, "99%"),
-        "errors": float(non2xx.group(1)) if non2xx else 0.0,
+        "errors": float(non2xx.group(1) if non2xx else 0)
+        + float(sum(int(n) for n in sockets.groups()) if sockets else 0),
     }
 
 

@@ -41,7 +41,6 @@ import json
 import math
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -57,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import IRIS_ROW, ROOT, _ms, start_server
+from _common import IRIS_ROW, ROOT, start_server, wrk
 
 sys.path.insert(0, str(ROOT))  # the test cluster's process records (tests/kube)
 
@@ -243,45 +242,8 @@ def measure(url: str, connections: int, seconds: int, key: str) -> Figures:
     """wrk where installed, else the same closed loop with httpx."""
     headers = {"Authorization": f"Bearer {key}"}
     if shutil.which("wrk"):
-        return wrk_counting_socket_errors(url, connections, seconds, headers)
+        return wrk(url, connections, seconds, headers=headers)
     return asyncio.run(closed_loop(url, connections, seconds, headers))
-
-
-def wrk_counting_socket_errors(
-    url: str, connections: int, seconds: int, headers: dict[str, str]
-) -> Figures:
-    """``_common.wrk``'s figures, with wrk's socket errors (a proxy's resets and timeouts)
-    counted as errors beside the non-2xx answers."""
-    lua = [
-        'wrk.method = "POST"',
-        f"wrk.body = '{IRIS_ROW}'",
-        'wrk.headers["Content-Type"] = "application/json"',
-        *(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()),
-    ]
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write("\n".join(lua) + "\n")
-    base = ["wrk", "-t1", f"-c{connections}", "--latency", "-s", script.name]
-    try:
-        subprocess.run([*base, "-d2s", url], capture_output=True, check=True)
-        out = subprocess.run(
-            [*base, f"-d{seconds}s", url], capture_output=True, text=True, check=True
-        ).stdout
-    finally:
-        os.unlink(script.name)
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    sockets = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
-    )
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if rps is None:
-        raise SystemExit(f"wrk output not understood:\n{out}")
-    return {
-        "rps": float(rps.group(1)),
-        "p50": _ms(out, "50%"),
-        "p99": _ms(out, "99%"),
-        "errors": float(non2xx.group(1) if non2xx else 0)
-        + float(sum(int(n) for n in sockets.groups()) if sockets else 0),
-    }
 
 
 async def closed_loop(url: str, connections: int, seconds: int, headers: dict[str, str]) -> Figures:
