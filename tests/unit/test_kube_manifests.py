@@ -104,6 +104,7 @@ def test_generation_objects_pass_the_strict_schema() -> None:
             "Secret",
             "Service",
             "PodDisruptionBudget",
+            "NetworkPolicy",
             "Deployment",
         ]
         for obj in objects:

@@ -44,6 +44,7 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "Namespace": ("", "namespaces", False),
     "Deployment": ("apps", "deployments", True),
     "PodDisruptionBudget": ("policy", "poddisruptionbudgets", True),
+    "NetworkPolicy": ("networking.k8s.io", "networkpolicies", True),
     "EndpointSlice": ("discovery.k8s.io", "endpointslices", True),
     "HorizontalPodAutoscaler": ("autoscaling", "horizontalpodautoscalers", True),
     "Role": ("rbac.authorization.k8s.io", "roles", True),

@@ -144,6 +144,32 @@ def staging_secret(
     }
 
 
+def network_policy(release: Release, cluster: ClusterSettings, owner_uid: str) -> Object:
+    """Only the router pods reach a replica's scoring port (the probes' port stays open
+    to the node, whose kubelet probes it)."""
+    name = names.generation_name(release.service, release.generation)
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _owned(release, cluster, name, owner_uid),
+        "spec": {
+            "podSelector": {
+                "matchLabels": names.generation_selector(release.service, release.generation)
+            },
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [
+                        {"podSelector": {"matchLabels": names.router_selector(cluster.workspace)}}
+                    ],
+                    "ports": [{"protocol": "TCP", "port": pod.SCORE_PORT}],
+                },
+                {"ports": [{"protocol": "TCP", "port": pod.HEALTH_PORT}]},
+            ],
+        },
+    }
+
+
 def generation_objects(
     release: Release, cluster: ClusterSettings, owner_uid: str, token: str
 ) -> list[Object]:
@@ -153,5 +179,6 @@ def generation_objects(
         staging_secret(release, cluster, owner_uid, token),
         headless_service(release, cluster, owner_uid),
         disruption_budget(release, cluster, owner_uid),
+        network_policy(release, cluster, owner_uid),
         deployment(release, cluster, owner_uid),
     ]

@@ -34,6 +34,7 @@ CONTROL_PLANE: tuple[Permission, ...] = (
     Permission("", "events", READ, "the scheduler's reasons"),
     Permission("discovery.k8s.io", "endpointslices", READ, "ready replicas"),
     Permission("policy", "poddisruptionbudgets", MANAGE, "one per generation"),
+    Permission("networking.k8s.io", "networkpolicies", MANAGE, "only routers reach replicas"),
     Permission("autoscaling", "horizontalpodautoscalers", ("list",), "warn about an HPA"),
 )
 

@@ -232,7 +232,7 @@ class KubernetesTarget:
     async def delete_generation(self, service: str, generation: int) -> None:
         name = names.generation_name(service, generation)
         self._staged.pop(name, None)
-        for kind in ("Deployment", "Service", "PodDisruptionBudget"):
+        for kind in ("Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy"):
             await self.api.delete(kind, name)
         await self.api.delete("Secret", names.staging_secret_name(service, generation))
         await self._until_no_pods(names.generation_selector(service, generation))
@@ -283,7 +283,7 @@ class KubernetesTarget:
         left by label, and until no pod of the service remains."""
         await self.api.delete("ConfigMap", service)
         labels = names.service_labels(self.cluster.workspace, service)
-        for kind in ("Deployment", "Service", "PodDisruptionBudget", "Secret"):
+        for kind in ("Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy", "Secret"):
             for obj in await self.api.list(kind, labels):
                 await self.api.delete(kind, obj["metadata"]["name"])
         await self._until_no_pods(labels)
