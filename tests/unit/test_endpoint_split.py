@@ -1,0 +1,113 @@
+"""An endpoint's versions (v1's rules) and the router's split between them (pure)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from modelport.errors import ConfigError, ConflictError, NotFoundError
+from modelport.router.split import Split, buckets, sticky
+from modelport.spec import endpoint
+from modelport.spec.endpoint import CONTROL, TREATMENT, Version
+
+
+def _three() -> list[Version]:
+    versions = endpoint.add([], "a")
+    versions = endpoint.add(versions, "b", 20)
+    return endpoint.add(versions, "c", 10)
+
+
+def test_the_default_gets_what_the_percentages_leave() -> None:
+    # The contract's worked examples: 20 % + 10 % on two treatments, the default gets 70 %;
+    # versions at 20 % and 40 %, the second the default: it gets 80 %.
+    assert endpoint.shares(_three()) == {"a": 70, "b": 20, "c": 10}
+    two = endpoint.add(endpoint.add([], "x", 20), "y", 40, is_default=True)
+    assert endpoint.shares(two) == {"x": 20, "y": 80}
+
+
+def test_the_first_version_is_default_and_control_and_one_of_each_stays() -> None:
+    versions = _three()
+    assert [(v.is_default, v.version_type) for v in versions] == [
+        (True, CONTROL),
+        (False, TREATMENT),
+        (False, TREATMENT),
+    ]
+    versions = endpoint.update(versions, "c", is_default=True, is_control=True)
+    assert [v.name for v in versions if v.is_default] == ["c"]
+    assert [v.name for v in versions if v.is_control] == ["c"]
+    assert endpoint.update(versions, "b", 30)[1].traffic_percentile == 30  # None: unchanged
+    assert endpoint.update(versions, "b")[1] == versions[1]
+
+
+def test_each_broken_rule_is_an_error_naming_the_values() -> None:
+    versions = _three()
+    with pytest.raises(ConfigError, match="cannot be negative or greater than 100"):
+        endpoint.add(versions, "d", 101)
+    with pytest.raises(ConfigError) as over:
+        endpoint.add(versions, "d", 80)
+    assert over.value.message == (
+        "the versions' traffic_percentile add up to 110%, over 100% (a 0%, b 20%, c 10%, d 80%)"
+    )
+    with pytest.raises(ConflictError, match="version 'b' already exists"):
+        endpoint.add(versions, "b")
+    for name in "def":
+        versions = endpoint.add(versions, name)
+    with pytest.raises(ConfigError, match=r"at most 6 versions; it has 6 \(a, b, c, d, e, f\)"):
+        endpoint.add(versions, "g")
+    with pytest.raises(ConfigError, match="'a' is the default: make another version"):
+        endpoint.delete(versions, "a")
+    with pytest.raises(ConfigError, match="'a' is the default"):
+        endpoint.update(versions, "a", is_default=False)
+    with pytest.raises(NotFoundError, match="no version 'z'"):
+        endpoint.delete(versions, "z")
+    assert [v.name for v in endpoint.delete(versions, "b")] == ["a", "c", "d", "e", "f"]
+    with pytest.raises(ConfigError, match="only version: delete the endpoint"):
+        endpoint.delete(endpoint.add([], "solo"), "solo")
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [
+        [("a", 70), ("b", 20), ("c", 10)],
+        [("x", 20), ("y", 80)],
+        [("p", 33), ("q", 33), ("r", 34)],
+        [("a", 1), ("b", 99)],
+        [("a", 17), ("b", 23), ("c", 29), ("d", 31)],
+    ],
+)
+def test_the_split_is_exact_to_one_request_after_any_number_of_requests(
+    weights: list[tuple[str, int]],
+) -> None:
+    split = Split(weights)
+    total = sum(w for _, w in weights)
+    seen: Counter[str] = Counter()
+    for n in range(1, 1001):
+        seen[split.pick()] += 1
+        for name, weight in weights:
+            assert abs(seen[name] - n * weight / total) <= 1, (n, name, seen)
+
+
+def test_a_version_without_weight_is_never_picked_and_runs_are_interleaved() -> None:
+    split = Split([("a", 50), ("b", 0), ("c", 50)])
+    picks = [split.pick() for _ in range(6)]
+    assert picks == ["a", "c", "a", "c", "a", "c"]
+    with pytest.raises(ValueError):
+        Split([("a", 0)])
+
+
+def test_sticky_keys_stay_put_and_only_keys_of_a_growing_version_move() -> None:
+    keys = [f"user-{i}".encode() for i in range(3000)]
+    table = buckets([("a", 80), ("b", 10), ("c", 10)])
+    assert Counter(table) == {"a": 800, "b": 100, "c": 100}
+    before = {k: sticky(k, table) for k in keys}
+    assert before == {k: sticky(k, table) for k in keys}
+    assert abs(Counter(before.values())["b"] / len(keys) - 0.10) < 0.03
+    moved_table = buckets([("a", 70), ("b", 20), ("c", 10)], table)
+    assert sum(x != y for x, y in zip(table, moved_table, strict=True)) == 100  # no more
+    after = {k: sticky(k, moved_table) for k in keys}
+    moved = [k for k in keys if after[k] != before[k]]
+    assert moved and all(before[k] == "a" and after[k] == "b" for k in moved)
+    gone = buckets([("a", 70), ("c", 30)], moved_table)  # b removed: only its keys move
+    assert all(gone[i] == moved_table[i] for i in range(1000) if moved_table[i] != "b")
+    assert Counter(buckets([("p", 1), ("q", 2)])) == {"p": 333, "q": 667}
