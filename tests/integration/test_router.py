@@ -454,3 +454,51 @@ def test_a_router_outlives_its_control_plane_and_is_adopted(tmp_path: Path) -> N
         assert not alive(pid)
 
     asyncio.run(go())
+
+
+def test_an_endpoint_splits_exactly_and_a_pinned_version_is_served(tmp_path: Path) -> None:
+    """Two versions behind one name at 70/30: 100 requests deal exactly 70 and 30; the
+    answer names its version; a pinned version takes every request; an unknown one is
+    a 404 naming the versions there are."""
+
+    async def go() -> None:
+        a, b = FakeReplica(), FakeReplica()
+        await a.start()
+        await b.start()
+        proc = RouterProcess(tmp_path, "127.0.0.1", 0, TOKEN)
+        await proc.start()
+
+        def entry(fake: FakeReplica) -> dict[str, Any]:
+            return {"auth": False, "replicas": [["127.0.0.1", fake.port]], "maxWaitMs": 5000}
+
+        versions = [
+            {"name": "blue", "share": 70, "route": "ep:blue"},
+            {"name": "green", "share": 30, "route": "ep:green"},
+        ]
+        await proc.publish(
+            {"ep:blue": entry(a), "ep:green": entry(b)}, {"ep": {"versions": versions}}
+        )
+        url = f"{proc.url}/api/v1/service/ep/score"
+        try:
+            async with httpx.AsyncClient(timeout=30) as client:
+                served = [
+                    (await client.post(url, json={"id": str(i)})).headers[
+                        "azureml-model-deployment"
+                    ]
+                    for i in range(100)
+                ]
+                assert (served.count("blue"), served.count("green")) == (70, 30)
+                assert (len(a.seen), len(b.seen)) == (70, 30)
+                pin = {"azureml-model-deployment": "green"}
+                pinned = [await client.post(url, json={}, headers=pin) for _ in range(5)]
+                assert {r.headers["azureml-model-deployment"] for r in pinned} == {"green"}
+                assert len(b.seen) == 35
+                wrong = await client.post(url, json={}, headers={"azureml-model-deployment": "red"})
+                assert wrong.status_code == 404
+                assert "has no version 'red' (it has blue, green)" in wrong.text
+        finally:
+            await a.stop()
+            await b.stop()
+            await proc.stop()
+
+    asyncio.run(go())

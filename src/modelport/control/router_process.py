@@ -234,8 +234,16 @@ class RouterProcess:
                 )
             )
 
-    async def publish(self, services: dict[str, Any]) -> None:
-        self.table = {"revision": self.table["revision"] + 1, "services": services}
+    async def publish(
+        self, services: dict[str, Any], endpoints: dict[str, Any] | None = None
+    ) -> None:
+        """``endpoints``: name -> {"versions": [{"name", "share", "route"}]}, each version's
+        route one of ``services``."""
+        self.table = {
+            "revision": self.table["revision"] + 1,
+            "services": services,
+            **({"endpoints": endpoints} if endpoints else {}),
+        }
         self._write_tables()
         await self._push_all()
 

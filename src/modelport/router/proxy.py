@@ -7,10 +7,12 @@ import json
 import logging
 import time
 from asyncio import Future
+from dataclasses import replace
 
 from modelport.httpserver import Request, Response
 from modelport.router.table import (
     Backend,
+    Endpoint,
     QueueFull,
     Route,
     RouteTable,
@@ -41,6 +43,8 @@ HOP_BY_HOP = frozenset(
 )
 JSON = (b"content-type", b"application/json")
 RETRY_AFTER = (b"retry-after", b"1")
+# Pins an endpoint's version in a request, and names the one that answered.
+VERSION_HEADER = b"azureml-model-deployment"
 
 
 def error(
@@ -83,9 +87,33 @@ class Proxy:
         name, _, action = path[len(PREFIX) :].partition("/")
         route = self.table.routes.get(name)
         if route is None:
+            endpoint = self.table.endpoints.get(name)
+            if endpoint is not None:
+                return await self._version(endpoint, action, request)
             if self.table.revision == 0:
                 return STARTING
             return error(404, "not_found", f"service {name!r} not found")
+        return await self._act(route, action, request, path)
+
+    async def _version(self, endpoint: Endpoint, action: str, request: Request) -> Response:
+        """An endpoint's request: the version the client pins, else the split's; the
+        answer names the version that served it."""
+        pinned = next((v for k, v in request.headers if k == VERSION_HEADER), None)
+        version = pinned.decode("latin-1").strip() if pinned else endpoint.split.pick()
+        route_name = endpoint.routes.get(version)
+        if route_name is None:
+            known = ", ".join(endpoint.routes)
+            text = f"endpoint {endpoint.name!r} has no version {version!r} (it has {known})"
+            return error(404, "not_found", text)
+        route = self.table.routes.get(route_name)
+        if route is None:
+            return error(503, "service_starting", f"version {version!r} is starting", RETRY_AFTER)
+        path = f"{PREFIX}{endpoint.name}/{action}"
+        response = await self._act(route, action, request, path)
+        # A new answer: the prebuilt ones (401, 503) are shared by every request.
+        return replace(response, headers=[*response.headers, (VERSION_HEADER, version.encode())])
+
+    async def _act(self, route: Route, action: str, request: Request, path: str) -> Response:
         if action == "score":
             if route.forward is not None:
                 return await self._forward(route, request)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelport.router.split import Split
 from modelport.router.stats import LaneStats
 
 
@@ -192,6 +193,31 @@ def release(route: Route, backend: Backend) -> None:
 class RouteTable:
     revision: int = 0
     routes: dict[str, Route] = field(default_factory=dict)
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class Endpoint:
+    """Versions behind one name: each a route of its own (its replicas, lane, caps and
+    timeouts), chosen by the split unless the client pins one."""
+
+    name: str
+    routes: dict[str, str]  # version -> the name of its route
+    weights: tuple[tuple[str, int], ...]
+    split: Split
+
+
+def build_endpoints(doc: dict[str, Any], previous: RouteTable) -> dict[str, Endpoint]:
+    """Endpoints whose shares did not change keep their split's place in its cycle."""
+    endpoints = {}
+    for name, entry in doc.get("endpoints", {}).items():
+        versions = entry["versions"]
+        weights = tuple((str(v["name"]), int(v["share"])) for v in versions)
+        old = previous.endpoints.get(name)
+        split = old.split if old is not None and old.weights == weights else Split(weights)
+        routes = {str(v["name"]): str(v["route"]) for v in versions}
+        endpoints[name] = Endpoint(name, routes, weights, split)
+    return endpoints
 
 
 def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
@@ -223,4 +249,4 @@ def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
             starting=bool(svc.get("starting", False)),
             backend=svc.get("backend"),
         )
-    return RouteTable(int(doc.get("revision", 0)), routes)
+    return RouteTable(int(doc.get("revision", 0)), routes, build_endpoints(doc, previous))
