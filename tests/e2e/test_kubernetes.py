@@ -18,6 +18,7 @@ import pytest
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret
+from lightkube.resources.networking_v1 import NetworkPolicy
 
 from modelport import (
     AksWebservice,
@@ -68,6 +69,10 @@ def test_the_deployment_carries_the_v1_settings(
     assert (live.periodSeconds, live.initialDelaySeconds, live.timeoutSeconds) == (7, 20, 3)
     assert live.failureThreshold == 4
     assert made.metadata.ownerReferences[0].kind == "ConfigMap"
+    fence = cluster.client.get(NetworkPolicy, "shaped-1", namespace=cluster.namespace)
+    router_only = fence.spec.ingress[0]
+    assert router_only.ports[0].port == 5001
+    assert router_only.from_[0].podSelector.matchLabels["app.kubernetes.io/component"] == "router"
     assert service.run({"x": [2]})["y"] == [20]
     service.delete()
 

@@ -118,6 +118,17 @@ def _controller(plane: FakePlane) -> ServiceController:
     return ServiceController("svc", plane)  # type: ignore[arg-type]
 
 
+async def _serving() -> tuple[FakePlane, ServiceController, FakeGeneration]:
+    """A new service whose first generation is ready and Healthy."""
+    plane = FakePlane(_record())
+    controller = _controller(plane)
+    controller.start()
+    first = await _launched(plane, 1)
+    first.become(ReplicaState.READY)
+    await _until(lambda: _state(plane) == HEALTHY)
+    return plane, controller, first
+
+
 async def _launched(plane: FakePlane, count: int) -> FakeGeneration:
     await _until(lambda: len(plane.target.launched) >= count)
     return plane.target.launched[count - 1]
@@ -140,12 +151,7 @@ async def test_a_new_service_is_healthy_once_its_replicas_are_ready() -> None:
 
 
 async def test_an_update_moves_traffic_only_when_the_new_replicas_are_ready() -> None:
-    plane = FakePlane(_record())
-    controller = _controller(plane)
-    controller.start()
-    first = await _launched(plane, 1)
-    first.become(ReplicaState.READY)
-    await _until(lambda: _state(plane) == HEALTHY)
+    plane, controller, first = await _serving()
     plane.services.record = _record(generation=2, replicas=3)
     controller.wake.set()
     second = await _launched(plane, 2)
@@ -161,12 +167,7 @@ async def test_an_update_moves_traffic_only_when_the_new_replicas_are_ready() ->
 
 
 async def test_a_failed_roll_out_keeps_the_last_generation_serving() -> None:
-    plane = FakePlane(_record())
-    controller = _controller(plane)
-    controller.start()
-    first = await _launched(plane, 1)
-    first.become(ReplicaState.READY)
-    await _until(lambda: _state(plane) == HEALTHY)
+    plane, controller, first = await _serving()
     plane.services.record = _record(generation=2)
     controller.wake.set()
     second = await _launched(plane, 2)
@@ -201,12 +202,7 @@ async def test_a_restarted_control_plane_adopts_what_runs_and_stops_older_genera
 
 
 async def test_deleting_cleans_up_everything_on_the_target() -> None:
-    plane = FakePlane(_record())
-    controller = _controller(plane)
-    controller.start()
-    first = await _launched(plane, 1)
-    first.become(ReplicaState.READY)
-    await _until(lambda: _state(plane) == HEALTHY)
+    plane, controller, first = await _serving()
     record = plane.services.record
     assert record is not None
     plane.services.record = replace(record, state=DELETING)
