@@ -54,3 +54,17 @@ def test_docker_and_conda_channel_settings_are_named() -> None:
     spec = InferenceConfigSpec.create({"entry_script": "score.py", "environment": env})
     text = "\n".join(warnings(config(), spec, LOCAL))
     assert "docker.baseImage" in text and "conda channels conda-forge" in text
+    assert "this machine's Python" in text
+    cluster = Target("myaks", namespace="ml", gpus=True)
+    on_cluster = "\n".join(warnings(config(), spec, cluster))
+    assert "built in each pod on modelport's runtime image" in on_cluster
+    assert "this machine" not in on_cluster
+
+
+def test_a_cluster_takes_gpus_and_its_own_namespace_without_warnings() -> None:
+    cluster = Target("myaks", namespace="ml", gpus=True)
+    assert warnings(config(gpuCores=1, namespace="ml"), None, cluster) == []
+    (moved,) = warnings(config(namespace="other"), None, cluster)
+    assert moved == (
+        "namespace 'other': services go into the namespace 'ml' the myaks cluster was attached with"
+    )

@@ -129,8 +129,8 @@ def _aks_warnings(config: AksServiceDeploymentConfiguration, target: Target) -> 
 
 
 BLOBFUSE_WARNING = (
-    "blobfuse_enabled: models are copied into each deployment on the local target; the "
-    "setting changes nothing"
+    "blobfuse_enabled: models are copied into each deployment (each pod, on a cluster); "
+    "the setting changes nothing"
 )
 
 
@@ -149,10 +149,14 @@ def environment_warnings(env: EnvironmentSpec, target: Target) -> list[str]:
     used = [key for name, key in _DOCKER.items() if getattr(docker, name)]
     if docker.enabled or used or docker.base_image_registry.address:
         keys = ", ".join(f"docker.{k}" for k in used or ["enabled"])
+        where = (
+            "a virtualenv built in each pod on modelport's runtime image"
+            if target.cluster
+            else "a virtualenv with this machine's Python"
+        )
         out.append(
-            f"{keys}: replicas do not run in containers on the {target.name} target but in a "
-            "virtualenv with this machine's Python, so the image and its system packages are "
-            "not used"
+            f"{keys}: replicas do not run in this environment's image on the {target.name} "
+            f"target but in {where}, so the image and its system packages are not used"
         )
     channels = (env.python.conda_dependencies or {}).get("channels") or []
     if channels:
