@@ -170,6 +170,24 @@ def test_serving_goes_on_while_the_control_plane_restarts(
     wait_for(lambda: not any(alive(p) for p in family), what="the old server's processes to end")
 
 
+def test_a_service_needing_more_gpus_than_there_are_reads_unschedulable_with_why(
+    where: Where, ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    """Within seconds, in the words of whatever places replicas: this machine's GPU
+    inventory, or the cluster's scheduler (its GPU node has 4)."""
+    Model.deploy(ws, "greedy", [model], source(tmp_path), fixed(1, gpu_cores=64), where.target)
+
+    def unschedulable() -> Webservice | None:
+        found = Webservice(ws, "greedy")
+        return found if found.state == "Unschedulable" else None
+
+    service = wait_for(unschedulable, timeout_s=30, what="the service to read Unschedulable")
+    reason = "Insufficient nvidia.com/gpu" if where.client else "not enough GPUs"
+    assert service.error is not None and reason in str(service.error)
+    service.delete()
+    wait_for(lambda: not where.leftovers("greedy"), timeout_s=60, what="nothing left")
+
+
 def test_autoscaling_goes_up_under_load_and_back_down(
     where: Where, ws: Workspace, model: Model, tmp_path: Path
 ) -> None:
