@@ -26,7 +26,7 @@ _EXPORTS = {
     "ResourceConfiguration": "modelport.sdk.resources",
     "LocalWebservice": "modelport.sdk.webservice",
     "AksWebservice": "modelport.sdk.webservice",
-    "AksEndpoint": "modelport.sdk.webservice",
+    "AksEndpoint": "modelport.sdk.endpoint",
     "AciWebservice": "modelport.sdk.webservice",
     "Webservice": "modelport.sdk.webservice",
     "ComputeTarget": "modelport.sdk.compute",

@@ -31,7 +31,7 @@ from modelport.store.services import ServiceStore
 from modelport.store.tables import Base
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAD = "0002"
+HEAD = "0003"
 
 
 @pytest.fixture

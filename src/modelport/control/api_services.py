@@ -17,11 +17,13 @@ from modelport.errors import (
     ConflictError,
     EnvironmentBuildError,
     InvalidInputError,
+    NotFoundError,
     StorageUnavailableError,
 )
 from modelport.spec import support
 from modelport.spec.compute import LOCAL
-from modelport.spec.deployment import AksServiceDeploymentConfiguration
+from modelport.spec.deployment import ENDPOINT, AksServiceDeploymentConfiguration
+from modelport.spec.endpoint import split_name
 from modelport.spec.inference import check_entry_script_source, convert_legacy
 from modelport.spec.model import ModelFile
 from modelport.spec.names import check_service_name, parse_model_id
@@ -166,6 +168,25 @@ def _source_text(ws: ServerWorkspace, files: list[ModelFile], path: str, what: s
     return ws.blobs.path(entry.sha256).read_bytes().decode("utf-8", errors="replace")
 
 
+def _plain(name: str) -> str:
+    """A service's name; an endpoint's version is reached through its endpoint."""
+    parts = split_name(name)
+    if parts is not None:
+        raise NotFoundError(
+            f"Webservice with name {name} not found in provided workspace",
+            hint=f"version {parts[1]!r} of endpoint {parts[0]!r} is under /api/v1/endpoints",
+        )
+    return name
+
+
+def _not_an_endpoint(config: dict[str, Any] | None) -> None:
+    if config and str(config.get("computeType", "")).lower() == ENDPOINT:
+        raise InvalidInputError(
+            "a computeType AKSENDPOINT configuration deploys an endpoint, not a service",
+            hint="POST it to /api/v1/endpoints (Model.deploy and modelport model deploy do)",
+        )
+
+
 def _keys(doc: dict[str, Any]) -> tuple[str | None, str | None]:
     keys = doc.get("keys") or {}
     return keys.get("primaryKey"), keys.get("secondaryKey")
@@ -233,6 +254,7 @@ def view(record: ServiceRecord, plane: ControlPlane) -> dict[str, Any]:
 def deploy(body: Deploy, request: Request) -> dict[str, Any]:
     ws, plane = workspace_of(request), plane_of(request)
     check_service_name(body.name)
+    _not_an_endpoint(body.deployment_config)
     cluster = _cluster_name(ws, body.compute_target)
     keys = _keys(body.deployment_config)
     given = body.model_dump(
@@ -250,12 +272,13 @@ def deploy(body: Deploy, request: Request) -> dict[str, Any]:
 @router.get("/services")
 def list_services(request: Request) -> dict[str, Any]:
     plane = plane_of(request)
-    return {"value": [view(r, plane) for r in workspace_of(request).services.list()]}
+    records = workspace_of(request).services.list()
+    return {"value": [view(r, plane) for r in records if split_name(r.name) is None]}
 
 
 @router.get("/services/{name}")
 def get_service(name: str, request: Request) -> dict[str, Any]:
-    return view(workspace_of(request).services.get(name), plane_of(request))
+    return view(workspace_of(request).services.get(_plain(name)), plane_of(request))
 
 
 @router.patch("/services/{name}", status_code=202)
@@ -264,7 +287,8 @@ def update_service(name: str, body: Update, request: Request) -> dict[str, Any]:
     changes = body.model_dump(by_alias=True, exclude_none=True)
     if not changes:
         raise InvalidInputError("No parameters provided to update.")
-    current = ws.services.get(name)
+    _not_an_endpoint(body.deployment_config)
+    current = ws.services.get(_plain(name))
     metadata = _metadata(current.spec, {k: changes.pop(k) for k in METADATA if k in changes})
     if not changes:  # tags, properties, description: no roll-out
         return view(ws.services.update_metadata(name, metadata), plane)
@@ -297,7 +321,7 @@ def _metadata(spec: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
 @router.delete("/services/{name}", status_code=202)
 def delete_service(name: str, request: Request) -> dict[str, Any]:
     ws, plane = workspace_of(request), plane_of(request)
-    record = ws.services.mark_deleting(name)
+    record = ws.services.mark_deleting(_plain(name))
     plane.notify(name)
     return {"name": record.name, "state": record.state}
 
@@ -306,20 +330,20 @@ def delete_service(name: str, request: Request) -> dict[str, Any]:
 async def service_logs(
     name: str, request: Request, num_lines: Annotated[int, Query(ge=1, le=1_000_000)] = 5000
 ) -> dict[str, Any]:
-    await asyncio.to_thread(workspace_of(request).services.get, name)
+    await asyncio.to_thread(workspace_of(request).services.get, _plain(name))
     return {"name": name, "logs": await plane_of(request).logs(name, num_lines)}
 
 
 @router.get("/services/{name}/events")
 def scaling_events(name: str, request: Request) -> dict[str, Any]:
     ws = workspace_of(request)
-    ws.services.get(name)
+    ws.services.get(_plain(name))
     return {"name": name, "value": ws.events.list(name)}
 
 
 @router.get("/services/{name}/keys")
 def service_keys(name: str, request: Request) -> dict[str, Any]:
-    record = workspace_of(request).services.get(name)
+    record = workspace_of(request).services.get(_plain(name))
     return {"primaryKey": record.primary_key, "secondaryKey": record.secondary_key}
 
 
@@ -343,6 +367,6 @@ def regenerate_key(
     value = body.key_value or new_key()
     if len(value) < 8:
         raise InvalidInputError("a key must be at least 8 characters long")
-    record = ws.services.set_key(name, which.lower(), value)
+    record = ws.services.set_key(_plain(name), which.lower(), value)
     plane_of(request).notify(name)
     return {"primaryKey": record.primary_key, "secondaryKey": record.secondary_key}

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from modelport import __version__
 from modelport.control import (
     api_computes,
+    api_endpoints,
     api_environments,
     api_models,
     api_services,
@@ -48,6 +49,7 @@ def create_app(workspace: ServerWorkspace, plane: ControlPlane | None = None) ->
     app.include_router(api_models.router)
     app.include_router(api_environments.router)
     app.include_router(api_services.router)
+    app.include_router(api_endpoints.router)
     app.include_router(api_staging.router)
     app.include_router(api_computes.router)
 

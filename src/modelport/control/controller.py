@@ -27,6 +27,7 @@ from modelport.autoscale.policy import Decision, clamp
 from modelport.compute import plan
 from modelport.compute.target import ComputeTarget, Generation, ReplicaState, ReplicaStatus
 from modelport.errors import ModelportError, UnschedulableError
+from modelport.spec.endpoint import split_name
 from modelport.store.services import (
     DELETING,
     FAILED,
@@ -290,6 +291,14 @@ class ServiceController:
 
     async def _delete(self, record: ServiceRecord | None) -> None:
         self._stop_autoscaler()
+        version = split_name(self.name)
+        if version is not None and self.current is not None:
+            # An endpoint's version: out of the split first, then its requests finish.
+            await self.plane.endpoints.refresh(version[0])
+            the_plan = self.current.plan
+            await self.plane.until_idle(
+                self.name, (the_plan.max_wait_ms + the_plan.scoring_timeout_ms) / 1000
+            )
         self.plane.forget(self.name)
         await self.plane.publish()
         if self.current is not None:
@@ -300,6 +309,8 @@ class ServiceController:
         if record is not None:
             await asyncio.to_thread(self.plane.services.remove, self.name)
             await asyncio.to_thread(self.plane.workspace.events.forget, self.name)
+        if version is not None:  # a deleted endpoint goes with its last version
+            await self.plane.endpoints.refresh(version[0])
 
     async def shutdown(self) -> None:
         """The server is stopping: end local replicas quickly (they start again with it);

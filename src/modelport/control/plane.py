@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from modelport.compute.target import ClusterTarget, ComputeTarget, load_target
 from modelport.control.controller import ServiceController
+from modelport.control.endpoints import Endpoints
 from modelport.control.router_process import RouterProcess
 from modelport.control.targets import cluster_target
 from modelport.control.workspace import ServerWorkspace
@@ -19,6 +20,7 @@ from modelport.errors import ComputeTargetNotFoundError, ModelportError, ServerU
 from modelport.home import runtime_dir
 from modelport.spec.compute import LOCAL
 from modelport.store.computes import ComputeTargetRecord
+from modelport.store.endpoints import EndpointRecord
 
 log = logging.getLogger("modelport.control")
 
@@ -55,6 +57,7 @@ class ControlPlane:
         self._publish_task: asyncio.Task[None] | None = None
         self._publish_again = False
         self._stats: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self.endpoints = Endpoints(self)
 
     async def start(self) -> None:
         """Adopt (or start) the router, adopt each service's running replicas, then reconcile.
@@ -74,6 +77,7 @@ class ControlPlane:
         await self.router.start()
         for attached in await asyncio.to_thread(self.workspace.computes.list):
             await self.open_cluster(attached)
+        await self.endpoints.start()
         records = await asyncio.to_thread(self.services.list)
         for record in records:
             controller = self.controllers[record.name] = ServiceController(record.name, self)
@@ -84,6 +88,7 @@ class ControlPlane:
         await self.publish()
         for controller in list(self.controllers.values()):
             controller.start()
+        self.endpoints.after_start()
         known = {r.name for r in records}
         for target in self.targets.values():
             if isinstance(target, ClusterTarget):
@@ -105,6 +110,37 @@ class ControlPlane:
             controller = self.controllers[name] = ServiceController(name, self)
             controller.start()
         controller.wake.set()
+
+    def notify_endpoint(self, name: str) -> None:
+        """Endpoint ``name`` changed in the store (callable from any thread)."""
+        self.endpoints.notify(name)
+
+    def serving_versions(self, record: EndpointRecord) -> set[str]:
+        return self.endpoints.serving(record)
+
+    def promotion_view(self, name: str) -> dict[str, Any] | None:
+        return self.endpoints.promotion_view(name)
+
+    async def promote(self, name: str, settings: dict[str, Any]) -> None:
+        await self.endpoints.promote(name, settings)
+
+    async def cancel_promotion(self, name: str) -> None:
+        await self.endpoints.cancel(name)
+
+    async def endpoint_stats(self, record: EndpointRecord, window: float) -> dict[str, Any]:
+        return await self.endpoints.stats(record, window)
+
+    async def until_idle(self, name: str, timeout_s: float) -> None:
+        """Wait (to ``timeout_s``) until the router has no request of ``name`` in flight
+        or queued: a version leaving its endpoint is drained before it goes."""
+        assert self.loop is not None
+        deadline = self.loop.time() + timeout_s
+        while self.loop.time() < deadline:
+            stats = await self.service_stats(name)
+            if stats is None or stats["inFlight"] + stats["queued"] == 0:
+                return
+            await asyncio.sleep(0.05)
+        log.warning("service %s: requests still in flight after %.0f s", name, timeout_s)
 
     def forget(self, name: str) -> None:
         self.controllers.pop(name, None)
@@ -131,7 +167,8 @@ class ControlPlane:
                 local[name] = route
             else:
                 routed.setdefault(controller.target.name, {})[name] = route
-        await self.router.publish(local)
+        endpoints = self.endpoints.table(local)
+        await self.router.publish(local, endpoints)
         for target_name, routes in routed.items():
             target = self.targets.get(target_name)
             if isinstance(target, ClusterTarget):
@@ -207,6 +244,7 @@ class ControlPlane:
         return await target.logs(name, current.replicas if current else None, num_lines)
 
     async def stop(self) -> None:
+        await self.endpoints.stop()
         for task in list(self._background):
             task.cancel()
         for controller in list(self.controllers.values()):

@@ -13,6 +13,7 @@ from modelport.home import config_path
 from modelport.store.blobs import BlobStore
 from modelport.store.computes import ComputeTargetStore
 from modelport.store.database import Database
+from modelport.store.endpoints import EndpointStore
 from modelport.store.environments import EnvironmentRegistry
 from modelport.store.events import ScalingEvents
 from modelport.store.faults import os_fault
@@ -32,6 +33,7 @@ class ServerWorkspace:
     services: ServiceStore
     events: ScalingEvents
     computes: ComputeTargetStore
+    endpoints: EndpointStore
     admin_token: str
 
     @classmethod
@@ -50,6 +52,7 @@ class ServerWorkspace:
             ServiceStore(db),
             ScalingEvents(db),
             ComputeTargetStore(db),
+            EndpointStore(db),
             admin_token,
         )
 

@@ -167,14 +167,29 @@ class Model:
         deployment_target: str | ComputeTarget | None = None,
         overwrite: bool = False,
     ) -> Webservice:
-        """Deploy ``models`` as web service ``name``; returns at once (see wait_for_deployment)."""
+        """Deploy ``models`` as web service ``name``; returns at once (see wait_for_deployment).
+
+        With ``AksEndpoint.deploy_configuration(...)`` it makes an endpoint with that
+        version and returns the ``AksEndpoint``, as v1 does."""
+        from modelport.sdk.endpoint import deploy_endpoint
         from modelport.sdk.webservice import deploy_service
+        from modelport.spec.deployment import AksEndpointDeploymentConfiguration
 
         if inference_config is None:
             raise InvalidInputError("modelport needs an inference_config (entry script) to deploy")
         check_service_name(name)
         # v1's Model.deploy turns legacy parts (runtime, conda_file) into "<name>-env".
         converted = inference_config.for_service(name)
+        if isinstance(deployment_config, AksEndpointDeploymentConfiguration):
+            return deploy_endpoint(
+                workspace,
+                name,
+                models,
+                converted,
+                deployment_config,
+                deployment_target,
+                overwrite,
+            )
         service = deploy_service(
             workspace,
             name,

@@ -30,7 +30,6 @@ from modelport.sdk.workspace import Workspace
 from modelport.spec.compute import LOCAL
 from modelport.spec.deployment import (
     AciServiceDeploymentConfiguration,
-    AksEndpointDeploymentConfiguration,
     AksServiceDeploymentConfiguration,
     DeploymentConfiguration,
     LocalWebserviceDeploymentConfiguration,
@@ -66,7 +65,17 @@ class Webservice:
 
     def __new__(cls, workspace: Workspace, name: str, _data: dict[str, Any] | None = None) -> Any:
         def fetch() -> dict[str, Any]:
-            return _data or workspace.client.call("GET", _path(name))
+            if _data:
+                return _data
+            try:
+                data: dict[str, Any] = workspace.client.call("GET", _path(name))
+            except NotFoundError:
+                # v1's Webservice(ws, name) finds endpoints too (computeType AKSENDPOINT).
+                from modelport.sdk.endpoint import AksEndpoint
+
+                _CLASSES.setdefault("AKSENDPOINT", AksEndpoint)
+                data = workspace.client.call("GET", f"/api/v1/endpoints/{quote(name)}")
+            return data
 
         return new_by_type(cls, Webservice, fetch, _CLASSES, AksWebservice)
 
@@ -388,45 +397,6 @@ class AciWebservice(Webservice):
                         f"Error, unable to find SSL {what} pem file provided paths:\n{path}"
                     )
         return config
-
-
-class AksEndpoint:
-    @staticmethod
-    def deploy_configuration(
-        autoscale_enabled: bool | None = None,
-        autoscale_min_replicas: int | None = None,
-        autoscale_max_replicas: int | None = None,
-        autoscale_refresh_seconds: int | None = None,
-        autoscale_target_utilization: int | None = None,
-        collect_model_data: bool | None = None,
-        autoscale_scale_down_window_seconds: int | None = None,
-        auth_enabled: bool | None = None,
-        cpu_cores: float | None = None,
-        memory_gb: float | None = None,
-        enable_app_insights: bool | None = None,
-        scoring_timeout_ms: int | None = None,
-        replica_max_concurrent_requests: int | None = None,
-        max_request_wait_time: int | None = None,
-        num_replicas: int | None = None,
-        primary_key: str | None = None,
-        secondary_key: str | None = None,
-        tags: dict[str, str] | None = None,
-        properties: dict[str, str] | None = None,
-        description: str | None = None,
-        gpu_cores: int | None = None,
-        period_seconds: int | None = None,
-        initial_delay_seconds: int | None = None,
-        timeout_seconds: int | None = None,
-        success_threshold: int | None = None,
-        failure_threshold: int | None = None,
-        namespace: str | None = None,
-        token_auth_enabled: bool | None = None,
-        cpu_cores_limit: float | None = None,
-        memory_gb_limit: float | None = None,
-        version_name: str | None = None,
-        traffic_percentile: int | None = None,
-    ) -> AksEndpointDeploymentConfiguration:
-        return AksEndpointDeploymentConfiguration.create(_given(locals()))
 
 
 _METADATA = ("tags", "properties", "description")

@@ -6,14 +6,25 @@ gets its own percentage plus the rest (versions at 20 % and 40 % with the second
 default: it gets 80 %).  The first version is the default and the control; making one
 version the default (or the control) makes every other one not (a treatment).  Each
 change returns a new list of versions or raises a :class:`ConfigError` naming the values.
+
+Beyond v1, a version may be a **shadow**: it takes no live traffic, and a copy of
+``shadow_percentile`` % of the live requests is sent to it, its answers compared with the
+live ones and never returned (as AMLv2's mirror: a version is live or a shadow, never
+both).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from modelport.errors import ConfigError, ConflictError, NotFoundError
+from modelport.spec.deployment import (
+    AksEndpointDeploymentConfiguration,
+    AksServiceDeploymentConfiguration,
+    DeploymentConfiguration,
+)
 
 MAX_VERSIONS = 6
 CONTROL, TREATMENT = "Control", "Treatment"  # v1's VersionType values
@@ -28,15 +39,58 @@ class Version:
     traffic_percentile: int = 0
     is_default: bool = False
     version_type: str = TREATMENT
+    shadow_percentile: int = 0
 
     @property
     def is_control(self) -> bool:
         return self.version_type == CONTROL
 
+    def to_document(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "trafficPercentile": self.traffic_percentile,
+            "isDefault": self.is_default,
+            "versionType": self.version_type,
+            "shadowPercentile": self.shadow_percentile,
+        }
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> Version:
+        return cls(
+            str(doc["name"]),
+            int(doc.get("trafficPercentile", 0)),
+            bool(doc.get("isDefault", False)),
+            str(doc.get("versionType", TREATMENT)),
+            int(doc.get("shadowPercentile", 0)),
+        )
+
+
+SEPARATOR = "."  # in a version's service name; no service or endpoint name holds one
+
+
+def service_name(endpoint: str, version: str) -> str:
+    """The name of the service that deploys ``version`` of ``endpoint``."""
+    return f"{endpoint}{SEPARATOR}{version}"
+
+
+def split_name(service: str) -> tuple[str, str] | None:
+    """(endpoint, version) for a version's service name, None for a plain service."""
+    endpoint, dot, version = service.partition(SEPARATOR)
+    return (endpoint, version) if dot else None
+
 
 def check_percentile(value: int) -> int:
     if not 0 <= value <= 100:
         raise ConfigError(PERCENTILE_ERROR)
+    return value
+
+
+def check_shadow(value: int) -> int:
+    if not 0 <= value <= 100:
+        raise ConfigError(
+            f"Invalid configuration, shadow_percentile cannot be negative or greater than 100 "
+            f"(got {value})."
+        )
     return value
 
 
@@ -46,6 +100,7 @@ def add(
     traffic_percentile: int = 0,
     is_default: bool | None = None,
     is_control: bool | None = None,
+    shadow_percentile: int = 0,
 ) -> list[Version]:
     """``versions`` with ``name`` added; the first one is the default and the control."""
     if any(v.name == name for v in versions):
@@ -62,6 +117,7 @@ def add(
         check_percentile(traffic_percentile),
         is_default=first or bool(is_default),
         version_type=CONTROL if first or is_control else TREATMENT,
+        shadow_percentile=check_shadow(shadow_percentile),
     )
     return _settled([*versions, added], added)
 
@@ -72,6 +128,7 @@ def update(
     traffic_percentile: int | None = None,
     is_default: bool | None = None,
     is_control: bool | None = None,
+    shadow_percentile: int | None = None,
 ) -> list[Version]:
     """``name`` changed where a value is given (None: unchanged, as v1's update_version)."""
     current = find(versions, name)
@@ -92,6 +149,11 @@ def update(
         ),
         is_default=current.is_default or bool(is_default),
         version_type=CONTROL if current.is_control or is_control else TREATMENT,
+        shadow_percentile=(
+            current.shadow_percentile
+            if shadow_percentile is None
+            else check_shadow(shadow_percentile)
+        ),
     )
     return _settled([changed if v.name == name else v for v in versions], changed)
 
@@ -130,6 +192,14 @@ def _settled(versions: list[Version], changed: Version) -> list[Version]:
         versions = [
             v if v.name == changed.name else replace(v, version_type=TREATMENT) for v in versions
         ]
+    for v in versions:
+        if v.shadow_percentile and (v.traffic_percentile or v.is_default or v.is_control):
+            role = "the default" if v.is_default else "the control" if v.is_control else None
+            live = role or f"given {v.traffic_percentile}% of the live traffic"
+            raise ConfigError(
+                f"version {v.name!r} is {live} and cannot also be a shadow "
+                f"(shadow_percentile {v.shadow_percentile}): a version is live or a shadow"
+            )
     total = sum(v.traffic_percentile for v in versions)
     if total > 100:
         given = ", ".join(f"{v.name} {v.traffic_percentile}%" for v in versions)
@@ -145,3 +215,37 @@ def shares(versions: Sequence[Version]) -> dict[str, int]:
     gets 70 %)."""
     rest = 100 - sum(v.traffic_percentile for v in versions)
     return {v.name: v.traffic_percentile + (rest if v.is_default else 0) for v in versions}
+
+
+def live_shares(versions: Sequence[Version], serving: Collection[str]) -> dict[str, int]:
+    """:func:`shares` as the router deals them now: a version with nothing serving yet
+    (rolling out, or failed) gives its share to the default, so adding a version never
+    sends requests to replicas that are not there.  A default with nothing serving keeps
+    its share: its requests wait for it (the endpoint is starting)."""
+    dealt = shares(versions)
+    default = next((v.name for v in versions if v.is_default), None)
+    if default is None or default not in serving:
+        return dealt
+    for name in list(dealt):
+        if name != default and name not in serving and dealt[name]:
+            dealt[default] += dealt[name]
+            dealt[name] = 0
+    return dealt
+
+
+def version_config(
+    config: DeploymentConfiguration,
+) -> tuple[AksServiceDeploymentConfiguration, str | None, int | None]:
+    """A version's own deployment configuration, and the version name and percentage an
+    ``AksEndpoint.deploy_configuration`` carries (None where it gives none)."""
+    if isinstance(config, AksEndpointDeploymentConfiguration):
+        values = config.given()
+        name = values.pop("version_name", None)
+        percentile = values.pop("traffic_percentile", None)
+        return AksServiceDeploymentConfiguration.create(values), name, percentile
+    if type(config) is AksServiceDeploymentConfiguration:
+        return config, None, None
+    raise ConfigError(
+        f"an endpoint's version takes an AKSENDPOINT or AKS deployment configuration, "
+        f"not computeType {config.compute_type.upper()}"
+    )

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from modelport.spec.deployment import (
     AciServiceDeploymentConfiguration,
-    AksEndpointDeploymentConfiguration,
     AksServiceDeploymentConfiguration,
     DeploymentConfiguration,
 )
@@ -38,12 +37,6 @@ class Target:
 def refusals(config: DeploymentConfiguration) -> list[str]:
     """Settings whose v1 behaviour does not exist yet: a deploy with them is refused."""
     out = []
-    if isinstance(config, AksEndpointDeploymentConfiguration):
-        out.append(
-            "computeType AKSENDPOINT (versionName, trafficPercentile): endpoints with several "
-            "versions and a traffic split are not available in this release of modelport; "
-            "deploy each version as its own service (computeType AKS)"
-        )
     if isinstance(config, AciServiceDeploymentConfiguration) and config.ssl_enabled:
         out.append(
             "sslEnabled: TLS termination is not available in this release of modelport; "

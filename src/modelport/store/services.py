@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from modelport.errors import ConflictError, InvalidInputError, NotFoundError
 from modelport.store.database import Database, upsert
-from modelport.store.tables import ModelVersionRow, ServiceRow, as_utc, utcnow
+from modelport.store.tables import EndpointRow, ModelVersionRow, ServiceRow, as_utc, utcnow
 
 TRANSITIONING, HEALTHY, UNHEALTHY, FAILED, DELETING = (
     "Transitioning",
@@ -68,59 +68,16 @@ class ServiceStore:
     ) -> ServiceRecord:
         """A new service, or (with ``overwrite``) a new generation of an existing one."""
         with self.db.transaction() as session:
-            _hold_models(session, spec)
-            now = utcnow()
-            # Insert unless the name exists: of two concurrent creates, the second
-            # waits for the first and then finds its row (a conflict, not an error).
-            inserted = session.execute(
-                upsert(session, ServiceRow)
-                .values(
-                    name=name,
-                    generation=1,
-                    spec=spec,
-                    state=TRANSITIONING,
-                    error=None,
-                    primary_key=_checked_key("primary", keys[0] or new_key()),
-                    secondary_key=_checked_key("secondary", keys[1] or new_key()),
-                    created_time=now,
-                    updated_time=now,
-                )
-                .on_conflict_do_nothing(index_elements=[ServiceRow.name])
-                .returning(ServiceRow.name)
-            ).first()
-            row = self._row(session, name)
-            if inserted is not None:
-                return _record(row)
-            if not overwrite:
+            if session.get(EndpointRow, name) is not None:
                 raise ConflictError(
-                    f"a service named {name!r} already exists",
-                    hint="deploy with --overwrite to replace it",
+                    f"an endpoint named {name!r} already exists",
+                    hint="services and endpoints share one set of names",
                 )
-            if row.state == DELETING:
-                raise ConflictError(f"service {name!r} is being deleted; try again shortly")
-            row.primary_key = _checked_key("primary", keys[0] or row.primary_key)
-            row.secondary_key = _checked_key("secondary", keys[1] or row.secondary_key)
-            row.generation += 1
-            row.spec = spec
-            row.state = TRANSITIONING
-            row.error = None
-            row.updated_time = now
-            session.flush()
-            return _record(row)
+            return create_in(session, name, spec, keys, overwrite)
 
     def update_spec(self, name: str, changes: dict[str, Any]) -> ServiceRecord:
         with self.db.transaction() as session:
-            row = self._row(session, name)
-            if row.state == DELETING:
-                raise ConflictError(f"service {name!r} is being deleted")
-            row.spec = {**row.spec, **changes}
-            _hold_models(session, row.spec)
-            row.generation += 1
-            row.state = TRANSITIONING
-            row.error = None
-            row.updated_time = utcnow()
-            session.flush()
-            return _record(row)
+            return update_spec_in(session, name, changes)
 
     def update_metadata(self, name: str, changes: dict[str, Any]) -> ServiceRecord:
         """Tags, properties or description: no new generation, nothing to roll out."""
@@ -144,7 +101,7 @@ class ServiceStore:
                 row.updated_time = utcnow()
 
     def set_key(self, name: str, which: str, value: str) -> ServiceRecord:
-        _checked_key(which, value)
+        checked_key(which, value)
         with self.db.transaction() as session:
             row = self._row(session, name)
             setattr(row, f"{which}_key", value)
@@ -190,6 +147,70 @@ class ServiceStore:
         return row
 
 
+def create_in(
+    session: Session,
+    name: str,
+    spec: dict[str, Any],
+    keys: tuple[str | None, str | None],
+    overwrite: bool,
+) -> ServiceRecord:
+    """:meth:`ServiceStore.create` within ``session`` (an endpoint adds its versions so)."""
+    _hold_models(session, spec)
+    now = utcnow()
+    # Insert unless the name exists: of two concurrent creates, the second
+    # waits for the first and then finds its row (a conflict, not an error).
+    inserted = session.execute(
+        upsert(session, ServiceRow)
+        .values(
+            name=name,
+            generation=1,
+            spec=spec,
+            state=TRANSITIONING,
+            error=None,
+            primary_key=checked_key("primary", keys[0] or new_key()),
+            secondary_key=checked_key("secondary", keys[1] or new_key()),
+            created_time=now,
+            updated_time=now,
+        )
+        .on_conflict_do_nothing(index_elements=[ServiceRow.name])
+        .returning(ServiceRow.name)
+    ).first()
+    row = ServiceStore._row(session, name)
+    if inserted is not None:
+        return _record(row)
+    if not overwrite:
+        raise ConflictError(
+            f"a service named {name!r} already exists",
+            hint="deploy with --overwrite to replace it",
+        )
+    if row.state == DELETING:
+        raise ConflictError(f"service {name!r} is being deleted; try again shortly")
+    row.primary_key = checked_key("primary", keys[0] or row.primary_key)
+    row.secondary_key = checked_key("secondary", keys[1] or row.secondary_key)
+    row.generation += 1
+    row.spec = spec
+    row.state = TRANSITIONING
+    row.error = None
+    row.updated_time = now
+    session.flush()
+    return _record(row)
+
+
+def update_spec_in(session: Session, name: str, changes: dict[str, Any]) -> ServiceRecord:
+    """:meth:`ServiceStore.update_spec` within ``session``."""
+    row = ServiceStore._row(session, name)
+    if row.state == DELETING:
+        raise ConflictError(f"service {name!r} is being deleted")
+    row.spec = {**row.spec, **changes}
+    _hold_models(session, row.spec)
+    row.generation += 1
+    row.state = TRANSITIONING
+    row.error = None
+    row.updated_time = utcnow()
+    session.flush()
+    return _record(row)
+
+
 def services_using(session: Session, model_id: str) -> builtins.list[str]:
     """Names of the services whose spec names the model version ``name:version``."""
     rows = session.execute(select(ServiceRow.name, ServiceRow.spec).order_by(ServiceRow.name))
@@ -225,7 +246,7 @@ def _hold_models(session: Session, spec: dict[str, Any]) -> None:
             raise NotFoundError(f"model {model_id} not found in the workspace")
 
 
-def _checked_key(which: str, value: str) -> str:
+def checked_key(which: str, value: str) -> str:
     if not MIN_KEY_LENGTH <= len(value) <= MAX_KEY_LENGTH:
         raise InvalidInputError(
             f"the {which} key must be {MIN_KEY_LENGTH} to {MAX_KEY_LENGTH} characters long "

@@ -89,12 +89,20 @@ class SnapshotRow(Base):
     created_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+# A service's name, or an endpoint version's ``<endpoint>.<version>`` (32 + 1 + 32).
+SERVICE_NAME_LENGTH = 80
+
+
 class ServiceRow(Base):
-    """A service's desired state (spec, generation) and what the reconciler last saw."""
+    """A service's desired state (spec, generation) and what the reconciler last saw.
+
+    An endpoint's version is a service of its own, named ``<endpoint>.<version>`` (a dot
+    no service name may hold), with ``endpoint`` in its spec.
+    """
 
     __tablename__ = "services"
 
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(SERVICE_NAME_LENGTH), primary_key=True)
     generation: Mapped[int] = mapped_column(BigInteger)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(32))
@@ -111,7 +119,7 @@ class ScalingEventRow(Base):
     __tablename__ = "scaling_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    service: Mapped[str] = mapped_column(String(64), index=True)
+    service: Mapped[str] = mapped_column(String(SERVICE_NAME_LENGTH), index=True)
     time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     from_replicas: Mapped[int] = mapped_column(BigInteger)
     to_replicas: Mapped[int] = mapped_column(BigInteger)
@@ -140,3 +148,32 @@ class ComputeTargetRow(Base):
     provisioning_errors: Mapped[str | None] = mapped_column(Text)
     created_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class EndpointRow(Base):
+    """An endpoint: its settings, keys and versions (v1's rules, see ``spec/endpoint.py``);
+    each version's deployment is a service row of its own."""
+
+    __tablename__ = "endpoints"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    versions: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(32))
+    primary_key: Mapped[str] = mapped_column(String(255))
+    secondary_key: Mapped[str] = mapped_column(String(255))
+    created_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class EndpointEventRow(Base):
+    """What happened to an endpoint's traffic: a promotion's steps, a roll-back and why."""
+
+    __tablename__ = "endpoint_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(64), index=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
