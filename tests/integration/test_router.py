@@ -502,3 +502,45 @@ def test_an_endpoint_splits_exactly_and_a_pinned_version_is_served(tmp_path: Pat
             await proc.stop()
 
     asyncio.run(go())
+
+
+def test_a_hidden_route_is_reached_only_through_its_endpoint(tmp_path: Path) -> None:
+    """A version's own route answers 404 as an unknown service would; through its
+    endpoint it serves, on either of two workers (the one without the slot forwards
+    to the one holding it, by the hidden route's name)."""
+
+    async def go() -> None:
+        async with router(tmp_path, 1, workers=2, maxWaitMs=20000) as (proc, fakes, _url):
+            hidden = {
+                "auth": False,
+                "replicas": [["127.0.0.1", fakes[0].port]],
+                "maxWaitMs": 20000,
+                "hidden": True,
+            }
+            versions = [{"name": "blue", "share": 100, "route": "ep.blue"}]
+            await proc.publish({"ep.blue": hidden}, {"ep": {"versions": versions}})
+            base = f"{proc.url}/api/v1/service"
+            limits = httpx.Limits(max_keepalive_connections=0)  # a connection per request
+            async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+                direct = await client.post(f"{base}/ep.blue/score", json={"id": "x"})
+                unknown = await client.post(f"{base}/nothing/score", json={"id": "x"})
+                swagger = await client.get(f"{base}/ep.blue/swagger.json")
+                calls = [client.post(f"{base}/ep/score", json={"id": str(i)}) for i in range(30)]
+                answers = await asyncio.gather(*calls)
+            texts = [await metrics(u) for u in proc.admin_urls]
+        assert direct.status_code == unknown.status_code == swagger.status_code == 404
+        assert direct.json() == {
+            "error": {"code": "not_found", "message": "service 'ep.blue' not found"}
+        }
+        assert unknown.json()["error"]["message"] == "service 'nothing' not found"
+        assert [r.status_code for r in answers] == [200] * 30
+        assert fakes[0].seen.count("x") == 0 and len(fakes[0].seen) == 30
+        forwarded = [
+            int(x.rsplit(" ", 1)[1])
+            for t in texts
+            for x in t.splitlines()
+            if x.startswith('modelport_router_forwarded_total{service="ep.blue"}')
+        ]
+        assert sum(forwarded) > 0  # the worker without the slot forwarded some
+
+    asyncio.run(go())

@@ -238,7 +238,7 @@ class RouterProcess:
         self, services: dict[str, Any], endpoints: dict[str, Any] | None = None
     ) -> None:
         """``endpoints``: name -> {"versions": [{"name", "share", "route"}]}, each version's
-        route one of ``services``."""
+        route one of ``services`` (``"hidden": true`` there: reached only through it)."""
         self.table = {
             "revision": self.table["revision"] + 1,
             "services": services,

@@ -87,7 +87,7 @@ class Proxy:
         if not path.startswith(PREFIX):
             return error(404, "not_found", f"no route {path}")
         name, _, action = path[len(PREFIX) :].partition("/")
-        route = self.table.routes.get(name)
+        route = self.table.public.get(name)
         if route is None:
             endpoint = self.table.endpoints.get(name)
             if endpoint is not None:

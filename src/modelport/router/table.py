@@ -78,6 +78,7 @@ class Route:
     forward: tuple[str, int] | None = None  # a sibling worker that holds the slots
     starting: bool = False  # no replica was ready yet: a queue timeout says so
     backend: str | None = None  # which generation's replicas (on a cluster), echoed in stats
+    hidden: bool = False  # an endpoint's version: reached only through its endpoint
 
     def authorised(self, header: bytes | None) -> bool:
         """Constant-time check of ``Bearer <key>`` against the key digests."""
@@ -194,6 +195,11 @@ class RouteTable:
     revision: int = 0
     routes: dict[str, Route] = field(default_factory=dict)
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    # What clients may name: every route but the hidden ones, sorted out once per table.
+    public: dict[str, Route] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.public = {name: r for name, r in self.routes.items() if not r.hidden}
 
 
 @dataclass(eq=False)
@@ -248,5 +254,6 @@ def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
             forward=(svc["forwardTo"][0], int(svc["forwardTo"][1])) if "forwardTo" in svc else None,
             starting=bool(svc.get("starting", False)),
             backend=svc.get("backend"),
+            hidden=bool(svc.get("hidden", False)),
         )
     return RouteTable(int(doc.get("revision", 0)), routes, build_endpoints(doc, previous))
