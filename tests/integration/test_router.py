@@ -18,6 +18,7 @@ import httpx
 
 from modelport.control.router_process import RouterProcess
 from modelport.httpserver import HttpProtocol, Request, Response, ServerState
+from modelport.router.split import buckets, sticky
 from tests.conftest import alive, child_pids
 
 TOKEN = "r" * 40
@@ -542,5 +543,71 @@ def test_a_hidden_route_is_reached_only_through_its_endpoint(tmp_path: Path) -> 
             if x.startswith('modelport_router_forwarded_total{service="ep.blue"}')
         ]
         assert sum(forwarded) > 0  # the worker without the slot forwarded some
+
+    asyncio.run(go())
+
+
+def test_sticky_keys_keep_their_version_and_a_change_of_shares_moves_only_what_it_must(
+    tmp_path: Path,
+) -> None:
+    """90/10 with a sticky header: 200 requests from 50 keys, each key always on one
+    version; at 80/20 the keys of the growing version stay and about a tenth of the
+    keys move, all from the shrinking version to the growing one.  A cookie does the
+    same for an endpoint that names one; a request without its key gets the split."""
+
+    async def go() -> None:
+        a, b = FakeReplica(), FakeReplica()
+        await a.start()
+        await b.start()
+        proc = RouterProcess(tmp_path, "127.0.0.1", 0, TOKEN)
+        await proc.start()
+
+        def entry(fake: FakeReplica) -> dict[str, Any]:
+            return {"auth": False, "replicas": [["127.0.0.1", fake.port]], "hidden": True}
+
+        async def publish(shares: tuple[int, int]) -> None:
+            versions = [
+                {"name": "a", "share": shares[0], "route": "ep.a"},
+                {"name": "b", "share": shares[1], "route": "ep.b"},
+            ]
+            endpoints = {
+                "ep": {"versions": versions, "sticky": {"header": "X-User"}},
+                "ck": {"versions": versions, "sticky": {"cookie": "session"}},
+            }
+            await proc.publish({"ep.a": entry(a), "ep.b": entry(b)}, endpoints)
+
+        async def versions(name: str, keys: list[str], cookie: bool = False) -> dict[str, str]:
+            url = f"{proc.url}/api/v1/service/{name}/score"
+            seen: dict[str, str] = {}
+            for key in keys:
+                headers = {"cookie": f"lang=en; session={key}"} if cookie else {"x-user": key}
+                answer = await client.post(url, json={"id": key}, headers=headers)
+                version = answer.headers["azureml-model-deployment"]
+                assert seen.setdefault(key, version) == version, key  # always the same
+            return seen
+
+        keys = [f"user-{i}" for i in range(50)]
+        try:
+            async with httpx.AsyncClient(timeout=30) as client:
+                await publish((90, 10))
+                before = await versions("ep", keys * 4)
+                expected = buckets([("a", 90), ("b", 10)])
+                assert before == {k: sticky(k.encode(), expected) for k in keys}
+                assert 0 < list(before.values()).count("b") < 15
+                assert await versions("ck", keys, cookie=True) == before
+                split = f"{proc.url}/api/v1/service/ep/score"
+                keyless = [(await client.post(split, json={})).headers for _ in range(10)]
+                assert [h["azureml-model-deployment"] for h in keyless].count("b") == 1
+                await publish((80, 20))
+                after = await versions("ep", keys * 2)
+                moved = [k for k in keys if after[k] != before[k]]
+                assert all(before[k] == "a" and after[k] == "b" for k in moved)
+                assert 1 <= len(moved) <= 10  # about a tenth of the 50 keys
+                grown = buckets([("a", 80), ("b", 20)], expected)
+                assert after == {k: sticky(k.encode(), grown) for k in keys}
+        finally:
+            await a.stop()
+            await b.stop()
+            await proc.stop()
 
     asyncio.run(go())

@@ -12,9 +12,9 @@ from dataclasses import replace
 from typing import Any
 
 from modelport.httpserver import Request, Response
+from modelport.router.endpoint import Endpoint, pick
 from modelport.router.table import (
     Backend,
-    Endpoint,
     QueueFull,
     Route,
     RouteTable,
@@ -98,10 +98,15 @@ class Proxy:
         return await self._act(route, action, request, path)
 
     async def _version(self, endpoint: Endpoint, action: str, request: Request) -> Response:
-        """An endpoint's request: the version the client pins, else the split's; the
-        answer names the version that served it."""
+        """An endpoint's request: the version the client pins, else its sticky key's or
+        the split's; the answer names the version that served it."""
         pinned = next((v for k, v in request.headers if k == VERSION_HEADER), None)
-        version = pinned.decode("latin-1").strip() if pinned else endpoint.split.pick()
+        if pinned:
+            version = pinned.decode("latin-1").strip()
+        elif endpoint.plain:
+            version = endpoint.split.pick()
+        else:
+            version = pick(endpoint, request.headers)
         route_name = endpoint.routes.get(version)
         if route_name is None:
             known = ", ".join(endpoint.routes)

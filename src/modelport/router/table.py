@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelport.router.split import Split
+from modelport.router.endpoint import Endpoint, build_endpoints
 from modelport.router.stats import LaneStats
 
 
@@ -202,30 +202,6 @@ class RouteTable:
         self.public = {name: r for name, r in self.routes.items() if not r.hidden}
 
 
-@dataclass(eq=False)
-class Endpoint:
-    """Versions behind one name: each a route of its own (its replicas, lane, caps and
-    timeouts), chosen by the split unless the client pins one."""
-
-    name: str
-    routes: dict[str, str]  # version -> the name of its route
-    weights: tuple[tuple[str, int], ...]
-    split: Split
-
-
-def build_endpoints(doc: dict[str, Any], previous: RouteTable) -> dict[str, Endpoint]:
-    """Endpoints whose shares did not change keep their split's place in its cycle."""
-    endpoints = {}
-    for name, entry in doc.get("endpoints", {}).items():
-        versions = entry["versions"]
-        weights = tuple((str(v["name"]), int(v["share"])) for v in versions)
-        old = previous.endpoints.get(name)
-        split = old.split if old is not None and old.weights == weights else Split(weights)
-        routes = {str(v["name"]): str(v["route"]) for v in versions}
-        endpoints[name] = Endpoint(name, routes, weights, split)
-    return endpoints
-
-
 def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
     """Parse a pushed table; replicas and lanes that stay keep their state."""
     known = {(b.host, b.port): b for r in previous.routes.values() for b in r.backends}
@@ -256,4 +232,4 @@ def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
             backend=svc.get("backend"),
             hidden=bool(svc.get("hidden", False)),
         )
-    return RouteTable(int(doc.get("revision", 0)), routes, build_endpoints(doc, previous))
+    return RouteTable(int(doc.get("revision", 0)), routes, build_endpoints(doc, previous.endpoints))
