@@ -202,6 +202,8 @@ def test_a_full_queue_refuses_at_once(tmp_path: Path) -> None:
                 fakes[0].release.set()
                 assert [r.status_code for r in await asyncio.gather(held, *waiting)] == [200] * 3
                 assert fakes[0].seen == ["a", "b", "c"]  # first come, first served
+                stats = await proc.stats()
+                assert stats is not None and stats["services"]["svc"]["queueFull"] == 1
 
     asyncio.run(go())
 
@@ -294,15 +296,20 @@ def test_an_unreachable_replica_is_retried_on_another(tmp_path: Path) -> None:
 
 
 def test_metrics_are_prometheus_text_on_the_admin_port(tmp_path: Path) -> None:
-    async def go() -> str:
+    async def go() -> tuple[str, dict[str, Any] | None]:
         async with router(tmp_path, 1) as (proc, _fakes, url):
             async with httpx.AsyncClient(timeout=30) as client:
                 for _ in range(3):
                     await client.post(url, json={"id": "x"})
                 await client.put(url)  # 405
-            return await metrics(proc.admin_url)
+            return await metrics(proc.admin_url), await proc.stats()
 
-    text = asyncio.run(go())
+    text, stats = asyncio.run(go())
+    assert stats is not None
+    svc = stats["services"]["svc"]
+    assert svc["requests"] == {"2xx": 3, "3xx": 0, "4xx": 1, "5xx": 0}
+    assert sum(svc["latencyCounts"]) == 4 and (svc["queueFull"], svc["queueTimeouts"]) == (0, 0)
+    assert stats["latencyBounds"][0] == 0.001 and stats["latencyBounds"][-1] == 60.0
     assert 'modelport_router_requests_total{service="svc",code="2xx"} 3' in text
     assert 'modelport_router_requests_total{service="svc",code="4xx"} 1' in text
     assert 'modelport_router_request_duration_seconds_count{service="svc"} 4' in text
@@ -529,6 +536,7 @@ def test_a_hidden_route_is_reached_only_through_its_endpoint(tmp_path: Path) -> 
                 calls = [client.post(f"{base}/ep/score", json={"id": str(i)}) for i in range(30)]
                 answers = await asyncio.gather(*calls)
             texts = [await metrics(u) for u in proc.admin_urls]
+            stats = await proc.stats()
         assert direct.status_code == unknown.status_code == swagger.status_code == 404
         assert direct.json() == {
             "error": {"code": "not_found", "message": "service 'ep.blue' not found"}
@@ -543,6 +551,12 @@ def test_a_hidden_route_is_reached_only_through_its_endpoint(tmp_path: Path) -> 
             if x.startswith('modelport_router_forwarded_total{service="ep.blue"}')
         ]
         assert sum(forwarded) > 0  # the worker without the slot forwarded some
+        # Both workers' counters, added up: each request counted once, where it was served.
+        assert stats is not None
+        version = stats["services"]["ep.blue"]
+        assert version["requests"] == {"2xx": 30, "3xx": 0, "4xx": 0, "5xx": 0}
+        assert len(version["latencyCounts"]) == len(stats["latencyBounds"]) + 1
+        assert sum(version["latencyCounts"]) == 30 and version["latencySum"] > 0
 
     asyncio.run(go())
 

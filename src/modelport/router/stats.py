@@ -56,21 +56,34 @@ class LaneStats:
 
 
 def snapshot(table: RouteTable) -> dict[str, Any]:
-    """What the autoscaler reads: per service, ready/busy replicas, busy time, queue."""
+    """What the control plane reads: per service, ready/busy replicas, busy time and
+    queue for the autoscaler; answers by status class and their latencies (counts per
+    bucket of ``latencyBounds``, the last past them) to compare an endpoint's versions."""
     now = time.monotonic()
     services = {}
     for name, route in table.routes.items():
         busy = [b for b in route.backends if b.in_flight > 0]
         ongoing = sum(now - b.busy_since for b in busy)
+        stats = route.lane.stats
         services[name] = {
             "ready": len(route.backends),
             "busy": len(busy),
-            "busySecondsTotal": route.lane.stats.busy_seconds + ongoing,
+            "busySecondsTotal": stats.busy_seconds + ongoing,
             "queued": len(route.lane.waiters),
             "inFlight": sum(b.in_flight for b in route.backends),
             "backend": route.backend,
+            "requests": dict(stats.requests),
+            "latencyCounts": list(stats.latency.counts),
+            "latencySum": stats.latency.total,
+            "queueFull": stats.queue_full,
+            "queueTimeouts": stats.queue_timeouts,
         }
-    return {"revision": table.revision, "time": now, "services": services}
+    return {
+        "revision": table.revision,
+        "time": now,
+        "latencyBounds": list(BUCKETS),
+        "services": services,
+    }
 
 
 _HELP = {
