@@ -25,9 +25,20 @@ TOKEN = "r" * 40
 
 
 class FakeReplica:
-    """Answers /score after the body's instruction; counts concurrency and arrivals."""
+    """Answers /score after the body's instruction; counts concurrency and arrivals.
 
-    def __init__(self) -> None:
+    ``status``, ``extra`` (added to the answer), ``delay`` and ``held`` (every request
+    waits for ``release``) make a version that fails, differs, is slow or stuck.
+    """
+
+    def __init__(
+        self,
+        status: int = 200,
+        extra: dict[str, Any] | None = None,
+        delay: float = 0.0,
+        held: bool = False,
+    ) -> None:
+        self.status, self.extra, self.delay, self.held = status, extra or {}, delay, held
         self.in_flight = 0
         self.peak = 0
         self.seen: list[str] = []
@@ -47,9 +58,9 @@ class FakeReplica:
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
         try:
-            if body.get("sleep"):
-                await asyncio.sleep(body["sleep"])
-            if body.get("hold"):
+            if body.get("sleep") or self.delay:
+                await asyncio.sleep(body.get("sleep") or self.delay)
+            if body.get("hold") or self.held:
                 await self.release.wait()
             if body.get("drop"):
                 for conn in list(self.state.connections):
@@ -58,8 +69,8 @@ class FakeReplica:
         finally:
             self.in_flight -= 1
         return Response(
-            200,
-            json.dumps({"id": body.get("id")}).encode(),
+            self.status,
+            json.dumps({"id": body.get("id"), **self.extra}).encode(),
             [(b"content-type", b"application/json")],
         )
 
@@ -623,5 +634,173 @@ def test_sticky_keys_keep_their_version_and_a_change_of_shares_moves_only_what_i
             await a.stop()
             await b.stop()
             await proc.stop()
+
+    asyncio.run(go())
+
+
+def hidden_route(fake: FakeReplica, **settings: Any) -> dict[str, Any]:
+    return {"auth": False, "replicas": [["127.0.0.1", fake.port]], "hidden": True, **settings}
+
+
+async def until_stats(
+    proc: RouterProcess, condition: Any, timeout_s: float = 20.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stats = await proc.stats()
+        if stats is not None and condition(stats):
+            return stats
+        assert time.monotonic() < deadline, f"condition not met in time: {stats}"
+        await asyncio.sleep(0.02)
+
+
+def test_shadows_get_half_the_live_requests_and_are_compared_without_touching_them(
+    tmp_path: Path,
+) -> None:
+    """A live version and four shadows at 50 %: one answering 500, one taking 2 s, one
+    agreeing (its numbers within the tolerance), one disagreeing.  Each of 40 clients
+    gets the live answer at once; each shadow gets exactly 20 copies (every second
+    request), counted by outcome in the stats, the Prometheus text and the shadow
+    route's own lane; requests pinning a version are not copied."""
+
+    async def go() -> None:
+        live = FakeReplica(extra={"score": 0.5})
+        fakes = {
+            "fail": FakeReplica(status=500),
+            "slow": FakeReplica(extra={"score": 0.5}, delay=2.0),
+            "same": FakeReplica(extra={"score": 0.5 + 1e-9}),
+            "odd": FakeReplica(extra={"score": 0.6}),
+        }
+        for fake in (live, *fakes.values()):
+            await fake.start()
+        proc = RouterProcess(tmp_path, "127.0.0.1", 0, TOKEN)
+        await proc.start()
+        services = {"ep.blue": hidden_route(live)}
+        services |= {f"ep.{n}": hidden_route(f, maxConcurrent=32) for n, f in fakes.items()}
+        endpoint = {
+            "versions": [{"name": "blue", "share": 100, "route": "ep.blue"}],
+            "shadows": [{"name": n, "route": f"ep.{n}", "percent": 50} for n in fakes],
+        }
+        await proc.publish(services, {"ep": endpoint})
+        url = f"{proc.url}/api/v1/service/ep/score"
+        try:
+            async with httpx.AsyncClient(timeout=30) as client:
+                answers, waits = [], []
+                for i in range(40):
+                    started = time.monotonic()
+                    answers.append(await client.post(url, json={"id": str(i)}))
+                    waits.append(time.monotonic() - started)
+                pin = {"azureml-model-deployment": "blue"}
+                pinned = [await client.post(url, json={"id": "p"}, headers=pin) for _ in range(4)]
+            assert [(r.status_code, r.json()) for r in answers] == [
+                (200, {"id": str(i), "score": 0.5}) for i in range(40)
+            ]
+            assert {r.headers["azureml-model-deployment"] for r in answers} == {"blue"}
+            assert max(waits) < 1.0  # never held up by the slow shadow's 2 s
+            assert [r.status_code for r in pinned] == [200] * 4 and len(live.seen) == 44
+
+            def settled(stats: dict[str, Any]) -> bool:
+                shadows = stats["endpoints"]["ep"]["shadows"].values()
+                return all(s["compared"] + s["shadowErrors"] == 20 for s in shadows)
+
+            stats = await until_stats(proc, settled)
+            text = await metrics(proc.admin_url)
+        finally:
+            for fake in (live, *fakes.values()):
+                await fake.stop()
+            await proc.stop()
+        shadows = stats["endpoints"]["ep"]["shadows"]
+        counts = {
+            name: (s["mirrored"], s["dropped"], s["compared"], s["agreed"], s["shadowErrors"])
+            for name, s in shadows.items()
+        }
+        assert counts == {
+            "fail": (20, 0, 0, 0, 20),
+            "slow": (20, 0, 20, 20, 0),
+            "same": (20, 0, 20, 20, 0),
+            "odd": (20, 0, 20, 0, 0),
+        }
+        slow = shadows["slow"]
+        assert slow["shadowSeconds"] - slow["liveSeconds"] > 20 * 1.9
+        odd = shadows["odd"]
+        assert 0 < odd["shadowSeconds"] < 20 and 0 < odd["liveSeconds"] < 20
+        # Every second live request, and none of the pinned ones.
+        assert sorted(fakes["same"].seen, key=int) == [str(i) for i in range(1, 40, 2)]
+        assert stats["services"]["ep.fail"]["requests"]["5xx"] == 20  # its own lane's count
+        assert stats["services"]["ep.blue"]["requests"]["2xx"] == 44
+        metric = "modelport_router_shadow_requests_total"
+        assert f'{metric}{{endpoint="ep",version="odd",outcome="disagreed"}} 20' in text
+        assert f'{metric}{{endpoint="ep",version="fail",outcome="error"}} 20' in text
+        assert f'{metric}{{endpoint="ep",version="same",outcome="agreed"}} 20' in text
+        assert "# TYPE modelport_router_shadow_latency_difference_seconds gauge" in text
+
+    asyncio.run(go())
+
+
+def test_a_stuck_shadow_keeps_its_own_queue_and_copies_beyond_the_bound_are_dropped(
+    tmp_path: Path,
+) -> None:
+    """A shadow whose one slot is stuck: the first copy takes it, the second waits in
+    the shadow's queue (of one), the next two find it full.  With the bound lowered to
+    two copies in flight, the copies due next are dropped.  Clients are answered at
+    once throughout; the counters survive the table update; released, the two copies
+    in flight are compared."""
+
+    async def go() -> None:
+        live, stuck = FakeReplica(), FakeReplica(held=True)
+        await live.start()
+        await stuck.start()
+        proc = RouterProcess(tmp_path, "127.0.0.1", 0, TOKEN)
+        await proc.start()
+        services = {
+            "ep.blue": hidden_route(live),
+            "ep.stuck": hidden_route(stuck, maxQueue=1, maxWaitMs=30000),
+        }
+
+        async def publish(bound: int) -> None:
+            endpoint = {
+                "versions": [{"name": "blue", "share": 100, "route": "ep.blue"}],
+                "shadows": [{"name": "stuck", "route": "ep.stuck", "percent": 100}],
+                "maxMirroredInFlight": bound,
+            }
+            await proc.publish(services, {"ep": endpoint})
+
+        def shadow(stats: dict[str, Any]) -> dict[str, Any]:
+            return dict(stats["endpoints"]["ep"]["shadows"]["stuck"])
+
+        url = f"{proc.url}/api/v1/service/ep/score"
+        try:
+            async with httpx.AsyncClient(timeout=30) as client:
+
+                async def answered_at_once(count: int) -> None:
+                    for i in range(count):
+                        started = time.monotonic()
+                        answer = await client.post(url, json={"id": str(i)})
+                        assert answer.status_code == 200 and time.monotonic() - started < 1.0
+
+                await publish(64)
+                await answered_at_once(4)
+                stats = await until_stats(proc, lambda s: shadow(s)["shadowErrors"] == 2)
+                await until(lambda: stuck.in_flight == 1)
+                assert stats["services"]["ep.stuck"]["queueFull"] == 2
+                assert stats["services"]["ep.stuck"]["queued"] == 1
+                await publish(2)
+                await answered_at_once(3)
+                stats = await until_stats(proc, lambda s: shadow(s)["dropped"] == 3)
+                assert shadow(stats)["mirrored"] == 4  # kept across the update
+                stuck.release.set()
+                stats = await until_stats(proc, lambda s: shadow(s)["compared"] == 2)
+        finally:
+            await live.stop()
+            await stuck.stop()
+            await proc.stop()
+        counters = shadow(stats)
+        assert {k: counters[k] for k in ("mirrored", "dropped", "agreed", "shadowErrors")} == {
+            "mirrored": 4,
+            "dropped": 3,
+            "agreed": 2,
+            "shadowErrors": 2,
+        }
+        assert len(live.seen) == 7 and stuck.peak == 1  # the shadow's cap held
 
     asyncio.run(go())

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from modelport.compute.shares import merge_stats
 from modelport.router.shadow import (
     InFlight,
     Shadow,
@@ -17,6 +18,8 @@ from modelport.router.shadow import (
     same,
     settle,
 )
+from modelport.router.stats import render, snapshot
+from modelport.router.table import RouteTable, build_table
 
 TOL = 1e-6
 
@@ -107,3 +110,83 @@ def test_each_copy_ends_compared_or_a_shadow_error_and_times_add_up() -> None:
     }
     with pytest.raises(ValueError, match="0 to 100"):
         per_million(101)
+
+
+def _doc(percent: float = 50, **entry: object) -> dict[str, object]:
+    routes = {"ep.a": {"replicas": [], "hidden": True}, "ep.s": {"replicas": [], "hidden": True}}
+    endpoint = {
+        "versions": [{"name": "a", "share": 100, "route": "ep.a"}],
+        "shadows": [{"name": "s", "route": "ep.s", "percent": percent}],
+        **entry,
+    }
+    return {"revision": 1, "services": routes, "endpoints": {"ep": endpoint}}
+
+
+def test_table_updates_keep_a_shadows_counters_and_the_copies_in_flight() -> None:
+    first = build_table(_doc(), RouteTable())
+    ep = first.endpoints["ep"]
+    assert not ep.plain and ep.tolerance == 1e-6 and ep.max_in_flight == 64
+    assert due(ep.shadows, ep.in_flight, ep.max_in_flight) == []  # half a copy owed
+    assert due(ep.shadows, ep.in_flight, ep.max_in_flight) == list(ep.shadows)
+    second = build_table(_doc(20, tolerance=0.01, maxMirroredInFlight=2), first).endpoints["ep"]
+    assert second.shadows[0].counters is ep.shadows[0].counters
+    assert second.in_flight is ep.in_flight and second.in_flight.count == 1
+    assert (second.shadows[0].per_million, second.tolerance, second.max_in_flight) == (
+        200_000,
+        0.01,
+        2,
+    )
+    assert set(first.public) == set() and set(first.routes) == {"ep.a", "ep.s"}
+    gone = build_table(_doc(shadows=[]), first).endpoints["ep"]
+    assert gone.plain and gone.shadows == ()
+
+
+@pytest.mark.parametrize(
+    ("shadows", "message"),
+    [
+        ([{"name": "a", "route": "ep.s", "percent": 5}], "already a version"),
+        ([{"name": "s", "route": "ep.s", "percent": 5}] * 2, "already a version"),
+        ([{"name": "s", "route": "ep.s", "percent": -1}], "0 to 100"),
+        ([{"name": "s", "route": "ep.a", "percent": 5}], "a live version's route"),
+    ],
+)
+def test_a_shadow_that_is_also_a_version_or_out_of_range_is_refused(
+    shadows: list[dict[str, object]], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_table(_doc(shadows=shadows), RouteTable())
+
+
+def test_shadow_counters_are_in_the_stats_and_add_up_across_workers() -> None:
+    table = build_table(_doc(100), RouteTable())
+    ep = table.endpoints["ep"]
+    for answer in (_ok(1), _ok(2), None):
+        (shadow,) = due(ep.shadows, ep.in_flight, ep.max_in_flight)
+        settle(shadow.counters, _ok(1), answer, (0.25, 1.0), TOL)
+    ep.shadows[0].counters.dropped = 1
+    snap = snapshot(table)
+    assert snap["endpoints"] == {
+        "ep": {
+            "shadows": {
+                "s": {
+                    "mirrored": 3,
+                    "dropped": 1,
+                    "compared": 2,
+                    "agreed": 1,
+                    "shadowErrors": 1,
+                    "liveSeconds": 0.5,
+                    "shadowSeconds": 2.0,
+                }
+            }
+        }
+    }
+    merged = merge_stats([snap, snapshot(table)])["endpoints"]["ep"]["shadows"]["s"]
+    assert (merged["mirrored"], merged["shadowSeconds"]) == (6, 4.0)
+    text = render(table)
+    for outcome, count in (("agreed", 1), ("disagreed", 1), ("error", 1), ("dropped", 1)):
+        line = f'{{endpoint="ep",version="s",outcome="{outcome}"}} {count}'
+        assert f"modelport_router_shadow_requests_total{line}" in text
+    assert (
+        'modelport_router_shadow_latency_difference_seconds{endpoint="ep",version="s"} 1.5' in text
+    )
+    assert "# HELP modelport_router_shadow_requests_total" in text

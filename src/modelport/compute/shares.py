@@ -12,6 +12,7 @@ one more hop, and the cap still holds.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from typing import Any
@@ -92,6 +93,9 @@ def merge_stats(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
     bounds = next((s["latencyBounds"] for s in snapshots if "latencyBounds" in s), None)
     if bounds is not None:
         merged["latencyBounds"] = bounds
+    endpoints = [s["endpoints"] for s in snapshots if "endpoints" in s]
+    if endpoints:  # shadow counters, per endpoint and shadow version
+        merged["endpoints"] = functools.reduce(add, endpoints)
     return merged
 
 

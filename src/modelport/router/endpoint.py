@@ -2,17 +2,27 @@
 
 A version the client pins (the ``azureml-model-deployment`` header) wins; else a
 sticky key (a header or a cookie the endpoint names) keeps its client on one version
-through the bucket table; else the split deals the request.  Across route table
-updates an endpoint keeps its split's place while the shares hold, and its bucket
-table, from which new shares are dealt so that only the keys that must move do.
+through the bucket table; else the split deals the request.  Shadow versions take no
+live traffic: they get copies of some of it (``shadow.py``).  Across route table
+updates an endpoint keeps its split's place while the shares hold, its bucket table,
+from which new shares are dealt so that only the keys that must move do, and its
+shadows' counters and copies in flight.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from modelport.router.shadow import (
+    MAX_IN_FLIGHT,
+    TOLERANCE,
+    InFlight,
+    Shadow,
+    ShadowCounters,
+    per_million,
+)
 from modelport.router.split import Split, buckets, sticky
 
 
@@ -28,7 +38,11 @@ class Endpoint:
     buckets: Sequence[str]  # each sticky bucket's version (see split.buckets)
     sticky_header: bytes | None = None  # lower-cased, as request headers arrive
     sticky_cookie: bytes | None = None
-    plain: bool = True  # the split alone decides: the proxy's cheapest path
+    shadows: tuple[Shadow, ...] = ()
+    tolerance: float = TOLERANCE  # how far a shadow's numbers may be from the live ones
+    max_in_flight: int = MAX_IN_FLIGHT  # copies to shadows not yet answered
+    in_flight: InFlight = field(default_factory=InFlight)
+    plain: bool = True  # no sticky key, no shadows: the proxy's cheapest path
 
 
 def pick(endpoint: Endpoint, headers: list[tuple[bytes, bytes]]) -> str:
@@ -73,17 +87,41 @@ def build_endpoints(doc: dict[str, Any], previous: Mapping[str, Endpoint]) -> di
         else:
             split, table = Split(weights), buckets(weights, old.buckets if old else None)
         header, cookie_name = _sticky(entry.get("sticky"))
+        routes = {str(v["name"]): str(v["route"]) for v in versions}
+        shadows = _shadows(entry.get("shadows", []), routes, old)
         endpoints[name] = Endpoint(
             name,
-            routes={str(v["name"]): str(v["route"]) for v in versions},
+            routes=routes,
             weights=weights,
             split=split,
             buckets=table,
             sticky_header=header,
             sticky_cookie=cookie_name,
-            plain=header is None and cookie_name is None,
+            shadows=shadows,
+            tolerance=float(entry.get("tolerance", TOLERANCE)),
+            max_in_flight=int(entry.get("maxMirroredInFlight", MAX_IN_FLIGHT)),
+            in_flight=old.in_flight if old is not None else InFlight(),
+            plain=header is None and cookie_name is None and not shadows,
         )
     return endpoints
+
+
+def _shadows(
+    entries: list[dict[str, Any]], live: dict[str, str], old: Endpoint | None
+) -> tuple[Shadow, ...]:
+    """``[{"name", "route", "percent"}]``; a shadow that stays keeps its counters."""
+    kept = {s.version: s.counters for s in old.shadows} if old is not None else {}
+    shadows: dict[str, Shadow] = {}
+    for entry in entries:
+        version = str(entry["name"])
+        route = str(entry["route"])
+        if version in live or version in shadows:
+            raise ValueError(f"shadow version {version!r} is already a version of the endpoint")
+        if route in live.values():  # its copies would take the live version's slots
+            raise ValueError(f"shadow version {version!r} has a live version's route {route!r}")
+        counters = kept.get(version) or ShadowCounters()
+        shadows[version] = Shadow(version, route, per_million(entry["percent"]), counters)
+    return tuple(shadows.values())
 
 
 def _sticky(entry: Any) -> tuple[bytes | None, bytes | None]:
