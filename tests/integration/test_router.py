@@ -18,15 +18,27 @@ import httpx
 
 from modelport.control.router_process import RouterProcess
 from modelport.httpserver import HttpProtocol, Request, Response, ServerState
+from modelport.router.split import buckets, sticky
 from tests.conftest import alive, child_pids
 
 TOKEN = "r" * 40
 
 
 class FakeReplica:
-    """Answers /score after the body's instruction; counts concurrency and arrivals."""
+    """Answers /score after the body's instruction; counts concurrency and arrivals.
 
-    def __init__(self) -> None:
+    ``status``, ``extra`` (added to the answer), ``delay`` and ``held`` (every request
+    waits for ``release``) make a version that fails, differs, is slow or stuck.
+    """
+
+    def __init__(
+        self,
+        status: int = 200,
+        extra: dict[str, Any] | None = None,
+        delay: float = 0.0,
+        held: bool = False,
+    ) -> None:
+        self.status, self.extra, self.delay, self.held = status, extra or {}, delay, held
         self.in_flight = 0
         self.peak = 0
         self.seen: list[str] = []
@@ -46,9 +58,9 @@ class FakeReplica:
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
         try:
-            if body.get("sleep"):
-                await asyncio.sleep(body["sleep"])
-            if body.get("hold"):
+            if body.get("sleep") or self.delay:
+                await asyncio.sleep(body.get("sleep") or self.delay)
+            if body.get("hold") or self.held:
                 await self.release.wait()
             if body.get("drop"):
                 for conn in list(self.state.connections):
@@ -57,8 +69,8 @@ class FakeReplica:
         finally:
             self.in_flight -= 1
         return Response(
-            200,
-            json.dumps({"id": body.get("id")}).encode(),
+            self.status,
+            json.dumps({"id": body.get("id"), **self.extra}).encode(),
             [(b"content-type", b"application/json")],
         )
 
@@ -201,6 +213,8 @@ def test_a_full_queue_refuses_at_once(tmp_path: Path) -> None:
                 fakes[0].release.set()
                 assert [r.status_code for r in await asyncio.gather(held, *waiting)] == [200] * 3
                 assert fakes[0].seen == ["a", "b", "c"]  # first come, first served
+                stats = await proc.stats()
+                assert stats is not None and stats["services"]["svc"]["queueFull"] == 1
 
     asyncio.run(go())
 
@@ -293,15 +307,20 @@ def test_an_unreachable_replica_is_retried_on_another(tmp_path: Path) -> None:
 
 
 def test_metrics_are_prometheus_text_on_the_admin_port(tmp_path: Path) -> None:
-    async def go() -> str:
+    async def go() -> tuple[str, dict[str, Any] | None]:
         async with router(tmp_path, 1) as (proc, _fakes, url):
             async with httpx.AsyncClient(timeout=30) as client:
                 for _ in range(3):
                     await client.post(url, json={"id": "x"})
                 await client.put(url)  # 405
-            return await metrics(proc.admin_url)
+            return await metrics(proc.admin_url), await proc.stats()
 
-    text = asyncio.run(go())
+    text, stats = asyncio.run(go())
+    assert stats is not None
+    svc = stats["services"]["svc"]
+    assert svc["requests"] == {"2xx": 3, "3xx": 0, "4xx": 1, "5xx": 0}
+    assert sum(svc["latencyCounts"]) == 4 and (svc["queueFull"], svc["queueTimeouts"]) == (0, 0)
+    assert stats["latencyBounds"][0] == 0.001 and stats["latencyBounds"][-1] == 60.0
     assert 'modelport_router_requests_total{service="svc",code="2xx"} 3' in text
     assert 'modelport_router_requests_total{service="svc",code="4xx"} 1' in text
     assert 'modelport_router_request_duration_seconds_count{service="svc"} 4' in text
@@ -500,5 +519,288 @@ def test_an_endpoint_splits_exactly_and_a_pinned_version_is_served(tmp_path: Pat
             await a.stop()
             await b.stop()
             await proc.stop()
+
+    asyncio.run(go())
+
+
+def test_a_hidden_route_is_reached_only_through_its_endpoint(tmp_path: Path) -> None:
+    """A version's own route answers 404 as an unknown service would; through its
+    endpoint it serves, on either of two workers (the one without the slot forwards
+    to the one holding it, by the hidden route's name)."""
+
+    async def go() -> None:
+        async with router(tmp_path, 1, workers=2, maxWaitMs=20000) as (proc, fakes, _url):
+            hidden = {
+                "auth": False,
+                "replicas": [["127.0.0.1", fakes[0].port]],
+                "maxWaitMs": 20000,
+                "hidden": True,
+            }
+            versions = [{"name": "blue", "share": 100, "route": "ep.blue"}]
+            await proc.publish({"ep.blue": hidden}, {"ep": {"versions": versions}})
+            base = f"{proc.url}/api/v1/service"
+            limits = httpx.Limits(max_keepalive_connections=0)  # a connection per request
+            async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+                direct = await client.post(f"{base}/ep.blue/score", json={"id": "x"})
+                unknown = await client.post(f"{base}/nothing/score", json={"id": "x"})
+                swagger = await client.get(f"{base}/ep.blue/swagger.json")
+                calls = [client.post(f"{base}/ep/score", json={"id": str(i)}) for i in range(30)]
+                answers = await asyncio.gather(*calls)
+            texts = [await metrics(u) for u in proc.admin_urls]
+            stats = await proc.stats()
+        assert direct.status_code == unknown.status_code == swagger.status_code == 404
+        assert direct.json() == {
+            "error": {"code": "not_found", "message": "service 'ep.blue' not found"}
+        }
+        assert unknown.json()["error"]["message"] == "service 'nothing' not found"
+        assert [r.status_code for r in answers] == [200] * 30
+        assert fakes[0].seen.count("x") == 0 and len(fakes[0].seen) == 30
+        forwarded = [
+            int(x.rsplit(" ", 1)[1])
+            for t in texts
+            for x in t.splitlines()
+            if x.startswith('modelport_router_forwarded_total{service="ep.blue"}')
+        ]
+        assert sum(forwarded) > 0  # the worker without the slot forwarded some
+        # Both workers' counters, added up: each request counted once, where it was served.
+        assert stats is not None
+        version = stats["services"]["ep.blue"]
+        assert version["requests"] == {"2xx": 30, "3xx": 0, "4xx": 0, "5xx": 0}
+        assert len(version["latencyCounts"]) == len(stats["latencyBounds"]) + 1
+        assert sum(version["latencyCounts"]) == 30 and version["latencySum"] > 0
+
+    asyncio.run(go())
+
+
+def test_sticky_keys_keep_their_version_and_a_change_of_shares_moves_only_what_it_must(
+    tmp_path: Path,
+) -> None:
+    """90/10 with a sticky header: 200 requests from 50 keys, each key always on one
+    version; at 80/20 the keys of the growing version stay and about a tenth of the
+    keys move, all from the shrinking version to the growing one.  A cookie does the
+    same for an endpoint that names one; a request without its key gets the split."""
+
+    async def go() -> None:
+        a, b = FakeReplica(), FakeReplica()
+        await a.start()
+        await b.start()
+        proc = RouterProcess(tmp_path, "127.0.0.1", 0, TOKEN)
+        await proc.start()
+
+        def entry(fake: FakeReplica) -> dict[str, Any]:
+            return {"auth": False, "replicas": [["127.0.0.1", fake.port]], "hidden": True}
+
+        async def publish(shares: tuple[int, int]) -> None:
+            versions = [
+                {"name": "a", "share": shares[0], "route": "ep.a"},
+                {"name": "b", "share": shares[1], "route": "ep.b"},
+            ]
+            endpoints = {
+                "ep": {"versions": versions, "sticky": {"header": "X-User"}},
+                "ck": {"versions": versions, "sticky": {"cookie": "session"}},
+            }
+            await proc.publish({"ep.a": entry(a), "ep.b": entry(b)}, endpoints)
+
+        async def versions(name: str, keys: list[str], cookie: bool = False) -> dict[str, str]:
+            url = f"{proc.url}/api/v1/service/{name}/score"
+            seen: dict[str, str] = {}
+            for key in keys:
+                headers = {"cookie": f"lang=en; session={key}"} if cookie else {"x-user": key}
+                answer = await client.post(url, json={"id": key}, headers=headers)
+                version = answer.headers["azureml-model-deployment"]
+                assert seen.setdefault(key, version) == version, key  # always the same
+            return seen
+
+        keys = [f"user-{i}" for i in range(50)]
+        try:
+            async with httpx.AsyncClient(timeout=30) as client:
+                await publish((90, 10))
+                before = await versions("ep", keys * 4)
+                expected = buckets([("a", 90), ("b", 10)])
+                assert before == {k: sticky(k.encode(), expected) for k in keys}
+                assert 0 < list(before.values()).count("b") < 15
+                assert await versions("ck", keys, cookie=True) == before
+                split = f"{proc.url}/api/v1/service/ep/score"
+                keyless = [(await client.post(split, json={})).headers for _ in range(10)]
+                assert [h["azureml-model-deployment"] for h in keyless].count("b") == 1
+                await publish((80, 20))
+                after = await versions("ep", keys * 2)
+                moved = [k for k in keys if after[k] != before[k]]
+                assert all(before[k] == "a" and after[k] == "b" for k in moved)
+                assert 1 <= len(moved) <= 10  # about a tenth of the 50 keys
+                grown = buckets([("a", 80), ("b", 20)], expected)
+                assert after == {k: sticky(k.encode(), grown) for k in keys}
+        finally:
+            await a.stop()
+            await b.stop()
+            await proc.stop()
+
+    asyncio.run(go())
+
+
+def hidden_route(fake: FakeReplica, **settings: Any) -> dict[str, Any]:
+    return {"auth": False, "replicas": [["127.0.0.1", fake.port]], "hidden": True, **settings}
+
+
+async def until_stats(
+    proc: RouterProcess, condition: Any, timeout_s: float = 20.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stats = await proc.stats()
+        if stats is not None and condition(stats):
+            return stats
+        assert time.monotonic() < deadline, f"condition not met in time: {stats}"
+        await asyncio.sleep(0.02)
+
+
+def test_shadows_get_half_the_live_requests_and_are_compared_without_touching_them(
+    tmp_path: Path,
+) -> None:
+    """A live version and four shadows at 50 %: one answering 500, one taking 2 s, one
+    agreeing (its numbers within the tolerance), one disagreeing.  Each of 40 clients
+    gets the live answer at once; each shadow gets exactly 20 copies (every second
+    request), counted by outcome in the stats, the Prometheus text and the shadow
+    route's own lane; requests pinning a version are not copied."""
+
+    async def go() -> None:
+        live = FakeReplica(extra={"score": 0.5})
+        fakes = {
+            "fail": FakeReplica(status=500),
+            "slow": FakeReplica(extra={"score": 0.5}, delay=2.0),
+            "same": FakeReplica(extra={"score": 0.5 + 1e-9}),
+            "odd": FakeReplica(extra={"score": 0.6}),
+        }
+        for fake in (live, *fakes.values()):
+            await fake.start()
+        proc = RouterProcess(tmp_path, "127.0.0.1", 0, TOKEN)
+        await proc.start()
+        services = {"ep.blue": hidden_route(live)}
+        services |= {f"ep.{n}": hidden_route(f, maxConcurrent=32) for n, f in fakes.items()}
+        endpoint = {
+            "versions": [{"name": "blue", "share": 100, "route": "ep.blue"}],
+            "shadows": [{"name": n, "route": f"ep.{n}", "percent": 50} for n in fakes],
+        }
+        await proc.publish(services, {"ep": endpoint})
+        url = f"{proc.url}/api/v1/service/ep/score"
+        try:
+            async with httpx.AsyncClient(timeout=30) as client:
+                answers, waits = [], []
+                for i in range(40):
+                    started = time.monotonic()
+                    answers.append(await client.post(url, json={"id": str(i)}))
+                    waits.append(time.monotonic() - started)
+                pin = {"azureml-model-deployment": "blue"}
+                pinned = [await client.post(url, json={"id": "p"}, headers=pin) for _ in range(4)]
+            assert [(r.status_code, r.json()) for r in answers] == [
+                (200, {"id": str(i), "score": 0.5}) for i in range(40)
+            ]
+            assert {r.headers["azureml-model-deployment"] for r in answers} == {"blue"}
+            assert max(waits) < 1.0  # never held up by the slow shadow's 2 s
+            assert [r.status_code for r in pinned] == [200] * 4 and len(live.seen) == 44
+
+            def settled(stats: dict[str, Any]) -> bool:
+                shadows = stats["endpoints"]["ep"]["shadows"].values()
+                return all(s["compared"] + s["shadowErrors"] == 20 for s in shadows)
+
+            stats = await until_stats(proc, settled)
+            text = await metrics(proc.admin_url)
+        finally:
+            for fake in (live, *fakes.values()):
+                await fake.stop()
+            await proc.stop()
+        shadows = stats["endpoints"]["ep"]["shadows"]
+        counts = {
+            name: (s["mirrored"], s["dropped"], s["compared"], s["agreed"], s["shadowErrors"])
+            for name, s in shadows.items()
+        }
+        assert counts == {
+            "fail": (20, 0, 0, 0, 20),
+            "slow": (20, 0, 20, 20, 0),
+            "same": (20, 0, 20, 20, 0),
+            "odd": (20, 0, 20, 0, 0),
+        }
+        slow = shadows["slow"]
+        assert slow["shadowSeconds"] - slow["liveSeconds"] > 20 * 1.9
+        odd = shadows["odd"]
+        assert 0 < odd["shadowSeconds"] < 20 and 0 < odd["liveSeconds"] < 20
+        # Every second live request, and none of the pinned ones.
+        assert sorted(fakes["same"].seen, key=int) == [str(i) for i in range(1, 40, 2)]
+        assert stats["services"]["ep.fail"]["requests"]["5xx"] == 20  # its own lane's count
+        assert stats["services"]["ep.blue"]["requests"]["2xx"] == 44
+        metric = "modelport_router_shadow_requests_total"
+        assert f'{metric}{{endpoint="ep",version="odd",outcome="disagreed"}} 20' in text
+        assert f'{metric}{{endpoint="ep",version="fail",outcome="error"}} 20' in text
+        assert f'{metric}{{endpoint="ep",version="same",outcome="agreed"}} 20' in text
+        assert "# TYPE modelport_router_shadow_latency_difference_seconds gauge" in text
+
+    asyncio.run(go())
+
+
+def test_a_stuck_shadow_keeps_its_own_queue_and_copies_beyond_the_bound_are_dropped(
+    tmp_path: Path,
+) -> None:
+    """A shadow whose one slot is stuck: the first copy takes it, the second waits in
+    the shadow's queue (of one), the next two find it full.  With the bound lowered to
+    two copies in flight, the copies due next are dropped.  Clients are answered at
+    once throughout; the counters survive the table update; released, the two copies
+    in flight are compared."""
+
+    async def go() -> None:
+        live, stuck = FakeReplica(), FakeReplica(held=True)
+        await live.start()
+        await stuck.start()
+        proc = RouterProcess(tmp_path, "127.0.0.1", 0, TOKEN)
+        await proc.start()
+        services = {
+            "ep.blue": hidden_route(live),
+            "ep.stuck": hidden_route(stuck, maxQueue=1, maxWaitMs=30000),
+        }
+
+        async def publish(bound: int) -> None:
+            endpoint = {
+                "versions": [{"name": "blue", "share": 100, "route": "ep.blue"}],
+                "shadows": [{"name": "stuck", "route": "ep.stuck", "percent": 100}],
+                "maxMirroredInFlight": bound,
+            }
+            await proc.publish(services, {"ep": endpoint})
+
+        def shadow(stats: dict[str, Any]) -> dict[str, Any]:
+            return dict(stats["endpoints"]["ep"]["shadows"]["stuck"])
+
+        url = f"{proc.url}/api/v1/service/ep/score"
+        try:
+            async with httpx.AsyncClient(timeout=30) as client:
+
+                async def answered_at_once(count: int) -> None:
+                    for i in range(count):
+                        started = time.monotonic()
+                        answer = await client.post(url, json={"id": str(i)})
+                        assert answer.status_code == 200 and time.monotonic() - started < 1.0
+
+                await publish(64)
+                await answered_at_once(4)
+                stats = await until_stats(proc, lambda s: shadow(s)["shadowErrors"] == 2)
+                await until(lambda: stuck.in_flight == 1)
+                assert stats["services"]["ep.stuck"]["queueFull"] == 2
+                assert stats["services"]["ep.stuck"]["queued"] == 1
+                await publish(2)
+                await answered_at_once(3)
+                stats = await until_stats(proc, lambda s: shadow(s)["dropped"] == 3)
+                assert shadow(stats)["mirrored"] == 4  # kept across the update
+                stuck.release.set()
+                stats = await until_stats(proc, lambda s: shadow(s)["compared"] == 2)
+        finally:
+            await live.stop()
+            await stuck.stop()
+            await proc.stop()
+        counters = shadow(stats)
+        assert {k: counters[k] for k in ("mirrored", "dropped", "agreed", "shadowErrors")} == {
+            "mirrored": 4,
+            "dropped": 3,
+            "agreed": 2,
+            "shadowErrors": 2,
+        }
+        assert len(live.seen) == 7 and stuck.peak == 1  # the shadow's cap held
 
     asyncio.run(go())

@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 
 from modelport.errors import ConfigError, ConflictError, NotFoundError
+from modelport.router.endpoint import Endpoint, build_endpoints, cookie, pick
 from modelport.router.split import Split, buckets, sticky
 from modelport.spec import endpoint
 from modelport.spec.endpoint import CONTROL, TREATMENT, Version
@@ -111,3 +112,49 @@ def test_sticky_keys_stay_put_and_only_keys_of_a_growing_version_move() -> None:
     gone = buckets([("a", 70), ("c", 30)], moved_table)  # b removed: only its keys move
     assert all(gone[i] == moved_table[i] for i in range(1000) if moved_table[i] != "b")
     assert Counter(buckets([("p", 1), ("q", 2)])) == {"p": 333, "q": 667}
+
+
+def _endpoints(
+    shares: tuple[int, int], previous: dict[str, Endpoint] | None = None, **entry: object
+) -> dict[str, Endpoint]:
+    versions = [
+        {"name": "a", "share": shares[0], "route": "ep.a"},
+        {"name": "b", "share": shares[1], "route": "ep.b"},
+    ]
+    doc = {"endpoints": {"ep": {"versions": versions, **entry}}}
+    return build_endpoints(doc, previous or {})
+
+
+def test_a_sticky_header_or_cookie_picks_by_bucket_and_without_one_the_split_deals() -> None:
+    by_header = _endpoints((90, 10), sticky={"header": "X-User"})["ep"]
+    by_cookie = _endpoints((90, 10), sticky={"cookie": "session"})["ep"]
+    table = buckets([("a", 90), ("b", 10)])
+    for i in range(200):
+        key = f"user-{i}".encode()
+        assert pick(by_header, [(b"x-user", key)]) == sticky(key, table)
+        cookies = [(b"cookie", b"theme=dark; session=" + key + b"; lang=en")]
+        assert pick(by_cookie, cookies) == sticky(key, table)
+    keyless = [pick(by_header, [(b"cookie", b"x-user=1")]) for _ in range(10)]
+    assert keyless.count("b") == 1  # the split, exact: 9 and 1
+    assert [pick(by_cookie, [(b"x-user", b"u")]) for _ in range(10)].count("b") == 1
+    assert not by_header.plain and _endpoints((90, 10))["ep"].plain
+
+
+def test_a_cookie_is_found_among_others_without_parsing_the_rest() -> None:
+    assert cookie(b"a=1; session=xyz; b=2", b"session") == b"xyz"
+    assert cookie(b'session="q"', b"session") == b"q"
+    assert cookie(b"mysession=1; session2=2", b"session") is None
+    assert cookie(b"session", b"session") is None
+
+
+def test_table_updates_keep_the_split_and_move_only_the_buckets_a_change_needs() -> None:
+    first = _endpoints((90, 10), sticky={"header": "k"})
+    same = _endpoints((90, 10), first, sticky={"header": "k"})
+    assert same["ep"].split is first["ep"].split
+    assert same["ep"].buckets is first["ep"].buckets
+    grown = _endpoints((80, 20), same, sticky={"header": "k"})["ep"]
+    before, after = first["ep"].buckets, grown.buckets
+    changed = [(x, y) for x, y in zip(before, after, strict=True) if x != y]
+    assert changed == [("a", "b")] * 100
+    with pytest.raises(ValueError, match="sticky takes"):
+        _endpoints((90, 10), sticky={"header": "k", "cookie": "c"})

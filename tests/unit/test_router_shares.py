@@ -71,3 +71,24 @@ def test_counters_from_workers_add_up_and_busy_never_exceeds_ready() -> None:
     svc = merged["services"]["svc"]
     assert (svc["ready"], svc["busy"], svc["queued"], svc["inFlight"]) == (2, 2, 4, 3)
     assert svc["busySecondsTotal"] == 12.5 and merged["time"] == 100.2
+
+
+def test_answer_classes_and_latency_counts_add_up_element_by_element() -> None:
+    def snap(ok: int, counts: list[int], seconds: float) -> dict[str, object]:
+        svc = {"ready": 1, "busy": 0, "busySecondsTotal": 0.0, "queued": 0, "inFlight": 0}
+        svc |= {"requests": {"2xx": ok, "3xx": 0, "4xx": 1, "5xx": 0}}
+        svc |= {"latencyCounts": counts, "latencySum": seconds}
+        svc |= {"queueFull": 1, "queueTimeouts": ok}
+        return {"revision": 2, "time": 1.0, "latencyBounds": [0.1, 1.0], "services": {"svc": svc}}
+
+    first, second = snap(3, [1, 2, 0], 0.5), snap(4, [0, 3, 1], 2.0)
+    svc = merge_stats([first, second])["services"]["svc"]
+    assert svc["requests"] == {"2xx": 7, "3xx": 0, "4xx": 2, "5xx": 0}
+    assert svc["latencyCounts"] == [1, 5, 1] and svc["latencySum"] == 2.5
+    assert (svc["queueFull"], svc["queueTimeouts"]) == (2, 7)
+    assert first["services"]["svc"]["latencyCounts"] == [1, 2, 0]  # type: ignore[index]
+    assert merge_stats([first, second])["latencyBounds"] == [0.1, 1.0]
+    # A worker of an older router has no such counters: the others' are kept.
+    old = {"ready": 1, "busy": 0, "busySecondsTotal": 0.0, "queued": 0, "inFlight": 0}
+    merged = merge_stats([{"revision": 2, "time": 1.0, "services": {"svc": old}}, second])
+    assert merged["services"]["svc"]["requests"]["2xx"] == 4

@@ -12,6 +12,8 @@ one more hop, and the cap still holds.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from typing import Any
 
@@ -55,11 +57,18 @@ def worker_table(
     return {**table, "services": services}
 
 
+# Counters that add up across workers as they are: numbers, or lists and dicts of them
+# (answers per status class, latency counts per bucket), added element by element.
+SUMMED = ("busy", "busySecondsTotal", "queued", "inFlight")
+COUNTED = ("requests", "latencyCounts", "latencySum", "queueFull", "queueTimeouts")
+
+
 def merge_stats(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
     """One service view from every worker's counters: they add up, replicas do not.
 
     A replica shared by two workers may be busy in both at once, so busy replicas
-    are capped at the ready ones.
+    are capped at the ready ones.  A worker of an older router may lack the answer
+    counters: what one has is kept.
     """
     services: dict[str, dict[str, Any]] = {}
     for snap in snapshots:
@@ -68,13 +77,33 @@ def merge_stats(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
             if total is None:
                 services[name] = dict(svc)
                 continue
-            for key in ("busy", "busySecondsTotal", "queued", "inFlight"):
+            for key in SUMMED:
                 total[key] += svc[key]
+            for key in COUNTED:
+                if key in svc:
+                    total[key] = add(total[key], svc[key]) if key in total else svc[key]
             total["ready"] = max(total["ready"], svc["ready"])
     for svc in services.values():
         svc["busy"] = min(svc["busy"], svc["ready"])
-    return {
+    merged = {
         "revision": min(s["revision"] for s in snapshots),
         "time": max(s["time"] for s in snapshots),
         "services": services,
     }
+    bounds = next((s["latencyBounds"] for s in snapshots if "latencyBounds" in s), None)
+    if bounds is not None:
+        merged["latencyBounds"] = bounds
+    endpoints = [s["endpoints"] for s in snapshots if "endpoints" in s]
+    if endpoints:  # shadow counters, per endpoint and shadow version
+        merged["endpoints"] = functools.reduce(add, endpoints)
+    return merged
+
+
+def add(a: Any, b: Any) -> Any:
+    """``a + b`` for numbers, key by key for dicts, element by element for lists (new
+    objects: the workers' snapshots are left as they were)."""
+    if isinstance(a, dict):
+        return {k: add(a[k], b[k]) if k in a and k in b else a.get(k, b.get(k)) for k in a | b}
+    if isinstance(a, list):
+        return [x + y for x, y in itertools.zip_longest(a, b, fillvalue=0)]
+    return a + b

@@ -238,7 +238,10 @@ class RouterProcess:
         self, services: dict[str, Any], endpoints: dict[str, Any] | None = None
     ) -> None:
         """``endpoints``: name -> {"versions": [{"name", "share", "route"}]}, each version's
-        route one of ``services``."""
+        route one of ``services`` (``"hidden": true`` there: reached only through it).
+        Optional per endpoint: ``"sticky": {"header"|"cookie": name}``; ``"shadows":
+        [{"name", "route", "percent"}]`` with ``"tolerance"`` (1e-6) and
+        ``"maxMirroredInFlight"`` (64); see ``router/endpoint.py``."""
         self.table = {
             "revision": self.table["revision"] + 1,
             "services": services,

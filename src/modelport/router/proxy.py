@@ -12,9 +12,10 @@ from dataclasses import replace
 from typing import Any
 
 from modelport.httpserver import Request, Response
+from modelport.router.endpoint import Endpoint, pick
+from modelport.router.shadow import Shadow, due, settle
 from modelport.router.table import (
     Backend,
-    Endpoint,
     QueueFull,
     Route,
     RouteTable,
@@ -47,6 +48,7 @@ JSON = (b"content-type", b"application/json")
 RETRY_AFTER = (b"retry-after", b"1")
 # Pins an endpoint's version in a request, and names the one that answered.
 VERSION_HEADER = b"azureml-model-deployment"
+SCORING_METHODS = ("GET", "POST", "OPTIONS")
 
 
 def error(
@@ -71,6 +73,7 @@ class Proxy:
         # Requests forwarded to a sibling worker carry the admin token: its admin port
         # takes them without a service key, and nobody else can.
         self._forward_auth = b"authorization: Bearer " + token.encode() + b"\r\n"
+        self._copies: set[asyncio.Task[None]] = set()  # copies in flight, held till done
 
     def set_table(self, table: RouteTable) -> None:
         old, self.table = self.table, table
@@ -87,7 +90,7 @@ class Proxy:
         if not path.startswith(PREFIX):
             return error(404, "not_found", f"no route {path}")
         name, _, action = path[len(PREFIX) :].partition("/")
-        route = self.table.routes.get(name)
+        route = self.table.public.get(name)
         if route is None:
             endpoint = self.table.endpoints.get(name)
             if endpoint is not None:
@@ -98,10 +101,15 @@ class Proxy:
         return await self._act(route, action, request, path)
 
     async def _version(self, endpoint: Endpoint, action: str, request: Request) -> Response:
-        """An endpoint's request: the version the client pins, else the split's; the
-        answer names the version that served it."""
+        """An endpoint's request: the version the client pins, else its sticky key's or
+        the split's; the answer names the version that served it."""
         pinned = next((v for k, v in request.headers if k == VERSION_HEADER), None)
-        version = pinned.decode("latin-1").strip() if pinned else endpoint.split.pick()
+        if pinned:
+            version = pinned.decode("latin-1").strip()
+        elif endpoint.plain:
+            version = endpoint.split.pick()
+        else:
+            version = pick(endpoint, request.headers)
         route_name = endpoint.routes.get(version)
         if route_name is None:
             known = ", ".join(endpoint.routes)
@@ -111,9 +119,59 @@ class Proxy:
         if route is None:
             return error(503, "service_starting", f"version {version!r} is starting", RETRY_AFTER)
         path = f"{PREFIX}{endpoint.name}/{action}"
+        if endpoint.shadows and not pinned and action == "score":
+            return await self._mirrored(endpoint, route, request, path, version)
         response = await self._act(route, action, request, path)
         # A new answer: the prebuilt ones (401, 503) are shared by every request.
         return replace(response, headers=[*response.headers, (VERSION_HEADER, version.encode())])
+
+    async def _mirrored(
+        self, endpoint: Endpoint, route: Route, request: Request, path: str, version: str
+    ) -> Response:
+        """A live request some shadows get a copy of, sent once the live answer is
+        ready: nothing the shadow does can delay, change or fail it."""
+        started = time.monotonic()
+        response = await self._act(route, "score", request, path)
+        seconds = time.monotonic() - started
+        # A request refused here (wrong key, method) is no live traffic to copy.
+        if response is not UNAUTHORIZED and request.method in SCORING_METHODS:
+            live = (response.status, response.body)
+            for shadow in due(endpoint.shadows, endpoint.in_flight, endpoint.max_in_flight):
+                # A request of its own: the client's disconnect concerns the live one only.
+                copy = replace(request, on_disconnect=None)
+                task = asyncio.create_task(self._shadow(endpoint, shadow, copy, live, seconds))
+                self._copies.add(task)
+                task.add_done_callback(self._copies.discard)
+        return replace(response, headers=[*response.headers, (VERSION_HEADER, version.encode())])
+
+    async def _shadow(
+        self,
+        endpoint: Endpoint,
+        shadow: Shadow,
+        request: Request,
+        live: tuple[int, bytes],
+        live_s: float,
+    ) -> None:
+        """One copy through the shadow's own route (its slots, queue and deadlines, so
+        it never takes a live version's slot nor waits past its route's limits)."""
+        started = time.monotonic()
+        answer: tuple[int, bytes] | None = None
+        try:
+            route = self.table.routes.get(shadow.route)
+            if route is not None:
+                if route.forward is not None:
+                    response = await self._forward(route, request, trusted=True)
+                else:
+                    response = await self._score(route, request, trusted=True)
+                answer = (response.status, response.body)
+        except Exception:
+            log.exception(
+                "endpoint %s: the copy to shadow %s failed", endpoint.name, shadow.version
+            )
+        finally:
+            endpoint.in_flight.count -= 1  # kept across table updates, as the counters are
+        seconds = (live_s, time.monotonic() - started)
+        settle(shadow.counters, live, answer, seconds, endpoint.tolerance)
 
     def _act(
         self, route: Route, action: str, request: Request, path: str
@@ -141,9 +199,9 @@ class Proxy:
             return error(404, "not_found", f"service {name!r} not found on this worker")
         return await self._score(route, request, trusted=True)
 
-    async def _forward(self, route: Route, request: Request) -> Response:
+    async def _forward(self, route: Route, request: Request, trusted: bool = False) -> Response:
         """This worker holds none of the service's slots: the one that does serves it."""
-        refused = _refusal(route, request, trusted=False)
+        refused = _refusal(route, request, trusted)
         if refused is not None:
             return refused
         assert route.forward is not None
@@ -336,7 +394,7 @@ class Slot:
 
 def _refusal(route: Route, request: Request, trusted: bool) -> Response | None:
     """405 for a method scoring does not take, 401 for a missing or wrong key; else None."""
-    if request.method not in ("GET", "POST", "OPTIONS"):
+    if request.method not in SCORING_METHODS:
         return error(405, "method_not_allowed", f"method {request.method} is not allowed")
     if trusted or not route.auth:
         return None

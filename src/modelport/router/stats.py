@@ -1,6 +1,7 @@
 """Per-service counters kept cheaply on the hot path, rendered as Prometheus text.
 
-Labels are bounded: the service name and the status class, never a raw path.
+Labels are bounded: the service name and the status class, never a raw path; an
+endpoint's shadows by endpoint and version name.
 ``busy_seconds`` integrates busy replicas over time, so the autoscaler can take an
 average over its refresh period instead of a noisy instant.
 """
@@ -56,21 +57,39 @@ class LaneStats:
 
 
 def snapshot(table: RouteTable) -> dict[str, Any]:
-    """What the autoscaler reads: per service, ready/busy replicas, busy time, queue."""
+    """What the control plane reads: per service, ready/busy replicas, busy time and
+    queue for the autoscaler; answers by status class and their latencies (counts per
+    bucket of ``latencyBounds``, the last past them) to compare an endpoint's versions."""
     now = time.monotonic()
     services = {}
     for name, route in table.routes.items():
         busy = [b for b in route.backends if b.in_flight > 0]
         ongoing = sum(now - b.busy_since for b in busy)
+        stats = route.lane.stats
         services[name] = {
             "ready": len(route.backends),
             "busy": len(busy),
-            "busySecondsTotal": route.lane.stats.busy_seconds + ongoing,
+            "busySecondsTotal": stats.busy_seconds + ongoing,
             "queued": len(route.lane.waiters),
             "inFlight": sum(b.in_flight for b in route.backends),
             "backend": route.backend,
+            "requests": dict(stats.requests),
+            "latencyCounts": list(stats.latency.counts),
+            "latencySum": stats.latency.total,
+            "queueFull": stats.queue_full,
+            "queueTimeouts": stats.queue_timeouts,
         }
-    return {"revision": table.revision, "time": now, "services": services}
+    endpoints = {
+        name: {"shadows": {s.version: s.counters.as_json() for s in endpoint.shadows}}
+        for name, endpoint in table.endpoints.items()
+    }
+    return {
+        "revision": table.revision,
+        "time": now,
+        "latencyBounds": list(BUCKETS),
+        "services": services,
+        "endpoints": endpoints,
+    }
 
 
 _HELP = {
@@ -94,6 +113,14 @@ _HELP = {
     "modelport_router_busy_replica_seconds_total": (
         "counter",
         "Integral of busy replicas over time.",
+    ),
+    "modelport_router_shadow_requests_total": (
+        "counter",
+        "Copies of live requests to a shadow version, by outcome against the live answer.",
+    ),
+    "modelport_router_shadow_latency_difference_seconds": (
+        "gauge",
+        "Shadow minus live answer time, summed over compared copies (agreed and disagreed).",
     ),
 }
 
@@ -132,6 +159,22 @@ def render(table: RouteTable) -> str:
         sections["modelport_router_busy_replica_seconds_total"].append(
             f"modelport_router_busy_replica_seconds_total{{{svc}}} {s['busySecondsTotal']:.6f}"
         )
+    for name, endpoint in table.endpoints.items():
+        for shadow in endpoint.shadows:
+            labels, c = f'endpoint="{name}",version="{shadow.version}"', shadow.counters
+            outcomes = {
+                "agreed": c.agreed,
+                "disagreed": c.compared - c.agreed,
+                "error": c.errors,
+                "dropped": c.dropped,
+            }
+            metric = "modelport_router_shadow_requests_total"
+            sections[metric] += [
+                f'{metric}{{{labels},outcome="{k}"}} {n}' for k, n in outcomes.items()
+            ]
+            metric = "modelport_router_shadow_latency_difference_seconds"
+            difference = c.shadow_seconds - c.live_seconds
+            sections[metric].append(f"{metric}{{{labels}}} {difference:.6f}")
     out = []
     for metric, lines in sections.items():
         kind, text = _HELP[metric]

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelport.router.split import Split
+from modelport.router.endpoint import Endpoint, build_endpoints
 from modelport.router.stats import LaneStats
 
 
@@ -78,6 +78,7 @@ class Route:
     forward: tuple[str, int] | None = None  # a sibling worker that holds the slots
     starting: bool = False  # no replica was ready yet: a queue timeout says so
     backend: str | None = None  # which generation's replicas (on a cluster), echoed in stats
+    hidden: bool = False  # an endpoint's version: reached only through its endpoint
 
     def authorised(self, header: bytes | None) -> bool:
         """Constant-time check of ``Bearer <key>`` against the key digests."""
@@ -194,30 +195,11 @@ class RouteTable:
     revision: int = 0
     routes: dict[str, Route] = field(default_factory=dict)
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    # What clients may name: every route but the hidden ones, sorted out once per table.
+    public: dict[str, Route] = field(init=False)
 
-
-@dataclass(eq=False)
-class Endpoint:
-    """Versions behind one name: each a route of its own (its replicas, lane, caps and
-    timeouts), chosen by the split unless the client pins one."""
-
-    name: str
-    routes: dict[str, str]  # version -> the name of its route
-    weights: tuple[tuple[str, int], ...]
-    split: Split
-
-
-def build_endpoints(doc: dict[str, Any], previous: RouteTable) -> dict[str, Endpoint]:
-    """Endpoints whose shares did not change keep their split's place in its cycle."""
-    endpoints = {}
-    for name, entry in doc.get("endpoints", {}).items():
-        versions = entry["versions"]
-        weights = tuple((str(v["name"]), int(v["share"])) for v in versions)
-        old = previous.endpoints.get(name)
-        split = old.split if old is not None and old.weights == weights else Split(weights)
-        routes = {str(v["name"]): str(v["route"]) for v in versions}
-        endpoints[name] = Endpoint(name, routes, weights, split)
-    return endpoints
+    def __post_init__(self) -> None:
+        self.public = {name: r for name, r in self.routes.items() if not r.hidden}
 
 
 def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
@@ -248,5 +230,6 @@ def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
             forward=(svc["forwardTo"][0], int(svc["forwardTo"][1])) if "forwardTo" in svc else None,
             starting=bool(svc.get("starting", False)),
             backend=svc.get("backend"),
+            hidden=bool(svc.get("hidden", False)),
         )
-    return RouteTable(int(doc.get("revision", 0)), routes, build_endpoints(doc, previous))
+    return RouteTable(int(doc.get("revision", 0)), routes, build_endpoints(doc, previous.endpoints))
