@@ -353,8 +353,14 @@ def test_validate_refuses_warns_and_flags_what_will_not_build(cli: Cli, tmp_path
     refused = cli("validate", "--dc", str(token))
     assert refused.code == 2 and "tokenAuthEnabled: token (JWT) authentication" in refused.err
     endpoint = tmp_path / "endpoint.json"
+    endpoint.write_text(json.dumps({"computeType": "AKSENDPOINT", "trafficPercentile": 200}))
+    wrong = cli("validate", "--dc", str(endpoint))
+    assert (
+        wrong.code == 2 and "traffic_percentile cannot be negative or greater than 100" in wrong.err
+    )
     endpoint.write_text(json.dumps({"computeType": "AKSENDPOINT", "trafficPercentile": 20}))
-    assert "AKSENDPOINT" in cli("validate", "--dc", str(endpoint)).err
+    valid = cli("validate", "--dc", str(endpoint), "-o", "json")
+    assert valid.code == 0 and valid.json()[0]["settings"]["traffic_percentile"] == 20
     collect = tmp_path / "collect.json"
     collect.write_text(
         json.dumps({"computeType": "aks", "dataCollection": {"storageEnabled": True}})
@@ -373,3 +379,85 @@ def test_validate_refuses_warns_and_flags_what_will_not_build(cli: Cli, tmp_path
     old = cli("validate", "--ic", str(ic))
     assert old.code == 7, old.err
     assert "will not build here" in old.err and "python=3.6.2" in old.err
+
+
+def test_endpoint_commands_mirror_v1s_files_and_flags(cli: Cli, tmp_path: Path) -> None:
+    """An AKSENDPOINT file makes an endpoint through model deploy (as v1's CLI) or
+    endpoint create; versions are added, split, listed, compared and deleted, -o json
+    everywhere, and bad input is a message and an exit code."""
+    assert cli("up", "--detach", "--port", "0", "--router-port", "0").code == 0
+    (tmp_path / "model.txt").write_text("weights")
+    assert cli("model", "register", "-n", "adder", "-p", "model.txt").code == 0
+    for version, offset in (("v1", 100), ("v2", 200)):
+        (tmp_path / version).mkdir()
+        (tmp_path / version / "score.py").write_text(V1_SCORE.format(offset=offset))
+        (tmp_path / version / "inferenceconfig.json").write_text(
+            json.dumps({"entryScript": "score.py", "sourceDirectory": "."})
+        )
+    (tmp_path / "endpoint.json").write_text(
+        json.dumps(
+            {
+                "computeType": "AKSENDPOINT",
+                "versionName": "first",
+                "numReplicas": 1,
+                "autoScaler": {"autoscaleEnabled": False},
+            }
+        )
+    )
+    made = cli(
+        "model", "deploy", "-n", "adder-ep", "-m", "adder:1",
+        "-ic", "v1/inferenceconfig.json", "-dc", "endpoint.json",
+    )  # fmt: skip
+    assert made.code == 0, made.err
+    assert "adder-ep is Healthy" in made.out
+    second = cli(
+        "endpoint", "version", "create", "-n", "adder-ep", "--version-name", "second",
+        "-m", "adder:1", "--ic", "v2/inferenceconfig.json", "--traffic-percentile", "30",
+        "-o", "json",
+    )  # fmt: skip
+    assert second.code == 0, second.err
+    shares = {n: v["share"] for n, v in second.json()["versions"].items()}
+    assert shares == {"first": 70, "second": 30}
+    listed = cli("endpoint", "list", "-o", "json").json()
+    assert [(e["name"], e["state"]) for e in listed] == [("adder-ep", "Healthy")]
+    versions = cli("endpoint", "version", "list", "-n", "adder-ep", "-o", "json").json()
+    assert [(v["name"], v["versionType"]) for v in versions] == [
+        ("first", "Control"),
+        ("second", "Treatment"),
+    ]
+    pinned = cli(
+        "endpoint", "run", "-n", "adder-ep", "--version-name", "second", "-d", '{"data": [1]}'
+    )
+    assert pinned.out.strip() == "[201]"
+    for _ in range(10):
+        assert cli("service", "run", "-n", "adder-ep", "-d", '{"data": [1]}').code == 0
+    compared = cli("endpoint", "compare", "-n", "adder-ep", "-o", "json").json()
+    counted = {n: v["requests"] for n, v in compared["versions"].items()}
+    assert sum(counted.values()) == 11 and 3 <= counted["second"] <= 5  # 1 pinned + 30 % of 10
+    table = cli("endpoint", "compare", "-n", "adder-ep").out
+    assert "first" in table and "Control" in table and "p99 ms" in table
+    over = cli(
+        "endpoint", "version", "update", "-n", "adder-ep", "--version-name", "first",
+        "--traffic-percentile", "80",
+    )  # fmt: skip
+    assert over.code == 2 and "add up to 110%, over 100% (first 80%, second 30%)" in over.err
+    gone = cli("endpoint", "version", "delete", "-n", "adder-ep", "--version-name", "first")
+    assert gone.code == 2 and "'first' is the default" in gone.err
+    updated = cli(
+        "endpoint", "version", "update", "-n", "adder-ep", "--version-name", "second",
+        "--is-default", "--is-control", "-o", "json", "--no-wait",
+    )  # fmt: skip
+    assert updated.code == 0, updated.err
+    second_now = updated.json()["versions"]["second"]
+    assert (second_now["isDefault"], second_now["versionType"], second_now["share"]) == (
+        True,
+        "Control",
+        100,
+    )
+    assert cli("endpoint", "version", "delete", "-n", "adder-ep", "--vn", "first").code == 0
+    events = cli("endpoint", "events", "-n", "adder-ep", "-o", "json")
+    assert events.code == 0 and events.json() == []
+    missing = cli("endpoint", "show", "-n", "nope")
+    assert missing.code == 3 and "Endpoint with name nope not found" in missing.err
+    assert cli("endpoint", "delete", "-n", "adder-ep").code == 0
+    assert cli("endpoint", "list", "-o", "json").json() == []

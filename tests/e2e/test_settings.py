@@ -32,8 +32,10 @@ def test_settings_whose_feature_is_missing_are_refused(
     tokens = AksWebservice.deploy_configuration(token_auth_enabled=True, auth_enabled=False)
     with pytest.raises(ConfigError, match=r"tokenAuthEnabled: token .* not available"):
         Model.deploy(ws, "token-svc", [model], source(tmp_path), tokens)
-    version = AksEndpoint.deploy_configuration(version_name="blue", traffic_percentile=20)
-    with pytest.raises(ConfigError, match="AKSENDPOINT"):
+    version = AksEndpoint.deploy_configuration(
+        version_name="blue", token_auth_enabled=True, auth_enabled=False
+    )
+    with pytest.raises(ConfigError, match=r"tokenAuthEnabled: token .* not available"):
         Model.deploy(ws, "endpoint-svc", [model], source(tmp_path), version)
     assert Webservice.list(ws) == []
 

@@ -101,3 +101,17 @@ def test_the_runtime_copy_replaces_an_older_one(tmp_path: Path) -> None:
     assert (copied / "runtime" / "__main__.py").is_file()
     assert not (copied / "stale.py").exists()
     assert not list(copied.rglob("__pycache__"))
+
+
+def test_services_prepared_at_once_share_one_whole_runtime_copy(tmp_path: Path) -> None:
+    """An endpoint's versions are prepared together: each copies into a folder of its own
+    and renames it into place, so none sees another's half copy or loses its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from modelport.compute.layout import runtime_copy
+
+    with ThreadPoolExecutor(4) as pool:
+        copies = list(pool.map(lambda _: runtime_copy(tmp_path), range(8)))
+    assert len(set(copies)) == 1
+    assert (copies[0] / "modelport" / "runtime" / "__main__.py").is_file()
+    assert [p.name for p in (tmp_path / "runtime").iterdir()] == [copies[0].name]

@@ -9,6 +9,7 @@ from modelport.cli.base import ModelportGroup
 from modelport.cli.capacity import capacity
 from modelport.cli.compute import compute_group
 from modelport.cli.demo import demo
+from modelport.cli.endpoints import endpoint_group
 from modelport.cli.environments import environment_group
 from modelport.cli.models import model_group
 from modelport.cli.server import down, up
@@ -28,6 +29,7 @@ cli.add_command(demo)
 cli.add_command(model_group)
 cli.add_command(environment_group)
 cli.add_command(service_group)
+cli.add_command(endpoint_group)
 cli.add_command(compute_group)
 model_group.add_command(deploy)
 cli.add_command(validate)

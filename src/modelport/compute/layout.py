@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import tempfile
 from pathlib import Path
 
 import modelport
@@ -93,12 +94,21 @@ def runtime_copy(home: Path) -> Path:
         digest.update(str(p.relative_to(package)).encode())
         digest.update(p.read_bytes())
     target = home / "runtime" / digest.hexdigest()[:16]
-    if not (target / "modelport" / "__init__.py").exists():
-        tmp = target.with_name(target.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
+    if (target / "modelport" / "__init__.py").exists():
+        return target
+    # Each caller copies into a folder of its own and renames it into place: services
+    # prepared at once (an endpoint's versions) never see each other's half copy.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
         shutil.copytree(
             package, tmp / "modelport", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
         )
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)
+        try:
+            tmp.rename(target)
+        except OSError:  # another caller's copy is in place already
+            if not (target / "modelport" / "__init__.py").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return target

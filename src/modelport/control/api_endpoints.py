@@ -249,6 +249,7 @@ def create_endpoint(body: EndpointIn, request: Request) -> dict[str, Any]:
         Version(version, rules.check_percentile(traffic or 0), True, rules.CONTROL),
         spec,
     )
+    plane.notify(record.service(version))
     plane.notify_endpoint(record.name)
     return endpoint_view(record, ws, plane)
 

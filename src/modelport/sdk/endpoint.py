@@ -33,6 +33,7 @@ from modelport.spec.compute import LOCAL
 from modelport.spec.deployment import (
     AksEndpointDeploymentConfiguration,
     AksServiceDeploymentConfiguration,
+    DeploymentConfiguration,
 )
 from modelport.spec.names import check_service_name
 
@@ -329,6 +330,56 @@ class AksEndpoint(AksWebservice):
             raise InvalidInputError("No parameters provided to update.")
         path = f"{_path(self.name)}/versions/{quote(version_name)}"
         self._load(self.workspace.client.call("PATCH", path, json=body))
+
+    def deploy_version(
+        self,
+        version_name: str | None,
+        models: Sequence[Model] | None,
+        inference_config: InferenceConfig | None,
+        deployment_config: DeploymentConfiguration | None,
+        traffic_percentile: int | None = None,
+        is_default: bool | None = None,
+        is_control_version_type: bool | None = None,
+        shadow_percentile: int | None = None,
+    ) -> None:
+        """Add a version, or change one that exists, from whole configurations (what the
+        CLI's files give); the version name may come from an AKSENDPOINT configuration."""
+        doc = _config_document(deployment_config) if deployment_config is not None else None
+        name = version_name or (doc or {}).get("versionName")
+        if not name:
+            raise InvalidInputError("give the version's name (--version-name or versionName)")
+        check_service_name(name)
+        rules = _given(
+            {
+                "traffic_percentile": traffic_percentile,
+                "is_default": is_default,
+                "is_control_version_type": is_control_version_type,
+                "shadow_percentile": shadow_percentile,
+            }
+        )
+        body: dict[str, Any] = {**_rule_body(rules)}
+        if deployment_config is not None:
+            body.update(_metadata(deployment_config.given()))
+        if doc is not None:
+            body["deploymentConfig"] = doc
+        if models:
+            body["models"] = [m.id for m in models]
+        if inference_config is not None:
+            body.update(_inference_body(self.workspace, inference_config, f"{self.name}-{name}"))
+        self.update_deployment_state()
+        if name in self.versions:
+            if not body:
+                raise InvalidInputError("No parameters provided to update.")
+            path = f"{_path(self.name)}/versions/{quote(name)}"
+            self._load(self.workspace.client.call("PATCH", path, json=body))
+            return
+        if not models or inference_config is None:
+            raise InvalidInputError(
+                f"version {name!r} is new: it needs models and an inference config"
+            )
+        body.setdefault("deploymentConfig", {"computeType": "AKS"})
+        path = f"{_path(self.name)}/versions"
+        self._load(self.workspace.client.call("POST", path, json={**body, "versionName": name}))
 
     def delete_version(self, version_name: str) -> None:
         """Take a version out of the split at once; its replicas drain, then go."""
