@@ -20,14 +20,16 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from modelport.errors import ModelportError
+from modelport.spec.endpoint import Version
 from modelport.spec.environment import EnvironmentSpec, pip_environment_document
 from modelport.spec.model import ModelFile, ModelRegistration
 from modelport.store import schema
 from modelport.store.blobs import BlobStore
 from modelport.store.database import Database
+from modelport.store.endpoints import EndpointStore
 from modelport.store.environments import EnvironmentRegistry
 from modelport.store.models import ModelRegistry
-from modelport.store.services import ServiceStore
+from modelport.store.services import ServiceStore, create_in
 from modelport.store.tables import Base
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,8 +74,10 @@ def _fill(db: Database, tmp_path: Path) -> dict[str, Any]:
     )
     services = ServiceStore(db)
     spec = {"models": [ids[1]], "deploymentConfig": {"computeType": "AKS", "numReplicas": 2}}
-    services.create("svc", spec, ("primary-key-1", "secondary-key-1"), overwrite=False)
-    services.create("other", {"models": [ids[0]]}, (None, None), overwrite=False)
+    # Through the services table alone, as the release that made this schema wrote it.
+    with db.transaction() as session:
+        create_in(session, "svc", spec, ("primary-key-1", "secondary-key-1"), overwrite=False)
+        create_in(session, "other", {"models": [ids[0]]}, (None, None), overwrite=False)
     return {
         "models": [models.get("m", v).to_dict() for v in (1, 2)],
         "environment": env.to_dict(),
@@ -124,6 +128,22 @@ def test_a_workspace_at_the_baseline_revision_opens_with_everything_intact(
     assert _contents(db, tmp_path) == before
     assert _differences(db) == []
     assert "compute_targets" in inspect(db.engine).get_table_names()
+
+
+def test_a_workspace_before_endpoints_opens_intact_and_takes_endpoint_versions(
+    db: Database, tmp_path: Path
+) -> None:
+    """Revision 0002 (no endpoints, 64-character service names) to the newest: models,
+    services and keys intact; a version's 65-character service name then fits."""
+    schema.upgrade(db.engine, revision="0002")
+    before = _fill(db, tmp_path)
+    db.upgrade_schema()
+    assert _revision(db) == HEAD
+    assert _contents(db, tmp_path) == before
+    assert _differences(db) == []
+    spec = {"models": ["m:2"], "deploymentConfig": {"computeType": "AKS"}}
+    EndpointStore(db).create("e" * 32, {}, (None, None), Version("v" * 32), spec)
+    assert ServiceStore(db).get(f"{'e' * 32}.{'v' * 32}").spec["endpoint"] == "e" * 32
 
 
 def test_a_table_an_older_release_never_made_is_created_when_recording_it(

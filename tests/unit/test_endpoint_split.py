@@ -158,3 +158,43 @@ def test_table_updates_keep_the_split_and_move_only_the_buckets_a_change_needs()
     assert changed == [("a", "b")] * 100
     with pytest.raises(ValueError, match="sticky takes"):
         _endpoints((90, 10), sticky={"header": "k", "cookie": "c"})
+
+
+def test_a_shadow_is_never_live_and_names_its_clash() -> None:
+    versions = endpoint.add(endpoint.add([], "a"), "s", shadow_percentile=20)
+    assert endpoint.shares(versions) == {"a": 100, "s": 0}
+    with pytest.raises(ConfigError, match=r"'s' is given 10% of the live traffic and cannot"):
+        endpoint.update(versions, "s", traffic_percentile=10)
+    with pytest.raises(ConfigError, match="'s' is the default and cannot also be a shadow"):
+        endpoint.update(versions, "s", is_default=True)
+    with pytest.raises(ConfigError, match="'a' is the default and cannot also be a shadow"):
+        endpoint.update(versions, "a", shadow_percentile=5)
+    with pytest.raises(ConfigError, match=r"shadow_percentile cannot be negative .* \(got 120\)"):
+        endpoint.update(versions, "s", shadow_percentile=120)
+    assert endpoint.update(versions, "s", shadow_percentile=0)[1].shadow_percentile == 0
+    stored = [v.to_document() for v in versions]
+    assert [Version.from_document(d) for d in stored] == versions
+
+
+def test_a_version_not_serving_yet_gives_its_share_to_the_default() -> None:
+    versions = _three()  # a 70 (default), b 20, c 10
+    assert endpoint.live_shares(versions, {"a", "b", "c"}) == {"a": 70, "b": 20, "c": 10}
+    assert endpoint.live_shares(versions, {"a", "c"}) == {"a": 90, "b": 0, "c": 10}
+    # With the default not serving, nothing moves: its requests wait for it.
+    assert endpoint.live_shares(versions, {"b"}) == {"a": 70, "b": 20, "c": 10}
+
+
+def test_a_versions_own_configuration_comes_out_of_an_endpoint_one() -> None:
+    from modelport.spec.deployment import deployment_config_from_document
+
+    doc = {"computeType": "AKSENDPOINT", "versionName": "blue", "trafficPercentile": 20}
+    own, name, percent = endpoint.version_config(
+        deployment_config_from_document({**doc, "numReplicas": 2})
+    )
+    assert (own.compute_type, own.num_replicas, name, percent) == ("aks", 2, "blue", 20)
+    plain = deployment_config_from_document({"computeType": "AKS"})
+    assert endpoint.version_config(plain)[1:] == (None, None)
+    with pytest.raises(ConfigError, match="not computeType LOCAL"):
+        endpoint.version_config(deployment_config_from_document({"computeType": "local"}))
+    assert endpoint.split_name(endpoint.service_name("shop", "blue")) == ("shop", "blue")
+    assert endpoint.split_name("shop") is None
