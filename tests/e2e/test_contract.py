@@ -215,9 +215,17 @@ def test_autoscaling_goes_up_under_load_and_back_down(
     finally:
         holder.unlink(missing_ok=True)
     wait_for(lambda: ready() == 1, timeout_s=90, what="the scale-down after the window")
-    events = ws.client.call("GET", "/api/v1/services/elastic/events")["value"]
-    assert any(e["toReplicas"] > e["fromReplicas"] for e in events)
-    assert any(e["toReplicas"] < e["fromReplicas"] for e in events)
+
+    def events() -> list[dict[str, int]]:
+        return ws.client.call("GET", "/api/v1/services/elastic/events")["value"]
+
+    assert any(e["toReplicas"] > e["fromReplicas"] for e in events())
+    # The replica leaves the moment the decision is made; its event is stored just after.
+    wait_for(
+        lambda: any(e["toReplicas"] < e["fromReplicas"] for e in events()),
+        timeout_s=10,
+        what="the scale-down's event",
+    )
     service.delete()
 
 

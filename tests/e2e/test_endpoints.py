@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 import threading
 from collections import Counter
@@ -220,6 +221,8 @@ def test_a_service_and_an_endpoint_cannot_share_a_name(
         Model.deploy(ws, "taken", [model], script(tmp_path, "y"), plain)
     with pytest.raises(InvalidInputError, match="needs models and an inference_config"):
         AksEndpoint(ws, "taken").create_version("empty")
+    with pytest.raises(InvalidInputError, match="endpoints run on this machine's compute target"):
+        Model.deploy(ws, "elsewhere", [model], script(tmp_path, "z"), plain, "myaks")
 
 
 def test_percentages_change_under_load_with_no_failed_request(
@@ -329,6 +332,8 @@ def test_a_restarted_control_plane_keeps_versions_split_and_keys(
                 for field in ("trafficPercentile", "isDefault", "versionType", "share"):
                     assert new[field] == old[field], (name, field)
             assert near(served(again, 400), {"blue": 300, "green": 100})
+            for user in ("ann", "bob", "cyd", "dee"):  # a key stays on its version
+                assert len(served(again, 10, **{"x-user": user})) == 1
     finally:
         restarted.stop()
 
@@ -404,10 +409,11 @@ def test_promotion_completes_on_a_good_treatment_and_rolls_back_a_bad_one(
     try:
         load.wait_more(20, "traffic to flow")
         gate = {"steps": [25, 50, 100], "step_seconds": 2.0, "min_requests": 10}
+        gate["max_p99_ratio"] = 2.0  # the sluggish one is 4x; a shared 2-core machine is noisy
         with pytest.raises(InvalidInputError, match="'blue' is the control"):
             endpoint.promote("blue", **gate)
         result = endpoint.promote("green", **gate, wait=True, timeout_sec=60)
-        assert result["state"] == "Promoted", result
+        assert result["state"] == "Promoted", result["reason"]
         endpoint.update_deployment_state()
         green = endpoint.versions["green"]
         assert (green.is_default, green.version_type, green.share) == (True, "Control", 100)
@@ -420,7 +426,8 @@ def test_promotion_completes_on_a_good_treatment_and_rolls_back_a_bad_one(
         assert result["state"] == "RolledBack" and "error rate" in result["reason"], result
         add("sluggish", sleep_s=0.08)
         result = endpoint.promote("sluggish", **gate, wait=True, timeout_sec=60)
-        assert result["state"] == "RolledBack" and "p99 latency" in result["reason"], result
+        assert result["state"] == "RolledBack", result
+        assert re.match(r"p\d+ latency [\d.]+ ms against the control's", result["reason"])
     finally:
         load.stop()
     endpoint.update_deployment_state()

@@ -50,20 +50,30 @@ def test_a_window_is_what_the_counters_gained_and_a_reset_counts_whole() -> None
 
 
 def test_the_bounds_name_what_broke_with_the_figures() -> None:
-    control = comparison.summary(comparison.route_window(None, route(100)), BOUNDS)
-    failing = comparison.summary(comparison.route_window(None, route(80, 20)), BOUNDS)
-    slow = comparison.summary(
-        comparison.route_window(None, route(100, counts=[0, 0, 0, 0, 0, 100, 0, 0])), BOUNDS
-    )
+    control = comparison.route_window(None, route(100))
+    failing = comparison.route_window(None, route(80, 20))
+    slow = comparison.route_window(None, route(100, counts=[0, 0, 0, 0, 0, 100, 0, 0]))
     bounds = Bounds(max_error_rate_delta=0.05, max_p99_ratio=2.0, min_requests=20)
-    assert comparison.broken(control, control, bounds) == []
-    assert comparison.broken(control, failing, bounds) == [
+    assert comparison.broken(control, control, BOUNDS, bounds) == []
+    assert comparison.broken(control, failing, BOUNDS, bounds) == [
         "error rate 20.0% against the control's 0.0%: +20.0%, over the allowed +5.0%"
     ]
-    (problem,) = comparison.broken(control, slow, bounds)
-    assert problem.startswith("p99 latency 49.8 ms against the control's 9.9 ms: 5.00x")
-    few = comparison.summary(comparison.route_window(None, route(5, 5)), BOUNDS)
-    assert comparison.broken(control, few, bounds) == []  # too few to judge yet
+    (problem,) = comparison.broken(control, slow, BOUNDS, bounds)
+    assert problem.startswith("p95 latency 48.8 ms against the control's 9.8 ms: 5.00x")
+    assert "the p99 is judged from 500 requests" in problem
+    few = comparison.route_window(None, route(5, 5))
+    assert comparison.broken(control, few, BOUNDS, bounds) == []  # too few to judge yet
+
+
+def test_a_request_or_two_slowed_by_the_machine_do_not_decide_alone() -> None:
+    assert comparison.judged_quantile(500) == 0.99 and comparison.judged_quantile(50) == 0.9
+    assert comparison.judged_quantile(5) == 0.5
+    control = comparison.route_window(None, route(50))  # all between 5 and 10 ms
+    two_slow = comparison.route_window(None, route(50, counts=[0, 0, 0, 48, 0, 0, 2, 0]))
+    bounds = Bounds(max_p99_ratio=1.5, min_requests=20)
+    assert comparison.broken(control, two_slow, BOUNDS, bounds) == []
+    many_slow = comparison.route_window(None, route(50, counts=[0, 0, 0, 40, 0, 0, 10, 0]))
+    assert comparison.broken(control, many_slow, BOUNDS, bounds)
 
 
 def test_a_shadow_window_gives_agreement_and_the_latency_difference() -> None:

@@ -138,25 +138,32 @@ class Promotion:
         bounds = self.settings.bounds
         while True:
             await asyncio.sleep(CHECK_EVERY_S)
-            control, treatment = self._summaries(start, await self._counters())
-            if control["requests"] >= bounds.min_requests:
+            now = await self._counters()
+            latency = now.get("latencyBounds") or []
+            control, treatment = self._windows(start, now)
+            if sum(control["requests"].values()) >= bounds.min_requests:
                 self._last_control = control
             judged = self._last_control or control
-            self.figures = {"control": judged, "treatment": treatment}
-            problems = comparison.broken(judged, treatment, bounds)
+            self.figures = {
+                "control": comparison.summary(judged, latency),
+                "treatment": comparison.summary(treatment, latency),
+            }
+            problems = comparison.broken(judged, treatment, latency, bounds)
             if problems:
                 return problems
             if time.monotonic() >= deadline:
                 break
-        if treatment["requests"] < bounds.min_requests:
+        treated = self.figures["treatment"]["requests"]
+        if treated < bounds.min_requests:
             return [
-                f"too little traffic to judge: {treatment['requests']} request(s) reached "
+                f"too little traffic to judge: {treated} request(s) reached "
                 f"{self.settings.version!r} in {self.settings.step_seconds:g} s, "
                 f"{bounds.min_requests} needed"
             ]
         if self._last_control is None:
             return [
-                f"too little traffic to judge: {control['requests']} request(s) reached the "
+                f"too little traffic to judge: {self.figures['control']['requests']} "
+                "request(s) reached the "
                 f"control {self.control!r}, {bounds.min_requests} needed"
             ]
         return []
@@ -167,16 +174,15 @@ class Promotion:
             raise ModelportError("the router did not answer for its counters")
         return stats
 
-    def _summaries(
+    def _windows(
         self, start: dict[str, Any], now: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        bounds = now.get("latencyBounds") or []
+        """What the control's and the treatment's counters gained since ``start``."""
         out = []
         for version in (self.control, self.settings.version):
             route = f"{self.name}.{version}"
             current = now["services"].get(route) or {}
-            window = comparison.route_window(start["services"].get(route), current)
-            out.append(comparison.summary(window, bounds))
+            out.append(comparison.route_window(start["services"].get(route), current))
         return out[0], out[1]
 
     # -- changes of traffic --------------------------------------------------------------

@@ -69,12 +69,15 @@ class Webservice:
                 return _data
             try:
                 data: dict[str, Any] = workspace.client.call("GET", _path(name))
-            except NotFoundError:
+            except NotFoundError as missing:
                 # v1's Webservice(ws, name) finds endpoints too (computeType AKSENDPOINT).
                 from modelport.sdk.endpoint import AksEndpoint
 
                 _CLASSES.setdefault("AKSENDPOINT", AksEndpoint)
-                data = workspace.client.call("GET", f"/api/v1/endpoints/{quote(name)}")
+                try:
+                    data = workspace.client.call("GET", f"/api/v1/endpoints/{quote(name)}")
+                except NotFoundError:
+                    raise missing from None
             return data
 
         return new_by_type(cls, Webservice, fetch, _CLASSES, AksWebservice)
