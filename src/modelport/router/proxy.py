@@ -122,8 +122,7 @@ class Proxy:
         if endpoint.shadows and not pinned and action == "score":
             return await self._mirrored(endpoint, route, request, path, version)
         response = await self._act(route, action, request, path)
-        # A new answer: the prebuilt ones (401, 503) are shared by every request.
-        return replace(response, headers=[*response.headers, (VERSION_HEADER, version.encode())])
+        return _named(response, version)
 
     async def _mirrored(
         self, endpoint: Endpoint, route: Route, request: Request, path: str, version: str
@@ -142,7 +141,7 @@ class Proxy:
                 task = asyncio.create_task(self._shadow(endpoint, shadow, copy, live, seconds))
                 self._copies.add(task)
                 task.add_done_callback(self._copies.discard)
-        return replace(response, headers=[*response.headers, (VERSION_HEADER, version.encode())])
+        return _named(response, version)
 
     async def _shadow(
         self,
@@ -453,6 +452,14 @@ def _encode_request(request: Request, target: str, extra: bytes = b"") -> bytes:
     parts.append(b"content-length: " + str(len(request.body)).encode() + b"\r\n\r\n")
     parts.append(request.body)
     return b"".join(parts)
+
+
+def _named(response: Response, version: str) -> Response:
+    """The answer with the version that served it; a new one, since the prebuilt answers
+    (401, 503) are shared by every request."""
+    return Response(
+        response.status, response.body, [*response.headers, (VERSION_HEADER, version.encode())]
+    )
 
 
 def _response(upstream: UpstreamResponse) -> Response:
