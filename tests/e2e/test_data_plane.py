@@ -21,11 +21,13 @@ from tests.e2e.test_services import fixed, post, source
 
 
 class Load:
-    """Clients scoring in a loop until stopped; every answer (or failure) is kept."""
+    """Clients scoring in a loop until stopped; every answer (or failure) is kept, with
+    the endpoint version that served it (``answered``) where there is one."""
 
     def __init__(self, url: str, key: str, clients: int = 3) -> None:
         self.url, self.key = url, key
         self.results: list[int | str] = []
+        self.answered: list[str] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._loop) for _ in range(clients)]
         for t in self._threads:
@@ -39,6 +41,7 @@ class Load:
                 try:
                     r = client.post(self.url, json={"x": [1]}, headers=headers)
                     self.results.append(r.status_code)
+                    self.answered.append(r.headers.get("azureml-model-deployment", ""))
                 except httpx.HTTPError as exc:
                     self.results.append(type(exc).__name__)
 

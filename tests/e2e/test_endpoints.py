@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import textwrap
-import threading
 from collections import Counter
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from modelport import AksEndpoint, InferenceConfig, Model, Webservice, Workspace
 from modelport.errors import ConfigError, ConflictError, InvalidInputError, NotFoundError
 from tests.conftest import ServerProcess, wait_for
+from tests.e2e.test_data_plane import Load
 
 SCORE = """
     import json, os, time
@@ -186,6 +186,9 @@ def test_versions_share_one_url_by_v1s_rules_measured_through_the_router(
     # v1's names: Webservice finds the endpoint, and the SDK's views round-trip.
     again = Webservice(ws, "shop")
     assert isinstance(again, AksEndpoint)
+    listed = Webservice.list(ws, compute_type="AKSENDPOINT")
+    assert [(type(e).__name__, e.name) for e in listed] == [("AksEndpoint", "shop")]
+    assert Webservice.list(ws, model_name="scaler")[0].models == ["scaler:1"]
     assert again.serialize()["versions"]["green"]["isDefault"] is True
     with pytest.raises(NotFoundError):
         Webservice(ws, "shop.blue")
@@ -241,7 +244,7 @@ def test_percentages_change_under_load_with_no_failed_request(
         for percent in (30, 60, 90):
             endpoint.update_version("green", traffic_percentile=percent)
             load.wait_more(20, f"traffic at {percent}%")
-        wait_for(lambda: load.versions()[-20:].count("green") >= 14, what="green to take 90%")
+        wait_for(lambda: load.answered[-20:].count("green") >= 14, what="green to take 90%")
         endpoint.create_version(
             "gold",
             models=[model],
@@ -250,7 +253,7 @@ def test_percentages_change_under_load_with_no_failed_request(
             traffic_percentile=10,
         )
         load.wait_more(40, "traffic while gold starts")
-        wait_for(lambda: "gold" in load.versions()[-40:], what="gold to take traffic once up")
+        wait_for(lambda: "gold" in load.answered[-40:], what="gold to take traffic once up")
         endpoint.update_version("green", traffic_percentile=0, is_default=True)
         load.wait_more(20, "traffic after green became the default")
         endpoint.delete_version("gold")
@@ -259,48 +262,8 @@ def test_percentages_change_under_load_with_no_failed_request(
     finally:
         load.stop()
     assert results and set(results) == {200}, Counter(map(str, results))
-    assert "gold" not in load.versions()[-20:]
-    assert set(load.versions()[-20:]) == {"green"}  # the default takes what is left: 100 %
-
-
-class Load:
-    """Clients scoring an endpoint until stopped: every status, and who answered."""
-
-    def __init__(self, url: str, key: str, clients: int = 3) -> None:
-        self.url, self.key = url, key
-        self.results: list[int | str] = []
-        self.answered: list[str] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._loop) for _ in range(clients)]
-        for t in self._threads:
-            t.start()
-
-    def _loop(self) -> None:
-        import time
-
-        deadline = time.monotonic() + 180  # a runaway test still ends
-        headers = {"Authorization": f"Bearer {self.key}"}
-        with httpx.Client(timeout=30) as client:
-            while not self._stop.is_set() and time.monotonic() < deadline:
-                try:
-                    r = client.post(self.url, json={"x": [1]}, headers=headers)
-                    self.results.append(r.status_code)
-                    self.answered.append(r.headers.get(HEADER, ""))
-                except httpx.HTTPError as exc:
-                    self.results.append(type(exc).__name__)
-
-    def versions(self) -> list[str]:
-        return list(self.answered)
-
-    def wait_more(self, count: int, what: str) -> None:
-        start = len(self.results)
-        wait_for(lambda: len(self.results) >= start + count, timeout_s=60, what=what)
-
-    def stop(self) -> list[int | str]:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=60)
-        return self.results
+    assert "gold" not in load.answered[-20:]
+    assert set(load.answered[-20:]) == {"green"}  # the default takes what is left: 100 %
 
 
 def test_a_restarted_control_plane_keeps_versions_split_and_keys(

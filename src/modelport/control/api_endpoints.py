@@ -14,7 +14,6 @@ from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelport.control.api_services import (
-    KEY_TYPES,
     Regenerate,
     _check_target,
     _checked_spec,
@@ -31,7 +30,7 @@ from modelport.spec.deployment import deployment_config_from_document
 from modelport.spec.endpoint import Version
 from modelport.spec.names import check_service_name
 from modelport.store.endpoints import EndpointRecord
-from modelport.store.services import DELETING, FAILED, HEALTHY, TRANSITIONING, new_key
+from modelport.store.services import DELETING, FAILED, HEALTHY, TRANSITIONING
 
 router = APIRouter(prefix="/api/v1")
 COMPUTE_TYPE = "AKSENDPOINT"
@@ -204,6 +203,9 @@ def endpoint_view(
         "sticky": record.spec.get("sticky"),
         "tolerance": record.spec.get("tolerance", DEFAULT_TOLERANCE),
         "versions": versions,
+        # As a service's view has them, so that v1's Webservice.list shows endpoints too.
+        "models": sorted({m for v in versions.values() for m in v["models"]}),
+        "replicas": [r for v in versions.values() for r in v["replicas"]],
         "promotion": plane.promotion_view(record.name),
         "createdTime": record.created_time.isoformat(),
         "updatedTime": record.updated_time.isoformat(),
@@ -422,14 +424,7 @@ def endpoint_keys(name: str, request: Request) -> dict[str, Any]:
 def regenerate_endpoint_key(
     name: str, body: Annotated[Regenerate, Body()], request: Request
 ) -> dict[str, Any]:
-    ws = workspace_of(request)
-    which = next((k for k in KEY_TYPES if k.lower() == body.key_type.lower()), None)
-    if which is None:
-        raise InvalidInputError(
-            f"Error, invalid value provided for key: {body.key_type}. "
-            f"Valid options are: {', '.join(KEY_TYPES)}"
-        )
-    record = ws.endpoints.set_key(name, which.lower(), body.key_value or new_key())
+    record = workspace_of(request).endpoints.set_key(name, *body.key())
     plane_of(request).notify_endpoint(name)
     return {"primaryKey": record.primary_key, "secondaryKey": record.secondary_key}
 

@@ -352,21 +352,25 @@ class Regenerate(BaseModel):
     key_type: str = Field(alias="keyType")
     key_value: str | None = Field(None, alias="keyValue")
 
+    def key(self) -> tuple[str, str]:
+        """Which key (``primary``/``secondary``, v1's names in any case) and its new value."""
+        which = next((k for k in KEY_TYPES if k.lower() == self.key_type.lower()), None)
+        if which is None:
+            raise InvalidInputError(
+                f"Error, invalid value provided for key: {self.key_type}. "
+                f"Valid options are: {', '.join(KEY_TYPES)}"
+            )
+        value = self.key_value or new_key()
+        if len(value) < 8:
+            raise InvalidInputError("a key must be at least 8 characters long")
+        return which.lower(), value
+
 
 @router.post("/services/{name}/regenerateKeys")
 def regenerate_key(
     name: str, body: Annotated[Regenerate, Body()], request: Request
 ) -> dict[str, Any]:
     ws = workspace_of(request)
-    which = next((k for k in KEY_TYPES if k.lower() == body.key_type.lower()), None)
-    if which is None:
-        raise InvalidInputError(
-            f"Error, invalid value provided for key: {body.key_type}. "
-            f"Valid options are: {', '.join(KEY_TYPES)}"
-        )
-    value = body.key_value or new_key()
-    if len(value) < 8:
-        raise InvalidInputError("a key must be at least 8 characters long")
-    record = ws.services.set_key(_plain(name), which.lower(), value)
+    record = ws.services.set_key(_plain(name), *body.key())
     plane_of(request).notify(name)
     return {"primaryKey": record.primary_key, "secondaryKey": record.secondary_key}

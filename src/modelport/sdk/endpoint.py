@@ -255,11 +255,7 @@ class AksEndpoint(AksWebservice):
         shadow_percentile: int | None = None,
     ) -> None:
         """Add a version (a deployment of its own) with its share of the traffic."""
-        settings = _given(locals())
-        rules = {k: settings.pop(k) for k in _VERSION_RULES if k in settings}
-        metadata = _metadata(settings)
-        for key in ("self", "version_name", "models", "inference_config", *metadata):
-            settings.pop(key, None)
+        settings, rules, metadata = _version_arguments(locals())
         check_service_name(version_name)
         if not models or inference_config is None:
             raise InvalidInputError("create_version needs models and an inference_config")
@@ -308,11 +304,7 @@ class AksEndpoint(AksWebservice):
         shadow_percentile: int | None = None,
     ) -> None:
         """Change a version: what is None stays as it is (v1's update_version)."""
-        settings = _given(locals())
-        rules = {k: settings.pop(k) for k in _VERSION_RULES if k in settings}
-        metadata = _metadata(settings)
-        for key in ("self", "version_name", "models", "inference_config", *metadata):
-            settings.pop(key, None)
+        settings, rules, metadata = _version_arguments(locals())
         version = self._version(version_name)
         body: dict[str, Any] = {**_rule_body(rules), **metadata}
         if models is not None:
@@ -529,6 +521,19 @@ _VERSION_RULES = (
     "is_control_version_type",
     "shadow_percentile",
 )
+
+
+def _version_arguments(
+    given: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """``create_version``/``update_version`` arguments (their ``locals()``) given a value,
+    apart: deployment settings, traffic rules, and tags/properties/description."""
+    settings = _given(given)
+    rules = {k: settings.pop(k) for k in _VERSION_RULES if k in settings}
+    metadata = _metadata(settings)
+    for key in ("self", "version_name", "models", "inference_config", *metadata):
+        settings.pop(key, None)
+    return settings, rules, metadata
 
 
 def _rule_body(rules: dict[str, Any]) -> dict[str, Any]:

@@ -276,8 +276,12 @@ class Webservice:
     ) -> builtins.list[Webservice]:
         """Services, filtered as v1's: compute type, model, tags and properties
         (``["key"]`` or ``[["key", "value"]]``)."""
-        data = workspace.client.call("GET", "/api/v1/services")
-        items = [i for i in data["value"] if _matches(i, compute_type, model_name, model_id)]
+        from modelport.sdk.endpoint import AksEndpoint
+
+        _CLASSES.setdefault("AKSENDPOINT", AksEndpoint)
+        every = workspace.client.call("GET", "/api/v1/services")["value"]
+        every += workspace.client.call("GET", "/api/v1/endpoints")["value"]  # v1 lists them too
+        items = [i for i in every if _matches(i, compute_type, model_name, model_id)]
         items = [i for i in items if _has(i["tags"], tags) and _has(i["properties"], properties)]
         return [Webservice(workspace, item["name"], _data=item) for item in items]
 
