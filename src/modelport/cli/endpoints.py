@@ -14,6 +14,7 @@ from modelport.cli.services import (
     _inference_config,
     _workspace,
     dc_option,
+    emit_keys,
     ic_option,
     lines_option,
     wait_option,
@@ -277,15 +278,7 @@ def delete(name: str, no_wait: bool) -> None:
 @output_option
 def keys(name: str, output: str) -> None:
     """Print the endpoint's primary and secondary keys."""
-    primary, secondary = _endpoint(name).get_keys()
-
-    def table(data: dict[str, str]) -> Table:
-        t = Table("key", "value")
-        for k, v in data.items():
-            t.add_row(k, v)
-        return t
-
-    emit({"primaryKey": primary, "secondaryKey": secondary}, output, table)
+    emit_keys(*_endpoint(name).get_keys(), output)
 
 
 @endpoint_group.command("regen-key")

@@ -267,8 +267,10 @@ def get_keys(name: str, output: str) -> None:
 
 
 def _show_keys(name: str, output: str) -> None:
-    primary, secondary = _service(name).get_keys()
+    emit_keys(*_service(name).get_keys(), output)
 
+
+def emit_keys(primary: str, secondary: str, output: str) -> None:
     def table(data: dict[str, str]) -> Table:
         t = Table("key", "value")
         for k, v in data.items():

@@ -201,7 +201,7 @@ def endpoint_view(
         "tags": record.spec.get("tags") or {},
         "properties": record.spec.get("properties") or {},
         "sticky": record.spec.get("sticky"),
-        "tolerance": record.spec.get("tolerance", DEFAULT_TOLERANCE),
+        "tolerance": record.spec.get("tolerance", rules.TOLERANCE),
         "versions": versions,
         # As a service's view has them, so that v1's Webservice.list shows endpoints too.
         "models": sorted({m for v in versions.values() for m in v["models"]}),
@@ -210,9 +210,6 @@ def endpoint_view(
         "createdTime": record.created_time.isoformat(),
         "updatedTime": record.updated_time.isoformat(),
     }
-
-
-DEFAULT_TOLERANCE = 1e-6
 
 
 async def _view(name: str, request: Request) -> dict[str, Any]:

@@ -404,7 +404,7 @@ class ServiceController:
         the_plan = current.plan if current is not None else plan.plan(record.spec)
         return {
             "auth": the_plan.auth,
-            "keyDigests": [_digest(record.primary_key), _digest(record.secondary_key)],
+            "keyDigests": [key_digest(record.primary_key), key_digest(record.secondary_key)],
             "replicas": [[r.host, r.port] for r in ready],
             "exitFiles": {str(r.port): r.exit_file for r in ready if r.exit_file},
             "starting": current is None and record.state != FAILED,
@@ -447,7 +447,8 @@ def _replica_view(r: ReplicaStatus, generation: int) -> dict[str, Any]:
     }
 
 
-def _digest(key: str) -> str:
+def key_digest(key: str) -> str:
+    """What the router holds of a key: its SHA-256, compared in constant time."""
     return hashlib.sha256(key.encode()).hexdigest()
 
 

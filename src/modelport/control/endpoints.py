@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from modelport.control import comparison
+from modelport.control.controller import key_digest
 from modelport.control.promotion import Promotion, PromotionSettings
-from modelport.errors import ConflictError, InvalidInputError
+from modelport.errors import (
+    ConflictError,
+    InvalidInputError,
+    ModelportError,
+    ServerUnavailableError,
+)
 from modelport.spec import endpoint as rules
 from modelport.store.endpoints import EndpointRecord
 
@@ -30,7 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("modelport.control")
 SAMPLE_EVERY_S = 5.0
 KEEP_S = 3600.0
-DEFAULT_TOLERANCE = 1e-6
 
 
 class Endpoints:
@@ -111,7 +115,7 @@ class Endpoints:
         hidden behind its endpoint and takes the endpoint's auth and keys."""
         out: dict[str, Any] = {}
         for record in self.records.values():
-            digests = [_digest(record.primary_key), _digest(record.secondary_key)]
+            digests = [key_digest(record.primary_key), key_digest(record.secondary_key)]
             auth = bool(record.spec.get("authEnabled", True))
             for service in record.services:
                 if service in routes:
@@ -123,7 +127,8 @@ class Endpoints:
                     }
             if record.deleting:
                 continue
-            shares = rules.live_shares(record.versions, self.serving(record))
+            serving = self.serving(record)
+            shares = rules.live_shares(record.versions, serving)
             versions = [
                 {"name": v.name, "share": shares[v.name], "route": record.service(v.name)}
                 for v in record.versions
@@ -135,11 +140,11 @@ class Endpoints:
             shadows = [
                 {"name": v.name, "route": record.service(v.name), "percent": v.shadow_percentile}
                 for v in record.versions
-                if v.shadow_percentile and v.name in self.serving(record)
+                if v.shadow_percentile and v.name in serving
             ]
             if shadows:
                 entry["shadows"] = shadows
-                entry["tolerance"] = float(record.spec.get("tolerance", DEFAULT_TOLERANCE))
+                entry["tolerance"] = float(record.spec.get("tolerance", rules.TOLERANCE))
             if record.spec.get("sticky"):
                 entry["sticky"] = record.spec["sticky"]
             out[record.name] = entry
@@ -177,7 +182,7 @@ class Endpoints:
     async def stats(self, record: EndpointRecord, window: float) -> dict[str, Any]:
         now = await self._read()
         if now is None:
-            raise ConflictError("the router does not answer for its counters right now")
+            raise ServerUnavailableError("the router does not answer for its counters right now")
         return compare(record, self.since(window), now, window)
 
     # -- promotion ----------------------------------------------------------------------
@@ -215,7 +220,7 @@ class Endpoints:
             f"the promotion of {version!r} was interrupted by a control-plane restart: its "
             "traffic goes back to the control"
         )
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(ModelportError):  # a version deleted meanwhile
             await asyncio.to_thread(self.store.update_version, record.name, version, None, 0)
         await asyncio.to_thread(self.store.update, record.name, {"promotion": None})
         await asyncio.to_thread(self.store.record_event, record.name, "rolledBack", message, {})
@@ -275,7 +280,3 @@ def compare(
             )
         versions[version.name] = row
     return {"name": record.name, "windowSeconds": window, "versions": versions}
-
-
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()

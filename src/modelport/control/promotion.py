@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from modelport.control import comparison
 from modelport.control.comparison import Bounds
 from modelport.errors import ModelportError
+from modelport.spec import endpoint as rules
 
 if TYPE_CHECKING:
     from modelport.control.endpoints import Endpoints
@@ -180,7 +181,7 @@ class Promotion:
         """What the control's and the treatment's counters gained since ``start``."""
         out = []
         for version in (self.control, self.settings.version):
-            route = f"{self.name}.{version}"
+            route = rules.service_name(self.name, version)
             current = now["services"].get(route) or {}
             out.append(comparison.route_window(start["services"].get(route), current))
         return out[0], out[1]

@@ -14,7 +14,7 @@ import builtins
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
 from modelport.errors import ConflictError, InvalidInputError, ModelportError, NotFoundError
@@ -53,22 +53,14 @@ class VersionType:
     treatment = "Treatment"
 
 
-def _path(name: str) -> str:
-    return f"/api/v1/endpoints/{quote(name)}"
-
-
 class AksEndpoint(AksWebservice):
     """An endpoint: ``AksEndpoint(ws, name)`` loads it."""
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        return object.__new__(cls)
+    _collection = "/api/v1/endpoints"
+    _noun = "endpoint"
 
-    def __init__(
-        self, workspace: Workspace, name: str, _data: dict[str, Any] | None = None
-    ) -> None:
-        self.workspace = workspace
-        self.name = check_service_name(name)
-        self._load(_data or workspace.client.call("GET", _path(name)))
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        return object.__new__(cls)
 
     def _load(self, data: dict[str, Any]) -> None:
         self._data = data
@@ -129,9 +121,6 @@ class AksEndpoint(AksWebservice):
         return AksEndpointDeploymentConfiguration.create(_given(locals()))
 
     # -- state ---------------------------------------------------------------------
-    def update_deployment_state(self) -> None:
-        self._load(self.workspace.client.call("GET", _path(self.name)))
-
     def wait_for_deployment(
         self, show_output: bool = False, timeout_sec: float | None = None
     ) -> None:
@@ -173,20 +162,12 @@ class AksEndpoint(AksWebservice):
         params: dict[str, Any] = {"num_lines": num_lines}
         if version is not None:
             params["version"] = version
-        data = self.workspace.client.call("GET", f"{_path(self.name)}/logs", params=params)
+        data = self.workspace.client.call("GET", f"{self._url()}/logs", params=params)
         return str(data["logs"])
-
-    def get_keys(self) -> tuple[str, str]:
-        data = self.workspace.client.call("GET", f"{_path(self.name)}/keys")
-        return data["primaryKey"], data["secondaryKey"]
-
-    def regen_key(self, key: str, set_key: str | None = None) -> None:
-        body = {"keyType": key} if set_key is None else {"keyType": key, "keyValue": set_key}
-        self.workspace.client.call("POST", f"{_path(self.name)}/regenerateKeys", json=body)
 
     def get_events(self) -> builtins.list[dict[str, Any]]:
         """What happened to the traffic: promotion steps, roll-backs and their figures."""
-        data = self.workspace.client.call("GET", f"{_path(self.name)}/events")
+        data = self.workspace.client.call("GET", f"{self._url()}/events")
         return list(data["value"])
 
     def update(  # type: ignore[override]
@@ -219,7 +200,7 @@ class AksEndpoint(AksWebservice):
             body["sticky"] = _given({"header": sticky_header, "cookie": sticky_cookie})
         if not body:
             raise InvalidInputError("No parameters provided to update.")
-        self._load(self.workspace.client.call("PATCH", _path(self.name), json=body))
+        self._load(self.workspace.client.call("PATCH", self._url(), json=body))
 
     def create_version(
         self,
@@ -268,7 +249,7 @@ class AksEndpoint(AksWebservice):
             **metadata,
             **_inference_body(self.workspace, inference_config, f"{self.name}-{version_name}"),
         }
-        self._load(self.workspace.client.call("POST", f"{_path(self.name)}/versions", json=body))
+        self._load(self.workspace.client.call("POST", f"{self._url()}/versions", json=body))
 
     def update_version(
         self,
@@ -320,7 +301,7 @@ class AksEndpoint(AksWebservice):
             )
         if not body:
             raise InvalidInputError("No parameters provided to update.")
-        path = f"{_path(self.name)}/versions/{quote(version_name)}"
+        path = f"{self._url()}/versions/{quote(version_name)}"
         self._load(self.workspace.client.call("PATCH", path, json=body))
 
     def deploy_version(
@@ -359,47 +340,34 @@ class AksEndpoint(AksWebservice):
         if inference_config is not None:
             body.update(_inference_body(self.workspace, inference_config, f"{self.name}-{name}"))
         self.update_deployment_state()
-        if name in self.versions:
-            if not body:
-                raise InvalidInputError("No parameters provided to update.")
-            path = f"{_path(self.name)}/versions/{quote(name)}"
-            self._load(self.workspace.client.call("PATCH", path, json=body))
-            return
-        if not models or inference_config is None:
+        if name not in self.versions and (not models or inference_config is None):
             raise InvalidInputError(
                 f"version {name!r} is new: it needs models and an inference config"
             )
-        body.setdefault("deploymentConfig", {"computeType": "AKS"})
-        path = f"{_path(self.name)}/versions"
-        self._load(self.workspace.client.call("POST", path, json={**body, "versionName": name}))
+        self._put_version(name, body)
+
+    def _put_version(self, name: str, body: dict[str, Any]) -> None:
+        """Change version ``name`` as ``body`` says, or add it if the endpoint lacks it."""
+        if name in self.versions:
+            if not body:
+                raise InvalidInputError("No parameters provided to update.")
+            path = f"{self._url()}/versions/{quote(name)}"
+            self._load(self.workspace.client.call("PATCH", path, json=body))
+            return
+        body = {"deploymentConfig": {"computeType": "AKS"}, **body, "versionName": name}
+        self._load(self.workspace.client.call("POST", f"{self._url()}/versions", json=body))
 
     def delete_version(self, version_name: str) -> None:
         """Take a version out of the split at once; its replicas drain, then go."""
-        path = f"{_path(self.name)}/versions/{quote(version_name)}"
+        path = f"{self._url()}/versions/{quote(version_name)}"
         self._load(self.workspace.client.call("DELETE", path))
-
-    def delete(self, wait: bool = True, timeout_sec: float | None = None) -> None:
-        self.workspace.client.call("DELETE", _path(self.name))
-        self.state = "Deleting"
-        deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
-        while wait:
-            try:
-                self.workspace.client.call("GET", _path(self.name))
-            except NotFoundError:
-                return
-            if deadline is not None and time.monotonic() > deadline:
-                raise ModelportError(
-                    f"endpoint {self.name} is still being deleted after {timeout_sec}s",
-                    hint=f"modelport endpoint show -n {self.name}",
-                )
-            time.sleep(POLL_S)
 
     # -- beyond v1: statistics and promotion ----------------------------------------------
     def get_stats(self, window_seconds: float = 300) -> dict[str, Any]:
         """Per version over the window: requests, errors by class, error rate, p50/p95/p99
         latency (ms), queue rejections; for shadows their agreement with the live answers."""
         data: dict[str, Any] = self.workspace.client.call(
-            "GET", f"{_path(self.name)}/stats", params={"window": window_seconds}
+            "GET", f"{self._url()}/stats", params={"window": window_seconds}
         )
         return data
 
@@ -426,7 +394,7 @@ class AksEndpoint(AksWebservice):
             "maxP99Ratio": max_p99_ratio,
             "minRequests": min_requests,
         }
-        self._load(self.workspace.client.call("POST", f"{_path(self.name)}/promote", json=body))
+        self._load(self.workspace.client.call("POST", f"{self._url()}/promote", json=body))
         deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
         while wait and self.promotion is not None and self.promotion["state"] == "Running":
             if deadline is not None and time.monotonic() > deadline:
@@ -436,7 +404,7 @@ class AksEndpoint(AksWebservice):
         return dict(self.promotion or {})
 
     def cancel_promotion(self) -> None:
-        self._load(self.workspace.client.call("DELETE", f"{_path(self.name)}/promote"))
+        self._load(self.workspace.client.call("DELETE", f"{self._url()}/promote"))
 
     def _version(self, name: str) -> EndpointVersion:
         version = self.versions.get(name)
@@ -461,7 +429,7 @@ class EndpointVersion(AksWebservice):
 
     endpoint: AksEndpoint
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         return object.__new__(cls)
 
     @classmethod
@@ -501,7 +469,7 @@ class EndpointVersion(AksWebservice):
 
     def run(self, input_data: Any) -> Any:
         """Score on this version (pinned with the ``azureml-model-deployment`` header)."""
-        return _pinned_run(self, input_data)
+        return self._score(input_data, {VERSION_HEADER: self.name})
 
     def update(self, *args: Any, **settings: Any) -> None:
         if args:
@@ -510,9 +478,6 @@ class EndpointVersion(AksWebservice):
 
     def delete(self, wait: bool = True, timeout_sec: float | None = None) -> None:
         self.endpoint.delete_version(self.name)
-
-    def serialize(self) -> dict[str, Any]:
-        return dict(self._data)
 
 
 _VERSION_RULES = (
@@ -544,36 +509,6 @@ def _rule_body(rules: dict[str, Any]) -> dict[str, Any]:
         "shadow_percentile": "shadowPercentile",
     }
     return {names[k]: v for k, v in rules.items()}
-
-
-def _pinned_run(version: EndpointVersion, input_data: Any) -> Any:
-    import json
-
-    import httpx
-
-    from modelport.errors import ServerUnavailableError
-    from modelport.sdk.webservice import WebserviceError
-
-    body = input_data if isinstance(input_data, str | bytes) else json.dumps(input_data)
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "application/json",
-        VERSION_HEADER: version.name,
-    }
-    if version.auth_enabled:
-        headers["Authorization"] = f"Bearer {version.get_keys()[0]}"
-    try:
-        response = httpx.post(version.scoring_uri, content=body, headers=headers, timeout=None)
-    except httpx.TransportError as exc:
-        raise ServerUnavailableError(f"cannot reach {version.scoring_uri}: {exc}") from exc
-    if response.status_code != 200:
-        raise WebserviceError(
-            f"Received bad response from service. Response Code: {response.status_code}\n"
-            f"Content: {response.text}",
-            response.status_code,
-            response.text,
-        )
-    return response.json()
 
 
 def deploy_endpoint(
@@ -616,10 +551,5 @@ def _replace_version(workspace: Workspace, name: str, body: dict[str, Any]) -> A
     fields = {k: v for k, v in body.items() if k not in ("name", "computeTarget")}
     if "trafficPercentile" in body["deploymentConfig"]:
         fields["trafficPercentile"] = body["deploymentConfig"]["trafficPercentile"]
-    if version in endpoint.versions:
-        path = f"{_path(name)}/versions/{quote(version)}"
-        endpoint._load(workspace.client.call("PATCH", path, json=fields))
-    else:
-        path = f"{_path(name)}/versions"
-        endpoint._load(workspace.client.call("POST", path, json={**fields, "versionName": version}))
+    endpoint._put_version(version, fields)
     return endpoint

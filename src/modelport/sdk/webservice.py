@@ -62,6 +62,8 @@ class Webservice:
     """A deployed service. ``Webservice(ws, name)`` loads it; ``Webservice.list(ws)`` all."""
 
     _prefetched: dict[str, Any] | None = None
+    _collection = "/api/v1/services"  # where the management API keeps this kind
+    _noun = "service"
 
     def __new__(cls, workspace: Workspace, name: str, _data: dict[str, Any] | None = None) -> Any:
         def fetch() -> dict[str, Any]:
@@ -88,7 +90,7 @@ class Webservice:
         self.workspace = workspace
         self.name = check_service_name(name)
         data = (
-            _data or getattr(self, "_prefetched", None) or workspace.client.call("GET", _path(name))
+            _data or getattr(self, "_prefetched", None) or workspace.client.call("GET", self._url())
         )
         self._load(data)
 
@@ -111,9 +113,12 @@ class Webservice:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, state={self.state!r})"
 
+    def _url(self) -> str:
+        return f"{self._collection}/{quote(self.name)}"
+
     # -- state ---------------------------------------------------------------------
     def update_deployment_state(self) -> None:
-        self._load(self.workspace.client.call("GET", _path(self.name)))
+        self._load(self.workspace.client.call("GET", self._url()))
 
     def serialize(self) -> dict[str, Any]:
         return dict(self._data)
@@ -167,8 +172,11 @@ class Webservice:
     # -- scoring -------------------------------------------------------------------
     def run(self, input_data: Any) -> Any:
         """Score: POST ``input_data`` (a JSON string, or data to encode) with the key."""
+        return self._score(input_data, {})
+
+    def _score(self, input_data: Any, extra: dict[str, str]) -> Any:
         body = input_data if isinstance(input_data, str | bytes) else json.dumps(input_data)
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        headers = {"Content-Type": "application/json", "Accept": "application/json", **extra}
         if self.auth_enabled:
             headers["Authorization"] = f"Bearer {self.get_keys()[0]}"
         try:
@@ -187,22 +195,22 @@ class Webservice:
     # -- operations ----------------------------------------------------------------
     def get_logs(self, num_lines: int = 5000) -> str:
         data = self.workspace.client.call(
-            "GET", f"{_path(self.name)}/logs", params={"num_lines": num_lines}
+            "GET", f"{self._url()}/logs", params={"num_lines": num_lines}
         )
         return str(data["logs"])
 
     def get_scaling_events(self) -> builtins.list[dict[str, Any]]:
         """Every autoscaling change of the replica count, with the inputs it was made on."""
-        data = self.workspace.client.call("GET", f"{_path(self.name)}/events")
+        data = self.workspace.client.call("GET", f"{self._url()}/events")
         return list(data["value"])
 
     def get_keys(self) -> tuple[str, str]:
-        data = self.workspace.client.call("GET", f"{_path(self.name)}/keys")
+        data = self.workspace.client.call("GET", f"{self._url()}/keys")
         return data["primaryKey"], data["secondaryKey"]
 
     def regen_key(self, key: str, set_key: str | None = None) -> None:
         body = {"keyType": key} if set_key is None else {"keyType": key, "keyValue": set_key}
-        self.workspace.client.call("POST", f"{_path(self.name)}/regenerateKeys", json=body)
+        self.workspace.client.call("POST", f"{self._url()}/regenerateKeys", json=body)
 
     def update(
         self,
@@ -237,7 +245,7 @@ class Webservice:
             body["deploymentConfig"] = _config_document(deployment_config)
         if not body:
             raise InvalidInputError("No parameters provided to update.")
-        self._load(self.workspace.client.call("PATCH", _path(self.name), json=body))
+        self._load(self.workspace.client.call("PATCH", self._url(), json=body))
 
     def add_tags(self, tags: dict[str, str]) -> None:
         self.update(tags={**self.tags, **tags})
@@ -249,19 +257,19 @@ class Webservice:
         self.update(properties=properties)
 
     def delete(self, wait: bool = True, timeout_sec: float | None = None) -> None:
-        """Delete the service; as v1's, returns once it is gone (its replicas drained)."""
-        self.workspace.client.call("DELETE", _path(self.name))
+        """Delete it; as v1's, returns once it is gone (its replicas drained)."""
+        self.workspace.client.call("DELETE", self._url())
         self.state = "Deleting"
         deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
         while wait:
             try:
-                self.workspace.client.call("GET", _path(self.name))
+                self.workspace.client.call("GET", self._url())
             except NotFoundError:
                 return
             if deadline is not None and time.monotonic() > deadline:
                 raise ModelportError(
-                    f"service {self.name} is still being deleted after {timeout_sec}s",
-                    hint=f"modelport service show -n {self.name}",
+                    f"{self._noun} {self.name} is still being deleted after {timeout_sec}s",
+                    hint=f"modelport {self._noun} show -n {self.name}",
                 )
             time.sleep(POLL_S)
 
@@ -363,7 +371,7 @@ class LocalWebservice(Webservice):
                 "did not deploy or update it; call update(inference_config=...) instead"
             )
         body = _inference_body(self.workspace, config, self.name)
-        self._load(self.workspace.client.call("PATCH", _path(self.name), json=body))
+        self._load(self.workspace.client.call("PATCH", self._url(), json=body))
         if wait:
             self.wait_for_deployment()
 

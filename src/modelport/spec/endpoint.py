@@ -27,6 +27,8 @@ from modelport.spec.deployment import (
 )
 
 MAX_VERSIONS = 6
+# How far a shadow's numbers may be from the live answer's, relatively, and still agree.
+TOLERANCE = 1e-6
 CONTROL, TREATMENT = "Control", "Treatment"  # v1's VersionType values
 PERCENTILE_ERROR = (
     "Invalid configuration, traffic_percentile cannot be negative or greater than 100."
