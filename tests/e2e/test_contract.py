@@ -24,8 +24,8 @@ from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Pod, Secret, Service
 
-from modelport import AksCompute, AksWebservice, Model, Webservice, Workspace
-from modelport.errors import NotFoundError
+from modelport import AksCompute, AksEndpoint, AksWebservice, Model, Webservice, Workspace
+from modelport.errors import InvalidInputError, NotFoundError
 from tests.conftest import ServerProcess, alive, descendants, wait_for
 from tests.e2e.clusters import attached
 from tests.e2e.test_data_plane import Load
@@ -239,3 +239,39 @@ def _hold(service: Webservice, key: str, path: Path) -> Path:
     threading.Thread(target=send, daemon=True).start()
     wait_for(path.exists, timeout_s=30, what="the held request to start")
     return path
+
+
+def test_an_endpoint_splits_here_and_a_cluster_refuses_it_with_the_reason(
+    where: Where, ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    """Endpoints run on this machine in this release: the same deploy splits traffic on
+    the local target, and on a cluster is refused saying so (never half taken)."""
+    config = AksEndpoint.deploy_configuration(
+        version_name="first", num_replicas=1, autoscale_enabled=False
+    )
+    if where.client is not None:
+        with pytest.raises(InvalidInputError, match="endpoints run on this machine's compute"):
+            where.deploy(ws, "split", model, source(tmp_path), config)
+        with pytest.raises(NotFoundError):
+            AksEndpoint(ws, "split")
+        return
+    endpoint = where.deploy(ws, "split", model, source(tmp_path), config)
+    assert isinstance(endpoint, AksEndpoint)
+    endpoint.create_version(
+        "second",
+        models=[model],
+        inference_config=source(tmp_path),
+        num_replicas=1,
+        traffic_percentile=50,
+    )
+    endpoint.wait_for_deployment()
+    key = endpoint.get_keys()[0]
+    with httpx.Client(timeout=30) as client:
+        answered = [
+            client.post(
+                endpoint.scoring_uri, json={"x": [1]}, headers={"Authorization": f"Bearer {key}"}
+            ).headers["azureml-model-deployment"]
+            for _ in range(10)
+        ]
+    assert sorted(answered) == ["first"] * 5 + ["second"] * 5
+    endpoint.delete()

@@ -163,6 +163,15 @@ def test_versions_share_one_url_by_v1s_rules_measured_through_the_router(
         endpoint.create_version("v-seven", models=[model], inference_config=script(tmp_path, "7"))
     endpoint.update_deployment_state()
     assert {n: v.share for n, v in endpoint.versions.items()}["green"] == 80
+    # Auth and keys are the endpoint's: a version's file setting them otherwise is refused.
+    open_door = version_config("v-three", auth_enabled=False)
+    with pytest.raises(ConfigError, match="authEnabled: False for one version, but endpoint"):
+        endpoint.deploy_version(None, None, None, open_door)
+    own_keys = version_config("v-three", primary_key="p" * 12)
+    with pytest.raises(ConfigError, match="keys: an endpoint's versions share the endpoint's"):
+        endpoint.deploy_version(None, None, None, own_keys)
+    endpoint.update(enable_app_insights=True)
+    assert any(w.startswith("appInsightsEnabled: there is no") for w in endpoint.warnings)
 
     # Keys belong to the endpoint; a version is not reachable by its own name.
     response = httpx.post(endpoint.scoring_uri, json={}, timeout=10)

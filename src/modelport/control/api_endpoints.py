@@ -29,6 +29,7 @@ from modelport.spec.compute import LOCAL
 from modelport.spec.deployment import deployment_config_from_document
 from modelport.spec.endpoint import Version
 from modelport.spec.names import check_service_name
+from modelport.spec.support import APP_INSIGHTS_WARNING
 from modelport.store.endpoints import EndpointRecord
 from modelport.store.services import DELETING, FAILED, HEALTHY, TRANSITIONING
 
@@ -104,21 +105,38 @@ VERSION_METADATA = ("tags", "properties", "description")
 
 # -- checks ---------------------------------------------------------------------------
 def _version_spec(
-    ws: ServerWorkspace,
-    endpoint: str,
-    version: str,
-    body: dict[str, Any],
-    compute_target: str | None,
+    ws: ServerWorkspace, endpoint: str, version: str, body: dict[str, Any]
 ) -> tuple[dict[str, Any], int | None]:
     """A version's service spec, checked as a deploy is, and the percentage its
     AKSENDPOINT configuration gives (if any)."""
     config = deployment_config_from_document(body["deploymentConfig"], "deployment config")
     own, _, percentile = rules.version_config(config)
     given = {**body, "deploymentConfig": own.to_document()}
-    if compute_target is not None:
-        given["computeTarget"] = compute_target
     spec = _checked_spec(ws, rules.service_name(endpoint, version), given)
     return spec, percentile
+
+
+def _check_endpoint_owned(doc: dict[str, Any] | None, record: EndpointRecord) -> None:
+    """Auth and keys are the endpoint's: a version's configuration that sets them otherwise
+    is refused, not silently overruled."""
+    if not doc:
+        return
+    given = deployment_config_from_document(doc, "deployment config").given()
+    problems = []
+    if "primary_key" in given or "secondary_key" in given:
+        problems.append(
+            "keys: an endpoint's versions share the endpoint's keys; set them with "
+            "regen_key on the endpoint (modelport endpoint regen-key --set-key)"
+        )
+    auth = bool(record.spec.get("authEnabled", True))
+    if given.get("auth_enabled") is not None and bool(given["auth_enabled"]) != auth:
+        problems.append(
+            f"authEnabled: {given['auth_enabled']} for one version, but endpoint "
+            f"{record.name!r} has authEnabled {auth} for all of them; change it with the "
+            "endpoint's update (modelport endpoint update --auth/--no-auth)"
+        )
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 def _check_local(compute_target: str | None) -> None:
@@ -205,11 +223,20 @@ def endpoint_view(
         "versions": versions,
         # As a service's view has them, so that v1's Webservice.list shows endpoints too.
         "models": sorted({m for v in versions.values() for m in v["models"]}),
+        "warnings": _warnings(record, versions),
         "replicas": [r for v in versions.values() for r in v["replicas"]],
         "promotion": plane.promotion_view(record.name),
         "createdTime": record.created_time.isoformat(),
         "updatedTime": record.updated_time.isoformat(),
     }
+
+
+def _warnings(record: EndpointRecord, versions: dict[str, Any]) -> list[str]:
+    """What the endpoint's own settings and its versions' do not enforce here."""
+    out = [APP_INSIGHTS_WARNING] if record.spec.get("appInsightsEnabled") else []
+    for version in versions.values():
+        out += [w for w in version["warnings"] if w not in out]
+    return out
 
 
 async def _view(name: str, request: Request) -> dict[str, Any]:
@@ -232,7 +259,7 @@ def create_endpoint(body: EndpointIn, request: Request) -> dict[str, Any]:
             f"the first version {version!r} is the endpoint's default and its control"
         )
     given = _version_body(body)
-    spec, percentile = _version_spec(ws, body.name, version, given, None)
+    spec, percentile = _version_spec(ws, body.name, version, given)
     _check_target(plane, rules.service_name(body.name, version), spec)
     traffic = body.traffic_percentile if body.traffic_percentile is not None else percentile
     settings = {
@@ -342,7 +369,8 @@ def create_version(name: str, body: VersionIn, request: Request) -> dict[str, An
         body.is_control_version_type,
         body.shadow_percentile or 0,
     )
-    spec, percentile = _version_spec(ws, name, version, _version_body(body), None)
+    _check_endpoint_owned(body.deployment_config, current)
+    spec, percentile = _version_spec(ws, name, version, _version_body(body))
     _check_target(plane, rules.service_name(name, version), spec)
     traffic = body.traffic_percentile if body.traffic_percentile is not None else percentile
     record = ws.endpoints.add_version(
@@ -380,7 +408,8 @@ def update_version(
     changes: dict[str, Any] | None = None
     if deployment:
         merged: dict[str, Any] = {**service.spec, **deployment, **metadata}
-        spec, percentile = _version_spec(ws, name, version, merged, None)
+        _check_endpoint_owned(body.deployment_config, record)
+        spec, percentile = _version_spec(ws, name, version, merged)
         _check_target(plane, service.name, spec)
         changes = {k: spec[k] for k in (*deployment, *metadata) if k in spec}
     elif metadata:

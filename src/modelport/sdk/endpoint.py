@@ -80,7 +80,7 @@ class AksEndpoint(AksWebservice):
             name: EndpointVersion._of(self, item) for name, item in data["versions"].items()
         }
         self.models: list[str] = sorted({m for v in self.versions.values() for m in v.models})
-        self.warnings: list[str] = sorted({w for v in self.versions.values() for w in v.warnings})
+        self.warnings: list[str] = list(data.get("warnings") or [])
         self.promotion: dict[str, Any] | None = data.get("promotion")
 
     @staticmethod

@@ -86,10 +86,7 @@ def deployment_warnings(config: DeploymentConfiguration, target: Target) -> list
             "is collected, and azureml.monitoring.ModelDataCollector raises in the replica"
         )
     if config.enable_app_insights:
-        out.append(
-            "appInsightsEnabled: there is no Application Insights on this target; replica "
-            "output is in `modelport service logs`, request counters at the router's /metrics"
-        )
+        out.append(APP_INSIGHTS_WARNING)
     given = config.given()
     resources = [
         k for k in ("cpu_cores", "cpu_cores_limit", "memory_gb", "memory_gb_limit") if k in given
@@ -121,6 +118,10 @@ def _aks_warnings(config: AksServiceDeploymentConfiguration, target: Target) -> 
     return out
 
 
+APP_INSIGHTS_WARNING = (
+    "appInsightsEnabled: there is no Application Insights on this target; replica "
+    "output is in `modelport service logs`, request counters at the router's /metrics"
+)
 BLOBFUSE_WARNING = (
     "blobfuse_enabled: models are copied into each deployment (each pod, on a cluster); "
     "the setting changes nothing"
