@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Literal
 
 from modelport.errors import InvalidInputError, ServerUnavailableError
 
@@ -76,3 +76,17 @@ def write_private_json(path: Path, data: dict[str, Any]) -> None:
         json.dump(data, f, indent=2)
         f.write("\n")
     os.replace(tmp, path)
+
+
+def open_private(path: Path, mode: Literal["a", "ab", "w", "wb"]) -> IO[Any]:
+    """Open a log or state file readable by its owner alone (a log may quote what a
+    user's script printed, or a request it refused), also one made before with a wider mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode[0] == "a" else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    except OSError:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, mode)

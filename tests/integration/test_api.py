@@ -82,6 +82,16 @@ def test_every_call_needs_the_admin_token(
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 
+def test_liveness_is_open_and_tells_nothing_else(app: FastAPI) -> None:
+    with TestClient(app, raise_server_exceptions=False) as anonymous:
+        live = anonymous.get("/healthz")
+        assert live.status_code == 200 and live.json() == {"status": "ok"}
+        # Only the exact path, only to read: nothing beside it opens up.
+        for method, path in [("POST", "/healthz"), ("GET", "/healthz/x"), ("GET", "/healthz/")]:
+            response = anonymous.request(method, path)
+            assert response.status_code == 401, (method, path)
+
+
 def test_openapi_is_served_with_the_token(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert "/api/v1/models" in spec["paths"] and "/api/v1/environments" in spec["paths"]

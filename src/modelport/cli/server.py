@@ -12,7 +12,7 @@ import click
 
 from modelport.cli.base import console
 from modelport.errors import ModelportError, ServerUnavailableError
-from modelport.home import home_dir
+from modelport.home import home_dir, open_private
 
 DEFAULT_PORT = 7370
 START_TIMEOUT_S = 60.0
@@ -117,13 +117,12 @@ def start_detached(
         return str(read_config(config_path(home))["url"])
     home.mkdir(mode=0o700, parents=True, exist_ok=True)  # it will hold keys and the token
     log_path = home / "logs" / "server.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "modelport", "up", "--host", host, "--port", str(port)]
     if router_port is not None:
         command += ["--router-port", str(router_port)]
     if workers != 1:
         command += ["--workers", str(workers)]
-    with log_path.open("ab") as log:
+    with open_private(log_path, "ab") as log:
         child = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 
 from modelport import __version__
 from modelport.control import (
+    access_log,
     api_computes,
     api_endpoints,
     api_environments,
@@ -22,9 +23,12 @@ from modelport.control.errors import install_error_handlers
 from modelport.control.plane import ControlPlane
 from modelport.control.workspace import ServerWorkspace, workspace_of
 
+HEALTH_PATH = "/healthz"
+
 
 def create_app(workspace: ServerWorkspace, plane: ControlPlane | None = None) -> FastAPI:
     """The management API; with a ``plane`` it also runs services (``modelport up``)."""
+    access_log.install()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -53,12 +57,20 @@ def create_app(workspace: ServerWorkspace, plane: ControlPlane | None = None) ->
     app.include_router(api_staging.router)
     app.include_router(api_computes.router)
 
+    @app.get(HEALTH_PATH, include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        """Liveness for load balancers and probes: open, and it tells nothing else."""
+        return {"status": "ok"}
+
     @app.get("/api/v1/workspace")
     def workspace_info(request: Request) -> dict[str, Any]:
         ws = workspace_of(request)
         return {"version": __version__, "database": ws.db.dialect, "home": str(ws.home)}
 
     app.add_middleware(
-        AdminTokenMiddleware, token=workspace.admin_token, exempt=(api_staging.PREFIX,)
+        AdminTokenMiddleware,
+        token=workspace.admin_token,
+        exempt=(api_staging.PREFIX,),
+        public=(HEALTH_PATH,),
     )
     return app

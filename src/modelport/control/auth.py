@@ -4,6 +4,7 @@ It sits outside routing, so unknown paths and ``/openapi.json`` need the token
 too and nothing about the API shows to a caller without it.  Paths under an
 ``exempt`` prefix are for other callers with credentials of their own (pods
 staging their files): there the admin token is not asked for, nor accepted.
+``public`` paths (liveness) are open to anyone, by exact path and GET only.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ _HEADERS = [
 
 
 class AdminTokenMiddleware:
-    def __init__(self, app: ASGIApp, token: str, exempt: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, app: ASGIApp, token: str, exempt: tuple[str, ...] = (), public: tuple[str, ...] = ()
+    ) -> None:
         self.app = app
         self._expected = f"Bearer {token}".encode()
         self._exempt = exempt
+        self._public = frozenset(public)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self._authorised(scope) or self._exempted(scope):
@@ -38,6 +42,8 @@ class AdminTokenMiddleware:
 
     def _exempted(self, scope: Scope) -> bool:
         path: str = scope["path"]
+        if path in self._public and scope["method"] in ("GET", "HEAD"):
+            return True
         return path.startswith(self._exempt)
 
     def _authorised(self, scope: Scope) -> bool:

@@ -35,6 +35,7 @@ from modelport.compute.local.records import (
 )
 from modelport.compute.shares import merge_stats, worker_table
 from modelport.control.sockets import bind_socket
+from modelport.home import open_private
 
 log = logging.getLogger("modelport.control")
 STOP_TIMEOUT_S = 45.0
@@ -153,9 +154,8 @@ class RouterProcess:
             "MODELPORT_ROUTER_SOCKETS": pairs,
             "MODELPORT_ROUTER_TABLE_DIR": str(folder),
         }
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with self.log_path.open("ab") as out:
+            with open_private(self.log_path, "ab") as out:
                 self._proc = await asyncio.create_subprocess_exec(
                     sys.executable,
                     "-m",

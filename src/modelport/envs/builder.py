@@ -33,6 +33,7 @@ from modelport.envs.recipe import RECIPE_VERSION, recipe
 from modelport.envs.recipe import conda_to_pip as conda_to_pip  # re-exported
 from modelport.envs.recipe import requirements as requirements  # re-exported
 from modelport.errors import EnvironmentBuildError, InvalidInputError
+from modelport.home import open_private
 from modelport.spec.environment import EnvironmentSpec
 
 READY = ".modelport-ready"
@@ -178,7 +179,7 @@ class _Build:
 
     def run(self) -> None:
         shutil.rmtree(self.target, ignore_errors=True)  # a build that died halfway
-        with self.log_path.open("w") as log:
+        with open_private(self.log_path, "w") as log:
             self.log = log
             try:
                 self._steps()

@@ -103,7 +103,7 @@ def collect_files(root: Path) -> list[tuple[str, Path]]:
     seen: set[Path] = set()
     for current, dirs, files in os.walk(root, followlinks=True):
         real = Path(current).resolve()
-        _check_inside(Path(current), real, real_root)
+        check_inside(Path(current), real, real_root, "model folder")
         if real in seen:  # a link cycle
             dirs.clear()
             continue
@@ -112,15 +112,15 @@ def collect_files(root: Path) -> list[tuple[str, Path]]:
         rel = Path(current).relative_to(root)
         for name in sorted(files):
             path = Path(current) / name
-            _check_inside(path, path.resolve(), real_root)
+            check_inside(path, path.resolve(), real_root, "model folder")
             if not path.resolve().is_file():
                 raise InvalidInputError(f"{str(path)!r} is not a regular file")
             out.append(((Path(base) / rel / name).as_posix(), path))
     return out
 
 
-def _check_inside(path: Path, real: Path, root: Path) -> None:
+def check_inside(path: Path, real: Path, root: Path, folder: str) -> None:
     if real != root and root not in real.parents:
         raise InvalidInputError(
-            f"{str(path)!r} is a link that leads outside the model folder; copy the file in instead"
+            f"{str(path)!r} is a link that leads outside the {folder}; copy the file in instead"
         )

@@ -10,7 +10,7 @@ from typing import IO
 import pathspec
 
 from modelport.errors import InvalidInputError
-from modelport.sdk.client import file_sha256
+from modelport.sdk.client import check_inside, file_sha256
 from modelport.sdk.workspace import Workspace
 from modelport.spec.model import ModelFile
 
@@ -45,7 +45,17 @@ def source_files(source_dir: Path) -> list[tuple[str, Path]]:
         ignore_file.read_text().splitlines() if ignore_file else []
     )
     out = []
-    for current, dirs, files in os.walk(source_dir):
+    real_root = source_dir.resolve()
+    seen: set[Path] = set()
+    # Links are followed while they stay inside the folder; one leading out is refused
+    # rather than uploading (or silently dropping) a file from elsewhere on the machine.
+    for current, dirs, files in os.walk(source_dir, followlinks=True):
+        real = Path(current).resolve()
+        check_inside(Path(current), real, real_root, "source_directory")
+        if real in seen:  # a link cycle
+            dirs.clear()
+            continue
+        seen.add(real)
         rel_dir = Path(current).relative_to(source_dir)
         dirs[:] = sorted(
             d
@@ -55,7 +65,9 @@ def source_files(source_dir: Path) -> list[tuple[str, Path]]:
         for name in sorted(files):
             rel = (rel_dir / name).as_posix()
             if not spec.match_file(rel) and not name.endswith(".pyc"):
-                out.append((rel, Path(current) / name))
+                path = Path(current) / name
+                check_inside(path, path.resolve(), real_root, "source_directory")
+                out.append((rel, path))
     return out
 
 
