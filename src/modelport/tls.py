@@ -41,11 +41,11 @@ def server_context(cert: str, key: str) -> ssl.SSLContext:
         context.load_cert_chain(cert, key, password=_refuse_password)
     except FileNotFoundError as exc:
         raise TlsFileError(f"no such file: {exc.filename}") from exc
-    except OSError as exc:
-        raise TlsFileError(f"cannot read {exc.filename or cert}: {exc.strerror or exc}") from exc
-    except ssl.SSLError as exc:
+    except ssl.SSLError as exc:  # before OSError, its base class
         reason = exc.reason or str(exc)
         raise TlsFileError(f"{cert} / {key}: not a PEM certificate and its key ({reason})") from exc
+    except OSError as exc:
+        raise TlsFileError(f"cannot read {exc.filename or cert}: {exc.strerror or exc}") from exc
     return context
 
 
