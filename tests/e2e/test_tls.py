@@ -4,9 +4,14 @@ https scoring URIs, v1's sslEnabled, and a clear error for an untrusted server."
 from __future__ import annotations
 
 import json
+import os
+import socket
+import ssl
 import subprocess
+import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from modelport import AciWebservice, Model, Webservice, Workspace
@@ -14,6 +19,7 @@ from modelport.errors import TlsError
 from modelport.home import read_config
 from modelport.spec.support import SSL_WARNING
 from tests.certs import Pki
+from tests.conftest import ServerProcess, wait_for
 from tests.e2e.test_cli import Cli, cli  # noqa: F401  (the fixture)
 from tests.e2e.test_services import source
 
@@ -77,3 +83,54 @@ def test_a_self_signed_server_is_trusted_by_its_clients_on_this_machine(
         with pytest.raises(TlsError, match=r"the certificate of 127\.0\.0\.1:\d+ is not trusted"):
             Webservice(Workspace.from_config(home, ca_bundle=stranger), "tls-svc")
         assert Webservice(ws, "tls-svc").run({"x": [1]})["y"] == [10]
+
+
+def test_the_management_api_serves_the_operators_certificate_and_reloads_it(
+    tmp_path: Path,
+) -> None:
+    pki = Pki.make(tmp_path / "pki")
+    first_cert, first_key, _ = pki.leaf("api-one")
+    served = tmp_path / "served.pem", tmp_path / "served-key.pem"
+
+    def install(cert: Path, key: Path) -> None:
+        for source_file, target in ((key, served[1]), (cert, served[0])):
+            tmp = target.with_suffix(".new")
+            tmp.write_bytes(source_file.read_bytes())
+            tmp.chmod(0o600)
+            os.replace(tmp, target)
+
+    install(first_cert, first_key)
+    args = ("--tls-cert", str(served[0]), "--tls-key", str(served[1]), "--tls-ca", str(pki.ca))
+    server = ServerProcess(tmp_path / "home", args=(*args, "--plain-http", "redirect"))
+    try:
+        config = read_config(server.home / "config.json")
+        assert config["url"].startswith("https://") and config["caBundle"] == str(pki.ca)
+        port = int(config["url"].rsplit(":", 1)[1])
+        assert served_name(port, pki.ca) == "api-one"
+        with Workspace.from_config(server.home) as ws:
+            assert ws.get_details()  # one keep-alive connection, made with api-one
+            second_cert, second_key, _ = pki.leaf("api-two")
+            install(second_cert, second_key)
+            wait_for(lambda: served_name(port, pki.ca) == "api-two", what="the new certificate")
+            assert ws.get_details()  # the open connection goes on
+        listed = subprocess.run(
+            [sys.executable, "-m", "modelport", "service", "list"],
+            env={**server.env, "MODELPORT_CA_BUNDLE": ""},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert listed.returncode == 0, listed.stderr
+        plain = httpx.get(config["routerUrl"].replace("https://", "http://") + "/x")
+        assert plain.status_code == 308
+        assert plain.headers["location"] == f"{config['routerUrl']}/x"
+    finally:
+        server.stop()
+
+
+def served_name(port: int, ca: Path) -> str:
+    context = ssl.create_default_context(cafile=str(ca))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
+            subject = dict(item[0] for item in conn.getpeercert()["subject"])
+            return str(subject["commonName"])

@@ -149,6 +149,29 @@ def test_install_objects_pass_the_strict_schema() -> None:
     ]
 
 
+def test_a_tls_secret_is_mounted_for_the_router_and_named_https_on_the_service() -> None:
+    objects = install.install_objects(CLUSTER, "router-token", tls_secret="router-tls")
+    for obj in objects:
+        validate(obj)
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    assert install.tls_secret_of(deployment) == "router-tls"
+    router = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in router["env"]}
+    assert env["MODELPORT_ROUTER_TLS_CERT"] == f"{install.TLS_DIR}/tls.crt"
+    assert env["MODELPORT_ROUTER_TLS_KEY"] == f"{install.TLS_DIR}/tls.key"
+    assert {"name": "tls", "mountPath": install.TLS_DIR, "readOnly": True} in router["volumeMounts"]
+    service = next(o for o in objects if o["kind"] == "Service")
+    assert service["spec"]["ports"][0] | {"protocol": "TCP"} == {
+        "name": "https",
+        "port": 443,
+        "targetPort": "http",
+        "protocol": "TCP",
+    }
+    plain = install.install_objects(CLUSTER, "router-token")
+    assert install.tls_secret_of(next(o for o in plain if o["kind"] == "Deployment")) is None
+    assert not any("TLS" in str(o) for o in plain if o["kind"] == "Deployment")
+
+
 def test_policy_v1beta1_budget_differs_from_v1_only_in_api_version() -> None:
     """The v1beta1 schema is not bundled (Kubernetes 1.25 removed it); the object is the
     v1 one with another apiVersion, and both versions have the same fields here."""

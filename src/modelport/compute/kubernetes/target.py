@@ -355,11 +355,11 @@ class KubernetesTarget:
             await self.routers.until_serving(waiting)
 
     # -- the cluster side, for ClusterTarget ------------------------------------------
-    async def install(self) -> list[str]:
-        return await self.routers.install()
+    async def install(self, tls: str | None = None) -> list[str]:
+        return await self.routers.install(tls)
 
-    async def manifests(self) -> list[dict[str, Any]]:
-        return await self.routers.manifests()
+    async def manifests(self, tls: str | None = None) -> list[dict[str, Any]]:
+        return await self.routers.manifests(tls)
 
     def router_uri(self) -> str:
         return self.routers.uri()
