@@ -225,7 +225,11 @@ class ControlPlane:
 
     async def open_cluster(self, attached: ComputeTargetRecord) -> None:
         """An attached cluster becomes a compute target (its API is asked lazily)."""
-        target = await asyncio.to_thread(cluster_target, attached, self.workspace, self.api_url)
+        ca = self.tls.ca_bundle if self.tls is not None and self.tls.api else None
+        api_ca = await asyncio.to_thread(ca.read_text) if ca is not None else None
+        target = await asyncio.to_thread(
+            cluster_target, attached, self.workspace, self.api_url, api_ca
+        )
         self.targets[attached.name] = target
         if isinstance(target, ClusterTarget):
             target.start()

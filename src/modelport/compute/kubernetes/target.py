@@ -87,6 +87,7 @@ class KubernetesTarget:
         snapshots: SnapshotStore,
         image: str | None = None,
         router_replicas: int = 1,
+        stage_ca: str | None = None,
     ) -> KubernetesTarget:
         api = KubeAPI(kubeconfig, context, namespace)
         cluster = ClusterSettings(
@@ -95,6 +96,7 @@ class KubernetesTarget:
             stage_url=stage_url,
             image=image or DEFAULT_IMAGE,
             router_replicas=router_replicas,
+            stage_ca=stage_ca,
         )
         return cls(name, api, cluster, home, snapshots)
 
