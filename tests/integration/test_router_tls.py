@@ -290,3 +290,27 @@ def test_a_wrong_certificate_is_a_clear_error(
             assert refused.value.exit_code == 11
 
     asyncio.run(go())
+
+
+def test_silent_and_unfinished_plain_connections_are_closed(tmp_path: Path, pki: Pki) -> None:
+    cert, key, _ = pki.leaf("router-one")
+
+    def closed(sock: socket.socket) -> bool:
+        sock.settimeout(60)  # the router's deadlines are 10 s; this only bounds the test
+        return sock.recv(1024) == b""
+
+    async def go() -> None:
+        async with tls_router(tmp_path, TlsSettings(cert, key)) as (proc, _fake):
+            silent = socket.create_connection(("127.0.0.1", proc.port))
+            unfinished = socket.create_connection(("127.0.0.1", proc.port))
+            unfinished.sendall(b"POST /api/v1/service/svc/score HTTP/1.1\r\nhost: x\r\n")
+            try:
+                for sock in (silent, unfinished):
+                    assert await asyncio.to_thread(closed, sock)
+                with handshake(proc.port, trusting(pki.ca)) as conn:  # others still served
+                    assert (await asyncio.to_thread(score_on, conn, "z"))["id"] == "z"
+            finally:
+                silent.close()
+                unfinished.close()
+
+    asyncio.run(go())

@@ -9,8 +9,10 @@ https address, ``redirect`` a 308 to the same path over https on this same port
 port keeps the scoring address a restart or a setting change would otherwise
 change, and a wrong scheme is told so instead of a TLS alert it cannot read.
 
-A connection that sends nothing is closed after ``first_byte_timeout_s``; a
-handshake has ``handshake_timeout_s``.
+A connection that sends nothing is closed after ``first_byte_timeout_s``, a plain
+request's head must arrive within as long, and a handshake has
+``handshake_timeout_s``; at most ``MAX_PENDING`` connections may be at one of these
+steps at once (more are closed at accept), so stalled handshakes cannot pile up.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from modelport.tls import CertificateFiles
 log = logging.getLogger("modelport.router")
 TLS_HANDSHAKE = 0x16
 MAX_PLAIN_HEAD = 8192
+MAX_PENDING = 1024
 _HOST = re.compile(rb"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d+)?$")
 
 
@@ -67,14 +70,21 @@ def plain_answer(mode: str, head: bytes, port: int) -> bytes:
 class PlainHttp(asyncio.Protocol):
     """Reads a plain request's head, answers it as ``mode`` says, closes."""
 
-    def __init__(self, mode: str, port: int) -> None:
+    def __init__(self, mode: str, port: int, timeout_s: float) -> None:
         self.mode = mode
         self.port = port
+        self.timeout_s = timeout_s
         self.head = b""
         self.transport: asyncio.Transport | None = None
+        self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.timer = asyncio.get_running_loop().call_later(self.timeout_s, transport.close)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
 
     def data_received(self, data: bytes) -> None:
         if self.transport is None or self.transport.is_closing():
@@ -130,6 +140,9 @@ class TlsListener:
                 log.error("cannot accept a connection: %s", exc)
                 await asyncio.sleep(0.1)
                 continue
+            if len(self._pending) >= MAX_PENDING:
+                conn.close()  # the connections before it have not sent their first bytes
+                continue
             task = loop.create_task(self._open(conn))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
@@ -155,8 +168,8 @@ class TlsListener:
                     ssl_handshake_timeout=self.handshake_timeout_s,
                 )
             else:
-                mode, port = self.plain_http, self.port
-                await loop.connect_accepted_socket(lambda: PlainHttp(mode, port), conn)
+                mode, port, wait = self.plain_http, self.port, self.first_byte_timeout_s
+                await loop.connect_accepted_socket(lambda: PlainHttp(mode, port, wait), conn)
         except (OSError, ssl.SSLError, TimeoutError) as exc:
             # The transport closed the socket; a failed handshake is the client's.
             if log.isEnabledFor(logging.DEBUG):
