@@ -11,6 +11,7 @@ self-signed certificate is renewed while the server runs.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -87,13 +88,13 @@ def run_server(
         timeout_graceful_shutdown=10,
         server_header=False,
     )
-    files = CertificateFiles(str(tls.cert), str(tls.key)) if tls is not None else None
-    if files is not None and api_tls:
+    files = CertificateFiles(str(tls.cert), str(tls.key)) if tls is not None and api_tls else None
+    if files is not None:
         config.load()
         config.ssl = files.front()  # every handshake takes the certificate in force
     server = uvicorn.Server(config)
     original_startup = server.startup
-    background: list[asyncio.Task[None]] = []
+    upkeep: list[asyncio.Task[None]] = []  # held: the loop keeps only weak references
 
     async def startup(sockets: list[socket.socket] | None = None) -> None:
         await original_startup(sockets)
@@ -108,15 +109,13 @@ def run_server(
             )
             write_private_json(config_path(home), settings)
             log.info("modelport management API on %s, scoring on %s", url, plane.router_url)
-            if tls is not None:
-                background.extend(_tls_upkeep(home, tls, files, hosts or []))
+            if tls is not None:  # tasks of uvicorn's loop: they end with it
+                upkeep.extend(_tls_upkeep(home, tls, files, hosts or []))
 
     server.startup = startup  # type: ignore[method-assign]
     try:
         server.run(sockets=[sock])
     finally:
-        for task in background:
-            task.cancel()
         settings.pop("pid", None)
         if "routerPort" in settings:
             write_private_json(config_path(home), settings)
@@ -130,10 +129,10 @@ def _tls_upkeep(
     """Watch the certificate files for the management API; renew a self-signed one."""
     loop = asyncio.get_running_loop()
     tasks = []
-    if files is not None and tls.api:
+    if files is not None:
         tasks.append(loop.create_task(_every(WATCH_INTERVAL_S, files.check)))
     if tls.self_signed:
-        check = lambda: renew(home, hosts)  # noqa: E731
+        check = functools.partial(renew, home, hosts)
         tasks.append(loop.create_task(_every(certificates.RENEW_CHECK_S, check, thread=True)))
     return tasks
 
