@@ -26,6 +26,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -114,7 +115,8 @@ def handshakes(port: int, seconds: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3, help="medians over rounds in turn")
     parser.add_argument("--connections", default="1,8,64")
     parser.add_argument("--max-concurrent", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1, help="router processes")
@@ -191,18 +193,30 @@ async def measure(
     rows = []
     try:
         for c in (int(x) for x in args.connections.split(",")):
-            row = {}
-            for name, url in urls.items():
-                row[name] = await asyncio.to_thread(wrk, url, c, args.seconds, headers=auth)
-            rows.append((c, row))
-        rates = {
-            "router": await asyncio.to_thread(handshakes, routers[1].port, args.seconds),
-            "haproxy": await asyncio.to_thread(handshakes, tls_port, args.seconds),
-        }
+            runs: dict[str, list[dict[str, float]]] = {name: [] for name in urls}
+            for _ in range(args.rounds):  # in turn, so a busy spell hits them all
+                for name, url in urls.items():
+                    found = await asyncio.to_thread(wrk, url, c, args.seconds, headers=auth)
+                    runs[name].append(found)
+            rows.append((c, {name: _median(found) for name, found in runs.items()}))
+        ports = {"router": routers[1].port, "haproxy": tls_port}
+        made: dict[str, list[float]] = {name: [] for name in ports}
+        for _ in range(args.rounds):
+            for name, port in ports.items():
+                made[name].append(await asyncio.to_thread(handshakes, port, args.seconds))
+        rates = {name: statistics.median(found) for name, found in made.items()}
     finally:
         for router in routers:
             await router.stop()
     return rows, rates
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The median of each figure over the rounds, with the rounds' req/s range."""
+    out = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+    out["errors"] = sum(r["errors"] for r in runs)
+    out["low"], out["high"] = min(r["rps"] for r in runs), max(r["rps"] for r in runs)
+    return out
 
 
 def report(
@@ -213,7 +227,8 @@ def report(
     print(
         f"## TLS termination ({date.today()}, {platform.node()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, wrk -t1, {args.seconds} s after 2 s warm-up, "
-        f"noop replica, max concurrent {args.max_concurrent}, router workers {args.workers})\n"
+        f"median of {args.rounds} rounds in turn (req/s range in brackets), noop replica, "
+        f"max concurrent {args.max_concurrent}, router workers {args.workers})\n"
     )
     print(
         "| conns | router http | router https | https/http | haproxy http | haproxy https | "
@@ -224,8 +239,8 @@ def report(
         rh, rs, hh, hs = r["router http"], r["router https"], r["haproxy http"], r["haproxy https"]
         errors = int(sum(x["errors"] for x in r.values()))
         print(
-            f"| {c} | {rh['rps']:.0f} | {rs['rps']:.0f} | {rs['rps'] / rh['rps']:.2f}x | "
-            f"{hh['rps']:.0f} | {hs['rps']:.0f} | {hs['rps'] / hh['rps']:.2f}x | "
+            f"| {c} | {_rps(rh)} | {_rps(rs)} | {rs['rps'] / rh['rps']:.2f}x | "
+            f"{_rps(hh)} | {_rps(hs)} | {hs['rps'] / hh['rps']:.2f}x | "
             f"{rh['p50']:.2f} / {rs['p50']:.2f} | {hh['p50']:.2f} / {hs['p50']:.2f} | {errors} |"
         )
     print(
@@ -233,6 +248,10 @@ def report(
         f"{rates['router']:.0f}, haproxy {rates['haproxy']:.0f} "
         f"({rates['router'] / rates['haproxy']:.2f}x)"
     )
+
+
+def _rps(figures: dict[str, float]) -> str:
+    return f"{figures['rps']:.0f} [{figures['low']:.0f}-{figures['high']:.0f}]"
 
 
 if __name__ == "__main__":
