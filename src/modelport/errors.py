@@ -15,6 +15,7 @@
     ├── ReplicasFailedError            500  exit 8   replicas_failed
     ├── UnschedulableError             409  exit 8   unschedulable
     ├── ScoringError                   502  exit 9   scoring_failed
+    ├── TlsError                       502  exit 11  tls_failed
     └── ComputeTargetError             400  exit 10  compute_target_failed
         └── ClusterUnreachableError    502  exit 10  cluster_unreachable
         └── WatchExpiredError          502  exit 10  watch_expired
@@ -140,6 +141,16 @@ class ScoringError(ModelportError):
         self.content = content
 
 
+class TlsError(ModelportError):
+    """A TLS connection refused on the client's side: the server's certificate is not
+    trusted (unknown CA, another host name, expired) or no common protocol; the
+    message names the host and the reason."""
+
+    code = "tls_failed"
+    http_status = 502
+    exit_code = 11
+
+
 class ComputeTargetError(ModelportError):
     """A cluster that cannot be attached or used: its kubeconfig, its answers, or what
     its credentials may not do (the message says which)."""
@@ -195,6 +206,7 @@ _BY_CODE: dict[str, type[ModelportError]] = {
         EnvironmentBuildError,
         ReplicasFailedError,
         ScoringError,
+        TlsError,
         ComputeTargetError,
         ClusterUnreachableError,
         ComputeTargetNotFoundError,

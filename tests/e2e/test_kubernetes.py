@@ -12,10 +12,12 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret
 from lightkube.resources.networking_v1 import NetworkPolicy
@@ -29,6 +31,7 @@ from modelport import (
     Workspace,
 )
 from modelport.errors import ModelportError
+from tests.certs import Pki
 from tests.conftest import ServerProcess, wait_for
 from tests.e2e.clusters import Attached, attached
 from tests.e2e.test_cli import Cli
@@ -275,3 +278,47 @@ def test_the_v1_cli_line_deploys_to_a_freshly_attached_cluster(
     finally:
         if any(n.metadata.name == namespace for n in client.list(Namespace)):
             client.delete(Namespace, namespace)
+
+
+def _scores(service: Webservice) -> bool:
+    """One https scoring call; False while an old plain router pod still answers."""
+    try:
+        return bool(service.run({"x": [2]})["y"] == [20])
+    except ModelportError:
+        return False
+
+
+def test_the_cluster_routers_serve_https_with_a_tls_secret(
+    server: ServerProcess, cluster: Attached, ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    """cert-manager's layout: a Secret with tls.crt/tls.key; the routers serve it, the
+    scoring URI says https, and the SDK verifies the chain against the given CA."""
+    target = ComputeTarget(ws, "myaks")
+    with pytest.raises(ModelportError, match=r"the TLS Secret 'router-tls' .* does not exist"):
+        target.install(tls="router-tls")
+    plain = wait_for(
+        lambda: (u := target.install()["routerUri"]).startswith("http://127.") and u,
+        timeout_s=60,
+        what="the router's load balancer address",
+    )
+    address = urlsplit(plain).hostname
+    assert address is not None
+    pki = Pki.make(tmp_path / "pki")
+    cert, key, _ = pki.leaf("router", hosts=(address,))
+    secret = Secret(
+        metadata=ObjectMeta(name="router-tls", namespace=cluster.namespace),
+        type="kubernetes.io/tls",
+        stringData={"tls.crt": cert.read_text(), "tls.key": key.read_text()},
+    )
+    cluster.client.create(secret)
+    installed = target.install(tls="router-tls")
+    assert installed["routerUri"] == f"https://{address}"
+    with Workspace.from_config(server.home, ca_bundle=pki.ca) as trusting:
+        on_cluster = ComputeTarget(trusting, "myaks")
+        service = Model.deploy(trusting, "secured", [model], source(tmp_path), fixed(1), on_cluster)
+        service.wait_for_deployment()
+        assert service.scoring_uri.startswith(f"https://{address}/")
+        assert wait_for(lambda: _scores(service), timeout_s=60, what="https scoring")
+        service.delete()
+    again = target.install()  # without --tls-secret: as installed
+    assert again["routerUri"] == f"https://{address}"

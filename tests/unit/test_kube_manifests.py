@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
@@ -10,7 +11,7 @@ import kubernetes_validate
 import pytest
 
 from modelport.compute import layout
-from modelport.compute.kubernetes import install, manifests, names, pod
+from modelport.compute.kubernetes import install, manifests, names, pod, stage
 from modelport.compute.kubernetes.permissions import CONTROL_PLANE, ROUTER
 from modelport.compute.kubernetes.release import Release
 from modelport.compute.kubernetes.settings import POLICY_V1BETA1, ClusterSettings
@@ -147,6 +148,43 @@ def test_install_objects_pass_the_strict_schema() -> None:
         "Deployment",
         "Service",
     ]
+
+
+def test_a_tls_secret_is_mounted_for_the_router_and_named_https_on_the_service() -> None:
+    objects = install.install_objects(CLUSTER, "router-token", tls_secret="router-tls")
+    for obj in objects:
+        validate(obj)
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    assert install.tls_secret_of(deployment) == "router-tls"
+    router = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in router["env"]}
+    assert env["MODELPORT_ROUTER_TLS_CERT"] == f"{install.TLS_DIR}/tls.crt"
+    assert env["MODELPORT_ROUTER_TLS_KEY"] == f"{install.TLS_DIR}/tls.key"
+    assert {"name": "tls", "mountPath": install.TLS_DIR, "readOnly": True} in router["volumeMounts"]
+    service = next(o for o in objects if o["kind"] == "Service")
+    assert service["spec"]["ports"][0] | {"protocol": "TCP"} == {
+        "name": "https",
+        "port": 443,
+        "targetPort": "http",
+        "protocol": "TCP",
+    }
+    plain = install.install_objects(CLUSTER, "router-token")
+    assert install.tls_secret_of(next(o for o in plain if o["kind"] == "Deployment")) is None
+    assert not any("TLS" in str(o) for o in plain if o["kind"] == "Deployment")
+
+
+def test_the_staging_step_trusts_the_management_apis_private_ca() -> None:
+    pem = "-----BEGIN CERTIFICATE-----\nMII...\n-----END CERTIFICATE-----\n"
+    private = dataclasses.replace(CLUSTER, stage_url="https://cp:7370", stage_ca=pem)
+    deployment = manifests.generation_objects(_release(), private, UID, "a.b.c")[-1]
+    env = _env(_container(deployment, "stage"))
+    assert env["MODELPORT_STAGE_CA"] == pem
+    settings = stage.Settings.from_env(
+        {k: str(v) for k, v in env.items()} | {"MODELPORT_STAGE_TOKEN": "t"}
+    )
+    assert settings.ca == pem and settings.url == "https://cp:7370"
+    plain = manifests.generation_objects(_release(), CLUSTER, UID, "a.b.c")[-1]
+    assert "MODELPORT_STAGE_CA" not in _env(_container(plain, "stage"))
 
 
 def test_policy_v1beta1_budget_differs_from_v1_only_in_api_version() -> None:

@@ -140,11 +140,16 @@ def detach(name: str) -> None:
     is_flag=True,
     help="Print the manifests (YAML, with the router's token) for kubectl apply -f instead.",
 )
+@click.option(
+    "--tls-secret",
+    help="Serve HTTPS with this Secret's tls.crt/tls.key (cert-manager's layout); "
+    "'off': plain HTTP. Default: as installed.",
+)
 @output_option
-def install(name: str, print_only: bool, output: str) -> None:
+def install(name: str, print_only: bool, tls_secret: str | None, output: str) -> None:
     """Set up the cluster side: namespace, roles, the router Deployment and Service.
 
-    Safe to run again; the router keeps its token.
+    Safe to run again; the router keeps its token and, without --tls-secret, its TLS.
     """
     from modelport.sdk.compute import ComputeTarget
 
@@ -152,9 +157,9 @@ def install(name: str, print_only: bool, output: str) -> None:
     if print_only:
         import yaml
 
-        click.echo(yaml.safe_dump_all(target.manifests(), sort_keys=False), nl=False)
+        click.echo(yaml.safe_dump_all(target.manifests(tls_secret), sort_keys=False), nl=False)
         return
-    emit(target.install(), output, _installed)
+    emit(target.install(tls_secret), output, _installed)
 
 
 def _installed(answer: dict[str, Any]) -> str:

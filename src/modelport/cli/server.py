@@ -55,6 +55,37 @@ router_port_option = click.option(
     help="Router processes sharing the scoring port (one per spare core at most).",
 )
 @click.option("--detach", is_flag=True, help="Run in the background; `modelport down` stops it.")
+@click.option(
+    "--tls",
+    "tls_mode",
+    type=click.Choice(["self-signed"]),
+    help="Serve HTTPS with a certificate from a local CA made (and renewed) in the workspace.",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False),
+    help="Serve HTTPS with this PEM certificate (chain after it allowed).",
+)
+@click.option(
+    "--tls-key", type=click.Path(dir_okay=False), help="The PEM private key of --tls-cert."
+)
+@click.option(
+    "--tls-ca",
+    type=click.Path(dir_okay=False),
+    help="CA bundle clients on this machine trust (recorded in config.json).",
+)
+@click.option(
+    "--plain-http",
+    type=click.Choice(["off", "redirect"]),
+    help="Plain HTTP on the scoring port with TLS on: off (a 400 naming the https "
+    "address; default) or redirect (308 to https).",
+)
+@click.option(
+    "--api-tls/--no-api-tls",
+    default=True,
+    show_default=True,
+    help="With TLS on, serve the management API over TLS too.",
+)
 def up(
     host: str,
     port: int,
@@ -63,16 +94,46 @@ def up(
     router_port: int | None,
     workers: int,
     detach: bool,
+    tls_mode: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_ca: str | None,
+    plain_http: str | None,
+    api_tls: bool,
 ) -> None:
     """Start the modelport server for $MODELPORT_HOME (default ~/.modelport)."""
     home = home_dir()
+    flags = {
+        "--tls": tls_mode,
+        "--tls-cert": tls_cert,
+        "--tls-key": tls_key,
+        "--tls-ca": tls_ca,
+        "--plain-http": plain_http,
+    }
     if detach:
-        url = start_detached(home, host, port, router_port, workers)
+        extra = [item for flag, v in flags.items() if v for item in (flag, v)]
+        extra += [] if api_tls else ["--no-api-tls"]
+        url = start_detached(home, host, port, router_port, workers, extra)
         console.print(f"modelport server running at {url} (workspace {home})")
+        _say_ca(home)
         return
+    from modelport.control.certificates import default_hosts
     from modelport.control.server import run_server
+    from modelport.control.tls import tls_settings
 
-    run_server(home, host, port, database_url, router_host, router_port, workers)
+    hosts = default_hosts(host, router_host)
+    tls = tls_settings(home, tls_mode, tls_cert, tls_key, tls_ca, plain_http, api_tls, hosts)
+    if tls is not None and tls.ca_bundle is not None:
+        console.print(f"clients trust the server's certificate with the CA bundle {tls.ca_bundle}")
+    run_server(home, host, port, database_url, router_host, router_port, workers, tls, hosts)
+
+
+def _say_ca(home: Path) -> None:
+    from modelport.home import config_path, read_config
+
+    bundle = read_config(config_path(home)).get("caBundle")
+    if bundle:
+        console.print(f"clients trust the server's certificate with the CA bundle {bundle}")
 
 
 @click.command("down")
@@ -106,7 +167,12 @@ def server_answers(home: Path) -> bool:
 
 
 def start_detached(
-    home: Path, host: str, port: int, router_port: int | None = None, workers: int = 1
+    home: Path,
+    host: str,
+    port: int,
+    router_port: int | None = None,
+    workers: int = 1,
+    extra: list[str] | None = None,
 ) -> str:
     """Start ``modelport up`` in its own session, wait until it answers, return its url."""
     from modelport.home import config_path, read_config
@@ -122,6 +188,7 @@ def start_detached(
         command += ["--router-port", str(router_port)]
     if workers != 1:
         command += ["--workers", str(workers)]
+    command += extra or []
     with open_private(log_path, "ab") as log:
         child = subprocess.Popen(
             command,

@@ -152,11 +152,12 @@ class ClusterTarget(Protocol):
         """Begin following the cluster (the router's address); the plane's loop runs."""
         ...
 
-    async def install(self) -> list[str]:
-        """Set up the cluster side (router, roles); safe to run again. Returns what it applied."""
+    async def install(self, tls: str | None = None) -> list[str]:
+        """Set up the cluster side (router, roles); safe to run again. Returns what it applied.
+        ``tls``: a TLS Secret's name, ``"off"``, or None to keep what is installed."""
         ...
 
-    async def manifests(self) -> list[dict[str, Any]]:
+    async def manifests(self, tls: str | None = None) -> list[dict[str, Any]]:
         """What :meth:`install` applies, as objects."""
         ...
 

@@ -104,17 +104,18 @@ def _cluster(request: Request, name: str) -> ClusterTarget:
 
 
 @router.get("/computes/{name}/manifests")
-async def manifests(name: str, request: Request) -> dict[str, Any]:
+async def manifests(name: str, request: Request, tls: str | None = None) -> dict[str, Any]:
     """What install applies, for ``kubectl apply -f`` (it holds the router's token)."""
     await run_in_threadpool(workspace_of(request).computes.get, name)
-    return {"name": name, "manifests": await _cluster(request, name).manifests()}
+    return {"name": name, "manifests": await _cluster(request, name).manifests(tls)}
 
 
 @router.post("/computes/{name}/install")
-async def install(name: str, request: Request) -> dict[str, Any]:
+async def install(name: str, request: Request, tls: str | None = None) -> dict[str, Any]:
     """The cluster side: namespace, roles, the router's identity, Deployment and Service.
-    Safe to run again."""
+    Safe to run again.  ``tls``: the name of a Secret with ``tls.crt``/``tls.key``
+    (the routers serve HTTPS), ``off`` (plain HTTP), absent: as installed."""
     await run_in_threadpool(workspace_of(request).computes.get, name)
     target = _cluster(request, name)
-    applied = await target.install()
+    applied = await target.install(tls)
     return {"name": name, "applied": applied, "routerUri": target.router_uri()}

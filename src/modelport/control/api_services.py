@@ -151,6 +151,9 @@ def _check_target(plane: ControlPlane, name: str, spec: dict[str, Any]) -> None:
     controller = plane.controllers.get(name)
     current = controller.current if controller is not None else None
     target = plane.target_for(spec)
+    refused = support.tls_refusal(plan.deployment_config(spec), plane.serves_tls(target))
+    if refused:
+        raise ConfigError(refused)
     target.check_deploy(plan.plan(spec), current.replicas if current else None)
 
 

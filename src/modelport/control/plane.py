@@ -14,6 +14,7 @@ from modelport.control.controller import ServiceController
 from modelport.control.endpoints import Endpoints
 from modelport.control.router_process import RouterProcess
 from modelport.control.targets import cluster_target
+from modelport.control.tls import TlsSettings
 from modelport.control.workspace import ServerWorkspace
 from modelport.envs.builder import EnvironmentBuilder
 from modelport.errors import ComputeTargetNotFoundError, ModelportError, ServerUnavailableError
@@ -33,6 +34,7 @@ class ControlPlane:
         router_port: int,
         router_workers: int = 1,
         api_url: str = "",
+        tls: TlsSettings | None = None,
     ) -> None:
         self.workspace = workspace
         self.services = workspace.services
@@ -41,6 +43,7 @@ class ControlPlane:
         self.router_port = router_port
         self.router_workers = router_workers
         self.api_url = api_url  # the management API as a cluster's pods reach it
+        self.tls = tls  # the router's scoring port serves HTTPS
         self.router: RouterProcess | None = None
         self.default_target: ComputeTarget = load_target(
             "local",
@@ -73,6 +76,7 @@ class ControlPlane:
             self.router_port,
             self.workspace.admin_token,
             workers=self.router_workers,
+            tls=self.tls,
         )
         await self.router.start()
         for attached in await asyncio.to_thread(self.workspace.computes.list):
@@ -144,6 +148,10 @@ class ControlPlane:
 
     def forget(self, name: str) -> None:
         self.controllers.pop(name, None)
+
+    def serves_tls(self, target: ComputeTarget) -> bool:
+        """Whether scoring on ``target`` is https (this machine's router with TLS)."""
+        return self.tls is not None and target is self.default_target
 
     def scoring_uri(self, name: str) -> str:
         controller = self.controllers.get(name)
@@ -217,7 +225,11 @@ class ControlPlane:
 
     async def open_cluster(self, attached: ComputeTargetRecord) -> None:
         """An attached cluster becomes a compute target (its API is asked lazily)."""
-        target = await asyncio.to_thread(cluster_target, attached, self.workspace, self.api_url)
+        ca = self.tls.ca_bundle if self.tls is not None and self.tls.api else None
+        api_ca = await asyncio.to_thread(ca.read_text) if ca is not None else None
+        target = await asyncio.to_thread(
+            cluster_target, attached, self.workspace, self.api_url, api_ca
+        )
         self.targets[attached.name] = target
         if isinstance(target, ClusterTarget):
             target.start()

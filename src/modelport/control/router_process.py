@@ -35,6 +35,7 @@ from modelport.compute.local.records import (
 )
 from modelport.compute.shares import merge_stats, worker_table
 from modelport.control.sockets import bind_socket
+from modelport.control.tls import TlsSettings
 from modelport.home import open_private
 
 log = logging.getLogger("modelport.control")
@@ -57,6 +58,7 @@ class RouterProcess:
         token: str,
         workers: int = 1,
         log_path: Path | None = None,
+        tls: TlsSettings | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("the router needs at least one worker")
@@ -65,6 +67,7 @@ class RouterProcess:
         self.port = port
         self.token = token
         self.workers = workers
+        self.tls = tls
         self.log_path = log_path or home / "logs" / "router.log"
         self.admin_ports: list[int] = []
         self.pid: int | None = None
@@ -92,7 +95,7 @@ class RouterProcess:
     def url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     # -- starting or adopting ---------------------------------------------------------
     async def start(self) -> None:
@@ -109,6 +112,7 @@ class RouterProcess:
             state["host"] == self.host
             and state["workers"] == self.workers
             and (self.port in (0, state["port"]))
+            and state.get("tls") == (self.tls.record() if self.tls else None)
         )
         self.pid, self.started = int(state["pid"]), int(state["started"])
         self.admin_ports = [int(p) for p in state["adminPorts"]]
@@ -149,10 +153,15 @@ class RouterProcess:
         self._write_tables()
         pairs = ",".join(f"{s.fileno()}:{a.fileno()}" for s, a in zip(scoring, admins, strict=True))
         env = {
-            **{k: v for k, v in os.environ.items() if k != "MODELPORT_DATABASE_URL"},
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if k != "MODELPORT_DATABASE_URL" and not k.startswith("MODELPORT_ROUTER_")
+            },
             "MODELPORT_ROUTER_TOKEN": self.token,
             "MODELPORT_ROUTER_SOCKETS": pairs,
             "MODELPORT_ROUTER_TABLE_DIR": str(folder),
+            **(self.tls.router_env() if self.tls else {}),
         }
         try:
             with open_private(self.log_path, "ab") as out:
@@ -181,6 +190,7 @@ class RouterProcess:
                 "port": self.port,
                 "workers": self.workers,
                 "adminPorts": self.admin_ports,
+                "tls": self.tls.record() if self.tls else None,
             },
         )
         await self._push_all()

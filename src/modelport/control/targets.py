@@ -23,9 +23,10 @@ def local_target(home: Path) -> Target:
 
 
 def cluster_target(
-    attached: ComputeTargetRecord, ws: ServerWorkspace, api_url: str
+    attached: ComputeTargetRecord, ws: ServerWorkspace, api_url: str, api_ca: str | None = None
 ) -> ComputeTarget:
-    """An attached Kubernetes cluster (blocking: reads its credentials' files)."""
+    """An attached Kubernetes cluster (blocking: reads its credentials' files).
+    ``api_ca``: the PEM of the CA its pods trust for ``api_url`` (a private one)."""
     return load_target(
         "kubernetes",
         name=attached.name,
@@ -38,4 +39,5 @@ def cluster_target(
         snapshots=ws.snapshots,
         image=os.environ.get(RUNTIME_IMAGE_VARIABLE),
         router_replicas=ROUTER_REPLICAS.get(attached.cluster_purpose, 1),
+        stage_ca=api_ca,
     )

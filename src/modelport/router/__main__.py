@@ -2,7 +2,11 @@
 
 Its supervisor (``router/supervisor.py``) hands over both sockets
 (``MODELPORT_ROUTER_FD`` for scoring, ``MODELPORT_ROUTER_ADMIN_FD`` for the admin
-port) with the admin token in ``MODELPORT_ROUTER_TOKEN``.  A worker starts with the
+port) with the admin token in ``MODELPORT_ROUTER_TOKEN``.  With
+``MODELPORT_ROUTER_TLS_CERT`` and ``MODELPORT_ROUTER_TLS_KEY`` (paths, never the
+contents) the scoring port speaks HTTPS (``router/listener.py``), plain HTTP there
+getting what ``MODELPORT_ROUTER_PLAIN_HTTP`` says (``off`` or ``redirect``); the
+files are reloaded for new connections when they change or on SIGHUP.  A worker starts with the
 last route table the control plane wrote for it, if any, so one started again
 while the control plane is down serves at once; without a table it answers 503.
 """
@@ -20,8 +24,10 @@ from pathlib import Path
 
 from modelport.httpserver import HttpProtocol, ServerState
 from modelport.router.admin import Admin
+from modelport.router.listener import TlsListener
 from modelport.router.proxy import Proxy, error
 from modelport.router.table import RouteTable, build_table
+from modelport.tls import DEFAULT_PLAIN_HTTP, WATCH_INTERVAL_S, CertificateFiles, TlsFileError
 
 log = logging.getLogger("modelport.router")
 
@@ -42,17 +48,42 @@ async def serve(scoring: socket.socket, admin_sock: socket.socket, token: str) -
         log.info("serving route table revision %d from its file", table.revision)
     state = ServerState(proxy.handle, error_body=_error_body, idle_timeout_s=30.0)
     admin_state = ServerState(Admin(proxy, token).handle, error_body=_error_body)
-    server = await loop.create_server(lambda: HttpProtocol(state), sock=scoring)
+    files = _certificate_files()
+    if files is None:
+        server = await loop.create_server(lambda: HttpProtocol(state), sock=scoring)
+    else:
+        plain = os.environ.get("MODELPORT_ROUTER_PLAIN_HTTP", DEFAULT_PLAIN_HTTP)
+        listener = TlsListener(scoring, lambda: HttpProtocol(state), files, plain)
+        listener.start()
+        watch = loop.create_task(_watch(files))
     admin = await loop.create_server(lambda: HttpProtocol(admin_state), sock=admin_sock)
+    loop.add_signal_handler(signal.SIGHUP, lambda: files is not None and files.reload())
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    server.close()
+    if files is None:
+        server.close()
+    else:
+        watch.cancel()
+        await listener.close()
     admin.close()
     state.begin_shutdown()
     admin_state.begin_shutdown()
     await state.wait_idle(30.0)
+
+
+def _certificate_files() -> CertificateFiles | None:
+    cert = os.environ.get("MODELPORT_ROUTER_TLS_CERT")
+    key = os.environ.get("MODELPORT_ROUTER_TLS_KEY")
+    return CertificateFiles(cert, key) if cert and key else None
+
+
+async def _watch(files: CertificateFiles) -> None:
+    """Replaced certificate files take effect for new connections, without a restart."""
+    while True:
+        await asyncio.sleep(WATCH_INTERVAL_S)
+        files.check()
 
 
 def _saved_table() -> RouteTable | None:
@@ -89,7 +120,11 @@ def main() -> int:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
-    asyncio.run(serve(scoring, admin, token))
+    try:
+        asyncio.run(serve(scoring, admin, token))
+    except TlsFileError as exc:
+        print(f"cannot serve TLS: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -5,10 +5,13 @@ and starts this process in a session of its own with them, so the router serves
 on while the control plane is down or restarting.  A worker that exits is
 started again on the same sockets; it reads the last route table the control
 plane wrote for it (``MODELPORT_ROUTER_TABLE_DIR/table-<i>.json``), so it serves at
-once.  SIGTERM ends the workers (each finishes the requests it has), then this.
+once.  SIGTERM ends the workers (each finishes the requests it has), then this;
+SIGHUP is passed on to every worker (each reloads its TLS certificate files).
 
 Environment: ``MODELPORT_ROUTER_TOKEN``, ``MODELPORT_ROUTER_SOCKETS``
-(``scoring_fd:admin_fd`` per worker, comma-separated), ``MODELPORT_ROUTER_TABLE_DIR``.
+(``scoring_fd:admin_fd`` per worker, comma-separated), ``MODELPORT_ROUTER_TABLE_DIR``,
+and with TLS ``MODELPORT_ROUTER_TLS_CERT``, ``MODELPORT_ROUTER_TLS_KEY`` (paths) and
+``MODELPORT_ROUTER_PLAIN_HTTP``.
 """
 
 from __future__ import annotations
@@ -66,9 +69,12 @@ class Worker:
                 await asyncio.wait_for(stopping.wait(), RESTART_DELAY_S)
 
     def terminate(self) -> None:
+        self.signal(signal.SIGTERM)
+
+    def signal(self, sig: int) -> None:
         if self.proc is not None and self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
+                self.proc.send_signal(sig)
 
     async def wait(self) -> None:
         if self.proc is None:
@@ -81,11 +87,17 @@ class Worker:
             await self.proc.wait()
 
 
+def _forward(workers: list[Worker], sig: int) -> None:
+    for worker in workers:
+        worker.signal(sig)
+
+
 async def supervise(workers: list[Worker]) -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, _forward, workers, signal.SIGHUP)
     tasks = [loop.create_task(w.keep_running(stopping)) for w in workers]
     await stopping.wait()
     for w in workers:

@@ -4,23 +4,34 @@ from __future__ import annotations
 
 import hashlib
 import os
+import ssl
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
 
 from modelport.errors import InvalidInputError, ModelportError, ServerUnavailableError, from_body
+from modelport.sdk.tls import client_context, tls_failure
 
 _HINT = "start the server with `modelport up --detach` (or check the url in config.json)"
 
 
 class ApiClient:
-    def __init__(self, url: str, token: str, timeout_s: float = 60.0) -> None:
+    """``verify``: the trust for an https ``url`` (default: ``sdk/tls.py``'s choice)."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        timeout_s: float = 60.0,
+        verify: ssl.SSLContext | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self._http = httpx.Client(
             base_url=self.url,
             headers={"Authorization": f"Bearer {token}"},
             timeout=httpx.Timeout(timeout_s, connect=10.0),
+            verify=verify or client_context(),
         )
 
     def close(self) -> None:
@@ -62,6 +73,9 @@ class ApiClient:
         return response
 
     def _unreachable(self, exc: httpx.TransportError) -> ModelportError:
+        refused = tls_failure(exc, self.url)
+        if refused is not None:
+            return refused
         if isinstance(exc, httpx.TimeoutException):
             return ServerUnavailableError(
                 f"the modelport server at {self.url} did not answer in time"

@@ -170,16 +170,24 @@ class ComputeTarget:
         self.workspace.client.call("DELETE", _path(self.name))
         self.provisioning_state = "Deleting"
 
-    def install(self) -> dict[str, Any]:
+    def install(self, tls: str | None = None) -> dict[str, Any]:
         """Set up the cluster side: namespace, least-privilege roles, the router's
         identity, Deployment and Service (modelport's; safe to run again). Returns what
-        was applied and the router's address."""
-        answer: dict[str, Any] = self.workspace.client.call("POST", f"{_path(self.name)}/install")
+        was applied and the router's address.  ``tls``: the name of a Secret in the
+        namespace with ``tls.crt``/``tls.key`` (cert-manager's layout): the routers
+        serve HTTPS with it; ``"off"``: plain HTTP; None: as installed."""
+        params = {"tls": tls} if tls else {}
+        answer: dict[str, Any] = self.workspace.client.call(
+            "POST", f"{_path(self.name)}/install", params=params
+        )
         return answer
 
-    def manifests(self) -> builtins.list[dict[str, Any]]:
+    def manifests(self, tls: str | None = None) -> builtins.list[dict[str, Any]]:
         """What :meth:`install` applies, as objects (for ``kubectl apply -f``)."""
-        answer: dict[str, Any] = self.workspace.client.call("GET", f"{_path(self.name)}/manifests")
+        params = {"tls": tls} if tls else {}
+        answer: dict[str, Any] = self.workspace.client.call(
+            "GET", f"{_path(self.name)}/manifests", params=params
+        )
         return list(answer["manifests"])
 
     def delete(self) -> NoReturn:

@@ -25,6 +25,7 @@ from modelport.errors import (
     ServerUnavailableError,
 )
 from modelport.sdk.kinds import new_by_type
+from modelport.sdk.tls import tls_failure
 from modelport.sdk.uploads import source_files, upload_snapshot
 from modelport.sdk.workspace import Workspace
 from modelport.spec.compute import LOCAL
@@ -180,8 +181,17 @@ class Webservice:
         if self.auth_enabled:
             headers["Authorization"] = f"Bearer {self.get_keys()[0]}"
         try:
-            response = httpx.post(self.scoring_uri, content=body, headers=headers, timeout=None)
+            response = httpx.post(
+                self.scoring_uri,
+                content=body,
+                headers=headers,
+                timeout=None,
+                verify=self.workspace.verify,
+            )
         except httpx.TransportError as exc:
+            refused = tls_failure(exc, self.scoring_uri)
+            if refused is not None:
+                raise refused from exc
             raise ServerUnavailableError(f"cannot reach {self.scoring_uri}: {exc}") from exc
         if response.status_code != 200:
             raise WebserviceError(

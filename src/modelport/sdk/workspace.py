@@ -7,6 +7,7 @@ from typing import Any, Self
 
 from modelport.home import config_path, home_dir, read_config
 from modelport.sdk.client import ApiClient
+from modelport.sdk.tls import client_context
 
 
 class Workspace:
@@ -14,19 +15,37 @@ class Workspace:
 
     ``Workspace.from_config()`` reads ``$MODELPORT_HOME/config.json`` (written by
     ``modelport up``); ``Workspace(url, token)`` names the server directly.
+    ``ca_bundle``: the CAs trusted for https, the management API's and the scoring
+    URIs' (default ``$MODELPORT_CA_BUNDLE``, then the config's ``caBundle``, then the
+    system's); certificates are always verified.
     """
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        ca_bundle: str | Path | None = None,
+        _configured_ca: str | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
-        self.client = ApiClient(self.url, token)
+        self.verify = client_context(ca_bundle, _configured_ca)
+        self.client = ApiClient(self.url, token, verify=self.verify)
 
     @classmethod
-    def from_config(cls, path: str | Path | None = None) -> Self:
+    def from_config(
+        cls, path: str | Path | None = None, ca_bundle: str | Path | None = None
+    ) -> Self:
         target = Path(path) if path is not None else config_path(home_dir())
         if target.is_dir():
             target = config_path(target)
         config = read_config(target)
-        return cls(config["url"], str(config.get("token", "")))
+        configured = config.get("caBundle")
+        return cls(
+            config["url"],
+            str(config.get("token", "")),
+            ca_bundle,
+            configured if isinstance(configured, str) else None,
+        )
 
     def get_details(self) -> dict[str, Any]:
         details: dict[str, Any] = self.client.call("GET", "/api/v1/workspace")

@@ -37,11 +37,6 @@ class Target:
 def refusals(config: DeploymentConfiguration) -> list[str]:
     """Settings whose v1 behaviour does not exist yet: a deploy with them is refused."""
     out = []
-    if isinstance(config, AciServiceDeploymentConfiguration) and config.ssl_enabled:
-        out.append(
-            "sslEnabled: TLS termination is not available in this release of modelport; "
-            "deploy without it and put a TLS proxy in front of the scoring port"
-        )
     if isinstance(config, AksServiceDeploymentConfiguration) and config.token_auth_enabled:
         out.append(
             "tokenAuthEnabled: token (JWT) authentication is not available in this release of "
@@ -49,6 +44,25 @@ def refusals(config: DeploymentConfiguration) -> list[str]:
         )
     return out
 
+
+def tls_refusal(config: DeploymentConfiguration, tls: bool) -> str | None:
+    """v1's ``sslEnabled`` asks for an https scoring URI: there only when the server
+    (``tls``) terminates TLS for the service's target."""
+    if not isinstance(config, AciServiceDeploymentConfiguration) or not config.ssl_enabled:
+        return None
+    if tls:
+        return None
+    return (
+        "sslEnabled: TLS is not served for this service's target: start the server with "
+        "`modelport up --tls self-signed` (or --tls-cert FILE --tls-key FILE), whose "
+        "certificate then serves every scoring URI over https"
+    )
+
+
+SSL_WARNING = (
+    "sslEnabled: the scoring URI is https with the server's own certificate "
+    "(`modelport up --tls ...`); this service's sslCertificate, sslKey and cname are not used"
+)
 
 _ACI_ONLY = {
     "location": "location",
@@ -69,6 +83,8 @@ def _aci_warnings(config: AciServiceDeploymentConfiguration, target: Target) -> 
     for name, key in _ACI_ONLY.items():
         if getattr(config, name) is not None:
             out.append(f"{key}: an Azure setting with no meaning on the {target.name} target")
+    if config.ssl_enabled:
+        out.append(SSL_WARNING)
     return out
 
 

@@ -4,7 +4,11 @@ The router runs as a Deployment of its own: in each pod the router (the same cod
 as on one machine, started by :mod:`modelport.compute.kubernetes.launch`) and a
 route-sync container (``modelport.compute.kubernetes.routes``) that watches the
 services' ConfigMaps and EndpointSlices and hands the route table to the router's
-admin port.  A LoadBalancer Service on port 80 is the scoring address.  The
+admin port.  A LoadBalancer Service on port 80 is the scoring address; with a TLS
+Secret (``tls.crt``/``tls.key``, cert-manager's layout) the router serves HTTPS
+and the Service's port is 443, named ``https`` (which is how the control plane
+knows the scheme); the router reloads the Secret's files when the kubelet
+updates them.  The
 router's ServiceAccount gets the ``ROUTER`` rights of :mod:`.permissions` and no
 more; the control plane's Role (``CONTROL_PLANE``) is printed for the cluster's
 administrator to bind to the identity the control plane uses.
@@ -22,6 +26,8 @@ from modelport.compute.kubernetes.settings import ClusterSettings
 ROUTER_PORT = 8080
 ROUTER_ADMIN_PORT = 8081
 ROUTES_DIR = "/var/modelport/routes"  # the last table, so a restarted router serves at once
+TLS_DIR = "/etc/modelport/tls"
+TLS_VOLUME = "tls"
 LAUNCH_MODULE = "modelport.compute.kubernetes.launch"
 ROUTES_MODULE = "modelport.compute.kubernetes.routes"
 
@@ -117,7 +123,20 @@ def _tcp_probe(period_s: int, failures: int) -> Object:
     }
 
 
-def router_container(cluster: ClusterSettings) -> Object:
+def _tls_env(tls_secret: str | None) -> list[Object]:
+    if tls_secret is None:
+        return []
+    return [
+        {"name": "MODELPORT_ROUTER_TLS_CERT", "value": f"{TLS_DIR}/tls.crt"},
+        {"name": "MODELPORT_ROUTER_TLS_KEY", "value": f"{TLS_DIR}/tls.key"},
+        {"name": "MODELPORT_ROUTER_PLAIN_HTTP", "value": "off"},
+    ]
+
+
+def router_container(cluster: ClusterSettings, tls_secret: str | None = None) -> Object:
+    mounts: list[Object] = [{"name": "routes", "mountPath": ROUTES_DIR, "readOnly": True}]
+    if tls_secret is not None:
+        mounts.append({"name": TLS_VOLUME, "mountPath": TLS_DIR, "readOnly": True})
     return {
         "name": "router",
         "image": cluster.image,
@@ -129,6 +148,7 @@ def router_container(cluster: ClusterSettings) -> Object:
             {"name": "MODELPORT_ROUTER_ADMIN_PORT", "value": str(ROUTER_ADMIN_PORT)},
             {"name": "MODELPORT_ROUTER_TABLE_DIR", "value": ROUTES_DIR},
             _token(),
+            *_tls_env(tls_secret),
         ],
         "ports": [
             {"name": "http", "containerPort": ROUTER_PORT, "protocol": "TCP"},
@@ -137,7 +157,7 @@ def router_container(cluster: ClusterSettings) -> Object:
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
         "readinessProbe": _tcp_probe(1, 1),
         "livenessProbe": _tcp_probe(10, 3),
-        "volumeMounts": [{"name": "routes", "mountPath": ROUTES_DIR, "readOnly": True}],
+        "volumeMounts": mounts,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": pod.security_context(cluster),
     }
@@ -167,13 +187,17 @@ def route_sync_container(cluster: ClusterSettings) -> Object:
     }
 
 
-def router_deployment(cluster: ClusterSettings) -> Object:
+def router_deployment(cluster: ClusterSettings, tls_secret: str | None = None) -> Object:
     labels = names.router_labels(cluster.workspace)
+    volumes: list[Object] = [{"name": "routes", "emptyDir": {}}]
+    if tls_secret is not None:
+        secret = {"secretName": tls_secret, "defaultMode": 0o400}
+        volumes.append({"name": TLS_VOLUME, "secret": secret})
     spec: Object = {
         "serviceAccountName": names.ROUTER,
         "enableServiceLinks": False,
-        "containers": [router_container(cluster), route_sync_container(cluster)],
-        "volumes": [{"name": "routes", "emptyDir": {}}],
+        "containers": [router_container(cluster, tls_secret), route_sync_container(cluster)],
+        "volumes": volumes,
     }
     if cluster.run_as_user is not None:
         spec["securityContext"] = {"fsGroup": cluster.run_as_user}
@@ -194,9 +218,10 @@ def router_deployment(cluster: ClusterSettings) -> Object:
     }
 
 
-def router_service(cluster: ClusterSettings) -> Object:
-    """The scoring address: ``http://<its address>/api/v1/service/<name>/score``."""
+def router_service(cluster: ClusterSettings, tls: bool = False) -> Object:
+    """The scoring address: ``http(s)://<its address>/api/v1/service/<name>/score``."""
     labels = names.router_labels(cluster.workspace)
+    port = {"name": "https", "port": 443} if tls else {"name": "http", "port": 80}
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -204,12 +229,23 @@ def router_service(cluster: ClusterSettings) -> Object:
         "spec": {
             "type": "LoadBalancer",
             "selector": names.router_selector(cluster.workspace),
-            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+            "ports": [{**port, "targetPort": "http", "protocol": "TCP"}],
         },
     }
 
 
-def install_objects(cluster: ClusterSettings, router_token: str) -> list[Object]:
+def tls_secret_of(deployment: Object | None) -> str | None:
+    """The TLS Secret an installed router Deployment serves, if any."""
+    spec = (((deployment or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
+    for volume in spec.get("volumes") or []:
+        if volume.get("name") == TLS_VOLUME:
+            return (volume.get("secret") or {}).get("secretName")
+    return None
+
+
+def install_objects(
+    cluster: ClusterSettings, router_token: str, tls_secret: str | None = None
+) -> list[Object]:
     """Everything ``modelport compute install`` applies, in order."""
     return [
         namespace(cluster),
@@ -218,6 +254,6 @@ def install_objects(cluster: ClusterSettings, router_token: str) -> list[Object]
         router_role(cluster),
         router_role_binding(cluster),
         router_secret(cluster, router_token),
-        router_deployment(cluster),
-        router_service(cluster),
+        router_deployment(cluster, tls_secret),
+        router_service(cluster, tls_secret is not None),
     ]

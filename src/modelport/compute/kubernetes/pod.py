@@ -109,6 +109,8 @@ def stage_env(release: Release, cluster: ClusterSettings) -> list[Object]:
         "MODELPORT_RUNTIME_DIR": RUNTIME_DIR,
         "MODELPORT_ENV_CACHE": ENV_CACHE,
     }
+    if cluster.stage_ca:  # a management API with a private CA (a public certificate)
+        values["MODELPORT_STAGE_CA"] = cluster.stage_ca
     if release.environment is not None:
         document = release.environment.to_document(redact=True)
         values["MODELPORT_ENVIRONMENT"] = json.dumps(document, sort_keys=True)

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import logging
+import re
 import secrets
 import time
 from typing import Any
@@ -18,11 +19,13 @@ from modelport.compute.kubernetes.api import KubeAPI
 from modelport.compute.kubernetes.settings import ClusterSettings
 from modelport.compute.shares import merge_stats
 from modelport.compute.target import Say
-from modelport.errors import ComputeTargetError, ModelportError
+from modelport.errors import ComputeTargetError, InvalidInputError, ModelportError
 
 log = logging.getLogger("modelport.compute")
 ROUTES_TIMEOUT_S = 30.0  # for every router to serve a new policy
 ADDRESS_REFRESH_S = 30.0
+OFF = "off"  # install(tls=OFF): the router serves plain HTTP
+_SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
 class Routers:
@@ -33,17 +36,20 @@ class Routers:
         self._token: str | None = None
         self._address: str | None = None
         self._balanced = False  # the router Service has a load balancer's address
+        self._scheme = "http"  # "https" when the router Service's port is named so
         self._checked = False  # the router Deployment exists
         self._direct = httpx.AsyncClient(timeout=5.0, trust_env=False)
 
     async def close(self) -> None:
         await self._direct.aclose()
 
-    async def install(self) -> list[str]:
+    async def install(self, tls: str | None = None) -> list[str]:
         """Namespace, roles, the router's identity, Deployment and Service; safe to run
-        again (server-side apply; the router's token is kept)."""
+        again (server-side apply; the router's token is kept).  ``tls``: a Secret's
+        name (HTTPS with its ``tls.crt``/``tls.key``), ``OFF``, or None to keep what
+        the installed router does."""
         made = []
-        for obj in await self.manifests():
+        for obj in await self.manifests(tls):
             if obj["kind"] == "Namespace" and await self.api.get(
                 "Namespace", self.cluster.namespace
             ):
@@ -54,11 +60,30 @@ class Routers:
         await self.refresh_address()
         return made
 
-    async def manifests(self) -> list[dict[str, Any]]:
+    async def manifests(self, tls: str | None = None) -> list[dict[str, Any]]:
         """What :meth:`install` applies, for ``kubectl apply -f`` (the router's token is
         the one the cluster has, else a new one)."""
         token = await self.token() or secrets.token_urlsafe(32)
-        return install.install_objects(self.cluster, token)
+        return install.install_objects(self.cluster, token, await self._tls_secret(tls))
+
+    async def _tls_secret(self, tls: str | None) -> str | None:
+        if tls == OFF:
+            return None
+        if tls is None:
+            return install.tls_secret_of(await self.api.get("Deployment", names.ROUTER))
+        if not _SECRET_NAME.match(tls):
+            raise InvalidInputError(f"{tls!r} is not a Secret's name (DNS-1123 subdomain)")
+        secret = await self.api.get("Secret", tls)
+        data = (secret or {}).get("data") or {}
+        missing = [k for k in ("tls.crt", "tls.key") if not data.get(k)]
+        if secret is None or missing:
+            why = "does not exist" if secret is None else f"has no {' or '.join(missing)}"
+            raise ComputeTargetError(
+                f"the TLS Secret {tls!r} in namespace {self.cluster.namespace} {why}",
+                hint="create it with `kubectl create secret tls NAME --cert FILE --key FILE` "
+                "or let cert-manager issue it",
+            )
+        return tls
 
     async def ensure(self, say: Say) -> None:
         """A first deploy to a cluster without modelport's router installs it (as v1's
@@ -98,6 +123,8 @@ class Routers:
         service = await self.api.get("Service", names.ROUTER)
         if service is None:
             return
+        ports = (service.get("spec") or {}).get("ports") or [{}]
+        self._scheme = "https" if ports[0].get("name") == "https" else "http"
         ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
         self._balanced = bool(ingress)
         if ingress:
@@ -106,7 +133,7 @@ class Routers:
             self._address = (service.get("spec") or {}).get("clusterIP")
 
     def uri(self) -> str:
-        return f"http://{self._address or f'{names.ROUTER}.{self.cluster.namespace}'}"
+        return f"{self._scheme}://{self._address or f'{names.ROUTER}.{self.cluster.namespace}'}"
 
     def scoring_uri(self, service: str) -> str:
         return f"{self.uri()}/api/v1/service/{service}/score"

@@ -29,3 +29,4 @@ class ClusterSettings:
     pdb_api_version: str = POLICY_V1
     router_replicas: int = 1
     run_as_user: int | None = None  # None: the image's user
+    stage_ca: str | None = None  # PEM of the CA the staging step trusts for stage_url

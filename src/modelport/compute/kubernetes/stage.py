@@ -10,7 +10,9 @@ uv into the node's cache, or finds it there.
 Settings (all from the pod spec, see :mod:`.pod`): ``MODELPORT_STAGE_URL``,
 ``MODELPORT_STAGE_TOKEN``, ``MODELPORT_SERVICE``, ``MODELPORT_GENERATION``,
 ``MODELPORT_APP_ROOT``, ``MODELPORT_RUNTIME_DIR``, ``MODELPORT_ENV_CACHE`` and,
-when the generation has one, ``MODELPORT_ENVIRONMENT`` (its JSON document).
+when the generation has one, ``MODELPORT_ENVIRONMENT`` (its JSON document); with a
+management API whose certificate comes from a private CA, ``MODELPORT_STAGE_CA``
+(that CA's PEM: certificates are verified either way).
 
 Exit codes, with one line on stderr saying why (the pod's termination message):
 2 settings missing or wrong, 3 the control plane refused, 4 a file's content is
@@ -24,6 +26,7 @@ import hashlib
 import json
 import os
 import shutil
+import ssl
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -64,6 +67,7 @@ class Settings:
     runtime_dir: Path
     env_cache: Path
     environment: EnvironmentSpec | None
+    ca: str | None = None  # PEM: the CA of a management API with a private certificate
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -85,6 +89,7 @@ class Settings:
             runtime_dir=Path(need("MODELPORT_RUNTIME_DIR")),
             env_cache=Path(need("MODELPORT_ENV_CACHE")),
             environment=_environment(env.get("MODELPORT_ENVIRONMENT")),
+            ca=env.get("MODELPORT_STAGE_CA") or None,
         )
 
     @property
@@ -107,7 +112,9 @@ class ControlPlane:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        trust = ssl.create_default_context(cadata=settings.ca) if settings.ca else True
         self.client = httpx.Client(
+            verify=trust,
             base_url=settings.url,
             headers={"authorization": f"Bearer {settings.token}"},
             timeout=TIMEOUT_S,

@@ -87,6 +87,7 @@ class KubernetesTarget:
         snapshots: SnapshotStore,
         image: str | None = None,
         router_replicas: int = 1,
+        stage_ca: str | None = None,
     ) -> KubernetesTarget:
         api = KubeAPI(kubeconfig, context, namespace)
         cluster = ClusterSettings(
@@ -95,6 +96,7 @@ class KubernetesTarget:
             stage_url=stage_url,
             image=image or DEFAULT_IMAGE,
             router_replicas=router_replicas,
+            stage_ca=stage_ca,
         )
         return cls(name, api, cluster, home, snapshots)
 
@@ -355,11 +357,11 @@ class KubernetesTarget:
             await self.routers.until_serving(waiting)
 
     # -- the cluster side, for ClusterTarget ------------------------------------------
-    async def install(self) -> list[str]:
-        return await self.routers.install()
+    async def install(self, tls: str | None = None) -> list[str]:
+        return await self.routers.install(tls)
 
-    async def manifests(self) -> list[dict[str, Any]]:
-        return await self.routers.manifests()
+    async def manifests(self, tls: str | None = None) -> list[dict[str, Any]]:
+        return await self.routers.manifests(tls)
 
     def router_uri(self) -> str:
         return self.routers.uri()
