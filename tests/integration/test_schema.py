@@ -33,7 +33,7 @@ from modelport.store.services import ServiceStore, create_in
 from modelport.store.tables import Base
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAD = "0003"
+HEAD = "0004"
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from modelport.control import (
     api_models,
     api_services,
     api_staging,
+    api_tokens,
 )
 from modelport.control.auth import AdminTokenMiddleware
 from modelport.control.errors import install_error_handlers
@@ -52,6 +53,7 @@ def create_app(workspace: ServerWorkspace, plane: ControlPlane | None = None) ->
     app.include_router(api_endpoints.router)
     app.include_router(api_staging.router)
     app.include_router(api_computes.router)
+    app.include_router(api_tokens.router)
 
     @app.get("/api/v1/workspace")
     def workspace_info(request: Request) -> dict[str, Any]:
@@ -59,6 +61,10 @@ def create_app(workspace: ServerWorkspace, plane: ControlPlane | None = None) ->
         return {"version": __version__, "database": ws.db.dialect, "home": str(ws.home)}
 
     app.add_middleware(
-        AdminTokenMiddleware, token=workspace.admin_token, exempt=(api_staging.PREFIX,)
+        AdminTokenMiddleware,
+        token=workspace.admin_token,
+        exempt=(api_staging.PREFIX,),
+        public=(api_tokens.JWKS_PATH,),
+        clients=workspace.tokens.client_for,
     )
     return app

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Self
 
+from modelport.errors import InvalidInputError
 from modelport.home import config_path, home_dir, read_config
+from modelport.sdk.authentication import ServicePrincipalAuthentication
 from modelport.sdk.client import ApiClient
 
 
@@ -13,19 +15,44 @@ class Workspace:
     """A connection to one modelport server.
 
     ``Workspace.from_config()`` reads ``$MODELPORT_HOME/config.json`` (written by
-    ``modelport up``); ``Workspace(url, token)`` names the server directly.
+    ``modelport up``); ``Workspace(url, token)`` names the server directly.  With
+    ``auth=ServicePrincipalAuthentication(...)`` (v1's) it acts as that scoring client
+    instead of with the admin token: it can get tokens for the client's services and
+    score them, nothing else.
     """
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        auth: ServicePrincipalAuthentication | None = None,
+    ) -> None:
+        if auth is not None and not isinstance(auth, ServicePrincipalAuthentication):
+            raise InvalidInputError(
+                f"auth={type(auth).__name__}: modelport takes ServicePrincipalAuthentication "
+                "(a scoring client) or no auth (the admin token)"
+            )
+        credential = auth.bearer() if auth is not None else token
+        if not credential:
+            raise InvalidInputError(
+                "Workspace needs the admin token or auth=ServicePrincipalAuthentication(...)"
+            )
         self.url = url.rstrip("/")
-        self.client = ApiClient(self.url, token)
+        self.auth = auth
+        self.client = ApiClient(self.url, credential)
 
     @classmethod
-    def from_config(cls, path: str | Path | None = None) -> Self:
+    def from_config(
+        cls, path: str | Path | None = None, auth: ServicePrincipalAuthentication | None = None
+    ) -> Self:
+        """The server ``config.json`` names; with ``auth``, its admin token is not used (a
+        scoring application's config.json may hold the url alone)."""
         target = Path(path) if path is not None else config_path(home_dir())
         if target.is_dir():
             target = config_path(target)
         config = read_config(target)
+        if auth is not None:
+            return cls(config["url"], auth=auth)
         return cls(config["url"], str(config.get("token", "")))
 
     def get_details(self) -> dict[str, Any]:

@@ -42,11 +42,6 @@ def refusals(config: DeploymentConfiguration) -> list[str]:
             "sslEnabled: TLS termination is not available in this release of modelport; "
             "deploy without it and put a TLS proxy in front of the scoring port"
         )
-    if isinstance(config, AksServiceDeploymentConfiguration) and config.token_auth_enabled:
-        out.append(
-            "tokenAuthEnabled: token (JWT) authentication is not available in this release of "
-            "modelport; use key authentication (authEnabled, the default) instead"
-        )
     return out
 
 
