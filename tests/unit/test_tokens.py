@@ -94,7 +94,7 @@ def test_jwks_hold_public_keys_only() -> None:
 def test_the_token_lifetime_setting_is_checked() -> None:
     assert lifetime_s({}) == DEFAULT_LIFETIME_S == 3600
     assert lifetime_s({LIFETIME_VARIABLE: "120"}) == 120
-    for bad in ("59", "nope", str(10**9)):
+    for bad in ("9", "nope", str(10**9)):
         with pytest.raises(ConfigError, match="token lifetime"):
             lifetime_s({LIFETIME_VARIABLE: bad})
 

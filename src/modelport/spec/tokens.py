@@ -14,7 +14,7 @@ from modelport.errors import ConfigError
 
 LIFETIME_VARIABLE = "MODELPORT_TOKEN_LIFETIME"  # seconds; `modelport up --token-lifetime`
 DEFAULT_LIFETIME_S = 3600
-MIN_LIFETIME_S, MAX_LIFETIME_S = 60, 7 * 24 * 3600
+MIN_LIFETIME_S, MAX_LIFETIME_S = 10, 7 * 24 * 3600
 
 
 def lifetime_s(environ: dict[str, str] | None = None) -> int:
