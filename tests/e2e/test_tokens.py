@@ -22,6 +22,7 @@ from modelport.errors import (
     ConfigError,
     ForbiddenError,
     InvalidInputError,
+    NotFoundError,
     UnauthorizedError,
 )
 from tests.conftest import ServerProcess, wait_for
@@ -199,3 +200,47 @@ def test_clients_get_tokens_for_their_services_only_and_rotation_retires_old_tok
         assert cli("client", "delete", "scorer").code == 0
         with pytest.raises(UnauthorizedError):
             service.get_access_token()
+
+
+def test_a_token_endpoint_takes_tokens_naming_the_endpoint_for_every_version(
+    admin: Workspace, scaler: Model, tmp_path: Path
+) -> None:
+    from modelport import AksEndpoint
+    from tests.e2e.test_endpoints import HEADER, script, version_config
+
+    config = version_config("blue", token_auth_enabled=True)
+    endpoint = Model.deploy(admin, "shop", [scaler], script(tmp_path, "blue"), config)
+    assert isinstance(endpoint, AksEndpoint)
+    endpoint.wait_for_deployment()
+    assert endpoint.token_auth_enabled and not endpoint.auth_enabled
+    with pytest.raises(InvalidInputError, match="uses token authentication"):
+        endpoint.get_keys()
+    token = endpoint.get_access_token()
+    assert jwt.decode(token.access_token, options={"verify_signature": False})["aud"] == "shop"
+    assert endpoint.run({"x": [1]})["version"] == "blue"
+    assert endpoint.versions["blue"].run({"x": [2]})["y"] == [20]  # pinned, the same token
+    pinned = httpx.post(
+        endpoint.scoring_uri,
+        json={"x": [1]},
+        headers={"Authorization": f"Bearer {token.access_token}", HEADER: "blue"},
+    )
+    assert pinned.status_code == 200
+    # A token for the version's own service name is no token for the endpoint.
+    with pytest.raises(NotFoundError):
+        admin.client.call("POST", "/api/v1/services/shop.blue/token")
+    shown = Cli(tmp_path / "home", tmp_path)(
+        "endpoint", "get-access-token", "-n", "shop", "-o", "json"
+    )
+    assert shown.code == 0 and shown.json()["tokenType"] == "Bearer"
+
+    with pytest.raises(ConfigError, match="cannot set both"):
+        endpoint.update(auth_enabled=True, token_auth_enabled=True)
+    endpoint.update(auth_enabled=True)
+    assert endpoint.auth_enabled and not endpoint.token_auth_enabled
+
+    def keys_taken() -> bool:
+        primary = endpoint.get_keys()[0]
+        return post(endpoint, {"x": [1]}, primary).status_code == 200
+
+    wait_for(keys_taken, what="the router to take the endpoint's keys")
+    assert post(endpoint, {"x": [1]}, token.access_token).status_code == 401

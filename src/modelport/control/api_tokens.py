@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelport.compute import plan
+from modelport.control.api_services import _plain
 from modelport.control.plane import plane_of
 from modelport.control.tokens import ADMIN_SUBJECT
 from modelport.control.workspace import workspace_of
@@ -46,8 +47,8 @@ def _subject(request: Request, name: str) -> str:
 async def service_token(name: str, request: Request) -> dict[str, Any]:
     ws, plane = workspace_of(request), plane_of(request)
     subject = _subject(request, name)
-    record = await asyncio.to_thread(ws.services.get, name)
-    if record.spec.get("endpoint") or not plan.plan(record.spec).token_auth:
+    record = await asyncio.to_thread(ws.services.get, _plain(name))
+    if not plan.plan(record.spec).token_auth:
         raise InvalidInputError(
             f"service {name!r} does not use token authentication (tokenAuthEnabled is false): "
             "it takes its keys",
