@@ -25,7 +25,7 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Pod, Secret, Service
 
 from modelport import AksCompute, AksEndpoint, AksWebservice, Model, Webservice, Workspace
-from modelport.errors import InvalidInputError, NotFoundError
+from modelport.errors import ConfigError, InvalidInputError, NotFoundError
 from tests.conftest import ServerProcess, alive, descendants, wait_for
 from tests.e2e.clusters import attached
 from tests.e2e.test_data_plane import Load
@@ -275,3 +275,24 @@ def test_an_endpoint_splits_here_and_a_cluster_refuses_it_with_the_reason(
         ]
     assert sorted(answered) == ["first"] * 5 + ["second"] * 5
     endpoint.delete()
+
+
+def test_token_auth_serves_here_and_a_cluster_refuses_it_with_the_reason(
+    where: Where, ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    """Token auth runs on this machine: on a cluster the deploy is refused saying why
+    (its routers are not given the token keys), never served with keys instead."""
+    config = fixed(1, token_auth_enabled=True)
+    if where.client is not None:
+        with pytest.raises(ConfigError, match="cannot verify tokens"):
+            where.deploy(ws, "tokens", model, source(tmp_path), config)
+        with pytest.raises(NotFoundError):
+            Webservice(ws, "tokens")
+        return
+    service = where.deploy(ws, "tokens", model, source(tmp_path), config)
+    service.wait_for_deployment()
+    assert service.run({"x": [1]})["y"] == [10]
+    token = service.get_access_token().access_token
+    assert post(service, {"x": [1]}, token).status_code == 200
+    assert post(service, {"x": [1]}).status_code == 401
+    service.delete()
