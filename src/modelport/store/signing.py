@@ -1,10 +1,8 @@
 """Scoring tokens: JWTs the control plane signs (Ed25519) for one service or endpoint.
 
-Pure decisions, no I/O: what a token says, when it should be refreshed, and which
-signing keys still have to be published.  Defaults are shorter than v1's (whose
-tokens stayed valid 12 hours past their refresh time): a token lives an hour and
-should be replaced after half of it, so a leaked token is useful for an hour at
-most and a client refreshing on time never holds an expired one.
+Pure decisions, no I/O: what a token says, when it should be refreshed (after half
+its lifetime, see ``spec/tokens.py`` for the default and why), and which signing keys
+still have to be published.
 """
 
 from __future__ import annotations
