@@ -25,7 +25,7 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Pod, Secret, Service
 
 from modelport import AksCompute, AksEndpoint, AksWebservice, Model, Webservice, Workspace
-from modelport.errors import ConfigError, InvalidInputError, NotFoundError
+from modelport.errors import InvalidInputError, NotFoundError
 from tests.conftest import ServerProcess, alive, descendants, wait_for
 from tests.e2e.clusters import attached
 from tests.e2e.test_data_plane import Load
@@ -277,22 +277,30 @@ def test_an_endpoint_splits_here_and_a_cluster_refuses_it_with_the_reason(
     endpoint.delete()
 
 
-def test_token_auth_serves_here_and_a_cluster_refuses_it_with_the_reason(
+def test_token_auth_takes_tokens_only_and_a_rotated_out_key_is_refused(
     where: Where, ws: Workspace, model: Model, tmp_path: Path
 ) -> None:
-    """Token auth runs on this machine: on a cluster the deploy is refused saying why
-    (its routers are not given the token keys), never served with keys instead."""
-    config = fixed(1, token_auth_enabled=True)
-    if where.client is not None:
-        with pytest.raises(ConfigError, match="cannot verify tokens"):
-            where.deploy(ws, "tokens", model, source(tmp_path), config)
-        with pytest.raises(NotFoundError):
-            Webservice(ws, "tokens")
-        return
-    service = where.deploy(ws, "tokens", model, source(tmp_path), config)
+    """The routers (this machine's, or a cluster's router pods) take tokens for the
+    service only, and drop a key's tokens once the key is retired and spent."""
+    service = where.deploy(ws, "tokens", model, source(tmp_path), fixed(1, token_auth_enabled=True))
     service.wait_for_deployment()
     assert service.run({"x": [1]})["y"] == [10]
     token = service.get_access_token().access_token
     assert post(service, {"x": [1]}, token).status_code == 200
     assert post(service, {"x": [1]}).status_code == 401
+    refused = post(service, {"x": [1]}, token[:-4] + "AAAA")
+    assert (
+        refused.status_code == 401
+        and 'error="invalid_token"' in refused.headers["www-authenticate"]
+    )
+    with pytest.raises(InvalidInputError, match="uses token authentication"):
+        service.get_keys()
+    # A rotation reaches the routers: the new key's tokens are taken at once.
+    ws.client.call("POST", "/api/v1/tokens/rotate-key")
+    fresh = service.get_access_token().access_token
+    wait_for(
+        lambda: post(service, {"x": [1]}, fresh).status_code == 200,
+        what="the routers to take the new signing key",
+    )
+    assert post(service, {"x": [1]}, token).status_code == 200  # the old key still verifies
     service.delete()

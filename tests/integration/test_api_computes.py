@@ -20,7 +20,7 @@ from modelport.control import api_services
 from modelport.control.api_computes import cluster_inspector
 from modelport.control.app import create_app
 from modelport.control.workspace import ServerWorkspace
-from modelport.errors import ConfigError, InvalidInputError
+from modelport.errors import InvalidInputError
 from modelport.store.tables import ModelVersionRow, ServiceRow, utcnow
 from tests.unit.test_kube_api import SERVER, TOKEN, cluster, config_doc
 
@@ -264,10 +264,6 @@ def test_deploying_to_a_target_names_what_is_missing(
         "a Local deployment configuration cannot be deployed to the Kubernetes compute "
         "target 'myaks'"
     )
-    # Token auth on a cluster is refused with the reason, never served with keys instead.
-    tokens = {"deploymentConfig": {"computeType": "AKS", "tokenAuthEnabled": True}}
-    with pytest.raises(ConfigError, match=r"tokenAuthEnabled: the Kubernetes compute target "):
-        api_services._check_cluster_config("myaks", tokens)
 
 
 def test_every_compute_call_needs_the_admin_token(client: TestClient) -> None:

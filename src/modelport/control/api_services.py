@@ -144,13 +144,6 @@ def _check_cluster_config(name: str, spec: dict[str, Any]) -> None:
             f"Kubernetes compute target {name!r}",
             hint="use AksWebservice.deploy_configuration() or computeType AKS",
         )
-    if the_plan.token_auth:
-        # The cluster's routers are not given the token keys yet: refused, never keys instead.
-        raise ConfigError(
-            f"tokenAuthEnabled: the Kubernetes compute target {name!r} cannot verify tokens "
-            "in this release of modelport (its routers check keys only); deploy with key "
-            "authentication there, or with token authentication on the local target"
-        )
 
 
 def _check_target(plane: ControlPlane, name: str, spec: dict[str, Any]) -> None:

@@ -181,7 +181,7 @@ class ControlPlane:
         for target_name, routes in routed.items():
             target = self.targets.get(target_name)
             if isinstance(target, ClusterTarget):
-                await target.publish(routes)
+                await target.publish(routes, tokens)
 
     async def rotate_signing_key(self) -> list[dict[str, Any]]:
         """A new key signs from now; routers get it at once, the old one verifies on
