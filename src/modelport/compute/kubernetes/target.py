@@ -339,7 +339,8 @@ class KubernetesTarget:
         """Each service's route policy into its ConfigMap, where the routers read it (the
         token keys into theirs, before any policy that needs them); then until every
         router serves the generation it names (so an old one may be drained)."""
-        if tokens is not None and tokens != self._tokens:
+        # Only a cluster with services needs them (and one without may not answer now).
+        if tokens is not None and routes and tokens != self._tokens:
             await self._publish_tokens(tokens)
         waiting = {}
         for service, route in routes.items():
