@@ -112,3 +112,17 @@ def test_switching_auth_modes_follows_v1s_update_rules() -> None:
     assert auth_update(False, None, True) == {"token_auth_enabled": True}
     # Keys back on: tokens off, as the two are exclusive.
     assert auth_update(False, True, None) == {"auth_enabled": True, "token_auth_enabled": False}
+
+
+def test_a_service_principal_is_a_scoring_client_secret_and_never_shows_it() -> None:
+    from modelport import ServicePrincipalAuthentication, Workspace
+    from modelport.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="not a modelport client secret"):
+        ServicePrincipalAuthentication("tenant", "scorer", "an-admin-token-perhaps")
+    auth = ServicePrincipalAuthentication("tenant", "scorer", "mpc_s3cret")
+    assert "mpc_s3cret" not in repr(auth)
+    with pytest.raises(InvalidInputError, match="takes ServicePrincipalAuthentication"):
+        Workspace("http://127.0.0.1:1", auth="mpc_s3cret")  # type: ignore[arg-type]
+    with Workspace("http://127.0.0.1:1", auth=auth) as ws:
+        assert ws.auth is auth

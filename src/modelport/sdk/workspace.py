@@ -32,11 +32,7 @@ class Workspace:
                 f"auth={type(auth).__name__}: modelport takes ServicePrincipalAuthentication "
                 "(a scoring client) or no auth (the admin token)"
             )
-        credential = auth.bearer() if auth is not None else token
-        if not credential:
-            raise InvalidInputError(
-                "Workspace needs the admin token or auth=ServicePrincipalAuthentication(...)"
-            )
+        credential = auth.bearer() if auth is not None else (token or "")
         self.url = url.rstrip("/")
         self.auth = auth
         self.client = ApiClient(self.url, credential)
