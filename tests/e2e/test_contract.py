@@ -277,11 +277,11 @@ def test_an_endpoint_splits_here_and_a_cluster_refuses_it_with_the_reason(
     endpoint.delete()
 
 
-def test_token_auth_takes_tokens_only_and_a_rotated_out_key_is_refused(
+def test_token_auth_takes_tokens_only_and_a_rotated_key_reaches_the_routers(
     where: Where, ws: Workspace, model: Model, tmp_path: Path
 ) -> None:
     """The routers (this machine's, or a cluster's router pods) take tokens for the
-    service only, and drop a key's tokens once the key is retired and spent."""
+    service only, and take a new signing key at once while the old one still verifies."""
     service = where.deploy(ws, "tokens", model, source(tmp_path), fixed(1, token_auth_enabled=True))
     service.wait_for_deployment()
     assert service.run({"x": [1]})["y"] == [10]
