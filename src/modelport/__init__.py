@@ -3,8 +3,8 @@
 The SDK names mirror Azure ML v1 (``Workspace``, ``Model``, ``Environment``,
 ``CondaDependencies``, ``InferenceConfig``, ``ResourceConfiguration``,
 ``LocalWebservice``, ``AksWebservice``, ``AciWebservice``, ``ComputeTarget``,
-``AksCompute``; v1's exception names are in
-``modelport.exceptions``); they are imported
+``AksCompute``, ``ServicePrincipalAuthentication``, ``AksServiceAccessToken``; v1's
+exception names are in ``modelport.exceptions``); they are imported
 lazily so that the replica runtime and the router, which live in this package
 too, do not pull in the SDK's dependencies.
 """
@@ -32,6 +32,8 @@ _EXPORTS = {
     "ComputeTarget": "modelport.sdk.compute",
     "AksCompute": "modelport.sdk.compute",
     "ModelportError": "modelport.errors",
+    "ServicePrincipalAuthentication": "modelport.sdk.authentication",
+    "AksServiceAccessToken": "modelport.sdk.webservice",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

@@ -4,6 +4,7 @@
     ├── InvalidInputError              400  exit 2   invalid_input
     │   └── ConfigError                400  exit 2   invalid_configuration
     ├── UnauthorizedError              401  exit 4   unauthorized
+    ├── ForbiddenError                 403  exit 4   forbidden
     ├── NotFoundError                  404  exit 3   not_found
     │   └── ComputeTargetNotFoundError 404  exit 3   compute_target_not_found
     ├── ConflictError                  409  exit 5   conflict
@@ -66,6 +67,14 @@ class ConfigError(InvalidInputError):
 class UnauthorizedError(ModelportError):
     code = "unauthorized"
     http_status = 401
+    exit_code = 4
+
+
+class ForbiddenError(ModelportError):
+    """A valid credential that may not do this (a scoring client outside its services)."""
+
+    code = "forbidden"
+    http_status = 403
     exit_code = 4
 
 
@@ -197,6 +206,7 @@ _BY_CODE: dict[str, type[ModelportError]] = {
         InvalidInputError,
         ConfigError,
         UnauthorizedError,
+        ForbiddenError,
         NotFoundError,
         ConflictError,
         PayloadTooLargeError,
@@ -216,6 +226,7 @@ _BY_CODE: dict[str, type[ModelportError]] = {
 _BY_STATUS: dict[int, type[ModelportError]] = {
     400: InvalidInputError,
     401: UnauthorizedError,
+    403: ForbiddenError,
     404: NotFoundError,
     409: ConflictError,
     413: PayloadTooLargeError,

@@ -349,9 +349,14 @@ def test_a_busy_scoring_port_names_the_flag(cli: Cli) -> None:
 
 def test_validate_refuses_warns_and_flags_what_will_not_build(cli: Cli, tmp_path: Path) -> None:
     token = tmp_path / "token.json"
-    token.write_text(json.dumps({"computeType": "AKS", "tokenAuthEnabled": True}))
+    both = {"computeType": "AKS", "tokenAuthEnabled": True, "authEnabled": True}
+    token.write_text(json.dumps(both))
     refused = cli("validate", "--dc", str(token))
-    assert refused.code == 2 and "tokenAuthEnabled: token (JWT) authentication" in refused.err
+    assert refused.code == 2 and "auth_enabled and token_auth_enabled cannot both be true." in (
+        refused.err
+    )
+    token.write_text(json.dumps({"computeType": "AKS", "tokenAuthEnabled": True}))
+    assert cli("validate", "--dc", str(token)).code == 0
     endpoint = tmp_path / "endpoint.json"
     endpoint.write_text(json.dumps({"computeType": "AKSENDPOINT", "trafficPercentile": 200}))
     wrong = cli("validate", "--dc", str(endpoint))

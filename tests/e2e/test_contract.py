@@ -275,3 +275,32 @@ def test_an_endpoint_splits_here_and_a_cluster_refuses_it_with_the_reason(
         ]
     assert sorted(answered) == ["first"] * 5 + ["second"] * 5
     endpoint.delete()
+
+
+def test_token_auth_takes_tokens_only_and_a_rotated_key_reaches_the_routers(
+    where: Where, ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    """The routers (this machine's, or a cluster's router pods) take tokens for the
+    service only, and take a new signing key at once while the old one still verifies."""
+    service = where.deploy(ws, "tokens", model, source(tmp_path), fixed(1, token_auth_enabled=True))
+    service.wait_for_deployment()
+    assert service.run({"x": [1]})["y"] == [10]
+    token = service.get_access_token().access_token
+    assert post(service, {"x": [1]}, token).status_code == 200
+    assert post(service, {"x": [1]}).status_code == 401
+    refused = post(service, {"x": [1]}, token[:-4] + "AAAA")
+    assert (
+        refused.status_code == 401
+        and 'error="invalid_token"' in refused.headers["www-authenticate"]
+    )
+    with pytest.raises(InvalidInputError, match="uses token authentication"):
+        service.get_keys()
+    # A rotation reaches the routers: the new key's tokens are taken at once.
+    ws.client.call("POST", "/api/v1/tokens/rotate-key")
+    fresh = service.get_access_token().access_token
+    wait_for(
+        lambda: post(service, {"x": [1]}, fresh).status_code == 200,
+        what="the routers to take the new signing key",
+    )
+    assert post(service, {"x": [1]}, token).status_code == 200  # the old key still verifies
+    service.delete()

@@ -26,17 +26,16 @@ from tests.conftest import ServerProcess, alive, wait_for
 from tests.e2e.test_services import fixed, post, source
 
 
-def test_settings_whose_feature_is_missing_are_refused(
+def test_both_auth_modes_at_once_are_refused_with_v1s_message(
     ws: Workspace, model: Model, tmp_path: Path
 ) -> None:
-    tokens = AksWebservice.deploy_configuration(token_auth_enabled=True, auth_enabled=False)
-    with pytest.raises(ConfigError, match=r"tokenAuthEnabled: token .* not available"):
-        Model.deploy(ws, "token-svc", [model], source(tmp_path), tokens)
-    version = AksEndpoint.deploy_configuration(
-        version_name="blue", token_auth_enabled=True, auth_enabled=False
-    )
-    with pytest.raises(ConfigError, match=r"tokenAuthEnabled: token .* not available"):
-        Model.deploy(ws, "endpoint-svc", [model], source(tmp_path), version)
+    both = r"auth_enabled and token_auth_enabled cannot both be true\."
+    with pytest.raises(ConfigError, match=both):
+        AksWebservice.deploy_configuration(token_auth_enabled=True, auth_enabled=True)
+    with pytest.raises(ConfigError, match=both):
+        AksEndpoint.deploy_configuration(
+            version_name="blue", token_auth_enabled=True, auth_enabled=True
+        )
     assert Webservice.list(ws) == []
 
 

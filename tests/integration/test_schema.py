@@ -25,15 +25,17 @@ from modelport.spec.environment import EnvironmentSpec, pip_environment_document
 from modelport.spec.model import ModelFile, ModelRegistration
 from modelport.store import schema
 from modelport.store.blobs import BlobStore
+from modelport.store.computes import ComputeTargetStore
 from modelport.store.database import Database
 from modelport.store.endpoints import EndpointStore
 from modelport.store.environments import EnvironmentRegistry
 from modelport.store.models import ModelRegistry
+from modelport.store.secrets import SecretBox, is_sealed
 from modelport.store.services import ServiceStore, create_in
 from modelport.store.tables import Base
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAD = "0003"
+HEAD = "0004"
 
 
 @pytest.fixture
@@ -144,6 +146,70 @@ def test_a_workspace_before_endpoints_opens_intact_and_takes_endpoint_versions(
     spec = {"models": ["m:2"], "deploymentConfig": {"computeType": "AKS"}}
     EndpointStore(db).create("e" * 32, {}, (None, None), Version("v" * 32), spec)
     assert ServiceStore(db).get(f"{'e' * 32}.{'v' * 32}").spec["endpoint"] == "e" * 32
+
+
+def _plaintext(db: Database, sql: str, **values: Any) -> None:
+    """Write as the release at 0003 did: the secrets as they are."""
+    with db.engine.begin() as connection:
+        connection.execute(text(sql), values)
+
+
+def test_a_workspace_at_0003_opens_intact_with_its_secrets_sealed(
+    db: Database, tmp_path: Path
+) -> None:
+    """Revision 0003 kept keys and kubeconfigs in plaintext: after the upgrade they read
+    back equal, the database holds them sealed, and another sealing key opens none."""
+    schema.upgrade(db.engine, revision="0003")
+    _fill(db, tmp_path)
+    spec = {"models": ["m:2"], "deploymentConfig": {"computeType": "AKS"}}
+    EndpointStore(db).create("ep", {}, ("ep-primary-1", "ep-secondary-1"), Version("v1"), spec)
+    before = _contents(db, tmp_path)
+    _plaintext(
+        db,
+        "UPDATE services SET primary_key = :p, secondary_key = :s WHERE name = 'svc'",
+        p="primary-key-1",
+        s="secondary-key-1",
+    )
+    _plaintext(
+        db,
+        "UPDATE endpoints SET primary_key = :p, secondary_key = :s",
+        p="ep-primary-1",
+        s="ep-secondary-1",
+    )
+    now = "2026-12-01 08:00:00"
+    _plaintext(
+        db,
+        "INSERT INTO compute_targets (name, kind, cluster_purpose, namespace, context, server,"
+        " kubeconfig, provisioning_state, created_time, updated_time) VALUES ('k', 'AKS',"
+        " 'DevTest', 'ns', 'ctx', 'https://k:6443', :kc, 'Succeeded', :t, :t)",
+        kc="apiVersion: v1\nusers: [{token: cluster-secret}]",
+        t=now,
+    )
+    db.upgrade_schema()
+    assert _revision(db) == HEAD and _differences(db) == []
+    assert _contents(db, tmp_path) == before
+    svc = ServiceStore(db).get("svc")
+    assert (svc.primary_key, svc.secondary_key) == ("primary-key-1", "secondary-key-1")
+    endpoint = EndpointStore(db).get("ep")
+    assert (endpoint.primary_key, endpoint.secondary_key) == ("ep-primary-1", "ep-secondary-1")
+    assert "cluster-secret" in ComputeTargetStore(db).get("k").kubeconfig
+    with db.engine.connect() as connection:
+        raw = [
+            *connection.execute(text("SELECT primary_key, secondary_key FROM services")),
+            *connection.execute(text("SELECT primary_key, secondary_key FROM endpoints")),
+            *connection.execute(text("SELECT kubeconfig FROM compute_targets")),
+        ]
+    stored = " ".join(v for row in raw for v in row)
+    for secret in ("primary-key-1", "secondary-key-1", "ep-primary-1", "cluster-secret"):
+        assert secret not in stored
+    assert all(is_sealed(v) for row in raw for v in row)
+    # The database alone (another workspace's sealing key) opens no secret.
+    stranger = Database(db.url, SecretBox.ephemeral())
+    try:
+        with pytest.raises(ModelportError, match="does not open"):
+            ServiceStore(stranger).get("svc")
+    finally:
+        stranger.dispose()
 
 
 def test_a_table_an_older_release_never_made_is_created_when_recording_it(

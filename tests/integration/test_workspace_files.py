@@ -48,6 +48,19 @@ def test_a_new_workspace_is_owner_only(tmp_path: Path, open_umask: None) -> None
         database = home / "workspace.db"
         for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
             assert path.exists() and mode(path) == 0o600, path
+        assert mode(home / "secrets.key") == 0o600  # what seals the database's secrets
+    finally:
+        ws.close()
+
+
+def test_the_sealing_key_stays_in_the_workspace_folder_with_postgresql(
+    tmp_path: Path, open_umask: None, database_url: str
+) -> None:
+    home = tmp_path / "pg-home"
+    ws = ServerWorkspace.open(home, database_url, TOKEN)
+    try:
+        assert mode(home) == 0o700 and mode(home / "secrets.key") == 0o600
+        assert ws.db.box.open(ws.db.box.seal("k")) == "k"
     finally:
         ws.close()
 
@@ -86,6 +99,7 @@ def test_the_running_server_keeps_its_files_owner_only(tmp_path: Path) -> None:
         database = home / "workspace.db"
         assert mode(home) == 0o700
         assert mode(home / "config.json") == 0o600
+        assert mode(home / "secrets.key") == 0o600
         for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
             assert mode(path) == 0o600, path
     finally:

@@ -118,6 +118,7 @@ def test_service_config_map_passes_and_holds_the_route_policy() -> None:
     validate(cm)
     assert json.loads(cm["data"][manifests.ROUTE_KEY]) == {
         "auth": True,
+        "tokenAuth": False,
         "keyDigests": ["d1", "d2"],
         "maxConcurrent": 2,
         "maxWaitMs": 500,

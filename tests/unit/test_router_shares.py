@@ -92,3 +92,32 @@ def test_answer_classes_and_latency_counts_add_up_element_by_element() -> None:
     old = {"ready": 1, "busy": 0, "busySecondsTotal": 0.0, "queued": 0, "inFlight": 0}
     merged = merge_stats([{"revision": 2, "time": 1.0, "services": {"svc": old}}, second])
     assert merged["services"]["svc"]["requests"]["2xx"] == 4
+
+
+def test_every_worker_gets_the_token_keys_and_each_route_its_audience() -> None:
+    from modelport.store.signing import new_signing_key
+
+    jwk = new_signing_key().public_jwk
+    table = {
+        "revision": 3,
+        "services": {
+            "tok": {
+                "auth": True,
+                "tokenAuth": True,
+                "audience": "tok",
+                "replicas": [["127.0.0.1", 9001]],
+                "maxConcurrent": 2,
+            }
+        },
+        "tokens": {"issuer": "modelport:ws", "keys": [jwk]},
+    }
+    for worker in range(3):
+        mine = worker_table(table, worker, [1, 2, 3])
+        assert mine["tokens"] == table["tokens"]
+        built = build_table(mine, RouteTable())
+        route = built.routes["tok"]
+        assert route.token_auth and route.audience == "tok"
+        assert route.verifier is built.verifier and built.verifier.keys is not None
+        assert list(built.verifier.keys.keys) == [jwk["kid"]]
+        # The same keys again: the verifier (and its cache) carries over to the next table.
+        assert build_table(mine, built).verifier is built.verifier

@@ -13,9 +13,9 @@ def config(**doc: object):  # type: ignore[no-untyped-def]
     return deployment_config_from_document({"computeType": "aks", **doc})
 
 
-def test_token_auth_is_refused_with_the_reason_and_endpoints_are_not() -> None:
-    refused = refusals(config(tokenAuthEnabled=True, authEnabled=False))
-    assert len(refused) == 1 and "tokenAuthEnabled" in refused[0] and "not available" in refused[0]
+def test_token_auth_is_taken_and_so_are_endpoints() -> None:
+    assert refusals(config(tokenAuthEnabled=True, authEnabled=False)) == []
+    assert refusals(config(tokenAuthEnabled=True)) == []  # key auth then defaults to off
     endpoint = deployment_config_from_document(
         {"computeType": "AKSENDPOINT", "versionName": "v-one", "trafficPercentile": 20}
     )

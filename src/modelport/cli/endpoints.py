@@ -281,6 +281,16 @@ def keys(name: str, output: str) -> None:
     emit_keys(*_endpoint(name).get_keys(), output)
 
 
+@endpoint_group.command("get-access-token")
+@name_option
+@output_option
+def get_access_token(name: str, output: str) -> None:
+    """Print a scoring token for a token-auth endpoint, and when to renew it."""
+    from modelport.cli.tokens import emit_token
+
+    emit_token(_endpoint(name).get_access_token(), output)
+
+
 @endpoint_group.command("regen-key")
 @name_option
 @click.option("-k", "--key", required=True, help="Primary or Secondary.")

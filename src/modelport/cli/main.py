@@ -14,6 +14,7 @@ from modelport.cli.environments import environment_group
 from modelport.cli.models import model_group
 from modelport.cli.server import down, up
 from modelport.cli.services import deploy, service_group
+from modelport.cli.tokens import client_group, token_group
 from modelport.cli.validate import validate
 
 
@@ -31,6 +32,8 @@ cli.add_command(environment_group)
 cli.add_command(service_group)
 cli.add_command(endpoint_group)
 cli.add_command(compute_group)
+cli.add_command(token_group)
+cli.add_command(client_group)
 model_group.add_command(deploy)
 cli.add_command(validate)
 cli.add_command(capacity)

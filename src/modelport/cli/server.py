@@ -13,6 +13,12 @@ import click
 from modelport.cli.base import console
 from modelport.errors import ModelportError, ServerUnavailableError
 from modelport.home import home_dir, open_private
+from modelport.spec.tokens import (
+    DEFAULT_LIFETIME_S,
+    LIFETIME_VARIABLE,
+    MAX_LIFETIME_S,
+    MIN_LIFETIME_S,
+)
 
 DEFAULT_PORT = 7370
 START_TIMEOUT_S = 60.0
@@ -54,6 +60,14 @@ router_port_option = click.option(
     type=click.IntRange(1, 64),
     help="Router processes sharing the scoring port (one per spare core at most).",
 )
+@click.option(
+    "--token-lifetime",
+    envvar=LIFETIME_VARIABLE,
+    default=DEFAULT_LIFETIME_S,
+    show_default=True,
+    type=click.IntRange(MIN_LIFETIME_S, MAX_LIFETIME_S),
+    help="Seconds a scoring token stays valid (token-auth services); renew after half.",
+)
 @click.option("--detach", is_flag=True, help="Run in the background; `modelport down` stops it.")
 @click.option(
     "--tls",
@@ -93,6 +107,7 @@ def up(
     router_host: str,
     router_port: int | None,
     workers: int,
+    token_lifetime: int,
     detach: bool,
     tls_mode: str | None,
     tls_cert: str | None,
@@ -102,6 +117,8 @@ def up(
     api_tls: bool,
 ) -> None:
     """Start the modelport server for $MODELPORT_HOME (default ~/.modelport)."""
+    # The control plane reads it from the environment (a detached server inherits it).
+    os.environ[LIFETIME_VARIABLE] = str(token_lifetime)
     home = home_dir()
     flags = {
         "--tls": tls_mode,

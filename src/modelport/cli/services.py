@@ -266,6 +266,16 @@ def get_keys(name: str, output: str) -> None:
     _show_keys(name, output)
 
 
+@service_group.command("get-access-token")
+@name_option
+@output_option
+def get_access_token(name: str, output: str) -> None:
+    """Print a scoring token for a token-auth service, and when to renew it."""
+    from modelport.cli.tokens import emit_token
+
+    emit_token(_service(name).get_access_token(), output)
+
+
 def _show_keys(name: str, output: str) -> None:
     emit_keys(*_service(name).get_keys(), output)
 
@@ -307,7 +317,7 @@ def regen_key(name: str, key: str, set_key: str | None) -> None:
     help="The answer as compact JSON, or indented for reading.",
 )
 def run(name: str, input_data: str | None, input_file: str | None, output: str) -> None:
-    """Score: send a request with the primary key and print the answer."""
+    """Score: send a request with the primary key (or a token) and print the answer."""
     from modelport.sdk.environment import read_text
 
     if (input_data is None) == (input_file is None):

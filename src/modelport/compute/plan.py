@@ -38,6 +38,7 @@ class DeploymentPlan:
     resources: Resources = field(default_factory=Resources)
     collect_model_data: bool = False
     gpu_cores: int = 0  # GPUs per replica
+    token_auth: bool = False  # tokens (JWT) instead of keys; ``auth`` is then true too
 
 
 def queue_bound(max_replicas: int, max_concurrent: int) -> int:
@@ -114,6 +115,7 @@ def plan(spec: dict[str, Any]) -> DeploymentPlan:
         resources=_resources(given),
         collect_model_data=bool(config.collect_model_data),
         gpu_cores=config.gpu_cores or 0,
+        token_auth=bool(config.token_auth_enabled),
     )
 
 

@@ -167,8 +167,11 @@ class ClusterTarget(Protocol):
         """Remove what belongs to services not in ``services``; returns their names."""
         ...
 
-    async def publish(self, routes: dict[str, dict[str, Any]]) -> None:
-        """The services' route policies, once every router has taken them."""
+    async def publish(
+        self, routes: dict[str, dict[str, Any]], tokens: dict[str, Any] | None = None
+    ) -> None:
+        """The services' route policies (and the token keys), once every router has
+        taken them."""
         ...
 
     async def stats(self) -> dict[str, Any] | None:

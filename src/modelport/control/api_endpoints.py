@@ -26,7 +26,7 @@ from modelport.control.workspace import ServerWorkspace, workspace_of
 from modelport.errors import ConfigError, InvalidInputError
 from modelport.spec import endpoint as rules
 from modelport.spec.compute import LOCAL
-from modelport.spec.deployment import deployment_config_from_document
+from modelport.spec.deployment import auth_update, deployment_config_from_document
 from modelport.spec.endpoint import Version
 from modelport.spec.names import check_service_name
 from modelport.spec.support import APP_INSIGHTS_WARNING
@@ -128,13 +128,14 @@ def _check_endpoint_owned(doc: dict[str, Any] | None, record: EndpointRecord) ->
             "keys: an endpoint's versions share the endpoint's keys; set them with "
             "regen_key on the endpoint (modelport endpoint regen-key --set-key)"
         )
-    auth = bool(record.spec.get("authEnabled", True))
-    if given.get("auth_enabled") is not None and bool(given["auth_enabled"]) != auth:
-        problems.append(
-            f"authEnabled: {given['auth_enabled']} for one version, but endpoint "
-            f"{record.name!r} has authEnabled {auth} for all of them; change it with the "
-            "endpoint's update (modelport endpoint update --auth/--no-auth)"
-        )
+    for key, field in (("authEnabled", "auth_enabled"), ("tokenAuthEnabled", "token_auth_enabled")):
+        value = bool(record.spec.get(key, key == "authEnabled"))
+        if given.get(field) is not None and bool(given[field]) != value:
+            problems.append(
+                f"{key}: {given[field]} for one version, but endpoint "
+                f"{record.name!r} has {key} {value} for all of them; change it with the "
+                "endpoint's update (modelport endpoint update)"
+            )
     if problems:
         raise ConfigError("\n".join(problems))
 
@@ -165,7 +166,11 @@ def _endpoint_settings(config_doc: dict[str, Any]) -> dict[str, Any]:
     auth and keys at the endpoint)."""
     config = deployment_config_from_document(config_doc, "deployment config").resolved()
     auth = getattr(config, "auth_enabled", None)
-    return {"authEnabled": True if auth is None else bool(auth)}
+    token_auth = bool(getattr(config, "token_auth_enabled", None))
+    return {
+        "authEnabled": (not token_auth) if auth is None else bool(auth),
+        "tokenAuthEnabled": token_auth,
+    }
 
 
 # -- views -----------------------------------------------------------------------------
@@ -202,6 +207,7 @@ def endpoint_view(
             "scoringUri": scoring,
             "swaggerUri": scoring.rsplit("/", 1)[0] + "/swagger.json",
             "authEnabled": bool(record.spec.get("authEnabled", True)),
+            "tokenAuthEnabled": bool(record.spec.get("tokenAuthEnabled", False)),
             "share": shares.get(version.name, 0),
             "serving": version.name in serving,
         }
@@ -213,7 +219,7 @@ def endpoint_view(
         "scoringUri": scoring,
         "swaggerUri": scoring.rsplit("/", 1)[0] + "/swagger.json",
         "authEnabled": bool(record.spec.get("authEnabled", True)),
-        "tokenAuthEnabled": False,
+        "tokenAuthEnabled": bool(record.spec.get("tokenAuthEnabled", False)),
         "appInsightsEnabled": bool(record.spec.get("appInsightsEnabled", False)),
         "description": record.spec.get("description"),
         "tags": record.spec.get("tags") or {},
@@ -318,15 +324,18 @@ def update_endpoint(name: str, body: EndpointUpdate, request: Request) -> dict[s
     changes = body.model_dump(by_alias=True, exclude_none=True)
     if not changes:
         raise InvalidInputError("No parameters provided to update.")
-    if body.token_auth_enabled:
-        raise ConfigError(
-            "tokenAuthEnabled: token (JWT) authentication is not available in this release of "
-            "modelport; use key authentication (authEnabled, the default) instead"
-        )
+    current = ws.endpoints.get(name)
+    changes.pop("authEnabled", None)
     changes.pop("tokenAuthEnabled", None)
+    modes = auth_update(
+        bool(current.spec.get("authEnabled", True)), body.auth_enabled, body.token_auth_enabled
+    )
+    if "auth_enabled" in modes:
+        changes["authEnabled"] = modes["auth_enabled"]
+    if "token_auth_enabled" in modes:
+        changes["tokenAuthEnabled"] = modes["token_auth_enabled"]
     if "sticky" in changes:
         changes["sticky"] = _check_sticky(body.sticky)
-    current = ws.endpoints.get(name)
     given = {k: changes[k] for k in VERSION_METADATA if k in changes}
     changes = {**changes, **_metadata(current.spec, given)}
     record = ws.endpoints.update(name, changes)
@@ -443,6 +452,12 @@ def delete_version(name: str, version: str, request: Request) -> dict[str, Any]:
 @router.get("/endpoints/{name}/keys")
 def endpoint_keys(name: str, request: Request) -> dict[str, Any]:
     record = workspace_of(request).endpoints.get(name)
+    if record.spec.get("tokenAuthEnabled"):
+        raise InvalidInputError(
+            f"endpoint {name!r} uses token authentication: it takes tokens, not keys",
+            hint=f"get a token: endpoint.get_access_token() or "
+            f"modelport endpoint get-access-token -n {name}",
+        )
     return {"primaryKey": record.primary_key, "secondaryKey": record.secondary_key}
 
 

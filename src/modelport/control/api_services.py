@@ -227,7 +227,8 @@ def view(record: ServiceRecord, plane: ControlPlane) -> dict[str, Any]:
         "generation": record.generation,
         "scoringUri": scoring,
         "swaggerUri": scoring.rsplit("/", 1)[0] + "/swagger.json",
-        "authEnabled": the_plan.auth,
+        "authEnabled": the_plan.auth and not the_plan.token_auth,  # v1's: key auth
+        "tokenAuthEnabled": the_plan.token_auth,
         "models": record.spec["models"],
         "deploymentConfig": config.resolved().to_document(),  # in effect, defaults filled in
         "specifiedDeploymentConfig": config.to_document(),  # as given; updates merge into it
@@ -347,6 +348,12 @@ def scaling_events(name: str, request: Request) -> dict[str, Any]:
 @router.get("/services/{name}/keys")
 def service_keys(name: str, request: Request) -> dict[str, Any]:
     record = workspace_of(request).services.get(_plain(name))
+    if plan.plan(record.spec).token_auth:
+        raise InvalidInputError(
+            f"service {name!r} uses token authentication: it takes tokens, not keys",
+            hint=f"get a token: service.get_access_token() or "
+            f"modelport service get-access-token -n {name}",
+        )
     return {"primaryKey": record.primary_key, "secondaryKey": record.secondary_key}
 
 

@@ -17,6 +17,7 @@ from modelport.control import (
     api_models,
     api_services,
     api_staging,
+    api_tokens,
 )
 from modelport.control.auth import AdminTokenMiddleware
 from modelport.control.errors import install_error_handlers
@@ -56,6 +57,7 @@ def create_app(workspace: ServerWorkspace, plane: ControlPlane | None = None) ->
     app.include_router(api_endpoints.router)
     app.include_router(api_staging.router)
     app.include_router(api_computes.router)
+    app.include_router(api_tokens.router)
 
     @app.get(HEALTH_PATH, include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -71,6 +73,7 @@ def create_app(workspace: ServerWorkspace, plane: ControlPlane | None = None) ->
         AdminTokenMiddleware,
         token=workspace.admin_token,
         exempt=(api_staging.PREFIX,),
-        public=(HEALTH_PATH,),
+        public=(HEALTH_PATH, api_tokens.JWKS_PATH),
+        clients=workspace.tokens.client_for,
     )
     return app

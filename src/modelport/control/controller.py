@@ -404,6 +404,8 @@ class ServiceController:
         the_plan = current.plan if current is not None else plan.plan(record.spec)
         return {
             "auth": the_plan.auth,
+            "tokenAuth": the_plan.token_auth,
+            "audience": self.name,
             "keyDigests": [key_digest(record.primary_key), key_digest(record.secondary_key)],
             "replicas": [[r.host, r.port] for r in ready],
             "exitFiles": {str(r.port): r.exit_file for r in ready if r.exit_file},

@@ -116,13 +116,16 @@ class Endpoints:
         out: dict[str, Any] = {}
         for record in self.records.values():
             digests = [key_digest(record.primary_key), key_digest(record.secondary_key)]
-            auth = bool(record.spec.get("authEnabled", True))
+            token_auth = bool(record.spec.get("tokenAuthEnabled", False))
+            auth = bool(record.spec.get("authEnabled", True)) or token_auth
             for service in record.services:
                 if service in routes:
                     routes[service] = {
                         **routes[service],
                         "hidden": True,
                         "auth": auth,
+                        "tokenAuth": token_auth,
+                        "audience": record.name,  # tokens name the endpoint, not a version
                         "keyDigests": digests,
                     }
             if record.deleting:

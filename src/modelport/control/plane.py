@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -15,11 +16,13 @@ from modelport.control.endpoints import Endpoints
 from modelport.control.router_process import RouterProcess
 from modelport.control.targets import cluster_target
 from modelport.control.tls import TlsSettings
+from modelport.control.tokens import Tokens
 from modelport.control.workspace import ServerWorkspace
 from modelport.envs.builder import EnvironmentBuilder
 from modelport.errors import ComputeTargetNotFoundError, ModelportError, ServerUnavailableError
 from modelport.home import runtime_dir
 from modelport.spec.compute import LOCAL
+from modelport.spec.tokens import lifetime_s
 from modelport.store.computes import ComputeTargetRecord
 from modelport.store.endpoints import EndpointRecord
 
@@ -61,6 +64,8 @@ class ControlPlane:
         self._publish_again = False
         self._stats: dict[str, tuple[float, dict[str, Any] | None]] = {}
         self.endpoints = Endpoints(self)
+        self.tokens = Tokens(workspace.tokens, lifetime_s())
+        self._prune_timer: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
         """Adopt (or start) the router, adopt each service's running replicas, then reconcile.
@@ -79,6 +84,9 @@ class ControlPlane:
             tls=self.tls,
         )
         await self.router.start()
+        await asyncio.to_thread(self.tokens.prune)
+        await asyncio.to_thread(self.tokens.keys)  # the first key, before any table
+        self._schedule_prune()
         for attached in await asyncio.to_thread(self.workspace.computes.list):
             await self.open_cluster(attached)
         await self.endpoints.start()
@@ -176,11 +184,38 @@ class ControlPlane:
             else:
                 routed.setdefault(controller.target.name, {})[name] = route
         endpoints = self.endpoints.table(local)
-        await self.router.publish(local, endpoints)
+        tokens = await asyncio.to_thread(self.tokens.table)
+        await self.router.publish(local, endpoints, tokens)
         for target_name, routes in routed.items():
             target = self.targets.get(target_name)
             if isinstance(target, ClusterTarget):
-                await target.publish(routes)
+                await target.publish(routes, tokens)
+
+    async def rotate_signing_key(self) -> list[dict[str, Any]]:
+        """A new key signs from now; routers get it at once, the old one verifies on
+        until its last token expires (then :meth:`_prune` drops it)."""
+        await asyncio.to_thread(self.tokens.rotate)
+        await self.publish()
+        self._schedule_prune()
+        return await asyncio.to_thread(self.tokens.key_views)
+
+    def _schedule_prune(self) -> None:
+        if self._prune_timer is not None:
+            self._prune_timer.cancel()
+            self._prune_timer = None
+        when = self.tokens.next_prune()
+        if when is None or self.loop is None:
+            return
+        delay = max(0.0, (when - datetime.now(UTC)).total_seconds()) + 0.05
+        self._prune_timer = self.loop.call_later(delay, self._prune_due)
+
+    def _prune_due(self) -> None:
+        async def prune() -> None:
+            await asyncio.to_thread(self.tokens.prune)
+            await self.publish()
+            self._schedule_prune()
+
+        self._in_background(prune(), "retiring a spent signing key")
 
     def schedule_publish(self) -> None:
         """publish() soon, from a synchronous callback; bursts are coalesced."""
@@ -256,6 +291,8 @@ class ControlPlane:
         return await target.logs(name, current.replicas if current else None, num_lines)
 
     async def stop(self) -> None:
+        if self._prune_timer is not None:
+            self._prune_timer.cancel()
         await self.endpoints.stop()
         for task in list(self._background):
             task.cancel()

@@ -245,17 +245,22 @@ class RouterProcess:
             )
 
     async def publish(
-        self, services: dict[str, Any], endpoints: dict[str, Any] | None = None
+        self,
+        services: dict[str, Any],
+        endpoints: dict[str, Any] | None = None,
+        tokens: dict[str, Any] | None = None,
     ) -> None:
         """``endpoints``: name -> {"versions": [{"name", "share", "route"}]}, each version's
         route one of ``services`` (``"hidden": true`` there: reached only through it).
         Optional per endpoint: ``"sticky": {"header"|"cookie": name}``; ``"shadows":
         [{"name", "route", "percent"}]`` with ``"tolerance"`` (1e-6) and
-        ``"maxMirroredInFlight"`` (64); see ``router/endpoint.py``."""
+        ``"maxMirroredInFlight"`` (64); see ``router/endpoint.py``.  ``tokens``:
+        ``{"issuer", "keys": [public JWK]}`` for token-auth routes (``router/auth.py``)."""
         self.table = {
             "revision": self.table["revision"] + 1,
             "services": services,
             **({"endpoints": endpoints} if endpoints else {}),
+            **({"tokens": tokens} if tokens else {}),
         }
         self._write_tables()
         await self._push_all()

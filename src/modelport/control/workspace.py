@@ -20,6 +20,7 @@ from modelport.store.faults import os_fault
 from modelport.store.models import ModelRegistry
 from modelport.store.services import ServiceStore
 from modelport.store.snapshots import SnapshotStore
+from modelport.store.tokens import TokenStore
 
 
 @dataclass
@@ -35,6 +36,7 @@ class ServerWorkspace:
     computes: ComputeTargetStore
     endpoints: EndpointStore
     admin_token: str
+    tokens: TokenStore
 
     @classmethod
     def open(cls, home: Path, database_url: str | None, admin_token: str) -> ServerWorkspace:
@@ -54,6 +56,7 @@ class ServerWorkspace:
             ComputeTargetStore(db),
             EndpointStore(db),
             admin_token,
+            TokenStore(db),
         )
 
     def close(self) -> None:

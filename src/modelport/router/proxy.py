@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from modelport.httpserver import Request, Response
+from modelport.router import auth
 from modelport.router.endpoint import Endpoint, pick
 from modelport.router.shadow import Shadow, due, settle
 from modelport.router.table import (
@@ -398,7 +399,23 @@ def _refusal(route: Route, request: Request, trusted: bool) -> Response | None:
     if trusted or not route.auth:
         return None
     header = next((v for k, v in request.headers if k == b"authorization"), None)
-    return None if route.authorised(header) else UNAUTHORIZED
+    return _auth_refusal(route, header)
+
+
+def _auth_refusal(route: Route, header: bytes | None) -> Response | None:
+    """None when ``header`` admits to ``route`` (its key, or a token for it); else the 401.
+
+    RFC 6750's ``invalid_token`` for token-auth routes; the reason never echoes the
+    credential."""
+    reason = route.auth_refusal(header)
+    if reason is None:
+        return None
+    if route.token_auth:
+        challenge = f'Bearer realm="modelport", error="invalid_token", error_description="{reason}"'
+        return error(401, "invalid_token", reason, (b"www-authenticate", challenge.encode()))
+    if reason != auth.TOKEN_FOR_KEY:
+        return UNAUTHORIZED  # missing or wrong: as before token auth existed
+    return error(401, "unauthorized", reason, (b"www-authenticate", b'Bearer realm="modelport"'))
 
 
 def _queue_timeout(route: Route, exc: WaitTimeout) -> Response:

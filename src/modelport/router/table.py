@@ -11,14 +11,13 @@ table updates, so waiters and counters survive a scale-up or a key change.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelport.router.auth import TokenKeys, Verifier, key_refusal
 from modelport.router.endpoint import Endpoint, build_endpoints
 from modelport.router.stats import LaneStats
 
@@ -79,18 +78,21 @@ class Route:
     starting: bool = False  # no replica was ready yet: a queue timeout says so
     backend: str | None = None  # which generation's replicas (on a cluster), echoed in stats
     hidden: bool = False  # an endpoint's version: reached only through its endpoint
+    token_auth: bool = False  # tokens (JWT) instead of keys
+    audience: str = ""  # what its tokens name as ``aud``: the service's or endpoint's name
+    verifier: Verifier | None = None  # the table's token keys and verified-token cache
+
+    def auth_refusal(self, header: bytes | None) -> str | None:
+        """Why ``header`` does not admit to this route (see ``router/auth.py``), or None."""
+        if not self.auth:
+            return None
+        if self.token_auth:
+            verifier = self.verifier or Verifier(None)
+            return verifier.token_refusal(header, self.audience or self.name)
+        return key_refusal(header, self.key_digests)
 
     def authorised(self, header: bytes | None) -> bool:
-        """Constant-time check of ``Bearer <key>`` against the key digests."""
-        if not self.auth:
-            return True
-        if header is None or not header.startswith(b"Bearer "):
-            return False
-        digest = hashlib.sha256(header[7:].strip()).digest()
-        ok = False
-        for expected in self.key_digests:
-            ok |= hmac.compare_digest(digest, expected)
-        return ok
+        return self.auth_refusal(header) is None
 
     def pick(self, exclude: Backend | None = None) -> Backend | None:
         """The replica with a free slot and the fewest requests in flight; ties take turns."""
@@ -195,6 +197,8 @@ class RouteTable:
     revision: int = 0
     routes: dict[str, Route] = field(default_factory=dict)
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    tokens: dict[str, Any] | None = None  # the document ``verifier`` was built from
+    verifier: Verifier = field(default_factory=lambda: Verifier(None))
     # What clients may name: every route but the hidden ones, sorted out once per table.
     public: dict[str, Route] = field(init=False)
 
@@ -205,6 +209,11 @@ class RouteTable:
 def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
     """Parse a pushed table; replicas and lanes that stay keep their state."""
     known = {(b.host, b.port): b for r in previous.routes.values() for b in r.backends}
+    tokens = doc.get("tokens")
+    if tokens == previous.tokens:
+        verifier = previous.verifier  # same keys: verified tokens stay verified
+    else:  # a key retired or added: nothing verified under the old set is trusted
+        verifier = Verifier(TokenKeys.from_document(tokens) if tokens else None)
     routes = {}
     for name, svc in doc.get("services", {}).items():
         cap = int(svc.get("maxConcurrent", 1))
@@ -231,5 +240,14 @@ def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
             starting=bool(svc.get("starting", False)),
             backend=svc.get("backend"),
             hidden=bool(svc.get("hidden", False)),
+            token_auth=bool(svc.get("tokenAuth", False)),
+            audience=str(svc.get("audience", name)),
+            verifier=verifier,
         )
-    return RouteTable(int(doc.get("revision", 0)), routes, build_endpoints(doc, previous.endpoints))
+    return RouteTable(
+        int(doc.get("revision", 0)),
+        routes,
+        build_endpoints(doc, previous.endpoints),
+        tokens,
+        verifier,
+    )

@@ -20,6 +20,7 @@ from urllib.parse import quote
 from modelport.errors import ConflictError, InvalidInputError, ModelportError, NotFoundError
 from modelport.sdk.webservice import (
     POLL_S,
+    AksServiceAccessToken,
     AksWebservice,
     _config_document,
     _current_given,
@@ -460,6 +461,11 @@ class EndpointVersion(AksWebservice):
 
     def get_keys(self) -> tuple[str, str]:
         return self.endpoint.get_keys()
+
+    def get_access_token(self) -> AksServiceAccessToken:
+        """The endpoint's: a token names the endpoint, whichever version serves."""
+        self._token = self.endpoint.get_access_token()
+        return self._token
 
     def regen_key(self, key: str, set_key: str | None = None) -> None:
         self.endpoint.regen_key(key, set_key)

@@ -11,6 +11,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -34,6 +35,7 @@ from modelport.spec.deployment import (
     AksServiceDeploymentConfiguration,
     DeploymentConfiguration,
     LocalWebserviceDeploymentConfiguration,
+    auth_update,
 )
 from modelport.spec.names import check_service_name
 from modelport.spec.support import BLOBFUSE_WARNING
@@ -51,6 +53,38 @@ PROGRESS_EVERY_S = 10.0  # how often wait_for_deployment repeats what a roll-out
 WebserviceError = ScoringError
 
 
+@dataclass(frozen=True)
+class AksServiceAccessToken:
+    """A scoring token as v1's ``get_access_token`` gives it (times in epoch seconds):
+    send it as ``Authorization: Bearer <access_token>``, get a new one after
+    ``refresh_after``; it is refused from ``expiry_on``."""
+
+    access_token: str
+    token_type: str
+    refresh_after: int
+    expiry_on: int
+
+    @classmethod
+    def deserialize(cls, data: dict[str, Any]) -> AksServiceAccessToken:
+        return cls(
+            str(data["accessToken"]),
+            str(data["tokenType"]),
+            int(data["refreshAfter"]),
+            int(data["expiryOn"]),
+        )
+
+    def serialize(self) -> dict[str, Any]:
+        return {
+            "accessToken": self.access_token,
+            "tokenType": self.token_type,
+            "refreshAfter": self.refresh_after,
+            "expiryOn": self.expiry_on,
+        }
+
+    def __repr__(self) -> str:  # never the token itself
+        return f"AksServiceAccessToken(token_type={self.token_type!r}, expiry_on={self.expiry_on})"
+
+
 def _given(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
@@ -63,6 +97,7 @@ class Webservice:
     """A deployed service. ``Webservice(ws, name)`` loads it; ``Webservice.list(ws)`` all."""
 
     _prefetched: dict[str, Any] | None = None
+    _token: AksServiceAccessToken | None = None  # the last one got, reused until refresh_after
     _collection = "/api/v1/services"  # where the management API keeps this kind
     _noun = "service"
 
@@ -103,6 +138,7 @@ class Webservice:
         self.swagger_uri: str = data["swaggerUri"]
         self.compute_type: str = data["computeType"]
         self.auth_enabled: bool = data["authEnabled"]
+        self.token_auth_enabled: bool = bool(data.get("tokenAuthEnabled", False))
         self.models: list[str] = data["models"]
         self.created_time: str = data["createdTime"]
         self.updated_time: str = data["updatedTime"]
@@ -176,12 +212,29 @@ class Webservice:
         return self._score(input_data, {})
 
     def _score(self, input_data: Any, extra: dict[str, str]) -> Any:
+        """POST with the primary key or a token; on a 401 the credential is fetched again
+        and the request retried once (v1's: a token may expire, a key be regenerated)."""
         body = input_data if isinstance(input_data, str | bytes) else json.dumps(input_data)
         headers = {"Content-Type": "application/json", "Accept": "application/json", **extra}
-        if self.auth_enabled:
-            headers["Authorization"] = f"Bearer {self.get_keys()[0]}"
+        response = self._post(body, headers, self._credential(fresh=False))
+        if response.status_code == 401 and (self.auth_enabled or self.token_auth_enabled):
+            response = self._post(body, headers, self._credential(fresh=True))
+        if response.status_code != 200:
+            raise WebserviceError(
+                f"Received bad response from service. Response Code: {response.status_code}\n"
+                f"Content: {response.text}",
+                response.status_code,
+                response.text,
+            )
+        return response.json()
+
+    def _post(
+        self, body: str | bytes, headers: dict[str, str], credential: str | None
+    ) -> httpx.Response:
+        if credential is not None:
+            headers = {**headers, "Authorization": f"Bearer {credential}"}
         try:
-            response = httpx.post(
+            return httpx.post(
                 self.scoring_uri,
                 content=body,
                 headers=headers,
@@ -193,14 +246,29 @@ class Webservice:
             if refused is not None:
                 raise refused from exc
             raise ServerUnavailableError(f"cannot reach {self.scoring_uri}: {exc}") from exc
-        if response.status_code != 200:
-            raise WebserviceError(
-                f"Received bad response from service. Response Code: {response.status_code}\n"
-                f"Content: {response.text}",
-                response.status_code,
-                response.text,
-            )
-        return response.json()
+
+    def _credential(self, fresh: bool) -> str | None:
+        if self.token_auth_enabled:
+            token = self._token
+            if fresh or token is None or time.time() >= token.refresh_after:
+                token = self.get_access_token()
+            return token.access_token
+        if self.auth_enabled:
+            return self.get_keys()[0]
+        return None
+
+    # -- tokens --------------------------------------------------------------------
+    def get_access_token(self) -> AksServiceAccessToken:
+        """A new scoring token for a token-auth service (v1's); ``run`` uses and renews
+        one by itself."""
+        data = self.workspace.client.call("POST", f"{self._url()}/token")
+        self._token = AksServiceAccessToken.deserialize(data)
+        return self._token
+
+    def get_token(self) -> tuple[str, int]:
+        """v1's older form: ``(token, refresh_by)``, the time in epoch seconds."""
+        token = self.get_access_token()
+        return token.access_token, token.refresh_after
 
     # -- operations ----------------------------------------------------------------
     def get_logs(self, num_lines: int = 5000) -> str:
@@ -243,6 +311,14 @@ class Webservice:
         if inference_config is not None:
             body.update(_inference_body(self.workspace, inference_config, self.name))
         settings = {k: v for k, v in settings.items() if k not in _METADATA}
+        if "auth_enabled" in settings or "token_auth_enabled" in settings:
+            settings.update(
+                auth_update(
+                    self.auth_enabled,
+                    settings.pop("auth_enabled", None),
+                    settings.pop("token_auth_enabled", None),
+                )
+            )
         if settings:
             changes = {
                 **(deployment_config.given() if deployment_config else {}),

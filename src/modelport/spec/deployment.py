@@ -510,3 +510,28 @@ def _walk(
         else:
             values[target] = value
             keys[target] = ".".join((*prefix, key))
+
+
+def auth_update(
+    key_auth_now: bool, auth_enabled: bool | None, token_auth_enabled: bool | None
+) -> dict[str, bool]:
+    """v1's update rules for the two exclusive auth modes: the settings an update sets.
+
+    Turning keys on turns tokens off; turning tokens on needs keys turned off in the
+    same update (v1 refuses it otherwise rather than guess).
+    """
+    if auth_enabled and token_auth_enabled:
+        raise ConfigError("Error, cannot set both token_auth_enabled and auth_enabled.")
+    if token_auth_enabled and key_auth_now and auth_enabled is not False:
+        raise ConfigError(
+            "Error, cannot set token_auth_enabled without disabling key auth "
+            "(set auth_enabled to False)."
+        )
+    out: dict[str, bool] = {}
+    if auth_enabled is not None:
+        out["auth_enabled"] = auth_enabled
+        if auth_enabled:
+            out["token_auth_enabled"] = False
+    if token_auth_enabled is not None:
+        out["token_auth_enabled"] = token_auth_enabled
+    return out

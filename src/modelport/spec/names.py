@@ -79,3 +79,7 @@ def parse_model_id(model_id: str) -> tuple[str, int | None]:
             f"between 1 and {MAX_VERSION}"
         )
     return check_model_name(name), int(version)
+
+
+# A scoring client's secret starts so: told apart from keys and the admin token at a glance.
+CLIENT_SECRET_PREFIX = "mpc_"

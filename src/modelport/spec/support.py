@@ -36,13 +36,10 @@ class Target:
 
 def refusals(config: DeploymentConfiguration) -> list[str]:
     """Settings whose v1 behaviour does not exist yet: a deploy with them is refused."""
-    out = []
-    if isinstance(config, AksServiceDeploymentConfiguration) and config.token_auth_enabled:
-        out.append(
-            "tokenAuthEnabled: token (JWT) authentication is not available in this release of "
-            "modelport; use key authentication (authEnabled, the default) instead"
-        )
-    return out
+    # None in this release: token auth and TLS exist now (``tls_refusal`` depends on the
+    # server).  A v1 feature still missing would be refused here, before any work.
+    del config
+    return []
 
 
 def tls_refusal(config: DeploymentConfiguration, tls: bool) -> str | None:

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from modelport.errors import InvalidInputError, ModelportError
 from modelport.store import schema
 from modelport.store.faults import database_fault, os_fault
+from modelport.store.secrets import SecretBox, attach
 
 PRIVATE_FILE = 0o600  # the database holds service keys
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
@@ -47,18 +48,34 @@ def describe(url: URL) -> str:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, box: SecretBox | None = None) -> None:
+        """``box`` seals the secrets; without one, a SQLite file's folder holds its key
+        (as a workspace's does) and any other database gets a key for this process only
+        (tools and tests: the server always passes its workspace's box)."""
         self.url = normalise_url(url)
         parsed = make_url(self.url)
         self.description = describe(parsed)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            make_private(Path(parsed.database))
+        file = parsed.get_backend_name() == "sqlite" and parsed.database not in (
+            None,
+            "",
+            ":memory:",
+        )
+        if file:
+            make_private(Path(str(parsed.database)))
+        if box is None:
+            box = (
+                SecretBox.for_workspace(Path(str(parsed.database)).parent)
+                if file
+                else SecretBox.ephemeral()
+            )
+        self.box = box
         self.engine = _make_engine(self.url)
+        attach(self.engine, box)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod
     def for_workspace(cls, home: Path, url: str | None) -> Database:
-        return cls(url or f"sqlite:///{home / 'workspace.db'}")
+        return cls(url or f"sqlite:///{home / 'workspace.db'}", SecretBox.for_workspace(home))
 
     @property
     def dialect(self) -> str:

@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from modelport.store.secrets import Sealed
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -107,8 +109,8 @@ class ServiceRow(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
-    primary_key: Mapped[str] = mapped_column(String(255))
-    secondary_key: Mapped[str] = mapped_column(String(255))
+    primary_key: Mapped[str] = mapped_column(Sealed)
+    secondary_key: Mapped[str] = mapped_column(Sealed)
     created_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -143,7 +145,7 @@ class ComputeTargetRow(Base):
     context: Mapped[str] = mapped_column(String(255))
     server: Mapped[str] = mapped_column(Text)
     server_version: Mapped[str | None] = mapped_column(String(64))
-    kubeconfig: Mapped[str] = mapped_column(Text)
+    kubeconfig: Mapped[str] = mapped_column(Sealed)
     provisioning_state: Mapped[str] = mapped_column(String(32))
     provisioning_errors: Mapped[str | None] = mapped_column(Text)
     created_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -160,8 +162,8 @@ class EndpointRow(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     versions: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(32))
-    primary_key: Mapped[str] = mapped_column(String(255))
-    secondary_key: Mapped[str] = mapped_column(String(255))
+    primary_key: Mapped[str] = mapped_column(Sealed)
+    secondary_key: Mapped[str] = mapped_column(Sealed)
     created_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -177,3 +179,40 @@ class EndpointEventRow(Base):
     kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class SigningKeyRow(Base):
+    """A key the control plane signs scoring tokens with (Ed25519), newest signing.
+
+    A retired key signs nothing more; it is published for verifying until
+    ``verify_until`` (when the last token it signed expires), then deleted.
+    """
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    private_key: Mapped[str] = mapped_column(Sealed)  # PKCS#8 PEM
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    retired_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    verify_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ScoringClientRow(Base):
+    """A named credential that may obtain tokens for its services, and do nothing else."""
+
+    __tablename__ = "scoring_clients"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret_digest: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256, hex
+    services: Mapped[list[str]] = mapped_column(JSON)
+    created_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WorkspaceSettingRow(Base):
+    """One workspace-wide value (the token issuer)."""
+
+    __tablename__ = "workspace_settings"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -38,6 +38,7 @@ def route_policy(plan: PlanLike, key_digests: Sequence[str], generation: int) ->
     EndpointSlices): the keys of the local target's route table."""
     return {
         "auth": plan.auth,
+        "tokenAuth": plan.token_auth,
         "keyDigests": list(key_digests),
         "maxConcurrent": plan.max_concurrent,
         "maxWaitMs": plan.max_wait_ms,

@@ -24,6 +24,9 @@ MODELPORT = "modelport"
 
 ROUTER = "modelport-router"
 CONTROL_PLANE = "modelport-control-plane"
+# The routers' token verification keys: a ConfigMap no service can be named (services
+# have at most 32 characters, an endpoint version's name a dot).
+TOKENS = "modelport-workspace-token-verification-keys"
 
 
 def dns_label(name: str) -> str:

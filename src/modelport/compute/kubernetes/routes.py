@@ -1,6 +1,7 @@
 """``python -m modelport.compute.kubernetes.routes``: the route-sync container of a router pod.
 
-It watches the namespace's service ConfigMaps (route policies) and EndpointSlices
+It watches the namespace's service ConfigMaps (route policies; and the workspace's
+token verification keys, ``names.TOKENS``) and EndpointSlices
 (ready replicas, and which router pods run) through the Kubernetes API, and pushes the
 table they make to the router beside it (``PUT /routes`` on its admin port), also
 writing it where a restarted router reads it at once.  The control plane never pushes
@@ -48,6 +49,7 @@ class RouteSync:
         self.token = token
         self.folder = folder
         self.policies: dict[str, dict[str, Any]] = {}
+        self.tokens: dict[str, Any] | None = None  # issuer and public keys, for token auth
         self.slices: dict[str, routing.Endpoints] = {}
         self.revision = 0
         self.changed = asyncio.Event()
@@ -86,7 +88,9 @@ class RouteSync:
 
     def _seen(self, kind: str, event: str, obj: dict[str, Any]) -> None:
         name = obj["metadata"]["name"]
-        if kind == "ConfigMap":
+        if kind == "ConfigMap" and name == names.TOKENS:
+            self.tokens = None if event == "DELETED" else routing.tokens_of(obj)
+        elif kind == "ConfigMap":
             policy = None if event == "DELETED" else routing.policy_of(obj)
             if policy is None:
                 self.policies.pop(name, None)
@@ -111,8 +115,11 @@ class RouteSync:
             self.revision = max(self.revision + 1, int(time.time() * 1000))
             services = routing.services_table(self.policies, self.slices.values())
             routers = routing.routers(self.slices.values(), names.ROUTER, self.address)
+            table: dict[str, Any] = {"revision": self.revision, "services": services}
+            if self.tokens:
+                table["tokens"] = self.tokens
             doc = shares.worker_table(
-                {"revision": self.revision, "services": services},
+                table,
                 routers.index(self.address),
                 [(a, ADMIN_PORT) for a in routers],
             )

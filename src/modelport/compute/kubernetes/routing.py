@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 POLICY_KEY = "route.json"
+TOKENS_KEY = "tokens.json"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
@@ -40,6 +41,18 @@ def policy_of(configmap: Mapping[str, Any]) -> dict[str, Any] | None:
     except ValueError:
         return None
     return policy if isinstance(policy, dict) else None
+
+
+def tokens_of(configmap: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The token verification keys (issuer, public JWKs) the tokens ConfigMap carries."""
+    text = (configmap.get("data") or {}).get(TOKENS_KEY)
+    if not text:
+        return None
+    try:
+        tokens = json.loads(text)
+    except ValueError:
+        return None
+    return tokens if isinstance(tokens, dict) else None
 
 
 def endpoints_of(slice_: Mapping[str, Any]) -> Endpoints | None:

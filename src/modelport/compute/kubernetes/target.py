@@ -70,6 +70,7 @@ class KubernetesTarget:
         self._background: set[asyncio.Task[Any]] = set()
         self.routers = Routers(name, api, cluster)
         self._policies: dict[str, dict[str, Any]] = {}  # as last written
+        self._tokens: dict[str, Any] | None = None  # the token keys as last written
         self._discovered = False
         # Generations whose pods may stage files: their release, scope and credential.
         self._staged: dict[str, tuple[Release, credential.Scope, credential.Credential | None]] = {}
@@ -334,9 +335,15 @@ class KubernetesTarget:
         await self.api.apply(manifests.staging_secret(release, self.cluster, uid, minted.token))
         self._staged[name] = (release, scope, minted)
 
-    async def publish(self, routes: dict[str, dict[str, Any]]) -> None:
-        """Each service's route policy into its ConfigMap, where the routers read it; then
-        until every router serves the generation it names (so an old one may be drained)."""
+    async def publish(
+        self, routes: dict[str, dict[str, Any]], tokens: dict[str, Any] | None = None
+    ) -> None:
+        """Each service's route policy into its ConfigMap, where the routers read it (the
+        token keys into theirs, before any policy that needs them); then until every
+        router serves the generation it names (so an old one may be drained)."""
+        # Only a cluster with services needs them (and one without may not answer now).
+        if tokens is not None and routes and tokens != self._tokens:
+            await self._publish_tokens(tokens)
         waiting = {}
         for service, route in routes.items():
             policy = {k: v for k, v in route.items() if k not in ("replicas", "exitFiles")}
@@ -355,6 +362,23 @@ class KubernetesTarget:
             del self._policies[gone]
         if waiting:
             await self.routers.until_serving(waiting)
+
+    async def _publish_tokens(self, tokens: dict[str, Any]) -> None:
+        """The issuer and public keys (never a private key) the routers verify tokens with."""
+        text = json.dumps(tokens, sort_keys=True)
+        if await self.api.get("ConfigMap", names.TOKENS) is None:
+            labels = names.workspace_labels(self.cluster.workspace)
+            await self.api.apply(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": manifests.metadata(names.TOKENS, self.cluster.namespace, labels),
+                    "data": {routing.TOKENS_KEY: text},
+                }
+            )
+        else:
+            await self.api.patch_data("ConfigMap", names.TOKENS, {routing.TOKENS_KEY: text})
+        self._tokens = tokens
 
     # -- the cluster side, for ClusterTarget ------------------------------------------
     async def install(self, tls: str | None = None) -> list[str]:
