@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from modelport.compute.kubernetes import install, names, pod, pods
+from modelport.compute.kubernetes import install, names, pod, pods, routing
 from modelport.compute.kubernetes.api import KubeAPI
 from modelport.compute.kubernetes.settings import ClusterSettings
 from modelport.compute.shares import merge_stats
@@ -144,10 +144,13 @@ class Routers:
         ready = [p for p in found if pods.replica_status(p, 0).ready]
         return [(p["metadata"]["name"], p["status"]["podIP"]) for p in ready]
 
-    async def _router_stats(self) -> list[dict[str, Any] | None] | None:
+    async def _router_stats(
+        self, routers: list[tuple[str, str]] | None = None
+    ) -> list[dict[str, Any] | None] | None:
         """Each ready router pod's counters; None when no router runs."""
         token = await self.token()
-        routers = await self._router_pods()
+        if routers is None:
+            routers = await self._router_pods()
         if token is None or not routers:
             return None
         headers = {"authorization": f"Bearer {token}"}
@@ -177,16 +180,30 @@ class Routers:
         return merge_stats([a for a in answers if a is not None])
 
     async def until_serving(self, wanted: dict[str, str]) -> None:
+        """Until every ready router pod serves ``wanted`` (service: backend) and the
+        router Service sends to them.  A router just installed is waited for: a deploy
+        that returned before its pods were ready handed out an address that refused."""
         deadline = time.monotonic() + ROUTES_TIMEOUT_S
         while time.monotonic() < deadline:
-            answers = await self._router_stats()
-            if answers is None:
+            routers = await self._router_pods()
+            answers = await self._router_stats(routers)
+            if answers is None and not await self.api.get("Deployment", names.ROUTER):
                 log.warning("%s: no router runs; run `modelport compute install`", self.name)
                 return
-            if all(a is not None and _serves(a, wanted) for a in answers):
+            if (
+                answers
+                and all(a is not None and _serves(a, wanted) for a in answers)
+                and await self._routed_to({address for _, address in routers})
+            ):
                 return
             await asyncio.sleep(0.2)
         log.warning("%s: routers did not take %s within %.0fs", self.name, wanted, ROUTES_TIMEOUT_S)
+
+    async def _routed_to(self, addresses: set[str]) -> bool:
+        """Whether the router Service's EndpointSlices list these router pods as ready."""
+        slices = await self.api.list("EndpointSlice", {routing.SERVICE_NAME_LABEL: names.ROUTER})
+        ready = {a for s in slices if (e := routing.endpoints_of(s)) for a in e.ready}
+        return addresses <= ready
 
 
 def _serves(stats: dict[str, Any], wanted: dict[str, str]) -> bool:
