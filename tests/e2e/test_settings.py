@@ -42,10 +42,10 @@ def test_both_auth_modes_at_once_are_refused_with_v1s_message(
 def test_settings_not_enforced_here_are_named_at_deploy(
     ws: Workspace, model: Model, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = fixed(1, collect_model_data=True, enable_app_insights=True, namespace="team-a")
+    config = fixed(1, enable_app_insights=True, namespace="team-a")
     service = Model.deploy(ws, "warned-svc", [model], source(tmp_path), config)
     printed = capsys.readouterr().err
-    for key in ("collectModelData", "appInsightsEnabled", "namespace"):
+    for key in ("appInsightsEnabled", "namespace"):
         assert any(key in w for w in service.warnings), key
         assert f"Warning: {key}" in printed
     service.wait_for_deployment()

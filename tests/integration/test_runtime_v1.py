@@ -140,9 +140,10 @@ def test_a_v1_script_runs_unedited(tmp_path: Path) -> None:
 
 
 def test_data_collection_on_is_refused_clearly(tmp_path: Path) -> None:
+    # On for a target that gives the replica no place for the data (MODELPORT_MODELDATA_DIR).
     code, log = exit_code(tmp_path, V1_SCRIPT, env={"AML_MODEL_DC_STORAGE_ENABLED": "true"})
     assert code == 3
-    assert "DataCollectionUnavailable: modelport does not collect model data yet" in log
+    assert "DataCollectionUnavailable: this service has data collection on" in log
 
 
 def test_a_real_package_wins_over_the_stand_in(tmp_path: Path) -> None:

@@ -77,7 +77,10 @@ def test_given_correlations_are_appended_as_v1_does() -> None:
     assert "input data must be list" in str(caught[0].message)
 
 
-def test_collection_on_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_collection_on_without_a_place_for_the_data_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("AML_MODEL_DC_STORAGE_ENABLED", "true")
-    with pytest.raises(DataCollectionUnavailable, match="does not collect model data yet"):
+    monkeypatch.delenv("MODELPORT_MODELDATA_DIR", raising=False)
+    with pytest.raises(DataCollectionUnavailable, match="keeps no model data yet"):
         ModelDataCollector("m", designation="predictions")

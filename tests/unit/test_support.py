@@ -36,9 +36,14 @@ def test_each_unenforced_setting_is_named() -> None:
         Target("local", cgroups="cgroup v2 is not writable here"),
     )
     text = "\n".join(notes)
-    for key in ("collectModelData", "appInsightsEnabled", "gpuCores", "namespace"):
+    for key in ("appInsightsEnabled", "gpuCores", "namespace"):
         assert key in text
+    assert "collectModelData" not in text  # the local target keeps model data
     assert "cpu_cores, memory_gb_limit: not enforced: cgroup v2 is not writable here" in text
+    on_cluster = warnings(
+        config(dataCollection={"storageEnabled": True}), None, Target("k", namespace="ml")
+    )
+    assert any("collectModelData: a Kubernetes target keeps no model data" in n for n in on_cluster)
 
 
 def test_resources_enforced_by_a_cgroup_draw_no_warning() -> None:

@@ -27,6 +27,14 @@ def service_dir(home: Path, name: str) -> Path:
     return services_root(home) / name
 
 
+def model_data_dir(home: Path, name: str) -> Path:
+    """Where a service's collected model data lies (v1's ``modeldata/<workspace>/<service>``;
+    a local workspace is ``default``), made for this user alone."""
+    folder = home / "modeldata" / "default" / name
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return folder
+
+
 def copy_files(blobs: BlobStore, files: list[ModelFile], target: Path) -> None:
     for f in files:
         path = target / f.path

@@ -132,6 +132,11 @@ def _resources(given: DeploymentConfiguration) -> Resources:
     )
 
 
+# Where a replica's ModelDataCollector writes (runtime/collection.py reads it); set by
+# a target that keeps model data.
+MODEL_DATA_DIR = "MODELPORT_MODELDATA_DIR"
+
+
 def replica_environment(plan: DeploymentPlan, name: str) -> dict[str, str]:
     return {
         "SCORING_TIMEOUT_MS": str(plan.scoring_timeout_ms + REPLICA_TIMEOUT_MARGIN_MS),

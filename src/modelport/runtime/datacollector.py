@@ -1,19 +1,29 @@
-"""``azureml.monitoring.ModelDataCollector`` as v1 has it when a service does not collect.
+"""``azureml.monitoring.ModelDataCollector`` as v1 has it (contract section 6).
 
 v1 (azureml-monitoring 0.1.0a21) collects only where the service sets
-``AML_MODEL_DC_STORAGE_ENABLED=true``.  Otherwise the constructor prints one line and
-stops there, ``collect()`` returns ``None``, and ``add_correlations(data, None)``
-returns ``data`` as it was (given correlations, it appends their eight columns).
-modelport stores no collected data yet, so where collection is on the constructor
-raises :class:`DataCollectionUnavailable` rather than drop the data without a word.
+``AML_MODEL_DC_STORAGE_ENABLED=true`` (``collect_model_data=True``).  Otherwise the
+constructor prints one line and stops there, ``collect()`` returns ``None``, and
+``add_correlations(data, None)`` returns ``data`` as it was.  Where collection is on,
+``collect()`` turns its input into CSV rows for ``collection.Sink`` (off the request
+path) and, for ``inputs``, appends and returns the eight correlation fields that
+``add_correlations`` adds to predictions so the two join.  A target that gives the
+replica no place for the data (``MODELPORT_MODELDATA_DIR``) makes the constructor
+raise :class:`DataCollectionUnavailable` rather than drop the data without a word.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import uuid
 import warnings
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+from modelport.runtime import collection
+from modelport.runtime.models import MODELS_DIR, app_root
+from modelport.runtime.request_context import REQUEST_ID
 
 ENABLED = "AML_MODEL_DC_STORAGE_ENABLED"
 DEBUG = "AML_MODEL_DC_DEBUG"
@@ -27,14 +37,19 @@ CORRELATION_HEADERS = (
     "$aml_model_version",
     "$aml_request_id",
 )
+DESIGNATIONS = ("inputs", "predictions", "labels", "signals", "general")
+UNSUPPORTED = (
+    "collect failed: input data must be list,numpy array, pandas dataframe, or spark "
+    "dataframe. Corresponding modules must be installed first."
+)
 
 
 class DataCollectionUnavailable(RuntimeError):
-    """The service collects model data, which modelport cannot store yet."""
+    """The service collects model data, which its compute target cannot store yet."""
 
 
 class ModelDataCollector:
-    """v1's collector with collection off: ``collect()`` keeps nothing and returns None."""
+    """v1's collector: rows of one model and designation into the service's partitions."""
 
     AML_DC_CORRELATION_HEADER = CORRELATION_HEADERS[0]
     AML_DC_SCORING_TIMESTAMP_HEADER = CORRELATION_HEADERS[1]
@@ -55,27 +70,81 @@ class ModelDataCollector:
         model_version: str = "default",
         collection_name: str = "default",
     ) -> None:
-        if os.environ.get(ENABLED) == "true":
-            raise DataCollectionUnavailable(
-                f"modelport does not collect model data yet, and this service has data "
-                f"collection on ({ENABLED}=true): ModelDataCollector({model_name!r}, "
-                f"designation={designation!r}) would lose what it collects. Deploy with "
-                "collect_model_data off (deployment config dataCollection.storageEnabled: "
-                "false) to run this script; its collect() calls then do nothing, as in v1."
-            )
         self.model_name = model_name
+        self.designation = "general" if designation == "default" else designation
+        if self.designation not in DESIGNATIONS:
+            raise ValueError(
+                f"designation {designation!r} is not one of {', '.join(DESIGNATIONS)} (or default)"
+            )
         self._feature_names = list(feature_names) if feature_names is not None else None
-        if os.environ.get(DEBUG, "").lower() == "true":
-            print(f"{DEBUG}=true: modelport does not print collected data; collect() does nothing.")
-        else:
+        self._sink: collection.Sink | None = None
+        if os.environ.get(ENABLED) != "true":
             print(
                 f"Data collection is not enabled ({ENABLED} is not 'true' for this service); "
                 "collect() does nothing."
             )
+            return
+        folder = os.environ.get(collection.DIR_ENV)
+        if not folder:
+            raise DataCollectionUnavailable(
+                f"this service has data collection on ({ENABLED}=true), but its compute "
+                f"target keeps no model data yet: ModelDataCollector({model_name!r}, "
+                f"designation={designation!r}) would lose what it collects. Deploy to the "
+                "local target, or with collect_model_data off (deployment config "
+                "dataCollection.storageEnabled: false); collect() then does nothing, as in v1."
+            )
+        self._root = Path(folder)
+        self._hourly = os.environ.get(collection.BOUNDARY_ENV, "").lower() == "hour"
+        self._debug = os.environ.get(DEBUG, "").lower() == "true"
+        self._workspace = workspace.lower()
+        self._service = os.environ.get("SERVICE_NAME") or webservice_name
+        self.model_version = (
+            _latest_version(model_name) if model_version == "default" else str(model_version)
+        )
+        self.collection_name = collection_name
+        self._sink = collection.shared_sink()
 
-    def collect(self, input_data: Any, user_correlation_id: str = "") -> None:
-        """Collect nothing, as v1 does with collection off; returns None (no correlations)."""
-        return None
+    def collect(self, input_data: Any, user_correlation_id: str = "") -> dict[str, Any] | None:
+        """Queue ``input_data`` as CSV rows; for ``inputs``, the correlations appended
+        to them (give them to ``add_correlations`` for the predictions).  Never raises
+        for the request: data it cannot read is a warning and None, as in v1."""
+        if self._sink is None:
+            return None
+        table = _table(input_data, self._feature_names)
+        if table is None:
+            warnings.warn(UNSUPPORTED, stacklevel=2)
+            return None
+        header, rows = table
+        now = datetime.now(UTC)
+        correlations = None
+        if self.designation == "inputs":
+            correlations = self._correlations(now, user_correlation_id)
+            values = [correlations[name] for name in CORRELATION_HEADERS]
+            header = [*header, *CORRELATION_HEADERS]
+            rows = [row + values for row in rows]
+        path = collection.partition(
+            self._root, self.model_name, self.model_version, self.designation, now, self._hourly
+        )
+        if self._debug:
+            for row in rows:
+                print(",".join(str(v) for v in row))
+        self._sink.put(path, header, rows)
+        return correlations
+
+    def _correlations(self, now: datetime, user_correlation_id: str) -> dict[str, Any]:
+        ident = str(uuid.uuid4())
+        return {
+            "$aml_dc_correlation_id": f"{user_correlation_id}-{ident}"
+            if user_correlation_id
+            else ident,
+            "$aml_dc_scoring_timestamp": now.isoformat(),
+            "$aml_dc_boundary": 60 if self._hourly else 1440,
+            "$aml_workspace": self._workspace,
+            "$aml_service_name": self._service,
+            "$aml_model_name": self.model_name,
+            "$aml_model_version": self.model_version,
+            "$aml_request_id": REQUEST_ID.get(),
+        }
 
     def add_correlations(self, input_data: Any, correlations: dict[str, Any] | None) -> Any:
         """``input_data`` with the correlation columns appended (unchanged if there are none)."""
@@ -94,9 +163,35 @@ class ModelDataCollector:
             for name, value in zip(CORRELATION_HEADERS, values, strict=True):
                 frame.insert(len(frame.columns), name, value)
             return frame
-        warnings.warn(
-            "collect failed: input data must be list,numpy array, pandas dataframe, or spark "
-            "dataframe. Corresponding modules must be installed first.",
-            stacklevel=2,
-        )
+        warnings.warn(UNSUPPORTED, stacklevel=2)
         return input_data
+
+
+def _table(data: Any, names: list[str] | None) -> tuple[list[str], list[list[Any]]] | None:
+    """(header, rows) of a list (one row), a numpy array (1-D: one row) or a pandas
+    DataFrame; None for anything else."""
+    pandas, numpy = sys.modules.get("pandas"), sys.modules.get("numpy")
+    if isinstance(data, list):
+        rows = [list(data)]
+    elif numpy is not None and isinstance(data, numpy.ndarray):
+        rows = [data.tolist()] if data.ndim == 1 else [list(r) for r in data.tolist()]
+    elif pandas is not None and isinstance(data, pandas.DataFrame):
+        header = names or [str(c) for c in data.columns]
+        return header, [list(r) for r in data.itertuples(index=False, name=None)]
+    else:
+        return None
+    width = max((len(r) for r in rows), default=0)
+    header = names or [f"feature_{i}" for i in range(width)]
+    if len(header) + len(CORRELATION_HEADERS) == width:  # add_correlations() made these rows
+        header = [*header, *CORRELATION_HEADERS]
+    return header, rows
+
+
+def _latest_version(model: str) -> str:
+    """v1's ``model_version='default'``: the highest version of the model deployed here."""
+    folder = app_root() / MODELS_DIR / model
+    try:
+        versions = [int(p.name) for p in folder.iterdir() if p.name.isdigit()]
+    except OSError:
+        versions = []
+    return str(max(versions)) if versions else "default"

@@ -27,6 +27,7 @@ from modelport.runtime.inputs import (
     schema_arguments,
     schema_body,
 )
+from modelport.runtime.request_context import REQUEST_ID
 from modelport.runtime.script import (
     PLAIN,
     RAW,
@@ -78,10 +79,11 @@ class Dataplane:
         ids, too_long = _request_ids(headers)
         if too_long:
             response = message(431, f"header {too_long} is longer than {MAX_ID_LENGTH} characters")
+        elif request.path == "/score":
+            REQUEST_ID.set(ids[0][1].decode("latin-1"))
+            response = await self._score_route(request, headers)
         elif request.path in ("/", ""):
             response = Response(200, b"Healthy", [(b"content-type", b"text/plain")])
-        elif request.path == "/score":
-            response = await self._score_route(request, headers)
         elif request.path == "/swagger.json":
             response = self._swagger(request)
         else:

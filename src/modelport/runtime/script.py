@@ -8,6 +8,7 @@ thread (as v1's SIGALRM did), which interrupts Python code at its next bytecode.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ctypes
 import importlib.util
 import inspect
@@ -139,7 +140,8 @@ class Invoker:
                     call.fired = True
             waiter.set_exception(ScoringTimeout())
 
-        work = self._pool.submit(target)
+        # The worker runs in this request's context: run() sees its request id.
+        work = self._pool.submit(contextvars.copy_context().run, target)
         work.add_done_callback(lambda done: loop.call_soon_threadsafe(settle, done))
         timer = loop.call_later(timeout_s, expire)
         try:

@@ -93,10 +93,10 @@ def deployment_warnings(config: DeploymentConfiguration, target: Target) -> list
         out = _aks_warnings(config, target)
     else:
         return []
-    if config.collect_model_data:
+    if config.collect_model_data and target.cluster:
         out.append(
-            "collectModelData: model data collection is not available in this release: nothing "
-            "is collected, and azureml.monitoring.ModelDataCollector raises in the replica"
+            "collectModelData: a Kubernetes target keeps no model data in this release: "
+            "azureml.monitoring.ModelDataCollector raises in the replica"
         )
     if config.enable_app_insights:
         out.append(APP_INSIGHTS_WARNING)

@@ -169,6 +169,8 @@ class LocalTarget:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if the_plan.collect_model_data:  # ModelDataCollector's rows: the service's own folder
+            env[plan.MODEL_DATA_DIR] = str(layout.model_data_dir(self.home, record.name))
         return ReplicaSpec(
             service=record.name,
             deployment=record.generation,

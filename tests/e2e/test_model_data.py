@@ -1,0 +1,88 @@
+"""Model data collection on the local target, as a v1 score.py does it: rows land in
+the service's partitions, joined by their correlation ids, and stop when it is off."""
+
+from __future__ import annotations
+
+import csv
+import textwrap
+from pathlib import Path
+
+from modelport import InferenceConfig, Model, Workspace
+from tests.conftest import ServerProcess, wait_for
+from tests.e2e.test_services import fixed, post
+
+COLLECTING = """
+    import json
+    from azureml.monitoring import ModelDataCollector
+
+    def init():
+        global inputs, predictions
+        inputs = ModelDataCollector("scaler", designation="inputs", feature_names=["a", "b"])
+        predictions = ModelDataCollector("scaler", designation="predictions", feature_names=["y"])
+
+    def run(raw):
+        data = json.loads(raw)["data"]
+        correlations = inputs.collect(data, user_correlation_id="t")
+        result = [data[0] * 10 + data[1]]
+        predictions.collect(predictions.add_correlations(result, correlations))
+        return {"y": result, "correlations": correlations}
+"""
+
+
+def rows(home: Path, designation: str) -> list[dict[str, str]]:
+    found = []
+    for path in sorted((home / "modeldata").rglob(f"{designation}/*/*/*/data.csv")):
+        with path.open(newline="") as f:
+            found += list(csv.DictReader(f))
+    return found
+
+
+def test_collected_rows_match_what_was_scored_and_stop_when_off(
+    server: ServerProcess, ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    folder = tmp_path / "collecting"
+    folder.mkdir()
+    (folder / "score.py").write_text(textwrap.dedent(COLLECTING))
+    inference = InferenceConfig(entry_script="score.py", source_directory=folder)
+    service = Model.deploy(ws, "dc-svc", [model], inference, fixed(1, collect_model_data=True))
+    service.wait_for_deployment()
+    assert not [w for w in service.warnings if "collectModelData" in w]
+    key = service.get_keys()[0]
+    scored = {}
+    for i in range(5):
+        answer = post(service, {"data": [i, i + 1]}, key)
+        assert answer.status_code == 200, answer.text
+        correlations = answer.json()["correlations"]
+        assert correlations["$aml_request_id"] == answer.headers["x-request-id"]
+        scored[correlations["$aml_dc_correlation_id"]] = (i, answer.json()["y"][0])
+    wait_for(
+        lambda: (
+            len(rows(server.home, "inputs")) == 5 and len(rows(server.home, "predictions")) == 5
+        ),
+        what="5 rows of inputs and of predictions",
+    )
+    inputs = {r["$aml_dc_correlation_id"]: r for r in rows(server.home, "inputs")}
+    predictions = {r["$aml_dc_correlation_id"]: r for r in rows(server.home, "predictions")}
+    assert set(inputs) == set(predictions) == set(scored)
+    for ident, (i, y) in scored.items():
+        assert ident.startswith("t-")
+        assert (inputs[ident]["a"], inputs[ident]["b"]) == (str(i), str(i + 1))
+        assert predictions[ident]["y"] == str(y)
+        assert inputs[ident]["$aml_service_name"] == "dc-svc"
+        assert inputs[ident]["$aml_model_version"] == str(model.version)
+    day = next((server.home / "modeldata").rglob("inputs/*/*/*/data.csv"))
+    assert day.relative_to(server.home).parts[:5] == (
+        "modeldata",
+        "default",
+        "dc-svc",
+        "scaler",
+        str(model.version),
+    )
+
+    service.update(collect_model_data=False)
+    service.wait_for_deployment()
+    answer = post(service, {"data": [7, 7]}, key)
+    assert answer.status_code == 200 and answer.json()["correlations"] is None
+    assert len(rows(server.home, "inputs")) == 5
+    assert "Data collection is not enabled" in service.get_logs()
+    service.delete()
