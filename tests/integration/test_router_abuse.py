@@ -193,3 +193,28 @@ def test_connections_over_the_cap_get_503(tmp_path: Path) -> None:
     over, still, again = asyncio.run(go())
     assert over.startswith(b"HTTP/1.1 503") and b"too_many_connections" in over
     assert still == 200 and again == 200
+
+
+def test_large_keyed_uploads_are_served_and_their_memory_given_back(tmp_path: Path) -> None:
+    size = 60 * 1024 * 1024
+    body = b'{"id": "big", "pad": "' + b"p" * size + b'"}'
+
+    async def go() -> tuple[list[int], int, int]:
+        async with keyed_router(tmp_path) as (proc, _, client):
+            headers = {"Authorization": f"Bearer {KEY}"}
+            url = f"{proc.url}{PATH.decode()}"
+            async with httpx.AsyncClient(timeout=60, headers=headers) as big:
+                await big.post(url, json={})
+                baseline = worker_rss(proc)
+                for _ in range(2):  # 4 at once, twice
+                    answers = await asyncio.gather(*(big.post(url, content=body) for _ in range(4)))
+                    statuses = [a.status_code for a in answers]
+                peak = worker_rss(proc) - baseline
+            client.start()  # a small request after: the router is still fine
+            await until(lambda: len(client.statuses) >= 3)
+            await until(lambda: worker_rss(proc) < baseline + 20 * 1024 * 1024, timeout_s=20)
+            return statuses + await client.stop(), peak, worker_rss(proc) - baseline
+
+    statuses, peak, grown = asyncio.run(go())
+    assert set(statuses) == {200}
+    assert grown < 20 * 1024 * 1024, (peak, grown)
