@@ -18,11 +18,14 @@ from pathlib import Path
 import httpx
 
 from modelport.control.router_process import RouterProcess
+from modelport.control.tls import TlsSettings
 from modelport.httpserver import Limits
 from modelport.router.proxy import UNAUTHORIZED
+from tests.certs import Pki
 from tests.conftest import child_pids
 from tests.integration.test_httpserver_limits import connect, read_all, send
 from tests.integration.test_router import TOKEN, FakeReplica, until
+from tests.integration.test_router_tls import handshake, trusting
 
 KEY = "k" * 32
 PATH = b"/api/v1/service/svc/score"
@@ -58,11 +61,11 @@ class KeyedClient:
 
 @asynccontextmanager
 async def keyed_router(
-    tmp_path: Path, limits: Limits = LIMITS
+    tmp_path: Path, limits: Limits = LIMITS, tls: TlsSettings | None = None
 ) -> AsyncIterator[tuple[RouterProcess, int, KeyedClient]]:
     fake = FakeReplica()
     await fake.start()
-    proc = RouterProcess(tmp_path, "127.0.0.1", 0, TOKEN, limits=limits)
+    proc = RouterProcess(tmp_path, "127.0.0.1", 0, TOKEN, limits=limits, tls=tls)
     await proc.start()
     entry = {
         "auth": True,
@@ -218,3 +221,36 @@ def test_large_keyed_uploads_are_served_and_their_memory_given_back(tmp_path: Pa
     statuses, peak, grown = asyncio.run(go())
     assert set(statuses) == {200}
     assert grown < 20 * 1024 * 1024, (peak, grown)
+
+
+def test_over_tls_a_connection_over_the_cap_gets_503_after_its_handshake(tmp_path: Path) -> None:
+    pki = Pki.make(tmp_path / "pki")
+    cert, key, _ = pki.leaf("router-one")
+    context = trusting(pki.ca)
+    body = b'{"id": "tls"}'
+    keyed = (
+        b"POST %s HTTP/1.1\r\nhost: x\r\nauthorization: Bearer %s\r\n"
+        b"content-length: %d\r\n\r\n%s" % (PATH, KEY.encode(), len(body), body)
+    )
+
+    def clients(port: int) -> tuple[list[bytes], bytes]:
+        held = [handshake(port, context) for _ in range(2)]
+        answers = []
+        for conn in held:  # answered on a kept-alive connection: each one is in
+            conn.sendall(keyed)
+            answers.append(conn.recv(65536))
+        with handshake(port, context) as over:
+            over.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            refused = over.recv(65536)
+        for conn in held:
+            conn.close()
+        return answers, refused
+
+    async def go() -> tuple[list[bytes], bytes]:
+        tls = TlsSettings(cert, key)
+        async with keyed_router(tmp_path / "home", Limits(max_connections=2), tls) as (_, port, _):
+            return await asyncio.to_thread(clients, port)
+
+    answers, refused = asyncio.run(go())
+    assert [a[:12] for a in answers] == [b"HTTP/1.1 200"] * 2
+    assert refused.startswith(b"HTTP/1.1 503") and b"too_many_connections" in refused
