@@ -39,7 +39,7 @@ HEADER_TIMEOUT_S = 10.0  # from a request's first byte until its headers are com
 BODY_IDLE_TIMEOUT_S = 30.0  # the longest a body may pause between bytes
 MAX_HEADER_BYTES = 16 * 1024  # request line and headers together
 MAX_HEADERS = 100
-MAX_CONNECTIONS = 10_000  # per process (router worker); the replica sets none
+MAX_CONNECTIONS = 10_000  # per process (a router worker, a replica)
 TRIM_AFTER = 1024 * 1024  # a body above this many bytes gives memory back when done
 TRIM_INTERVAL_S = 1.0  # malloc_trim walks the whole heap: at most once a second
 INTERNAL_ERROR = "internal error while answering the request; see the server log"
@@ -84,7 +84,7 @@ class Limits:
     body_idle_timeout_s: float = BODY_IDLE_TIMEOUT_S
     max_header_bytes: int = MAX_HEADER_BYTES
     max_headers: int = MAX_HEADERS
-    max_connections: int | None = None  # None: no cap
+    max_connections: int | None = MAX_CONNECTIONS  # None: no cap
 
 
 class _Stop(Exception):

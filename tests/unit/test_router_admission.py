@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import asdict
 
+import pytest
+
+from modelport.httpserver import MAX_CONNECTIONS, TRIM_INTERVAL_S, Limits, _Trimmer
+from modelport.router import __main__ as router_main
 from modelport.router.proxy import HEALTHY, STARTING, UNAUTHORIZED, admission
 from modelport.router.table import RouteTable, build_table
 
@@ -61,6 +66,8 @@ def test_unknown_services_and_paths_are_404_and_swagger_stays_open() -> None:
     assert answer("/api/v1/service/keyed/other", bearer(KEY)) == 404
     assert answer("/elsewhere", []) == 404
     assert answer("/api/v1/service/keyed/swagger.json", [], method="GET") is None
+    length = [(b"content-length", b"99000000")]
+    assert answer("/api/v1/service/keyed/swagger.json", length, method="GET") == 400
     assert answer("/api/v1/service/ep-v1/score", bearer(KEY)) == 404  # hidden: via "ep" only
 
 
@@ -80,3 +87,35 @@ def test_healthz_is_open_and_says_only_that_the_router_lives() -> None:
 def test_before_any_table_scoring_is_503_starting() -> None:
     assert admission(RouteTable(), "POST", "/api/v1/service/keyed/score", []) is STARTING
     assert admission(RouteTable(), "GET", "/healthz", []) is HEALTHY
+
+
+class FakeLoop:
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, object]] = []
+
+    def call_later(self, delay: float, callback: object) -> object:
+        self.calls.append((delay, callback))
+        return object()
+
+
+def test_memory_is_trimmed_at_most_once_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    trims: list[int] = []
+    monkeypatch.setattr(_Trimmer, "trim", trims.append)
+    monkeypatch.setattr(_Trimmer, "pending", None)
+    monkeypatch.setattr(_Trimmer, "last", -10.0)
+    loop = FakeLoop()
+    _Trimmer.soon(loop)  # type: ignore[arg-type]
+    _Trimmer.soon(loop)  # type: ignore[arg-type]  # one is pending already
+    assert len(loop.calls) == 1 and loop.calls[0][0] == 0.0  # none for 1 s: at once
+    _Trimmer._run()
+    assert trims == [0]
+    _Trimmer.soon(loop)  # type: ignore[arg-type]
+    assert len(loop.calls) == 2 and 0.9 < loop.calls[1][0] <= TRIM_INTERVAL_S
+
+
+def test_router_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MODELPORT_ROUTER_LIMITS", raising=False)
+    assert router_main._limits() == router_main.ROUTER_LIMITS
+    assert router_main.ROUTER_LIMITS.max_connections == MAX_CONNECTIONS
+    monkeypatch.setenv("MODELPORT_ROUTER_LIMITS", json.dumps(asdict(Limits(header_timeout_s=1))))
+    assert router_main._limits() == Limits(header_timeout_s=1)  # what the control plane sent

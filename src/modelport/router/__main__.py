@@ -25,7 +25,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from modelport.httpserver import MAX_CONNECTIONS, HttpProtocol, Limits, ServerState
+from modelport.httpserver import HttpProtocol, Limits, ServerState
 from modelport.router.admin import Admin
 from modelport.router.listener import TlsListener
 from modelport.router.proxy import Proxy, error
@@ -43,7 +43,7 @@ _CODES = {
     503: "too_many_connections",  # the only 503 the server itself answers
 }
 IDLE_TIMEOUT_S = 30.0  # a keep-alive connection between requests
-ROUTER_LIMITS = Limits(max_connections=MAX_CONNECTIONS)
+ROUTER_LIMITS = Limits()
 
 
 def _error_body(status: int, text: str):  # type: ignore[no-untyped-def]

@@ -71,6 +71,7 @@ UNAUTHORIZED = error(
 )
 # Before the control plane has sent a table, no service is known yet: never a 404.
 STARTING = error(503, "starting", "the router is starting and has no route table yet", RETRY_AFTER)
+NO_BODY = error(400, "bad_request", "GET swagger.json takes no request body")
 # Liveness only: says nothing of services, replicas or the table.
 HEALTHY = Response(200, b'{"status":"ok"}', [JSON])
 EXIT_WAIT_S = 0.5  # for the replica's supervisor to record why the replica exited
@@ -430,7 +431,8 @@ def admission(table: RouteTable, method: str, path: str, headers: Headers) -> Re
     name, _, action = path[len(PREFIX) :].partition("/")
     if action != "score":
         if action == "swagger.json" and method == "GET":
-            return None
+            # Open to all: so it must not read an upload for anyone.
+            return NO_BODY if _declares_body(headers) else None
         return error(404, "not_found", f"no route {path}")
     if method not in SCORING_METHODS:
         return _method_refusal(method)
@@ -456,6 +458,13 @@ def _refusal(route: Route, request: Request, trusted: bool) -> Response | None:
     if trusted or not route.auth:
         return None
     return _auth_refusal(route, _authorization(request.headers))
+
+
+def _declares_body(headers: Headers) -> bool:
+    return any(
+        (k == b"content-length" and v.strip() != b"0") or k == b"transfer-encoding"
+        for k, v in headers
+    )
 
 
 def _authorization(headers: Headers) -> bytes | None:
