@@ -40,6 +40,10 @@ BODY_IDLE_TIMEOUT_S = 30.0  # the longest a body may pause between bytes
 MAX_HEADER_BYTES = 16 * 1024  # request line and headers together
 MAX_HEADERS = 100
 MAX_CONNECTIONS = 10_000  # per process (a router worker, a replica)
+# A precheck's refusal of a body up to this size reads it and drops it before closing:
+# most clients send their whole body before they read, and would otherwise get a
+# reset instead of the answer.  A larger one is not read: the connection closes.
+DRAIN_BYTES = 4 * 1024 * 1024
 TRIM_AFTER = 1024 * 1024  # a body above this many bytes gives memory back when done
 TRIM_INTERVAL_S = 1.0  # malloc_trim walks the whole heap: at most once a second
 INTERNAL_ERROR = "internal error while answering the request; see the server log"
@@ -85,6 +89,7 @@ class Limits:
     max_header_bytes: int = MAX_HEADER_BYTES
     max_headers: int = MAX_HEADERS
     max_connections: int | None = MAX_CONNECTIONS  # None: no cap
+    drain_bytes: int = DRAIN_BYTES
 
 
 class _Stop(Exception):
@@ -219,6 +224,7 @@ class HttpProtocol(asyncio.Protocol):
         self._last_body = 0.0
         self._prechecked = False
         self._refused = False
+        self._draining = False  # refused: the rest of a small body is read and dropped
         self._deferred: Response | None = None  # a refusal waiting for the response in progress
 
     # -- asyncio callbacks --------------------------------------------------------
@@ -247,7 +253,7 @@ class HttpProtocol(asyncio.Protocol):
             current.on_disconnect()
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:
+        if self._refused and not self._draining:
             return  # answered and closing: the rest is not read
         self._cancel_idle_timer()
         self._completed = False
@@ -314,19 +320,30 @@ class HttpProtocol(asyncio.Protocol):
         self._method = self.parser.get_method().decode("ascii")
         self._path = url.path.decode("latin-1")
         self._query = (url.query or b"").decode("latin-1")
+        declared = 0  # the body's length; -1: chunked, not known
         for name, value in self._headers:
-            if name == b"content-length" and value.isdigit() and int(value) > self.state.max_body:
-                self._refuse(413, f"the request body is larger than {self.state.max_body} bytes")
-                raise _Stop
+            if name == b"content-length" and value.isdigit():
+                declared = int(value)
+                if declared > self.state.max_body:
+                    text = f"the request body is larger than {self.state.max_body} bytes"
+                    self._refuse(413, text)
+                    raise _Stop
+            elif name == b"transfer-encoding":
+                declared = -1
         precheck = self.state.precheck
         if precheck is not None:
             answer = precheck(self._method, self._path, self._headers)
             if answer is not None:
+                if self.task is None and 0 <= declared <= self.limits.drain_bytes:
+                    self._drain(answer)
+                    return
                 self._refuse_with(answer)
                 raise _Stop
             self._prechecked = True
 
     def on_body(self, body: bytes) -> None:
+        if self._draining:
+            return
         self._size += len(body)
         if self._size > self.state.max_body:
             self._refuse(413, f"the request body is larger than {self.state.max_body} bytes")
@@ -338,6 +355,9 @@ class HttpProtocol(asyncio.Protocol):
         self._completed = True
         self._cancel_deadline()
         if self._refused:
+            if self._draining and self.transport is not None:
+                self.transport.close()
+                raise _Stop  # nothing after it is read
             return
         request = Request(
             method=self._method,
@@ -424,6 +444,14 @@ class HttpProtocol(asyncio.Protocol):
         else:
             self.transport.write(encode_response(response, keep_alive=False))
             self.transport.close()
+
+    def _drain(self, response: Response) -> None:
+        """Answer at once, then read the rest of the (small) body, drop it and close; the
+        body must arrive within the header deadline."""
+        self._refused = self._draining = True
+        assert self.transport is not None
+        self.transport.write(encode_response(response, keep_alive=False))
+        self.deadline = self.loop.call_later(self.limits.header_timeout_s, self.transport.close)
 
     def _turn_away(self) -> None:
         """Over ``max_connections``: a short 503, then close, before anything is read."""

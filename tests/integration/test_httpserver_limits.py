@@ -57,15 +57,21 @@ async def send(sock: socket.socket, data: bytes) -> bool:
 
 async def read_all(sock: socket.socket) -> bytes:
     """Everything until the server closes (an error if it does not within 5 s)."""
+    return (await read_until_closed(sock))[0]
+
+
+async def read_until_closed(sock: socket.socket) -> tuple[bytes, bool]:
+    """What came, and whether the connection ended in a reset (rather than a close)."""
     received = b""
     while True:
         try:
             chunk = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(sock, 65536), 5)
         except ConnectionResetError:
-            chunk = b""
+            sock.close()
+            return received, True
         if not chunk:
             sock.close()
-            return received
+            return received, False
         received += chunk
 
 
@@ -161,3 +167,24 @@ def test_connections_over_the_cap_get_503_and_are_closed() -> None:
     assert over.startswith(b"HTTP/1.1 503") and b"too many open connections" in over
     assert b"retry-after: 1\r\n" in over and b"connection: close\r\n" in over
     assert again.startswith(b"HTTP/1.1 200")
+
+
+def test_a_refused_small_body_is_read_and_dropped_so_the_client_gets_the_answer() -> None:
+    head = b"POST /no HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n"
+
+    async def go() -> tuple[bool, tuple[bytes, bool], bytes]:
+        async with serving(Limits(header_timeout_s=0.3), precheck=True) as (port, _):
+            # As most clients do: the whole body (3 MiB) first, then read.
+            sock = await connect(port)
+            whole = await send(sock, head % 3145728 + b"z" * 3145728)
+            answered = await read_until_closed(sock)
+            # A refused body that stalls is cut off at the header deadline.
+            sock = await connect(port)
+            await send(sock, head % 1000 + b"z" * 10)
+            stalled = await read_all(sock)
+            return whole, answered, stalled
+
+    whole, answered, stalled = asyncio.run(go())
+    assert whole and answered[0].startswith(b"HTTP/1.1 401") and answered[0].endswith(b"no")
+    assert not answered[1]  # a close, not a reset: the body was read to its end
+    assert stalled.startswith(b"HTTP/1.1 401")  # then closed, within read_all's 5 s

@@ -137,6 +137,18 @@ def test_uploads_without_a_key_are_refused_unread_and_the_router_keeps_no_memory
     assert statuses and set(statuses) == {200}
 
 
+def test_a_client_that_forgot_its_key_still_reads_the_401_after_a_3_mb_body(
+    tmp_path: Path,
+) -> None:
+    async def go() -> httpx.Response:
+        async with keyed_router(tmp_path) as (proc, _, _):
+            async with httpx.AsyncClient(timeout=30) as client:  # sends it all, then reads
+                return await client.post(f"{proc.url}{PATH.decode()}", content=b"1" * 3_000_000)
+
+    response = asyncio.run(go())
+    assert response.status_code == 401 and response.content == UNAUTHORIZED.body
+
+
 def test_heads_too_large_slowloris_and_stalled_bodies_are_cut_off(tmp_path: Path) -> None:
     keyed = b"authorization: Bearer " + KEY.encode() + b"\r\n"
 
