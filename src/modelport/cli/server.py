@@ -13,6 +13,7 @@ import click
 from modelport.cli.base import console
 from modelport.errors import ModelportError, ServerUnavailableError
 from modelport.home import home_dir, open_private
+from modelport.httpserver import MAX_CONNECTIONS
 from modelport.spec.tokens import (
     DEFAULT_LIFETIME_S,
     LIFETIME_VARIABLE,
@@ -68,6 +69,13 @@ router_port_option = click.option(
     type=click.IntRange(MIN_LIFETIME_S, MAX_LIFETIME_S),
     help="Seconds a scoring token stays valid (token-auth services); renew after half.",
 )
+@click.option(
+    "--max-connections",
+    default=MAX_CONNECTIONS,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    help="Open connections each router worker takes; more get a 503 and are closed.",
+)
 @click.option("--detach", is_flag=True, help="Run in the background; `modelport down` stops it.")
 @click.option(
     "--tls",
@@ -108,6 +116,7 @@ def up(
     router_port: int | None,
     workers: int,
     token_lifetime: int,
+    max_connections: int,
     detach: bool,
     tls_mode: str | None,
     tls_cert: str | None,
@@ -130,6 +139,8 @@ def up(
     if detach:
         extra = [item for flag, v in flags.items() if v for item in (flag, v)]
         extra += [] if api_tls else ["--no-api-tls"]
+        if max_connections != MAX_CONNECTIONS:
+            extra += ["--max-connections", str(max_connections)]
         url = start_detached(home, host, port, router_port, workers, extra)
         console.print(f"modelport server running at {url} (workspace {home})")
         _say_ca(home)
@@ -137,12 +148,16 @@ def up(
     from modelport.control.certificates import default_hosts
     from modelport.control.server import run_server
     from modelport.control.tls import tls_settings
+    from modelport.httpserver import Limits
 
     hosts = default_hosts(host, router_host)
     tls = tls_settings(home, tls_mode, tls_cert, tls_key, tls_ca, plain_http, api_tls, hosts)
     if tls is not None and tls.ca_bundle is not None:
         console.print(f"clients trust the server's certificate with the CA bundle {tls.ca_bundle}")
-    run_server(home, host, port, database_url, router_host, router_port, workers, tls, hosts)
+    limits = Limits(max_connections=max_connections)
+    run_server(
+        home, host, port, database_url, router_host, router_port, workers, tls, hosts, limits
+    )
 
 
 def _say_ca(home: Path) -> None:

@@ -21,6 +21,7 @@ from modelport.control.workspace import ServerWorkspace
 from modelport.envs.builder import EnvironmentBuilder
 from modelport.errors import ComputeTargetNotFoundError, ModelportError, ServerUnavailableError
 from modelport.home import runtime_dir
+from modelport.httpserver import Limits
 from modelport.spec.compute import LOCAL
 from modelport.spec.tokens import lifetime_s
 from modelport.store.computes import ComputeTargetRecord
@@ -38,6 +39,7 @@ class ControlPlane:
         router_workers: int = 1,
         api_url: str = "",
         tls: TlsSettings | None = None,
+        router_limits: Limits | None = None,
     ) -> None:
         self.workspace = workspace
         self.services = workspace.services
@@ -47,6 +49,7 @@ class ControlPlane:
         self.router_workers = router_workers
         self.api_url = api_url  # the management API as a cluster's pods reach it
         self.tls = tls  # the router's scoring port serves HTTPS
+        self.router_limits = router_limits
         self.router: RouterProcess | None = None
         self.default_target: ComputeTarget = load_target(
             "local",
@@ -82,6 +85,7 @@ class ControlPlane:
             self.workspace.admin_token,
             workers=self.router_workers,
             tls=self.tls,
+            limits=self.router_limits,
         )
         await self.router.start()
         await asyncio.to_thread(self.tokens.prune)

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from modelport.compute.shares import merge_stats, worker_table
 from modelport.control.sockets import bind_socket
 from modelport.control.tls import TlsSettings
 from modelport.home import open_private
+from modelport.httpserver import Limits
 
 log = logging.getLogger("modelport.control")
 STOP_TIMEOUT_S = 45.0
@@ -59,7 +61,10 @@ class RouterProcess:
         workers: int = 1,
         log_path: Path | None = None,
         tls: TlsSettings | None = None,
+        limits: Limits | None = None,
     ) -> None:
+        """``limits``: what one client may hold of a worker's scoring port (None: the
+        router's defaults, ``router/__main__.py``)."""
         if workers < 1:
             raise ValueError("the router needs at least one worker")
         self.home = home
@@ -68,6 +73,7 @@ class RouterProcess:
         self.token = token
         self.workers = workers
         self.tls = tls
+        self.limits = limits
         self.log_path = log_path or home / "logs" / "router.log"
         self.admin_ports: list[int] = []
         self.pid: int | None = None
@@ -113,6 +119,7 @@ class RouterProcess:
             and state["workers"] == self.workers
             and (self.port in (0, state["port"]))
             and state.get("tls") == (self.tls.record() if self.tls else None)
+            and state.get("limits") == self._limits_record()
         )
         self.pid, self.started = int(state["pid"]), int(state["started"])
         self.admin_ports = [int(p) for p in state["adminPorts"]]
@@ -162,6 +169,7 @@ class RouterProcess:
             "MODELPORT_ROUTER_SOCKETS": pairs,
             "MODELPORT_ROUTER_TABLE_DIR": str(folder),
             **(self.tls.router_env() if self.tls else {}),
+            **({"MODELPORT_ROUTER_LIMITS": json.dumps(asdict(self.limits))} if self.limits else {}),
         }
         try:
             with open_private(self.log_path, "ab") as out:
@@ -191,9 +199,13 @@ class RouterProcess:
                 "workers": self.workers,
                 "adminPorts": self.admin_ports,
                 "tls": self.tls.record() if self.tls else None,
+                "limits": self._limits_record(),
             },
         )
         await self._push_all()
+
+    def _limits_record(self) -> dict[str, Any] | None:
+        return asdict(self.limits) if self.limits else None
 
     async def _keep_running(self) -> None:
         """Start the router again if its supervisor ends (it was killed from outside)."""

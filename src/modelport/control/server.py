@@ -30,6 +30,7 @@ from modelport.control.tls import TlsSettings, renew
 from modelport.control.workspace import ServerWorkspace, load_or_create_token
 from modelport.errors import ConflictError
 from modelport.home import config_path, write_private_json
+from modelport.httpserver import Limits
 from modelport.process import pid_is_modelport, read_server_pid
 from modelport.tls import WATCH_INTERVAL_S, CertificateFiles
 
@@ -56,6 +57,7 @@ def run_server(
     router_workers: int = 1,
     tls: TlsSettings | None = None,
     hosts: list[str] | None = None,
+    router_limits: Limits | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM; writes ``config.json`` once the socket is bound.
 
@@ -77,7 +79,9 @@ def run_server(
     url = f"{'https' if api_tls else 'http'}://{url_host}:{sock.getsockname()[1]}"
     # A cluster's pods fetch their files here: an address they can reach.
     api_url = os.environ.get(ADVERTISE_URL_VARIABLE) or url
-    plane = ControlPlane(workspace, router_host, router_port, router_workers, api_url, tls)
+    plane = ControlPlane(
+        workspace, router_host, router_port, router_workers, api_url, tls, router_limits
+    )
     settings: dict[str, Any] = {"url": url, "token": token}
     if tls is not None and tls.ca_bundle is not None:
         settings["caBundle"] = str(tls.ca_bundle)

@@ -9,6 +9,8 @@ getting what ``MODELPORT_ROUTER_PLAIN_HTTP`` says (``off`` or ``redirect``); the
 files are reloaded for new connections when they change or on SIGHUP.  A worker starts with the
 last route table the control plane wrote for it, if any, so one started again
 while the control plane is down serves at once; without a table it answers 503.
+``MODELPORT_ROUTER_LIMITS`` (JSON of ``httpserver.Limits``' fields) sets what one
+client may hold of the scoring port; ``ROUTER_LIMITS`` are the defaults.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import os
 import signal
 import socket
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from modelport.httpserver import HttpProtocol, ServerState
+from modelport.httpserver import HttpProtocol, Limits, ServerState
 from modelport.router.admin import Admin
 from modelport.router.listener import TlsListener
 from modelport.router.proxy import Proxy, error
@@ -32,21 +35,37 @@ from modelport.tls import DEFAULT_PLAIN_HTTP, WATCH_INTERVAL_S, CertificateFiles
 log = logging.getLogger("modelport.router")
 
 
-_CODES = {413: "payload_too_large", 500: "internal_error"}
+_CODES = {
+    408: "request_timeout",
+    413: "payload_too_large",
+    431: "headers_too_large",
+    500: "internal_error",
+    503: "too_many_connections",  # the only 503 the server itself answers
+}
+IDLE_TIMEOUT_S = 30.0  # a keep-alive connection between requests
+ROUTER_LIMITS = Limits()
 
 
 def _error_body(status: int, text: str):  # type: ignore[no-untyped-def]
     return error(status, _CODES.get(status, "bad_request"), text)
 
 
-async def serve(scoring: socket.socket, admin_sock: socket.socket, token: str) -> None:
+async def serve(
+    scoring: socket.socket, admin_sock: socket.socket, token: str, limits: Limits = ROUTER_LIMITS
+) -> None:
     loop = asyncio.get_running_loop()
     proxy = Proxy(token)
     table = _saved_table()
     if table is not None:
         proxy.set_table(table)
         log.info("serving route table revision %d from its file", table.revision)
-    state = ServerState(proxy.handle, error_body=_error_body, idle_timeout_s=30.0)
+    state = ServerState(
+        proxy.handle,
+        error_body=_error_body,
+        idle_timeout_s=IDLE_TIMEOUT_S,
+        limits=limits,
+        precheck=proxy.precheck,
+    )
     admin_state = ServerState(Admin(proxy, token).handle, error_body=_error_body)
     files = _certificate_files()
     if files is None:
@@ -71,6 +90,11 @@ async def serve(scoring: socket.socket, admin_sock: socket.socket, token: str) -
     state.begin_shutdown()
     admin_state.begin_shutdown()
     await state.wait_idle(30.0)
+
+
+def _limits() -> Limits:
+    text = os.environ.get("MODELPORT_ROUTER_LIMITS")
+    return replace(ROUTER_LIMITS, **json.loads(text)) if text else ROUTER_LIMITS
 
 
 def _certificate_files() -> CertificateFiles | None:
@@ -121,7 +145,7 @@ def main() -> int:
     except ImportError:
         pass
     try:
-        asyncio.run(serve(scoring, admin, token))
+        asyncio.run(serve(scoring, admin, token, _limits()))
     except TlsFileError as exc:
         print(f"cannot serve TLS: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,10 @@
-"""Scoring requests: route lookup, key check, a replica slot, forward, answer."""
+"""Scoring requests: route lookup, key check, a replica slot, forward, answer.
+
+``admission`` runs as soon as a request's headers are in (the server's precheck):
+an unknown service, a wrong method or a missing or wrong credential is answered
+there, before the body is read, so a client without one costs a header parse and
+a hash.  A request it lets through to a service is not checked again.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ from modelport.router.upstream import ConnectFailed, Pool, UpstreamClosed, Upstr
 log = logging.getLogger("modelport.router")
 
 PREFIX = "/api/v1/service/"
+HEALTH_PATH = "/healthz"  # outside PREFIX: no service can be named into it
 HOP_BY_HOP = frozenset(
     {
         b"connection",
@@ -64,7 +71,11 @@ UNAUTHORIZED = error(
 )
 # Before the control plane has sent a table, no service is known yet: never a 404.
 STARTING = error(503, "starting", "the router is starting and has no route table yet", RETRY_AFTER)
+NO_BODY = error(400, "bad_request", "GET swagger.json takes no request body")
+# Liveness only: says nothing of services, replicas or the table.
+HEALTHY = Response(200, b'{"status":"ok"}', [JSON])
 EXIT_WAIT_S = 0.5  # for the replica's supervisor to record why the replica exited
+Headers = list[tuple[bytes, bytes]]
 
 
 class Proxy:
@@ -86,6 +97,17 @@ class Proxy:
         keep = {(b.host, b.port) for r in table.routes.values() for b in r.backends}
         self.pool.forget(keep)
 
+    def precheck(self, method: str, path: str, headers: Headers) -> Response | None:
+        """The server's hook at headers complete (see ``admission``); a service's refusals
+        count in its metrics, as the handler's did."""
+        answer = admission(self.table, method, path, headers)
+        if answer is not None and answer.status in (401, 405):
+            name = path[len(PREFIX) :].partition("/")[0]
+            route = self.table.public.get(name)
+            if route is not None:
+                route.lane.stats.record(answer.status, 0.0)
+        return answer
+
     async def handle(self, request: Request) -> Response:
         path = request.path
         if not path.startswith(PREFIX):
@@ -99,7 +121,7 @@ class Proxy:
             if self.table.revision == 0:
                 return STARTING
             return error(404, "not_found", f"service {name!r} not found")
-        return await self._act(route, action, request, path)
+        return await self._act(route, action, request, path, request.prechecked)
 
     async def _version(self, endpoint: Endpoint, action: str, request: Request) -> Response:
         """An endpoint's request: the version the client pins, else its sticky key's or
@@ -174,14 +196,15 @@ class Proxy:
         settle(shadow.counters, live, answer, seconds, endpoint.tolerance)
 
     def _act(
-        self, route: Route, action: str, request: Request, path: str
+        self, route: Route, action: str, request: Request, path: str, admitted: bool = False
     ) -> Coroutine[Any, Any, Response]:
         """The work for ``action`` on ``route``, not yet awaited: the hot path awaits the
-        scoring coroutine itself, with no frame in between."""
+        scoring coroutine itself, with no frame in between.  ``admitted``: ``admission``
+        has checked the credential for this very route."""
         if action == "score":
             if route.forward is not None:
-                return self._forward(route, request)
-            return self._score(route, request)
+                return self._forward(route, request, admitted)
+            return self._score(route, request, admitted)
         if action == "swagger.json" and request.method == "GET":
             return self._swagger(route, request)
         return _answer(error(404, "not_found", f"no route {path}"))
@@ -392,14 +415,64 @@ class Slot:
         self.held = True
 
 
+def admission(table: RouteTable, method: str, path: str, headers: Headers) -> Response | None:
+    """What a request gets before its body is read, or None to read it and serve it.
+
+    The same answers as the handler would give (404, 405, 401, 503 while starting),
+    and ``HEALTHY`` for ``GET /healthz``; swagger.json stays open, as in v1.  For an
+    endpoint a credential that one of its versions takes is let through: the
+    version the handler picks checks it again."""
+    if not path.startswith(PREFIX):
+        if path == HEALTH_PATH and method == "GET":
+            return HEALTHY
+        return error(404, "not_found", f"no route {path}")
+    if table.revision == 0:
+        return STARTING
+    name, _, action = path[len(PREFIX) :].partition("/")
+    if action != "score":
+        if action == "swagger.json" and method == "GET":
+            # Open to all: so it must not read an upload for anyone.
+            return NO_BODY if _declares_body(headers) else None
+        return error(404, "not_found", f"no route {path}")
+    if method not in SCORING_METHODS:
+        return _method_refusal(method)
+    route = table.public.get(name)
+    if route is not None:
+        return _auth_refusal(route, _authorization(headers)) if route.auth else None
+    endpoint = table.endpoints.get(name)
+    if endpoint is None:
+        return error(404, "not_found", f"service {name!r} not found")
+    versions = [table.routes[r] for r in endpoint.routes.values() if r in table.routes]
+    if not versions or not all(r.auth for r in versions):
+        return None
+    header = _authorization(headers)
+    if any(r.auth_refusal(header) is None for r in versions):
+        return None
+    return _auth_refusal(versions[0], header)
+
+
 def _refusal(route: Route, request: Request, trusted: bool) -> Response | None:
     """405 for a method scoring does not take, 401 for a missing or wrong key; else None."""
     if request.method not in SCORING_METHODS:
-        return error(405, "method_not_allowed", f"method {request.method} is not allowed")
+        return _method_refusal(request.method)
     if trusted or not route.auth:
         return None
-    header = next((v for k, v in request.headers if k == b"authorization"), None)
-    return _auth_refusal(route, header)
+    return _auth_refusal(route, _authorization(request.headers))
+
+
+def _declares_body(headers: Headers) -> bool:
+    return any(
+        (k == b"content-length" and v.strip() != b"0") or k == b"transfer-encoding"
+        for k, v in headers
+    )
+
+
+def _authorization(headers: Headers) -> bytes | None:
+    return next((v for k, v in headers if k == b"authorization"), None)
+
+
+def _method_refusal(method: str) -> Response:
+    return error(405, "method_not_allowed", f"method {method} is not allowed")
 
 
 def _auth_refusal(route: Route, header: bytes | None) -> Response | None:
