@@ -84,6 +84,16 @@ def test_liveness_and_plain_scoring(plain: Replica) -> None:
     assert r.headers["x-ms-server-version"].startswith("modelport-runtime/")
 
 
+def test_a_replica_takes_heads_the_router_let_through_plus_its_own(plain: Replica) -> None:
+    """The router takes 16 KiB of head and 100 headers, then adds its own: the replica
+    leaves room for those, and refuses only beyond."""
+    near = {"x-big": "a" * 16000} | {f"x-{i}": "v" for i in range(110)}
+    r = plain.client.post("/score", content=b'{"x": [1]}', headers=near)
+    assert r.status_code == 200 and r.json()["y"] == [3]
+    over = plain.client.post("/score", content=b"{}", headers={"x-big": "a" * 40000})
+    assert over.status_code == 431
+
+
 def test_request_ids_are_echoed_and_bounded(plain: Replica) -> None:
     r = plain.client.post(
         "/score",

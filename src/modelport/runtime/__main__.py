@@ -122,11 +122,21 @@ def _health_socket(settings: argparse.Namespace) -> socket.socket | None:
 
 
 async def _serve(dataplane: object, settings: argparse.Namespace) -> None:
-    from modelport.httpserver import HttpProtocol, ServerState
+    from modelport.httpserver import (
+        MAX_HEADER_BYTES,
+        MAX_HEADERS,
+        HttpProtocol,
+        Limits,
+        ServerState,
+    )
     from modelport.runtime.dataplane import INTERNAL, Dataplane, message
 
     assert isinstance(dataplane, Dataplane)
-    state = ServerState(dataplane.handle, error_body=message, internal_error_text=INTERNAL)
+    # Room above the router's limits for the headers it adds to what it let through.
+    limits = Limits(max_header_bytes=2 * MAX_HEADER_BYTES, max_headers=2 * MAX_HEADERS)
+    state = ServerState(
+        dataplane.handle, error_body=message, internal_error_text=INTERNAL, limits=limits
+    )
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: HttpProtocol(state), sock=_listening_socket(settings))
     stop = asyncio.Event()
