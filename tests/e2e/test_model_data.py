@@ -4,8 +4,14 @@ the service's partitions, joined by their correlation ids, and stop when it is o
 from __future__ import annotations
 
 import csv
+import io
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
+
+from pyarrow import parquet
 
 from modelport import InferenceConfig, Model, Workspace
 from tests.conftest import ServerProcess, wait_for
@@ -35,6 +41,14 @@ def rows(home: Path, designation: str) -> list[dict[str, str]]:
         with path.open(newline="") as f:
             found += list(csv.DictReader(f))
     return found
+
+
+def export(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MODELPORT_HOME": str(home)}
+    command = [sys.executable, "-m", "modelport", "data", "export", *args]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
 
 
 def test_collected_rows_match_what_was_scored_and_stop_when_off(
@@ -78,6 +92,33 @@ def test_collected_rows_match_what_was_scored_and_stop_when_off(
         "scaler",
         str(model.version),
     )
+
+    exported = export(server.home, "-n", "dc-svc", "--since", "1h")
+    assert exported.returncode == 0, exported.stderr
+    table = list(csv.DictReader(io.StringIO(exported.stdout)))
+    assert {r["$aml_dc_correlation_id"] for r in table} == set(scored)
+    assert {(r["model"], r["version"]) for r in table} == {("scaler", str(model.version))}
+    target = tmp_path / "predictions.parquet"
+    made = export(server.home, "-n", "dc-svc", "--designation", "predictions", "-o", "parquet")
+    assert made.returncode != 0 and "give --file PATH" in made.stderr
+    made = export(
+        server.home,
+        "-n",
+        "dc-svc",
+        "--designation",
+        "predictions",
+        "-o",
+        "parquet",
+        "-f",
+        str(target),
+    )
+    assert made.returncode == 0, made.stderr
+    frame = parquet.read_table(target).to_pylist()
+    assert sorted(r["y"] for r in frame) == sorted(str(y) for _, y in scored.values())
+    later = export(server.home, "-n", "dc-svc", "--since", "2099-01-01")
+    assert later.returncode == 0 and later.stdout.count("\n") == 1  # the header alone
+    unknown = export(server.home, "-n", "nope-svc")
+    assert unknown.returncode != 0 and "not found" in unknown.stderr
 
     service.update(collect_model_data=False)
     service.wait_for_deployment()

@@ -4,20 +4,25 @@ buffer that drops and counts rather than block when the disk stalls."""
 from __future__ import annotations
 
 import csv
+import io
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from modelport.cli.data import moment
+from modelport.control import modeldata
+from modelport.errors import ConfigError, InvalidInputError
 from modelport.runtime import collection
 from modelport.runtime.collection import Rows, Sink, partition
 from modelport.runtime.datacollector import CORRELATION_HEADERS, ModelDataCollector
 from modelport.runtime.request_context import REQUEST_ID
+from modelport.spec.retention import RETENTION_VARIABLE, retention_days
 
 
 def read(path: Path) -> list[list[str]]:
@@ -137,3 +142,65 @@ def test_rows_held_at_close_are_written(tmp_path: Path) -> None:
     assert read(tmp_path / "p" / "data.csv") == [["x"], ["1"], ["2"]]
     assert not sink.put(tmp_path / "p" / "data.csv", ["x"], [[3]])  # closed: counted
     assert sink.dropped == 1
+
+
+def write_partition(root: Path, rel: str, header: list[str], rows: list[list[str]]) -> Path:
+    path = root / rel / "data.csv"
+    path.parent.mkdir(parents=True)
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows([header, *rows])
+    return path
+
+
+def test_export_takes_the_partitions_in_range_with_every_column_met(tmp_path: Path) -> None:
+    ts = "$aml_dc_scoring_timestamp"
+    write_partition(tmp_path, "m/1/inputs/2026/03/01", ["a", ts], [["1", "2026-03-01T10:00:00"]])
+    write_partition(
+        tmp_path,
+        "m/2/inputs/2026/03/02",
+        ["a", "b", ts],
+        [["2", "x", "2026-03-02T09:00:00+00:00"], ["3", "y", "2026-03-02T23:00:00+00:00"]],
+    )
+    write_partition(tmp_path, "m/2/predictions/2026/03/02", ["y"], [["9"]])
+    write_partition(tmp_path, "m/2/inputs/2026/03/03/07", ["a", "b"], [["4", "z"]])
+    (tmp_path / "m/2/inputs/notayear/03/03").mkdir(parents=True)
+    found = modeldata.partitions(tmp_path)
+    assert [(p.version, p.designation, p.start.day) for p in found] == [
+        ("1", "inputs", 1),
+        ("2", "inputs", 2),
+        ("2", "predictions", 2),
+        ("2", "inputs", 3),
+    ]
+    assert found[-1].end - found[-1].start == timedelta(hours=1)
+    since = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    until = datetime(2026, 3, 3, 7, 30, tzinfo=UTC)
+    chosen = modeldata.covering(found, "inputs", since, until)
+    assert [p.start.day for p in chosen] == [1, 2, 3]
+    text = b"".join(modeldata.export_csv(chosen, since, until)).decode()
+    assert list(csv.reader(io.StringIO(text))) == [
+        ["model", "version", "a", ts, "b"],
+        ["m", "2", "2", "2026-03-02T09:00:00+00:00", "x"],
+        ["m", "2", "3", "2026-03-02T23:00:00+00:00", "y"],
+        ["m", "2", "4", "", "z"],  # no timestamp: its hour's partition decides
+    ]
+
+
+def test_retention_removes_partitions_that_ended_and_their_empty_folders(tmp_path: Path) -> None:
+    root = tmp_path / "modeldata" / "default" / "svc"
+    old = write_partition(root, "m/1/inputs/2026/01/01", ["a"], [["1"]])
+    kept = write_partition(root, "m/1/inputs/2026/01/03", ["a"], [["1"]])
+    assert modeldata.remove_older(tmp_path, datetime(2026, 1, 2, tzinfo=UTC)) == 1
+    assert not old.exists() and not (root / "m/1/inputs/2026/01/01").exists()
+    assert kept.exists() and root.is_dir()
+    assert retention_days({}) is None and retention_days({RETENTION_VARIABLE: "30"}) == 30
+    with pytest.raises(ConfigError, match="whole days"):
+        retention_days({RETENTION_VARIABLE: "0"})
+
+
+def test_export_times_are_ages_or_iso_times() -> None:
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    assert moment("90m", now) == datetime(2026, 3, 1, 10, 30, tzinfo=UTC)
+    assert moment("2d", now) == datetime(2026, 2, 27, 12, tzinfo=UTC)
+    assert moment("2026-02-01T00:00", now) == datetime(2026, 2, 1, tzinfo=UTC)
+    with pytest.raises(InvalidInputError, match="no time"):
+        moment("yesterday", now)

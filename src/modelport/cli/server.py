@@ -14,6 +14,7 @@ from modelport.cli.base import console
 from modelport.errors import ModelportError, ServerUnavailableError
 from modelport.home import home_dir, open_private
 from modelport.httpserver import MAX_CONNECTIONS
+from modelport.spec.retention import RETENTION_VARIABLE
 from modelport.spec.tokens import (
     DEFAULT_LIFETIME_S,
     LIFETIME_VARIABLE,
@@ -76,6 +77,12 @@ router_port_option = click.option(
     type=click.IntRange(1, 1_000_000),
     help="Open connections each router worker takes; more get a 503 and are closed.",
 )
+@click.option(
+    "--model-data-retention-days",
+    envvar=RETENTION_VARIABLE,
+    type=click.IntRange(1, 100_000),
+    help="Delete collected model data (ModelDataCollector) older than this; default: keep.",
+)
 @click.option("--detach", is_flag=True, help="Run in the background; `modelport down` stops it.")
 @click.option(
     "--tls",
@@ -117,6 +124,7 @@ def up(
     workers: int,
     token_lifetime: int,
     max_connections: int,
+    model_data_retention_days: int | None,
     detach: bool,
     tls_mode: str | None,
     tls_cert: str | None,
@@ -128,6 +136,8 @@ def up(
     """Start the modelport server for $MODELPORT_HOME (default ~/.modelport)."""
     # The control plane reads it from the environment (a detached server inherits it).
     os.environ[LIFETIME_VARIABLE] = str(token_lifetime)
+    if model_data_retention_days is not None:
+        os.environ[RETENTION_VARIABLE] = str(model_data_retention_days)
     home = home_dir()
     flags = {
         "--tls": tls_mode,

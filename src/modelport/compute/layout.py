@@ -27,10 +27,14 @@ def service_dir(home: Path, name: str) -> Path:
     return services_root(home) / name
 
 
+def model_data_root(home: Path) -> Path:
+    """v1's ``modeldata/<workspace>``; a local workspace is ``default``."""
+    return home / "modeldata" / "default"
+
+
 def model_data_dir(home: Path, name: str) -> Path:
-    """Where a service's collected model data lies (v1's ``modeldata/<workspace>/<service>``;
-    a local workspace is ``default``), made for this user alone."""
-    folder = home / "modeldata" / "default" / name
+    """Where a service's collected model data lies, made for this user alone."""
+    folder = model_data_root(home) / name
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     return folder
 

@@ -14,6 +14,7 @@ from modelport.control import (
     api_computes,
     api_endpoints,
     api_environments,
+    api_modeldata,
     api_models,
     api_services,
     api_staging,
@@ -58,6 +59,7 @@ def create_app(workspace: ServerWorkspace, plane: ControlPlane | None = None) ->
     app.include_router(api_staging.router)
     app.include_router(api_computes.router)
     app.include_router(api_tokens.router)
+    app.include_router(api_modeldata.router)
 
     @app.get(HEALTH_PATH, include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
 
 from modelport.compute.target import ClusterTarget, ComputeTarget, load_target
+from modelport.control import modeldata
 from modelport.control.controller import ServiceController
 from modelport.control.endpoints import Endpoints
 from modelport.control.router_process import RouterProcess
@@ -23,6 +24,7 @@ from modelport.errors import ComputeTargetNotFoundError, ModelportError, ServerU
 from modelport.home import runtime_dir
 from modelport.httpserver import Limits
 from modelport.spec.compute import LOCAL
+from modelport.spec.retention import retention_days
 from modelport.spec.tokens import lifetime_s
 from modelport.store.computes import ComputeTargetRecord
 from modelport.store.endpoints import EndpointRecord
@@ -69,6 +71,7 @@ class ControlPlane:
         self.endpoints = Endpoints(self)
         self.tokens = Tokens(workspace.tokens, lifetime_s())
         self._prune_timer: asyncio.TimerHandle | None = None
+        self.model_data_days = retention_days()  # None: kept for ever
 
     async def start(self) -> None:
         """Adopt (or start) the router, adopt each service's running replicas, then reconcile.
@@ -91,6 +94,8 @@ class ControlPlane:
         await asyncio.to_thread(self.tokens.prune)
         await asyncio.to_thread(self.tokens.keys)  # the first key, before any table
         self._schedule_prune()
+        if self.model_data_days is not None:
+            self._in_background(self._age_model_data(self.model_data_days), "ageing model data")
         for attached in await asyncio.to_thread(self.workspace.computes.list):
             await self.open_cluster(attached)
         await self.endpoints.start()
@@ -220,6 +225,21 @@ class ControlPlane:
             self._schedule_prune()
 
         self._in_background(prune(), "retiring a spent signing key")
+
+    async def _age_model_data(self, days: int) -> None:
+        """Collected model data older than ``days`` goes, checked hourly."""
+        while True:
+            cutoff = datetime.now(UTC) - timedelta(days=days)
+            try:
+                removed = await asyncio.to_thread(
+                    modeldata.remove_older, self.workspace.home, cutoff
+                )
+            except OSError as exc:
+                log.warning("model data retention: %s", exc)
+            else:
+                if removed:
+                    log.info("model data: %d partition(s) past %d days removed", removed, days)
+            await asyncio.sleep(modeldata.SWEEP_EVERY_S)
 
     def schedule_publish(self) -> None:
         """publish() soon, from a synchronous callback; bursts are coalesced."""

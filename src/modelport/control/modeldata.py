@@ -1,0 +1,137 @@
+"""A service's collected model data on disk, read back and aged out.
+
+Replicas write CSV partitions (``runtime/collection.py``) under
+``<home>/modeldata/default/<service>/<model>/<version>/<designation>/<yyyy>/<mm>/<dd>``
+(``/<hh>`` more when hourly).  Export picks the partitions a time range touches and
+streams their rows as one CSV, with the columns of every file met (a later model
+version may collect other features) and ``model``/``version`` first; rows that carry
+``$aml_dc_scoring_timestamp`` are also filtered by it.  Retention deletes whole
+partitions that ended before the cut-off, then the folders left empty.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from modelport.compute.layout import model_data_root
+
+FILE_NAME = "data.csv"
+TIMESTAMP = "$aml_dc_scoring_timestamp"
+DESIGNATIONS = ("inputs", "predictions", "labels", "signals", "general")
+SWEEP_EVERY_S = 3600.0
+
+
+@dataclass(frozen=True)
+class Partition:
+    model: str
+    version: str
+    designation: str
+    start: datetime
+    end: datetime
+    path: Path
+
+
+def partitions(root: Path) -> list[Partition]:
+    """Every partition file under a service's root, oldest first; odd folders skipped."""
+    found = []
+    for path in root.glob(f"*/*/*/*/*/*/{FILE_NAME}"):
+        found.extend(_partition(root, path, hourly=False))
+    for path in root.glob(f"*/*/*/*/*/*/*/{FILE_NAME}"):
+        found.extend(_partition(root, path, hourly=True))
+    return sorted(found, key=lambda p: (p.start, p.model, p.version, p.designation))
+
+
+def _partition(root: Path, path: Path, hourly: bool) -> list[Partition]:
+    parts = path.relative_to(root).parts[:-1]
+    model, version, designation, *when = parts
+    try:
+        year, month, day, *hour = (int(v) for v in when)
+        start = datetime(year, month, day, hour[0] if hour else 0, tzinfo=UTC)
+    except ValueError:
+        return []
+    length = timedelta(hours=1) if hourly else timedelta(days=1)
+    return [Partition(model, version, designation, start, start + length, path)]
+
+
+def covering(
+    found: Iterable[Partition], designation: str, since: datetime | None, until: datetime | None
+) -> list[Partition]:
+    """The partitions of ``designation`` that overlap [since, until)."""
+    return [
+        p
+        for p in found
+        if p.designation == designation
+        and (since is None or p.end > since)
+        and (until is None or p.start < until)
+    ]
+
+
+def export_csv(
+    chosen: list[Partition], since: datetime | None, until: datetime | None
+) -> Iterator[bytes]:
+    """One CSV of the rows of ``chosen``: header first, then chunks of rows."""
+    headers = [_header(p.path) for p in chosen]
+    columns: list[str] = []
+    for header in headers:
+        columns += [c for c in header if c not in columns]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["model", "version", *columns])
+    for partition, header in zip(chosen, headers, strict=True):
+        at = {name: i for i, name in enumerate(header)}
+        when = at.get(TIMESTAMP)
+        with partition.path.open(newline="") as f:
+            reader = csv.reader(f)
+            next(reader, None)
+            for row in reader:
+                if when is not None and not _within(row, when, since, until):
+                    continue
+                values = [row[at[c]] if c in at and at[c] < len(row) else "" for c in columns]
+                writer.writerow([partition.model, partition.version, *values])
+                if out.tell() >= 1 << 16:
+                    yield out.getvalue().encode()
+                    out.seek(0)
+                    out.truncate()
+    yield out.getvalue().encode()
+
+
+def _header(path: Path) -> list[str]:
+    with path.open(newline="") as f:
+        return next(csv.reader(f), [])
+
+
+def _within(row: list[str], index: int, since: datetime | None, until: datetime | None) -> bool:
+    try:
+        when = datetime.fromisoformat(row[index])
+    except (IndexError, ValueError):
+        return True  # a row whose time cannot be read stays: its partition matched
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (since is None or when >= since) and (until is None or when < until)
+
+
+def remove_older(home: Path, cutoff: datetime) -> int:
+    """Delete the partitions of every service of the workspace that ended by
+    ``cutoff``, and the folders left empty; how many went."""
+    removed = 0
+    for service in model_data_root(home).glob("*"):
+        for partition in partitions(service):
+            if partition.end <= cutoff:
+                partition.path.unlink(missing_ok=True)
+                removed += 1
+                _prune_empty(partition.path.parent, service)
+    return removed
+
+
+def _prune_empty(folder: Path, stop: Path) -> None:
+    while folder != stop and folder.is_relative_to(stop):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, or gone
+            return
+        folder = folder.parent
