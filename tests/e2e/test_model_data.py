@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pyarrow import parquet
 
 from modelport import InferenceConfig, Model, Workspace
 from tests.conftest import ServerProcess, wait_for
-from tests.e2e.test_services import fixed, post
+from tests.e2e.test_services import fixed, post, source
 
 COLLECTING = """
     import json
@@ -126,4 +127,35 @@ def test_collected_rows_match_what_was_scored_and_stop_when_off(
     assert answer.status_code == 200 and answer.json()["correlations"] is None
     assert len(rows(server.home, "inputs")) == 5
     assert "Data collection is not enabled" in service.get_logs()
+    service.delete()
+
+
+def test_the_router_captures_requests_without_code_redacted_and_exportable(
+    server: ServerProcess, ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    config = fixed(1, capture_sample_rate=1.0, capture_redact=["$.secret"])
+    service = Model.deploy(ws, "cap-svc", [model], source(tmp_path), config)
+    service.wait_for_deployment()
+    key = service.get_keys()[0]
+    ids = set()
+    for i in range(4):
+        answer = post(service, {"x": [i], "secret": "hunter2"}, key)
+        assert answer.status_code == 200
+        ids.add(answer.headers["x-request-id"])
+    assert post(service, {"x": [9]}).status_code == 401  # refused: not captured
+
+    def captured() -> list[dict[str, str]]:
+        return rows(server.home, "requests")
+
+    wait_for(lambda: len(captured()) == 4, what="4 captured requests")
+    assert {r["request_id"] for r in captured()} == ids
+    for row in captured():
+        sent = json.loads(row["request"])
+        assert sent["secret"] == "[REDACTED]" and len(sent["x"]) == 1
+        assert json.loads(row["response"])["y"] == [sent["x"][0] * 10]
+        assert row["status"] == "200" and row["version"] == "default"
+        assert "hunter2" not in json.dumps(row)
+    exported = export(server.home, "-n", "cap-svc", "--designation", "requests")
+    assert exported.returncode == 0, exported.stderr
+    assert len(list(csv.DictReader(io.StringIO(exported.stdout)))) == 4
     service.delete()

@@ -16,12 +16,16 @@ import pandas as pd
 import pytest
 
 from modelport.cli.data import moment
+from modelport.compute import plan
 from modelport.control import modeldata
 from modelport.errors import ConfigError, InvalidInputError
+from modelport.router import capture as capture_module
+from modelport.router.capture import Capture
 from modelport.runtime import collection
 from modelport.runtime.collection import Rows, Sink, partition
 from modelport.runtime.datacollector import CORRELATION_HEADERS, ModelDataCollector
 from modelport.runtime.request_context import REQUEST_ID
+from modelport.spec.deployment import AksServiceDeploymentConfiguration
 from modelport.spec.retention import RETENTION_VARIABLE, retention_days
 
 
@@ -204,3 +208,65 @@ def test_export_times_are_ages_or_iso_times() -> None:
     assert moment("2026-02-01T00:00", now) == datetime(2026, 2, 1, tzinfo=UTC)
     with pytest.raises(InvalidInputError, match="no time"):
         moment("yesterday", now)
+
+
+def test_capture_settings_are_checked_and_reach_the_plan() -> None:
+    good = AksServiceDeploymentConfiguration.create(
+        {"capture_sample_rate": 0.1, "capture_redact": ["$.password", "$..ssn"]}
+    )
+    doc = good.to_document()
+    assert doc["dataCollection"] == {
+        "captureSampleRate": 0.1,
+        "captureRedact": ["$.password", "$..ssn"],
+    }
+    spec = {"deploymentConfig": doc}
+    assert plan.plan(spec).capture == plan.CaptureSettings(0.1, 65536, ("$.password", "$..ssn"))
+    assert plan.plan({"deploymentConfig": {"computeType": "AKS"}}).capture is None
+    with pytest.raises(ConfigError) as bad:
+        AksServiceDeploymentConfiguration.create(
+            {"capture_sample_rate": 1.5, "capture_redact": ["$.[", "ok"]}
+        )
+    assert "capture_sample_rate must be between 0 and 1" in str(bad.value)
+    assert "capture_redact: '$.[' is not a JSONPath" in str(bad.value)
+
+
+def test_captured_bodies_are_redacted_or_withheld(monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = {"rate": 1.0, "maxBytes": 40, "dir": "/x", "version": "blue", "redact": ["$..secret"]}
+    capture = Capture.from_entry(entry)
+    assert capture is not None
+    assert capture.redacted(b'{"a": 1, "in": {"secret": "s3"}}', False) == (
+        '{"a": 1, "in": {"secret": "[REDACTED]"}}'
+    )
+    assert "not JSON" in capture.redacted(b"secret=s3", False)
+    assert "longer than captureMaxBytes" in capture.redacted(b'{"secret": "s', True)
+    plain = Capture.from_entry({**entry, "redact": []})
+    assert plain is not None and plain.redacted(b"caf\xc3\xa9", False) == "café"
+    assert Capture.from_entry({**entry, "rate": 0}) is None
+
+
+def test_capture_samples_and_cuts_on_the_request_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    sink = Sink(capacity=1 << 20, flush_s=3600, write=capture_module._rows)
+    monkeypatch.setattr(capture_module, "_sink", sink)
+    draws = iter([0.05, 0.5, 0.09])
+    monkeypatch.setattr(capture_module.random, "random", lambda: next(draws))
+    entry = {"rate": 0.1, "maxBytes": 4, "dir": str(tmp_path), "version": "default"}
+    capture = Capture.from_entry(entry)
+    assert capture is not None
+    headers = [(b"x-request-id", b"r-1")]
+    for body in (b"abcdefgh", b"skipped", b"ab"):
+        capture.offer(body, 200, b'{"y": 1}', headers, 0.0125)
+    sink.close()
+    (path,) = tmp_path.rglob("data.csv")
+    assert path.relative_to(tmp_path).parts[:3] == ("_router", "default", "requests")
+    rows = read(path)
+    assert rows[0][1:] == list(capture_module.HEADER[1:])
+    assert [r[1:] for r in rows[1:]] == [
+        ["r-1", "default", "200", "12.500", "abcd", "True", '{"y"', "True"],
+        ["r-1", "default", "200", "12.500", "ab", "False", '{"y"', "True"],
+    ]
+
+
+def test_the_target_and_the_replica_name_the_same_folder_variable() -> None:
+    assert plan.MODEL_DATA_DIR == collection.DIR_ENV

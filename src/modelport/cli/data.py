@@ -16,7 +16,8 @@ import click
 from modelport.cli.base import console
 from modelport.errors import InvalidInputError
 
-DESIGNATIONS = ("inputs", "predictions", "labels", "signals", "general")
+# v1's, and the router's capture of whole requests
+DESIGNATIONS = ("inputs", "predictions", "labels", "signals", "general", "requests")
 _AGO = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 

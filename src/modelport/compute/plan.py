@@ -39,6 +39,16 @@ class DeploymentPlan:
     collect_model_data: bool = False
     gpu_cores: int = 0  # GPUs per replica
     token_auth: bool = False  # tokens (JWT) instead of keys; ``auth`` is then true too
+    capture: CaptureSettings | None = None  # bodies the router writes (router/capture.py)
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    """``captureSampleRate``, ``captureMaxBytes``, ``captureRedact``."""
+
+    rate: float
+    max_bytes: int
+    redact: tuple[str, ...] = ()
 
 
 def queue_bound(max_replicas: int, max_concurrent: int) -> int:
@@ -116,6 +126,13 @@ def plan(spec: dict[str, Any]) -> DeploymentPlan:
         collect_model_data=bool(config.collect_model_data),
         gpu_cores=config.gpu_cores or 0,
         token_auth=bool(config.token_auth_enabled),
+        capture=CaptureSettings(
+            config.capture_sample_rate,
+            config.capture_max_bytes or 65536,
+            tuple(config.capture_redact or ()),
+        )
+        if config.capture_sample_rate
+        else None,
     )
 
 

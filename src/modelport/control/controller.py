@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any
 from modelport.autoscale.driver import AutoscaleDriver
 from modelport.autoscale.policy import Decision, clamp
 from modelport.compute import plan
-from modelport.compute.target import ComputeTarget, Generation, ReplicaState, ReplicaStatus
+from modelport.compute.layout import model_data_root
+from modelport.compute.target import (
+    ClusterTarget,
+    ComputeTarget,
+    Generation,
+    ReplicaState,
+    ReplicaStatus,
+)
 from modelport.errors import ModelportError, UnschedulableError
 from modelport.spec.endpoint import split_name
 from modelport.store.services import (
@@ -415,7 +422,24 @@ class ServiceController:
             "maxConcurrent": the_plan.max_concurrent,
             "maxWaitMs": the_plan.max_wait_ms,
             "maxQueue": the_plan.max_queue,
+            **self._capture(the_plan),
         }
+
+    def _capture(self, the_plan: plan.DeploymentPlan) -> dict[str, Any]:
+        """The router's capture of this service's traffic (this machine's router only:
+        a cluster's router pods keep no model data yet, which deploy warns about)."""
+        settings = the_plan.capture
+        if settings is None or isinstance(self.target, ClusterTarget):
+            return {}
+        folder = model_data_root(self.plane.workspace.home) / self.name
+        entry = {
+            "rate": settings.rate,
+            "maxBytes": settings.max_bytes,
+            "redact": list(settings.redact),
+            "dir": str(folder),
+            "version": "default",
+        }
+        return {"capture": entry}
 
     def replica_views(self) -> list[dict[str, Any]]:
         deployment = self.current or self.pending

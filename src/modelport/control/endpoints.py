@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelport.control import comparison
@@ -128,6 +129,7 @@ class Endpoints:
                         "audience": record.name,  # tokens name the endpoint, not a version
                         "keyDigests": digests,
                     }
+                    _captured_as_version(routes[service], record.name, service)
             if record.deleting:
                 continue
             serving = self.serving(record)
@@ -283,3 +285,13 @@ def compare(
             )
         versions[version.name] = row
     return {"name": record.name, "windowSeconds": window, "versions": versions}
+
+
+def _captured_as_version(route: dict[str, Any], endpoint: str, service: str) -> None:
+    """A version's captured traffic lies with its endpoint's, under the version's name."""
+    capture = route.get("capture")
+    parts = rules.split_name(service)
+    if capture is None or parts is None:
+        return
+    folder = Path(capture["dir"]).parent / endpoint
+    route["capture"] = {**capture, "dir": str(folder), "version": parts[1]}

@@ -22,7 +22,8 @@ from modelport.compute.layout import model_data_root
 
 FILE_NAME = "data.csv"
 TIMESTAMP = "$aml_dc_scoring_timestamp"
-DESIGNATIONS = ("inputs", "predictions", "labels", "signals", "general")
+# v1's, and the router's capture of whole requests
+DESIGNATIONS = ("inputs", "predictions", "labels", "signals", "general", "requests")
 SWEEP_EVERY_S = 3600.0
 
 

@@ -26,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from modelport.httpserver import HttpProtocol, Limits, ServerState
+from modelport.router import capture
 from modelport.router.admin import Admin
 from modelport.router.listener import TlsListener
 from modelport.router.proxy import Proxy, error
@@ -90,6 +91,7 @@ async def serve(
     state.begin_shutdown()
     admin_state.begin_shutdown()
     await state.wait_idle(30.0)
+    await asyncio.to_thread(capture.close)  # captured bodies still held are written
 
 
 def _limits() -> Limits:

@@ -212,7 +212,12 @@ class Proxy:
     async def _score(self, route: Route, request: Request, trusted: bool = False) -> Response:
         started = time.monotonic()
         response = await self._scored(route, request, started, trusted)
-        route.lane.stats.record(response.status, time.monotonic() - started)
+        seconds = time.monotonic() - started
+        route.lane.stats.record(response.status, seconds)
+        if route.capture is not None and response.status != 401:  # traffic, not probes
+            route.capture.offer(
+                request.body, response.status, response.body, response.headers, seconds
+            )
         return response
 
     async def score_forwarded(self, name: str, request: Request) -> Response:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelport.router.auth import TokenKeys, Verifier, key_refusal
+from modelport.router.capture import Capture
 from modelport.router.endpoint import Endpoint, build_endpoints
 from modelport.router.stats import LaneStats
 
@@ -81,6 +82,7 @@ class Route:
     token_auth: bool = False  # tokens (JWT) instead of keys
     audience: str = ""  # what its tokens name as ``aud``: the service's or endpoint's name
     verifier: Verifier | None = None  # the table's token keys and verified-token cache
+    capture: Capture | None = None  # bodies written for model data (router/capture.py)
 
     def auth_refusal(self, header: bytes | None) -> str | None:
         """Why ``header`` does not admit to this route (see ``router/auth.py``), or None."""
@@ -243,6 +245,7 @@ def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
             token_auth=bool(svc.get("tokenAuth", False)),
             audience=str(svc.get("audience", name)),
             verifier=verifier,
+            capture=Capture.from_entry(svc["capture"]) if "capture" in svc else None,
         )
     return RouteTable(
         int(doc.get("revision", 0)),

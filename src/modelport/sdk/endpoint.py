@@ -118,6 +118,9 @@ class AksEndpoint(AksWebservice):
         memory_gb_limit: float | None = None,
         version_name: str | None = None,
         traffic_percentile: int | None = None,
+        capture_sample_rate: float | None = None,
+        capture_max_bytes: int | None = None,
+        capture_redact: builtins.list[str] | None = None,
     ) -> AksEndpointDeploymentConfiguration:
         return AksEndpointDeploymentConfiguration.create(_given(locals()))
 

@@ -415,6 +415,9 @@ class AksWebservice(Webservice):
         cpu_cores_limit: float | None = None,
         memory_gb_limit: float | None = None,
         blobfuse_enabled: bool | None = None,
+        capture_sample_rate: float | None = None,
+        capture_max_bytes: int | None = None,
+        capture_redact: builtins.list[str] | None = None,
     ) -> AksServiceDeploymentConfiguration:
         return AksServiceDeploymentConfiguration.create(_given(locals()))
 

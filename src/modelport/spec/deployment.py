@@ -54,6 +54,10 @@ FIELDS: tuple[FieldDef, ...] = (
         "autoscale_scale_down_window_seconds", ("autoScaler", "scaleDownWindowSeconds"), 60, _K
     ),
     FieldDef("collect_model_data", ("dataCollection", "storageEnabled"), False, _KA),
+    # modelport's own: the router captures request and response bodies, without code
+    FieldDef("capture_sample_rate", ("dataCollection", "captureSampleRate"), 0.0, _K),
+    FieldDef("capture_max_bytes", ("dataCollection", "captureMaxBytes"), 65536, _K),
+    FieldDef("capture_redact", ("dataCollection", "captureRedact"), None, _K),
     FieldDef("auth_enabled", ("authEnabled",), None, _KA),
     FieldDef("token_auth_enabled", ("tokenAuthEnabled",), False, _K),
     FieldDef("cpu_cores", ("containerResourceRequirements", "cpu"), 0.1, _KA),
@@ -143,6 +147,8 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "cpu_cores_limit": (0.001, 1024),
     "memory_gb": (0.001, 16384),
     "memory_gb_limit": (0.001, 16384),
+    "capture_sample_rate": (0, 1),
+    "capture_max_bytes": (1, 100 * 1024 * 1024),
 }
 _MAX_KEY_LENGTH = 255  # the keys' database columns
 
@@ -217,6 +223,9 @@ class AksServiceDeploymentConfiguration(_DeploymentConfiguration):
     autoscale_target_utilization: Int = None
     autoscale_scale_down_window_seconds: Int = None
     collect_model_data: Bool = None
+    capture_sample_rate: Float = None
+    capture_max_bytes: Int = None
+    capture_redact: list[Annotated[str, Strict()]] | None = None
     auth_enabled: Bool = None
     token_auth_enabled: Bool = None
     cpu_cores: Float = None
@@ -261,6 +270,7 @@ class AksServiceDeploymentConfiguration(_DeploymentConfiguration):
                 f"{NAMESPACE_RE.pattern} (got {v['namespace']!r})"
             )
         out += _autoscale_problems(v)
+        out += _redaction_problems(v["capture_redact"])
         if v["auth_enabled"] and v["token_auth_enabled"]:
             out.append("auth_enabled and token_auth_enabled cannot both be true.")
         for key in ("primary_key", "secondary_key"):
@@ -302,6 +312,21 @@ def _limit_problems(v: dict[str, Any]) -> list[str]:
                 f"{limit} must be greater than or equal to {request}. "
                 f"(got {limit}={v[limit]!r}, {request}={effective!r})"
             )
+    return out
+
+
+def _redaction_problems(rules: list[str] | None) -> list[str]:
+    """Each capture redaction rule must be a JSONPath (``$.password``, ``$..ssn``)."""
+    from jsonpath_ng.exceptions import JSONPathError
+    from jsonpath_ng.ext.parser import parse
+
+    out = []
+    for rule in rules or []:
+        try:
+            parse(rule)
+        except JSONPathError as exc:
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            out.append(f"capture_redact: {rule!r} is not a JSONPath ({why}).")
     return out
 
 

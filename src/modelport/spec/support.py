@@ -98,6 +98,12 @@ def deployment_warnings(config: DeploymentConfiguration, target: Target) -> list
             "collectModelData: a Kubernetes target keeps no model data in this release: "
             "azureml.monitoring.ModelDataCollector raises in the replica"
         )
+    capturing = isinstance(config, AksServiceDeploymentConfiguration) and config.capture_sample_rate
+    if capturing and target.cluster:
+        out.append(
+            "captureSampleRate: a Kubernetes target's routers capture no requests in this "
+            "release: nothing is captured"
+        )
     if config.enable_app_insights:
         out.append(APP_INSIGHTS_WARNING)
     given = config.given()
