@@ -43,6 +43,24 @@ def partition(
     return root.joinpath(*parts) / FILE_NAME
 
 
+class Partitions:
+    """``partition`` for one writer, remembered for its hour: building a path costs
+    more than the rest of a ``collect()`` call."""
+
+    def __init__(self, root: Path, model: str, version: str, designation: str, hourly: bool):
+        self._args = (root, model, version, designation)
+        self._hourly = hourly
+        self._key: tuple[int, int, int, int] | None = None
+        self._path = root
+
+    def at(self, when: datetime) -> Path:
+        key = (when.year, when.month, when.day, when.hour)
+        if key != self._key:
+            self._path = partition(*self._args, when, self._hourly)
+            self._key = key
+        return self._path
+
+
 @dataclass
 class Rows:
     path: Path

@@ -53,6 +53,7 @@ class Capture:
     version: str
     redact: tuple[str, ...] = ()
     _rules: list[Any] = field(default_factory=list, repr=False)
+    _partitions: rowsink.Partitions | None = field(default=None, repr=False)
 
     @classmethod
     def from_entry(cls, entry: dict[str, Any]) -> Capture | None:
@@ -62,6 +63,9 @@ class Capture:
         redact = tuple(str(r) for r in entry.get("redact") or ())
         capture = cls(
             rate, int(entry["maxBytes"]), Path(entry["dir"]), str(entry["version"]), redact
+        )
+        capture._partitions = rowsink.Partitions(
+            capture.folder, MODEL, capture.version, DESIGNATION, hourly=False
         )
         if redact:
             from jsonpath_ng.ext.parser import parse
@@ -92,7 +96,8 @@ class Capture:
             headers,
             seconds,
         )
-        path = rowsink.partition(self.folder, MODEL, self.version, DESIGNATION, entry.at, False)
+        assert self._partitions is not None
+        path = self._partitions.at(entry.at)
         sink().put(path, HEADER, [[entry]], len(entry.request) + len(entry.response) + 256)
 
     def redacted(self, body: bytes, truncated: bool) -> str:

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from modelport.rowsink import Partitions
 from modelport.runtime import collection
 from modelport.runtime.models import MODELS_DIR, app_root
 from modelport.runtime.request_context import REQUEST_ID
@@ -102,6 +103,9 @@ class ModelDataCollector:
             _latest_version(model_name) if model_version == "default" else str(model_version)
         )
         self.collection_name = collection_name
+        self._partitions = Partitions(
+            self._root, model_name, self.model_version, self.designation, self._hourly
+        )
         self._sink = collection.shared_sink()
 
     def collect(self, input_data: Any, user_correlation_id: str = "") -> dict[str, Any] | None:
@@ -122,9 +126,7 @@ class ModelDataCollector:
             values = [correlations[name] for name in CORRELATION_HEADERS]
             header = [*header, *CORRELATION_HEADERS]
             rows = [row + values for row in rows]
-        path = collection.partition(
-            self._root, self.model_name, self.model_version, self.designation, now, self._hourly
-        )
+        path = self._partitions.at(now)
         if self._debug:
             for row in rows:
                 print(",".join(str(v) for v in row))
@@ -180,7 +182,7 @@ def _table(data: Any, names: list[str] | None) -> tuple[list[str], list[list[Any
         return header, [list(r) for r in data.itertuples(index=False, name=None)]
     else:
         return None
-    width = max((len(r) for r in rows), default=0)
+    width = max(map(len, rows), default=0)
     header = names or [f"feature_{i}" for i in range(width)]
     if len(header) + len(CORRELATION_HEADERS) == width:  # add_correlations() made these rows
         header = [*header, *CORRELATION_HEADERS]
