@@ -171,7 +171,10 @@ def test_versions_share_one_url_by_v1s_rules_measured_through_the_router(
     with pytest.raises(ConfigError, match="keys: an endpoint's versions share the endpoint's"):
         endpoint.deploy_version(None, None, None, own_keys)
     endpoint.update(enable_app_insights=True)
-    assert any(w.startswith("appInsightsEnabled: there is no") for w in endpoint.warnings)
+    assert any(
+        w.startswith("appInsightsEnabled: an endpoint's own setting sends nothing")
+        for w in endpoint.warnings
+    )
 
     # Keys belong to the endpoint; a version is not reachable by its own name.
     response = httpx.post(endpoint.scoring_uri, json={}, timeout=10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelport import tracing
 from modelport.autoscale.policy import AutoscaleSettings
 from modelport.compute.local.limits import Resources
 from modelport.compute.local.probing import ProbeSettings
@@ -40,6 +41,7 @@ class DeploymentPlan:
     gpu_cores: int = 0  # GPUs per replica
     token_auth: bool = False  # tokens (JWT) instead of keys; ``auth`` is then true too
     capture: CaptureSettings | None = None  # bodies the router writes (router/capture.py)
+    tracing: bool = False  # enable_app_insights: OpenTelemetry spans (modelport/tracing.py)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ def plan(spec: dict[str, Any]) -> DeploymentPlan:
             max_queue=queue_bound(1, 1),
             resources=_resources(given),
             collect_model_data=bool(config.collect_model_data),
+            tracing=bool(config.enable_app_insights),
         )
     assert isinstance(config, AksServiceDeploymentConfiguration)
     cap = config.replica_max_concurrent_requests or 1
@@ -133,6 +136,7 @@ def plan(spec: dict[str, Any]) -> DeploymentPlan:
         )
         if config.capture_sample_rate
         else None,
+        tracing=bool(config.enable_app_insights),
     )
 
 
@@ -162,4 +166,5 @@ def replica_environment(plan: DeploymentPlan, name: str) -> dict[str, str]:
         "WORKER_COUNT": "1",
         # v1's switch for ModelDataCollector inside the replica
         "AML_MODEL_DC_STORAGE_ENABLED": "true" if plan.collect_model_data else "false",
+        tracing.SWITCH: "1" if plan.tracing else "0",
     }

@@ -12,6 +12,7 @@ from modelport.home import workspace_key
 from modelport.spec.compute import ROUTER_REPLICAS
 from modelport.spec.support import Target
 from modelport.store.computes import ComputeTargetRecord
+from modelport.tracing import why_not_exported
 
 # The image a cluster's replicas and routers run (see the README for what it holds).
 RUNTIME_IMAGE_VARIABLE = "MODELPORT_RUNTIME_IMAGE"
@@ -19,7 +20,7 @@ RUNTIME_IMAGE_VARIABLE = "MODELPORT_RUNTIME_IMAGE"
 
 def local_target(home: Path) -> Target:
     """The local target; tries a cgroup once to know whether CPU and memory are enforced."""
-    return Target("local", limits.check(f"{workspace_key(home)}/probe"))
+    return Target("local", limits.check(f"{workspace_key(home)}/probe"), traces=why_not_exported())
 
 
 def cluster_target(

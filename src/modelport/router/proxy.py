@@ -17,6 +17,7 @@ from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
 
+from modelport import tracing
 from modelport.httpserver import Request, Response
 from modelport.router import auth
 from modelport.router.endpoint import Endpoint, pick
@@ -53,6 +54,7 @@ HOP_BY_HOP = frozenset(
     }
 )
 JSON = (b"content-type", b"application/json")
+TRACE_HEADERS = (b"traceparent", b"tracestate")
 RETRY_AFTER = (b"retry-after", b"1")
 # Pins an endpoint's version in a request, and names the one that answered.
 VERSION_HEADER = b"azureml-model-deployment"
@@ -210,6 +212,34 @@ class Proxy:
         return _answer(error(404, "not_found", f"no route {path}"))
 
     async def _score(self, route: Route, request: Request, trusted: bool = False) -> Response:
+        if route.tracing:
+            tracer = tracing.tracer("modelport-router")
+            if tracer is not None:
+                return await self._score_traced(tracer, route, request, trusted)
+        return await self._score_untraced(route, request, trusted)
+
+    async def _score_traced(
+        self, tracer: Any, route: Route, request: Request, trusted: bool
+    ) -> Response:
+        """A span around the request, continuing the client's trace; the replica gets
+        this span's ``traceparent`` in place of the client's."""
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        context = tracing.extract(request.headers)
+        name = f"{request.method} score {route.audience or route.name}"
+        with tracer.start_as_current_span(name, context=context, kind=SpanKind.SERVER) as span:
+            span.set_attribute("modelport.route", route.name)
+            kept = [h for h in request.headers if h[0] not in TRACE_HEADERS]
+            request.headers = kept + tracing.inject()
+            response = await self._score_untraced(route, request, trusted)
+            span.set_attribute("http.response.status_code", response.status)
+            if response.status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+        return response
+
+    async def _score_untraced(
+        self, route: Route, request: Request, trusted: bool = False
+    ) -> Response:
         started = time.monotonic()
         response = await self._scored(route, request, started, trusted)
         seconds = time.monotonic() - started

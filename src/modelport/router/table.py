@@ -83,6 +83,7 @@ class Route:
     audience: str = ""  # what its tokens name as ``aud``: the service's or endpoint's name
     verifier: Verifier | None = None  # the table's token keys and verified-token cache
     capture: Capture | None = None  # bodies written for model data (router/capture.py)
+    tracing: bool = False  # a span per request (enable_app_insights; ``tracing.py``)
 
     def auth_refusal(self, header: bytes | None) -> str | None:
         """Why ``header`` does not admit to this route (see ``router/auth.py``), or None."""
@@ -246,6 +247,7 @@ def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
             audience=str(svc.get("audience", name)),
             verifier=verifier,
             capture=Capture.from_entry(svc["capture"]) if "capture" in svc else None,
+            tracing=bool(svc.get("tracing", False)),
         )
     return RouteTable(
         int(doc.get("revision", 0)),

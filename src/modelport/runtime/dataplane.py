@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
+from modelport import tracing
 from modelport.httpserver import Request, Response
 from modelport.runtime.api import Headers
 from modelport.runtime.inputs import (
@@ -69,6 +71,8 @@ class Dataplane:
         self.service = service
         self.server = server
         self.wsgi: Any = None
+        # enable_app_insights: spans for each request and run() (None: no tracing here)
+        self.tracer = tracing.tracer(service) if os.environ.get(tracing.SWITCH) == "1" else None
         if script.mode == RAW:  # werkzeug is loaded for @rawhttp scripts only
             from modelport.runtime import wsgi
 
@@ -99,19 +103,27 @@ class Dataplane:
             if self.wsgi is None:  # v1 hands OPTIONS to @rawhttp run()s, answers the others
                 return Response(200)
         started = time.perf_counter()
-        response = await self._score(request, headers)
+        if self.tracer is None:
+            response = await self._score(request, headers)
+        else:
+            response = await self._score_traced(request, headers)
         elapsed_ms = (time.perf_counter() - started) * 1000
         response.headers.append((b"x-ms-run-fn-exec-ms", f"{elapsed_ms:.3f}".encode()))
         return response
 
-    async def _score(self, request: Request, headers: dict[bytes, bytes]) -> Response:
+    async def _score(
+        self, request: Request, headers: dict[bytes, bytes], tracer: Any = None
+    ) -> Response:
         try:
             kwargs = self._arguments(request, headers)
         except BadInput as exc:
             log.info("%s %s answered %d: %s", request.method, request.path, exc.status, exc.text)
             return message(exc.status, exc.text)
         try:
-            if isinstance(self.invoker, InlineInvoker):
+            if tracer is not None:
+                with tracer.start_as_current_span("run()"):
+                    result = await self._run(kwargs)
+            elif isinstance(self.invoker, InlineInvoker):
                 result = self.invoker.call(self.script.run, kwargs, self.timeout_ms / 1000)
             else:
                 result = await self.invoker.call(self.script.run, kwargs, self.timeout_ms / 1000)
@@ -122,6 +134,24 @@ class Dataplane:
             log.exception("run() raised")
             return message(500, RUN_FAILED, FAILED)
         return self._encode_result(result)
+
+    async def _score_traced(self, request: Request, headers: dict[bytes, bytes]) -> Response:
+        """A span for the request (the router's child), with run()'s inside it: spans a
+        score.py makes in run() are that one's children."""
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        context = tracing.extract(request.headers)
+        tracer = self.tracer
+        assert tracer is not None
+        with tracer.start_as_current_span(
+            f"{request.method} /score", context=context, kind=SpanKind.SERVER
+        ) as span:
+            span.set_attribute("modelport.service", self.service)
+            response = await self._score(request, headers, tracer)
+            span.set_attribute("http.response.status_code", response.status)
+            if response.status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+        return response
 
     def _arguments(self, request: Request, headers: dict[bytes, bytes]) -> dict[str, Any]:
         script = self.script
@@ -140,6 +170,11 @@ class Dataplane:
         if script.wants_headers:
             kwargs["request_headers"] = Headers(request.headers)
         return kwargs
+
+    async def _run(self, kwargs: dict[str, Any]) -> Any:
+        if isinstance(self.invoker, InlineInvoker):
+            return self.invoker.call(self.script.run, kwargs, self.timeout_ms / 1000)
+        return await self.invoker.call(self.script.run, kwargs, self.timeout_ms / 1000)
 
     @property
     def _inline(self) -> bool:

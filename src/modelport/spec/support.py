@@ -18,6 +18,7 @@ from modelport.spec.deployment import (
 )
 from modelport.spec.environment import EnvironmentSpec
 from modelport.spec.inference import InferenceConfigSpec
+from modelport.tracing import NOT_EXPORTED
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Target:
     cgroups: str | None = None  # why CPU and memory cannot be enforced here, if they cannot
     namespace: str | None = None  # a cluster's: where its services go
     gpus: bool = False  # GPUs are assigned to replicas (gpu_cores is enforced)
+    traces: str | None = NOT_EXPORTED  # why spans are not exported here; None: they are
 
     @property
     def cluster(self) -> bool:
@@ -104,8 +106,8 @@ def deployment_warnings(config: DeploymentConfiguration, target: Target) -> list
             "captureSampleRate: a Kubernetes target's routers capture no requests in this "
             "release: nothing is captured"
         )
-    if config.enable_app_insights:
-        out.append(APP_INSIGHTS_WARNING)
+    if config.enable_app_insights and target.traces:
+        out.append(f"appInsightsEnabled: no traces are sent: {target.traces}; {LOGS_AND_METRICS}")
     given = config.given()
     resources = [
         k for k in ("cpu_cores", "cpu_cores_limit", "memory_gb", "memory_gb_limit") if k in given
@@ -137,9 +139,12 @@ def _aks_warnings(config: AksServiceDeploymentConfiguration, target: Target) -> 
     return out
 
 
+LOGS_AND_METRICS = (
+    "replica output is in `modelport service logs`, request counters at the router's /metrics"
+)
 APP_INSIGHTS_WARNING = (
-    "appInsightsEnabled: there is no Application Insights on this target; replica "
-    "output is in `modelport service logs`, request counters at the router's /metrics"
+    "appInsightsEnabled: an endpoint's own setting sends nothing; set enable_app_insights "
+    f"on its versions for OpenTelemetry traces; {LOGS_AND_METRICS}"
 )
 BLOBFUSE_WARNING = (
     "blobfuse_enabled: models are copied into each deployment (each pod, on a cluster); "

@@ -36,6 +36,7 @@ from modelport.store.services import ServiceRecord
 from modelport.store.snapshots import SnapshotStore
 
 log = logging.getLogger("modelport.compute")
+CLUSTER_TRACES = "a cluster's routers and replicas are given no OTLP endpoint in this release"
 SPEC_ANNOTATION = "modelport.io/spec"  # the service spec a generation was made from
 GONE_TIMEOUT_S = 120.0  # waiting for a stopped generation's pods to end
 CREDENTIAL_CHECK_S = 60.0
@@ -66,7 +67,9 @@ class KubernetesTarget:
         self.cluster = cluster
         self.home = home
         self.snapshots = snapshots
-        self.capabilities = Target(name, namespace=cluster.namespace, gpus=True)
+        self.capabilities = Target(
+            name, namespace=cluster.namespace, gpus=True, traces=CLUSTER_TRACES
+        )
         self._background: set[asyncio.Task[Any]] = set()
         self.routers = Routers(name, api, cluster)
         self._policies: dict[str, dict[str, Any]] = {}  # as last written

@@ -30,6 +30,7 @@ from modelport.store.blobs import BlobStore
 from modelport.store.models import ModelRegistry
 from modelport.store.services import ServiceRecord
 from modelport.store.snapshots import SnapshotStore
+from modelport.tracing import why_not_exported
 
 ADOPT_DRAIN_S = 10.0  # replicas of generations no longer wanted, found at start
 
@@ -89,7 +90,7 @@ class LocalTarget:
         self.models = models
         self.snapshots = snapshots
         self.blobs = blobs
-        self.capabilities = Target("local", gpus=True)
+        self.capabilities = Target("local", gpus=True, traces=why_not_exported())
         self.gpus: tuple[str, ...] = ()  # this machine's, for replicas
         self._live: dict[str, list[LocalGeneration]] = {}  # by service: who holds GPUs
 
@@ -100,7 +101,7 @@ class LocalTarget:
         """Blocking: try a cgroup once to know whether CPU and memory are enforced; list
         the GPUs replicas may have."""
         cgroups = limits.check(f"{workspace_key(self.home)}/probe")
-        self.capabilities = Target("local", cgroups, gpus=True)
+        self.capabilities = Target("local", cgroups, gpus=True, traces=why_not_exported())
         self.gpus = gpus.inventory()
 
     def _taken(self, service: str) -> set[str]:
