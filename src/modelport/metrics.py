@@ -161,8 +161,12 @@ def control_families(
         "Autoscaler changes of the replica count, by direction.",
         labels=[*LABELS, "direction"],
     )
-    for (route, direction), count in sorted(counters.decisions.items()):
-        decisions.add_metric([*service_labels(route), direction], count)
+    # Every service shows both ways, at 0 until it scales, so a rate() has data.
+    routes = sorted({route for route, _ in counters.decisions} | set(replicas))
+    for route in routes:
+        for direction in ("up", "down"):
+            count = counters.decisions.get((route, direction), 0)
+            decisions.add_metric([*service_labels(route), direction], count)
     states = GaugeMetricFamily(
         "modelport_replicas",
         "Replicas of the current deployment, by state.",

@@ -11,6 +11,7 @@ from modelport.cli.compute import compute_group
 from modelport.cli.demo import demo
 from modelport.cli.endpoints import endpoint_group
 from modelport.cli.environments import environment_group
+from modelport.cli.metrics import metrics_group
 from modelport.cli.models import model_group
 from modelport.cli.server import down, up
 from modelport.cli.services import deploy, service_group
@@ -34,6 +35,7 @@ cli.add_command(endpoint_group)
 cli.add_command(compute_group)
 cli.add_command(token_group)
 cli.add_command(client_group)
+cli.add_command(metrics_group)
 model_group.add_command(deploy)
 cli.add_command(validate)
 cli.add_command(capacity)

@@ -76,6 +76,12 @@ router_port_option = click.option(
     type=click.IntRange(1, 1_000_000),
     help="Open connections each router worker takes; more get a 503 and are closed.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve the workspace's Prometheus metrics on this port of --host (0: any free "
+    "port); scrape with `modelport metrics token`.",
+)
 @click.option("--detach", is_flag=True, help="Run in the background; `modelport down` stops it.")
 @click.option(
     "--tls",
@@ -117,6 +123,7 @@ def up(
     workers: int,
     token_lifetime: int,
     max_connections: int,
+    metrics_port: int | None,
     detach: bool,
     tls_mode: str | None,
     tls_cert: str | None,
@@ -141,6 +148,8 @@ def up(
         extra += [] if api_tls else ["--no-api-tls"]
         if max_connections != MAX_CONNECTIONS:
             extra += ["--max-connections", str(max_connections)]
+        if metrics_port is not None:
+            extra += ["--metrics-port", str(metrics_port)]
         url = start_detached(home, host, port, router_port, workers, extra)
         console.print(f"modelport server running at {url} (workspace {home})")
         _say_ca(home)
@@ -156,7 +165,17 @@ def up(
         console.print(f"clients trust the server's certificate with the CA bundle {tls.ca_bundle}")
     limits = Limits(max_connections=max_connections)
     run_server(
-        home, host, port, database_url, router_host, router_port, workers, tls, hosts, limits
+        home,
+        host,
+        port,
+        database_url,
+        router_host,
+        router_port,
+        workers,
+        tls,
+        hosts,
+        limits,
+        metrics_port,
     )
 
 
