@@ -62,6 +62,7 @@ def new_metrics_token(home: Path) -> str:
     is kept: the caller shows it once."""
     from modelport.home import write_private_json
 
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)  # as `modelport up` makes it
     token = "mpm_" + secrets.token_urlsafe(32)
     write_private_json(credential_path(home), {"sha256": digest(token)})
     return token
