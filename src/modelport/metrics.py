@@ -188,6 +188,18 @@ def control_families(
     return [decisions, states, restarts]
 
 
+def routers_up(answered: dict[str, bool]) -> Metric:
+    """1 per compute target whose routers all answered this scrape, else 0."""
+    family = GaugeMetricFamily(
+        "modelport_router_stats_up",
+        "Whether every router of the compute target answered this scrape.",
+        labels=["target"],
+    )
+    for target, ok in sorted(answered.items()):
+        family.add_metric([target], 1 if ok else 0)
+    return family
+
+
 class _Families(Collector):
     def __init__(self, families: Iterable[Metric]) -> None:
         self._families = list(families)

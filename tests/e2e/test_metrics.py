@@ -119,6 +119,7 @@ def test_each_version_is_counted_and_the_dashboard_finds_its_metrics(
         assert value(text, "modelport_replicas", state="Ready", **labels) == 1
         assert value(text, "modelport_replica_restarts", **labels) == 0
         assert value(text, "modelport_autoscale_decisions_total", direction="up", **labels) == 0
+    assert value(text, "modelport_router_stats_up", target="local") == 1
     present = {name for name, _, _ in samples(text)}
     present |= {name.removesuffix("_bucket") for name in present}
     missing = dashboard_metrics() - present

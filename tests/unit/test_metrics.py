@@ -11,6 +11,7 @@ from modelport.metrics import (
     control_families,
     exposition,
     router_families,
+    routers_up,
     service_labels,
 )
 from modelport.spec.endpoint import SEPARATOR as SPEC_SEPARATOR
@@ -86,3 +87,9 @@ def test_labels_come_from_a_fixed_set() -> None:
     text = exposition(router_families(worker("svc", 1, [1, 0, 0, 0], [1, 0, 0, 0]))).decode()
     names = {k for _, labels, _ in samples(text) for k in labels}
     assert names <= {"service", "version", "code", "reason", "outcome", "le"}
+
+
+def test_a_target_whose_routers_did_not_answer_shows_as_down() -> None:
+    text = exposition([routers_up({"local": True, "gpu-cluster": False})]).decode()
+    assert value(text, "modelport_router_stats_up", target="local") == 1
+    assert value(text, "modelport_router_stats_up", target="gpu-cluster") == 0

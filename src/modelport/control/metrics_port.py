@@ -20,13 +20,21 @@ import json
 import logging
 import secrets
 import socket
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelport.compute.shares import merge_stats
 from modelport.compute.target import ClusterTarget
 from modelport.httpserver import HttpProtocol, Request, Response, ServerState
-from modelport.metrics import CONTENT_TYPE, control_families, exposition, router_families
+from modelport.metrics import (
+    CONTENT_TYPE,
+    control_families,
+    exposition,
+    router_families,
+    routers_up,
+)
+from modelport.spec.compute import LOCAL
 
 if TYPE_CHECKING:
     from modelport.control.plane import ControlPlane
@@ -130,16 +138,29 @@ class MetricsServer:
         return Response(200, await self.render(), [(b"content-type", CONTENT_TYPE)])
 
     async def render(self) -> bytes:
-        stats = await self.router_stats()
+        stats, answered = await self.router_stats()
         families = router_families(stats) if stats is not None else []
         replicas = {name: c.replica_views() for name, c in self.plane.controllers.items()}
         families += control_families(self.plane.counters, replicas)
+        families.append(routers_up(answered))
         return exposition(families)
 
-    async def router_stats(self) -> dict[str, Any] | None:
-        """This machine's router and every attached cluster's, those that answer."""
-        readers = [t.stats() for t in self.plane.targets.values() if isinstance(t, ClusterTarget)]
+    async def router_stats(self) -> tuple[dict[str, Any] | None, dict[str, bool]]:
+        """This machine's router and every attached cluster's added up, of those that
+        answer; and which answered (by compute target), so a gap shows as such."""
+        readers: dict[str, Awaitable[dict[str, Any] | None]] = {}
         if self.plane.router is not None:
-            readers.append(self.plane.router.stats())
-        found = [s for s in await asyncio.gather(*readers) if s is not None]
-        return merge_stats(found) if found else None
+            readers[LOCAL] = self.plane.router.stats()
+        for name, target in self.plane.targets.items():
+            if isinstance(target, ClusterTarget):
+                readers[name] = target.stats()
+        results = await asyncio.gather(*readers.values(), return_exceptions=True)
+        found: list[dict[str, Any]] = []
+        answered = {}
+        for name, result in zip(readers, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("metrics: the routers of %s did not answer: %s", name, result)
+            answered[name] = isinstance(result, dict)
+            if isinstance(result, dict):
+                found.append(result)
+        return (merge_stats(found) if found else None), answered
