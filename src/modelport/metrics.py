@@ -188,6 +188,41 @@ def control_families(
     return [decisions, states, restarts]
 
 
+def replica_families(stats: dict[str, list[dict[str, Any]]]) -> list[Metric]:
+    """From each replica's own counters (``runtime/counters.py``; ``stats``: route name ->
+    one JSON per replica that answered): the longest init(), run() times and collected
+    rows, added up over the replicas now deployed (a replica gone takes its counts with
+    it: ``rate()`` reads that as a reset)."""
+    init = GaugeMetricFamily(
+        "modelport_replica_init_duration_seconds",
+        "The longest init() of the replicas now deployed.",
+        labels=LABELS,
+    )
+    runs = HistogramMetricFamily(
+        "modelport_replica_run_duration_seconds",
+        "Time in run() (and its input and output handling), measured in the replica.",
+        labels=LABELS,
+    )
+    rows = CounterMetricFamily(
+        "modelport_data_collection_rows",
+        "Rows given to ModelDataCollector: written, dropped (buffer full) or failed.",
+        labels=[*LABELS, "outcome"],
+    )
+    for route, replicas in sorted(stats.items()):
+        labels = service_labels(route)
+        inits = [float(r["initSeconds"]) for r in replicas if r.get("initSeconds") is not None]
+        if inits:
+            init.add_metric(labels, max(inits))
+        if replicas:
+            counts = [sum(c) for c in zip(*(r["runCounts"] for r in replicas), strict=True)]
+            bounds = [float(b) for b in replicas[0]["runBounds"]]
+            runs.add_metric(labels, _buckets(bounds, counts), sum(r["runSum"] for r in replicas))
+        for outcome in ("written", "dropped", "failed"):
+            total = sum(int(r["collectedRows"][outcome]) for r in replicas)
+            rows.add_metric([*labels, outcome], total)
+    return [init, runs, rows]
+
+
 def routers_up(answered: dict[str, bool]) -> Metric:
     """1 per compute target whose routers all answered this scrape, else 0."""
     family = GaugeMetricFamily(

@@ -7,15 +7,17 @@ import json
 import re
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from modelport import AksEndpoint, Model, Workspace
+from modelport import AksEndpoint, InferenceConfig, Model, Workspace
 from tests.conftest import ServerProcess, wait_for
 from tests.e2e.test_endpoints import script, version_config
+from tests.e2e.test_model_data import COLLECTING
 from tests.e2e.test_services import fixed, post, source
 from tests.prom import samples, total, value
 
@@ -120,6 +122,11 @@ def test_each_version_is_counted_and_the_dashboard_finds_its_metrics(
         assert value(text, "modelport_replica_restarts", **labels) == 0
         assert value(text, "modelport_autoscale_decisions_total", direction="up", **labels) == 0
     assert value(text, "modelport_router_stats_up", target="local") == 1
+    runs = "modelport_replica_run_duration_seconds_count"
+    assert value(text, runs, service="plain", version="") == 3  # the 401 never reached it
+    assert value(text, runs, service="shop", version="green") == 2
+    init = "modelport_replica_init_duration_seconds"
+    assert 0 < value(text, init, service="shop", version="blue") < 60
     present = {name for name, _, _ in samples(text)}
     present |= {name.removesuffix("_bucket") for name in present}
     missing = dashboard_metrics() - present
@@ -160,3 +167,28 @@ def test_only_the_metrics_or_admin_token_reads_and_labels_stay_bounded(
     assert services == {"counted"}
     assert len(samples(after)) == len(samples(before))
     assert "nope" not in after and "some/path" not in after
+
+
+def test_rows_the_replica_collected_are_counted(
+    ws: Workspace, model: Model, tmp_path: Path, server: ServerProcess
+) -> None:
+    folder = tmp_path / "collecting"
+    folder.mkdir()
+    (folder / "score.py").write_text(textwrap.dedent(COLLECTING))
+    inference = InferenceConfig(entry_script="score.py", source_directory=folder)
+    service = Model.deploy(ws, "collecting", [model], inference, fixed(1, collect_model_data=True))
+    service.wait_for_deployment()
+    key = service.get_keys()[0]
+    for i in range(5):
+        assert post(service, {"data": [i, i + 1]}, key).status_code == 200
+    url, token = metrics_url(server), metrics_token(server)
+    rows = "modelport_data_collection_rows_total"
+
+    def written() -> str | None:  # the replica writes them off the request path
+        text = scrape(url, token)
+        return text if value(text, rows, service="collecting", outcome="written") == 10 else None
+
+    text = wait_for(written, timeout_s=15, what="5 rows of inputs and 5 of predictions")
+    assert value(text, rows, service="collecting", outcome="dropped") == 0
+    assert value(text, rows, service="collecting", outcome="failed") == 0
+    assert value(text, "modelport_replica_run_duration_seconds_count", service="collecting") == 5

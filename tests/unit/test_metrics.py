@@ -10,6 +10,7 @@ from modelport.metrics import (
     ControlCounters,
     control_families,
     exposition,
+    replica_families,
     router_families,
     routers_up,
     service_labels,
@@ -93,3 +94,31 @@ def test_a_target_whose_routers_did_not_answer_shows_as_down() -> None:
     text = exposition([routers_up({"local": True, "gpu-cluster": False})]).decode()
     assert value(text, "modelport_router_stats_up", target="local") == 1
     assert value(text, "modelport_router_stats_up", target="gpu-cluster") == 0
+
+
+def replica(init: float | None, counts: list[int], written: int) -> dict[str, Any]:
+    rows = {"written": written, "dropped": 1, "failed": 0}
+    return {
+        "initSeconds": init,
+        "runBounds": BOUNDS,
+        "runCounts": counts,
+        "runSum": 0.5,
+        "collectedRows": rows,
+    }
+
+
+def test_replica_counters_add_up_over_the_replicas_of_a_version() -> None:
+    stats = {"ep.blue": [replica(2.0, [1, 0, 0, 1], 3), replica(0.5, [0, 2, 0, 0], 4)]}
+    stats["quiet"] = []  # deployed, no replica answered: no init, no runs
+    text = exposition(replica_families(stats)).decode()
+    labels = {"service": "ep", "version": "blue"}
+    assert value(text, "modelport_replica_init_duration_seconds", **labels) == 2.0
+    runs = "modelport_replica_run_duration_seconds"
+    assert value(text, f"{runs}_bucket", le="0.1", **labels) == 3
+    assert value(text, f"{runs}_count", **labels) == 4
+    assert value(text, f"{runs}_sum", **labels) == 1.0
+    rows = "modelport_data_collection_rows_total"
+    assert value(text, rows, outcome="written", **labels) == 7
+    assert value(text, rows, outcome="dropped", **labels) == 2
+    assert value(text, rows, service="quiet", outcome="written") == 0
+    assert not [s for s in samples(text) if s[1].get("service") == "quiet" and "run" in s[0]]

@@ -3,8 +3,10 @@
 ``GET /metrics`` answers the routers' counters (every worker's added up, and each
 attached cluster's routers) with the control plane's own (autoscaling decisions,
 replica states and restarts), in the Prometheus text format (``modelport/metrics.py``).
-It takes ``Authorization: Bearer`` with the read-only metrics token or the admin
-token; anything else is a 401.  ``GET /healthz`` is open and says only "ok".
+Each local replica's own counters (init() time, run() times, collected rows) are read
+from its health socket at scrape time.  It takes ``Authorization: Bearer`` with the
+read-only metrics token or the admin token; anything else is a 401.  ``GET /healthz``
+is open and says only "ok".
 
 The metrics token is made by ``modelport metrics token``, shown once; the workspace
 keeps its SHA-256 alone (``metrics.json``, mode 0600), read again at each scrape so a
@@ -24,6 +26,8 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 from modelport.compute.shares import merge_stats
 from modelport.compute.target import ClusterTarget
 from modelport.httpserver import HttpProtocol, Request, Response, ServerState
@@ -31,6 +35,7 @@ from modelport.metrics import (
     CONTENT_TYPE,
     control_families,
     exposition,
+    replica_families,
     router_families,
     routers_up,
 )
@@ -102,6 +107,7 @@ class MetricsServer:
         self.sock = sock
         self.state = ServerState(self.handle)
         self._server: asyncio.Server | None = None
+        self._client = httpx.AsyncClient(timeout=1.0)
 
     @property
     def url(self) -> str:
@@ -122,6 +128,7 @@ class MetricsServer:
             await self.state.wait_idle(2.0)
             await self._server.wait_closed()
         self.sock.close()
+        await self._client.aclose()
 
     async def handle(self, request: Request) -> Response:
         if request.method != "GET":
@@ -143,7 +150,34 @@ class MetricsServer:
         replicas = {name: c.replica_views() for name, c in self.plane.controllers.items()}
         families += control_families(self.plane.counters, replicas)
         families.append(routers_up(answered))
+        families += replica_families(await self.replica_stats())
         return exposition(families)
+
+    async def replica_stats(self) -> dict[str, list[dict[str, Any]]]:
+        """Each deployed replica's own counters, from its health socket (those that
+        have one and answer within a second)."""
+        asks: list[tuple[str, Awaitable[dict[str, Any] | None]]] = []
+        for name, controller in self.plane.controllers.items():
+            deployment = controller.current
+            if deployment is None:
+                continue
+            for replica in deployment.replicas.replicas():
+                if replica.stats_port is not None:
+                    asks.append((name, self._replica(replica.host, replica.stats_port)))
+        answers = await asyncio.gather(*(ask for _, ask in asks))
+        found: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in asks}
+        for (name, _), answer in zip(asks, answers, strict=True):
+            if answer is not None:
+                found[name].append(answer)
+        return found
+
+    async def _replica(self, host: str, port: int) -> dict[str, Any] | None:
+        try:
+            response = await self._client.get(f"http://{host}:{port}/stats")
+            answer = response.json()
+        except (httpx.HTTPError, ValueError):
+            return None  # starting, stopping, or a runtime without counters
+        return answer if response.status_code == 200 and "runCounts" in answer else None
 
     async def router_stats(self) -> tuple[dict[str, Any] | None, dict[str, bool]]:
         """This machine's router and every attached cluster's added up, of those that
