@@ -3,8 +3,9 @@
 
     python benchmarks/metrics_render.py [--services 1,10,100] [--baseline 17c8bf3]
 
-A request's cost is untouched by the change (the hot path records into the same plain
-ints, ``LaneStats.record``); its per-call time is printed too, for scale.  The
+A request's cost at the router is untouched by the change (the hot path records into
+the same plain ints, ``LaneStats.record``); its per-call time is printed too, for
+scale, with the replica's new per-request count (``ReplicaCounters.observe_run``).  The
 baseline's module is loaded from ``git show`` so both render the same counters.
 """
 
@@ -26,6 +27,7 @@ from _common import ROOT
 
 from modelport.router.stats import render
 from modelport.router.table import RouteTable, build_table
+from modelport.runtime.counters import ReplicaCounters
 
 
 def baseline_module(commit: str) -> Any:
@@ -102,6 +104,9 @@ def main() -> None:
     stats = table(1).routes["ep0.v0"].lane.stats
     record = per_call_us(lambda: stats.record(200, 0.003))
     print(f"\nLaneStats.record (the hot path's part, unchanged): {record:.2f} us per call")
+    replica = ReplicaCounters()
+    run = per_call_us(lambda: replica.observe_run(0.003))
+    print(f"ReplicaCounters.observe_run (new, once per scored request): {run:.2f} us per call")
 
 
 if __name__ == "__main__":
