@@ -14,6 +14,7 @@ from modelport import InferenceConfig, Model, Webservice, Workspace
 from modelport.spec.deployment import deployment_config_from_document
 from tests.conftest import ServerProcess, wait_for
 from tests.e2e.test_services import fixed, post, source
+from tests.prom import total
 
 
 def router_stats(home: Path, name: str) -> dict[str, Any]:
@@ -119,8 +120,7 @@ def test_two_router_workers_score_real_replicas_without_exceeding_a_cap(
             served = []
             for url in config["routerAdminUrls"]:
                 text = httpx.get(f"{url}/metrics", headers=admin).text
-                line = next(x for x in text.splitlines() if "requests_total" in x and '"2xx"' in x)
-                served.append(int(line.rsplit(" ", 1)[1]))
+                served.append(int(total(text, "modelport_router_requests_total", code="2xx")))
             assert sum(served) == 40 and min(served) > 0  # both workers took connections
     finally:
         server.stop()

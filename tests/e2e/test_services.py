@@ -18,6 +18,7 @@ from modelport import AksWebservice, InferenceConfig, Model, Webservice, Workspa
 from modelport.errors import ConfigError, ConflictError, ModelportError, NotFoundError
 from modelport.sdk.environment import Environment
 from tests.conftest import ServerProcess, alive, wait_for
+from tests.prom import value
 
 SCORE = """
     import json, os, time
@@ -414,9 +415,9 @@ def test_router_metrics_are_on_the_admin_port(
     admin = json.loads((server.home / "config.json").read_text())["routerAdminUrl"]
     assert httpx.get(f"{admin}/metrics").status_code == 401
     text = httpx.get(f"{admin}/metrics", headers={"Authorization": f"Bearer {server.token}"}).text
-    assert 'modelport_router_requests_total{service="metrics-svc",code="2xx"} 1' in text
-    assert 'modelport_router_requests_total{service="metrics-svc",code="4xx"} 1' in text
-    assert 'modelport_router_replicas_ready{service="metrics-svc"} 1' in text
+    assert value(text, "modelport_router_requests_total", service="metrics-svc", code="2xx") == 1
+    assert value(text, "modelport_router_requests_total", service="metrics-svc", code="4xx") == 1
+    assert value(text, "modelport_router_replicas_ready", service="metrics-svc") == 1
     assert urlsplit(admin).hostname == "127.0.0.1"  # never on the scoring address
 
 

@@ -20,6 +20,7 @@ from modelport.control.router_process import RouterProcess
 from modelport.httpserver import HttpProtocol, Request, Response, ServerState
 from modelport.router.split import buckets, sticky
 from tests.conftest import alive, child_pids
+from tests.prom import total, value
 
 TOKEN = "r" * 40
 
@@ -114,8 +115,7 @@ async def metrics(admin_url: str) -> str:
 
 
 def answered(text: str) -> int:
-    line = next(x for x in text.splitlines() if x.startswith("modelport_router_requests_total"))
-    return int(line.rsplit(" ", 1)[1])
+    return int(total(text, "modelport_router_requests_total", code="2xx"))
 
 
 async def until(condition: Any, timeout_s: float = 10.0) -> None:
@@ -321,11 +321,11 @@ def test_metrics_are_prometheus_text_on_the_admin_port(tmp_path: Path) -> None:
     assert svc["requests"] == {"2xx": 3, "3xx": 0, "4xx": 1, "5xx": 0}
     assert sum(svc["latencyCounts"]) == 4 and (svc["queueFull"], svc["queueTimeouts"]) == (0, 0)
     assert stats["latencyBounds"][0] == 0.001 and stats["latencyBounds"][-1] == 60.0
-    assert 'modelport_router_requests_total{service="svc",code="2xx"} 3' in text
-    assert 'modelport_router_requests_total{service="svc",code="4xx"} 1' in text
-    assert 'modelport_router_request_duration_seconds_count{service="svc"} 4' in text
-    assert "# TYPE modelport_router_queue_wait_seconds histogram" in text
-    assert 'modelport_router_replicas_ready{service="svc"} 1' in text
+    assert value(text, "modelport_router_requests_total", service="svc", code="2xx") == 3
+    assert value(text, "modelport_router_requests_total", service="svc", code="4xx") == 1
+    assert value(text, "modelport_router_request_duration_seconds_count", service="svc") == 4
+    assert value(text, "modelport_router_queue_wait_seconds_count", service="svc") == 3
+    assert value(text, "modelport_router_replicas_ready", service="svc", version="") == 1
 
 
 def test_workers_share_the_port_and_never_exceed_a_replicas_cap(tmp_path: Path) -> None:
@@ -374,13 +374,11 @@ def test_with_one_slot_and_two_workers_the_other_worker_forwards(tmp_path: Path)
     statuses, peak, (owner, other), refused = asyncio.run(go())
     assert statuses == [200] * 30 and peak == 1  # the one slot is never doubled
     assert answered(owner) == 30  # every request was served by the worker holding the slot
-    forwarded = next(x for x in other.splitlines() if x.startswith("modelport_router_forwarded"))
-    assert int(forwarded.rsplit(" ", 1)[1]) > 0  # the kernel gave the other worker some
+    assert total(other, "modelport_router_forwarded_total") > 0  # the kernel gave the other some
     # A wrong key is refused by whichever worker took it: had the other worker
     # forwarded one, the owner (which trusts forwarded requests) would have served it.
     assert refused == {401}
-    owner_refused = next(x for x in owner.splitlines() if 'code="4xx"' in x)
-    assert int(owner_refused.rsplit(" ", 1)[1]) < 12
+    assert total(owner, "modelport_router_requests_total", code="4xx") < 12
 
 
 def test_a_worker_that_dies_is_replaced_on_the_same_port_with_its_table(tmp_path: Path) -> None:
@@ -556,10 +554,8 @@ def test_a_hidden_route_is_reached_only_through_its_endpoint(tmp_path: Path) -> 
         assert [r.status_code for r in answers] == [200] * 30
         assert fakes[0].seen.count("x") == 0 and len(fakes[0].seen) == 30
         forwarded = [
-            int(x.rsplit(" ", 1)[1])
+            total(t, "modelport_router_forwarded_total", service="ep", version="blue")
             for t in texts
-            for x in t.splitlines()
-            if x.startswith('modelport_router_forwarded_total{service="ep.blue"}')
         ]
         assert sum(forwarded) > 0  # the worker without the slot forwarded some
         # Both workers' counters, added up: each request counted once, where it was served.
@@ -729,9 +725,9 @@ def test_shadows_get_half_the_live_requests_and_are_compared_without_touching_th
         assert stats["services"]["ep.fail"]["requests"]["5xx"] == 20  # its own lane's count
         assert stats["services"]["ep.blue"]["requests"]["2xx"] == 44
         metric = "modelport_router_shadow_requests_total"
-        assert f'{metric}{{endpoint="ep",version="odd",outcome="disagreed"}} 20' in text
-        assert f'{metric}{{endpoint="ep",version="fail",outcome="error"}} 20' in text
-        assert f'{metric}{{endpoint="ep",version="same",outcome="agreed"}} 20' in text
+        assert value(text, metric, service="ep", version="odd", outcome="disagreed") == 20
+        assert value(text, metric, service="ep", version="fail", outcome="error") == 20
+        assert value(text, metric, service="ep", version="same", outcome="agreed") == 20
         assert "# TYPE modelport_router_shadow_latency_difference_seconds gauge" in text
 
     asyncio.run(go())

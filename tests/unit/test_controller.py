@@ -10,12 +10,14 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from modelport.compute.target import Found, ReplicaState
 from modelport.control.controller import ServiceController
+from modelport.metrics import ControlCounters
 from modelport.store.services import DELETING, FAILED, HEALTHY, TRANSITIONING, ServiceRecord
 
 from .fake_compute import FakeGeneration, FakeTarget
@@ -78,6 +80,7 @@ class FakePlane:
         self.workspace = FakeWorkspace()
         self.published = 0
         self.forgotten: list[str] = []
+        self.counters = ControlCounters()
 
     @property
     def default_target(self) -> FakeTarget:
@@ -211,3 +214,14 @@ async def test_deleting_cleans_up_everything_on_the_target() -> None:
     await asyncio.wait_for(controller.task, DEADLINE_S)
     assert first.stopped and plane.target.cleaned == ["svc"]
     assert plane.services.record is None and plane.forgotten == ["svc"]
+
+
+async def test_each_autoscaling_change_is_counted_by_direction() -> None:
+    plane, controller, first = await _serving()
+    inputs = {"utilization": 0.9, "queued": 0}
+    await controller._scale(4, SimpleNamespace(reason="scale up"), inputs)  # type: ignore[arg-type]
+    await controller._scale(3, SimpleNamespace(reason="scale down"), inputs)  # type: ignore[arg-type]
+    await controller._scale(2, SimpleNamespace(reason="scale down"), inputs)  # type: ignore[arg-type]
+    assert plane.counters.decisions == {("svc", "up"): 1, ("svc", "down"): 2}
+    assert len(first.replicas()) == 2
+    await controller.shutdown()

@@ -13,7 +13,17 @@ import modelport
 SRC = Path(modelport.__file__).parent
 
 # What each part may import (besides itself and the shared base modules).
-BASE = {"errors", "home", "process", "httpserver", "tls", "rowsink", "tracing", "__init__"}
+BASE = {
+    "errors",
+    "home",
+    "process",
+    "httpserver",
+    "tls",
+    "rowsink",
+    "tracing",
+    "metrics",
+    "__init__",
+}
 ALLOWED = {
     "spec": set(),
     "store": {"spec"},

@@ -20,6 +20,7 @@ from modelport.router.shadow import (
 )
 from modelport.router.stats import render, snapshot
 from modelport.router.table import RouteTable, build_table
+from tests.prom import value
 
 TOL = 1e-6
 
@@ -182,11 +183,10 @@ def test_shadow_counters_are_in_the_stats_and_add_up_across_workers() -> None:
     }
     merged = merge_stats([snap, snapshot(table)])["endpoints"]["ep"]["shadows"]["s"]
     assert (merged["mirrored"], merged["shadowSeconds"]) == (6, 4.0)
-    text = render(table)
-    for outcome, count in (("agreed", 1), ("disagreed", 1), ("error", 1), ("dropped", 1)):
-        line = f'{{endpoint="ep",version="s",outcome="{outcome}"}} {count}'
-        assert f"modelport_router_shadow_requests_total{line}" in text
-    assert (
-        'modelport_router_shadow_latency_difference_seconds{endpoint="ep",version="s"} 1.5' in text
-    )
+    text = render(table).decode()
+    metric = "modelport_router_shadow_requests_total"
+    for outcome in ("agreed", "disagreed", "error", "dropped"):
+        assert value(text, metric, service="ep", version="s", outcome=outcome) == 1
+    difference = "modelport_router_shadow_latency_difference_seconds"
+    assert value(text, difference, service="ep", version="s") == 1.5
     assert "# HELP modelport_router_shadow_requests_total" in text

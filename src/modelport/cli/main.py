@@ -12,6 +12,7 @@ from modelport.cli.data import data_group
 from modelport.cli.demo import demo
 from modelport.cli.endpoints import endpoint_group
 from modelport.cli.environments import environment_group
+from modelport.cli.metrics import metrics_group
 from modelport.cli.models import model_group
 from modelport.cli.server import down, up
 from modelport.cli.services import deploy, service_group
@@ -36,6 +37,7 @@ cli.add_command(compute_group)
 cli.add_command(token_group)
 cli.add_command(client_group)
 cli.add_command(data_group)
+cli.add_command(metrics_group)
 model_group.add_command(deploy)
 cli.add_command(validate)
 cli.add_command(capacity)

@@ -83,6 +83,12 @@ router_port_option = click.option(
     type=click.IntRange(1, 100_000),
     help="Delete collected model data (ModelDataCollector) older than this; default: keep.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve the workspace's Prometheus metrics on this port of --host (0: any free "
+    "port); scrape with `modelport metrics token`.",
+)
 @click.option("--detach", is_flag=True, help="Run in the background; `modelport down` stops it.")
 @click.option(
     "--tls",
@@ -125,6 +131,7 @@ def up(
     token_lifetime: int,
     max_connections: int,
     model_data_retention_days: int | None,
+    metrics_port: int | None,
     detach: bool,
     tls_mode: str | None,
     tls_cert: str | None,
@@ -151,6 +158,8 @@ def up(
         extra += [] if api_tls else ["--no-api-tls"]
         if max_connections != MAX_CONNECTIONS:
             extra += ["--max-connections", str(max_connections)]
+        if metrics_port is not None:
+            extra += ["--metrics-port", str(metrics_port)]
         url = start_detached(home, host, port, router_port, workers, extra)
         console.print(f"modelport server running at {url} (workspace {home})")
         _say_ca(home)
@@ -166,7 +175,17 @@ def up(
         console.print(f"clients trust the server's certificate with the CA bundle {tls.ca_bundle}")
     limits = Limits(max_connections=max_connections)
     run_server(
-        home, host, port, database_url, router_host, router_port, workers, tls, hosts, limits
+        home,
+        host,
+        port,
+        database_url,
+        router_host,
+        router_port,
+        workers,
+        tls,
+        hosts,
+        limits,
+        metrics_port,
     )
 
 

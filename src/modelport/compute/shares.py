@@ -60,7 +60,16 @@ def worker_table(
 # Counters that add up across workers as they are: numbers, or lists and dicts of them
 # (answers per status class, latency counts per bucket), added element by element.
 SUMMED = ("busy", "busySecondsTotal", "queued", "inFlight")
-COUNTED = ("requests", "latencyCounts", "latencySum", "queueFull", "queueTimeouts")
+COUNTED = (
+    "requests",
+    "latencyCounts",
+    "latencySum",
+    "queueFull",
+    "queueTimeouts",
+    "queueWaitCounts",
+    "queueWaitSum",
+    "forwarded",
+)
 
 
 def merge_stats(snapshots: list[dict[str, Any]]) -> dict[str, Any]:

@@ -55,6 +55,7 @@ class ReplicaStatus:
     pid: int | None = None
     limits: str | None = None
     exit_file: str | None = None  # where the router reads why a replica died
+    stats_port: int | None = None  # its counters at ``GET /stats`` (runtime/counters.py)
 
     @property
     def ready(self) -> bool:

@@ -278,6 +278,7 @@ class ServiceController:
             return
         before = len(current.replicas.replicas())
         finish = current.replicas.scale_to(count)
+        self.plane.counters.decided(self.name, "up" if count > before else "down")
         self.say(
             f"{decision.reason}: {before} -> {count} replicas "
             f"(utilization {inputs['utilization']:.2f}, queued {inputs['queued']})"

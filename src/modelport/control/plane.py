@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from modelport.compute.target import ClusterTarget, ComputeTarget, load_target
 from modelport.control import modeldata
 from modelport.control.controller import ServiceController
 from modelport.control.endpoints import Endpoints
+from modelport.control.metrics_port import MetricsServer
 from modelport.control.router_process import RouterProcess
 from modelport.control.targets import cluster_target
 from modelport.control.tls import TlsSettings
@@ -23,6 +25,7 @@ from modelport.envs.builder import EnvironmentBuilder
 from modelport.errors import ComputeTargetNotFoundError, ModelportError, ServerUnavailableError
 from modelport.home import runtime_dir
 from modelport.httpserver import Limits
+from modelport.metrics import ControlCounters
 from modelport.spec.compute import LOCAL
 from modelport.spec.retention import retention_days
 from modelport.spec.tokens import lifetime_s
@@ -42,7 +45,9 @@ class ControlPlane:
         api_url: str = "",
         tls: TlsSettings | None = None,
         router_limits: Limits | None = None,
+        metrics_socket: socket.socket | None = None,
     ) -> None:
+        """``metrics_socket``: bound for the metrics port (``control/metrics_port.py``)."""
         self.workspace = workspace
         self.services = workspace.services
         self.builder = EnvironmentBuilder(workspace.home / "envs")
@@ -72,6 +77,8 @@ class ControlPlane:
         self.tokens = Tokens(workspace.tokens, lifetime_s())
         self._prune_timer: asyncio.TimerHandle | None = None
         self.model_data_days = retention_days()  # None: kept for ever
+        self.counters = ControlCounters()
+        self.metrics = MetricsServer(self, metrics_socket) if metrics_socket else None
 
     async def start(self) -> None:
         """Adopt (or start) the router, adopt each service's running replicas, then reconcile.
@@ -91,6 +98,8 @@ class ControlPlane:
             limits=self.router_limits,
         )
         await self.router.start()
+        if self.metrics is not None:
+            await self.metrics.start()
         await asyncio.to_thread(self.tokens.prune)
         await asyncio.to_thread(self.tokens.keys)  # the first key, before any table
         self._schedule_prune()
@@ -317,6 +326,8 @@ class ControlPlane:
     async def stop(self) -> None:
         if self._prune_timer is not None:
             self._prune_timer.cancel()
+        if self.metrics is not None:
+            await self.metrics.stop()
         await self.endpoints.stop()
         for task in list(self._background):
             task.cancel()

@@ -58,10 +58,12 @@ def run_server(
     tls: TlsSettings | None = None,
     hosts: list[str] | None = None,
     router_limits: Limits | None = None,
+    metrics_port: int | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM; writes ``config.json`` once the socket is bound.
 
-    ``hosts``: what a self-signed certificate names, checked again while running."""
+    ``hosts``: what a self-signed certificate names, checked again while running.
+    ``metrics_port``: serve the workspace's metrics there, on ``host`` (None: not at all)."""
     pid = read_server_pid(home)
     if pid is not None and pid != os.getpid() and pid_is_modelport(pid):
         raise ConflictError(
@@ -73,6 +75,9 @@ def run_server(
         router_port = int(_previous(home).get("routerPort", DEFAULT_ROUTER_PORT))
     workspace = ServerWorkspace.open(home, database_url, token)
     sock = bind_socket(host, port)
+    metrics_sock = None
+    if metrics_port is not None:
+        metrics_sock = bind_socket(host, metrics_port, flag="--metrics-port")
     url_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
     url_host = f"[{url_host}]" if ":" in url_host else url_host
     api_tls = tls is not None and tls.api
@@ -80,7 +85,14 @@ def run_server(
     # A cluster's pods fetch their files here: an address they can reach.
     api_url = os.environ.get(ADVERTISE_URL_VARIABLE) or url
     plane = ControlPlane(
-        workspace, router_host, router_port, router_workers, api_url, tls, router_limits
+        workspace,
+        router_host,
+        router_port,
+        router_workers,
+        api_url,
+        tls,
+        router_limits,
+        metrics_socket=metrics_sock,
     )
     settings: dict[str, Any] = {"url": url, "token": token}
     if tls is not None and tls.ca_bundle is not None:
@@ -111,6 +123,8 @@ def run_server(
                 routerAdminUrls=plane.router.admin_urls,
                 pid=os.getpid(),
             )
+            if plane.metrics is not None:
+                settings["metricsUrl"] = plane.metrics.url
             write_private_json(config_path(home), settings)
             log.info("modelport management API on %s, scoring on %s", url, plane.router_url)
             if tls is not None:  # tasks of uvicorn's loop: they end with it

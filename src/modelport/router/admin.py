@@ -7,6 +7,7 @@ import json
 import logging
 
 from modelport.httpserver import Request, Response
+from modelport.metrics import CONTENT_TYPE
 from modelport.router.proxy import Proxy, error
 from modelport.router.stats import render, snapshot
 from modelport.router.table import build_table
@@ -27,8 +28,8 @@ class Admin:
             name = request.path.removeprefix("/forward/").removesuffix("/score")
             return await self.proxy.score_forwarded(name, request)
         if request.path == "/metrics" and request.method == "GET":
-            body = render(self.proxy.table).encode()
-            return Response(200, body, [(b"content-type", b"text/plain; version=0.0.4")])
+            body = render(self.proxy.table)
+            return Response(200, body, [(b"content-type", CONTENT_TYPE)])
         if request.path == "/stats" and request.method == "GET":
             body = json.dumps(snapshot(self.proxy.table)).encode()
             return Response(200, body, [(b"content-type", b"application/json")])

@@ -1,7 +1,7 @@
-"""Per-service counters kept cheaply on the hot path, rendered as Prometheus text.
+"""Per-service counters kept cheaply on the hot path, as plain ints and floats.
 
-Labels are bounded: the service name and the status class, never a raw path; an
-endpoint's shadows by endpoint and version name.
+They are rendered as Prometheus metrics only at scrape time, by
+``modelport/metrics.py`` (prometheus_client), with bounded labels.
 ``busy_seconds`` integrates busy replicas over time, so the autoscaler can take an
 average over its refresh period instead of a noisy instant.
 """
@@ -12,6 +12,8 @@ import bisect
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from modelport.metrics import exposition, router_families
 
 if TYPE_CHECKING:
     from modelport.router.table import RouteTable
@@ -28,16 +30,6 @@ class Histogram:
     def observe(self, seconds: float) -> None:
         self.counts[bisect.bisect_left(BUCKETS, seconds)] += 1
         self.total += seconds
-
-    def lines(self, name: str, labels: str) -> list[str]:
-        out, running = [], 0
-        for bound, count in zip((*BUCKETS, float("inf")), self.counts, strict=True):
-            running += count
-            le = "+Inf" if bound == float("inf") else repr(bound)
-            out.append(f'{name}_bucket{{{labels},le="{le}"}} {running}')
-        out.append(f"{name}_sum{{{labels}}} {self.total:.6f}")
-        out.append(f"{name}_count{{{labels}}} {running}")
-        return out
 
 
 @dataclass
@@ -78,6 +70,9 @@ def snapshot(table: RouteTable) -> dict[str, Any]:
             "latencySum": stats.latency.total,
             "queueFull": stats.queue_full,
             "queueTimeouts": stats.queue_timeouts,
+            "queueWaitCounts": list(stats.queue_wait.counts),
+            "queueWaitSum": stats.queue_wait.total,
+            "forwarded": stats.forwarded,
         }
     endpoints = {
         name: {"shadows": {s.version: s.counters.as_json() for s in endpoint.shadows}}
@@ -92,91 +87,6 @@ def snapshot(table: RouteTable) -> dict[str, Any]:
     }
 
 
-_HELP = {
-    "modelport_router_requests_total": ("counter", "Scoring requests answered, by status class."),
-    "modelport_router_request_duration_seconds": ("histogram", "Time from request to answer."),
-    "modelport_router_queue_wait_seconds": (
-        "histogram",
-        "Time requests waited for a free replica.",
-    ),
-    "modelport_router_queue_rejections_total": (
-        "counter",
-        "Requests refused: queue full or deadline.",
-    ),
-    "modelport_router_forwarded_total": (
-        "counter",
-        "Requests handed to the router worker that holds the service's slots.",
-    ),
-    "modelport_router_replicas_ready": ("gauge", "Replicas taking requests."),
-    "modelport_router_replicas_busy": ("gauge", "Replicas with a request in progress."),
-    "modelport_router_queued_requests": ("gauge", "Requests waiting for a free replica."),
-    "modelport_router_busy_replica_seconds_total": (
-        "counter",
-        "Integral of busy replicas over time.",
-    ),
-    "modelport_router_shadow_requests_total": (
-        "counter",
-        "Copies of live requests to a shadow version, by outcome against the live answer.",
-    ),
-    "modelport_router_shadow_latency_difference_seconds": (
-        "gauge",
-        "Shadow minus live answer time, summed over compared copies (agreed and disagreed).",
-    ),
-}
-
-
-def render(table: RouteTable) -> str:
-    snap = snapshot(table)["services"]
-    sections: dict[str, list[str]] = {name: [] for name in _HELP}
-    for name, route in table.routes.items():
-        stats, s, svc = route.lane.stats, snap[name], f'service="{name}"'
-        for cls, count in stats.requests.items():
-            sections["modelport_router_requests_total"].append(
-                f'modelport_router_requests_total{{{svc},code="{cls}"}} {count}'
-            )
-        sections["modelport_router_request_duration_seconds"] += stats.latency.lines(
-            "modelport_router_request_duration_seconds", svc
-        )
-        sections["modelport_router_queue_wait_seconds"] += stats.queue_wait.lines(
-            "modelport_router_queue_wait_seconds", svc
-        )
-        rejections = sections["modelport_router_queue_rejections_total"]
-        metric = "modelport_router_queue_rejections_total"
-        rejections.append(f'{metric}{{{svc},reason="full"}} {stats.queue_full}')
-        rejections.append(f'{metric}{{{svc},reason="deadline"}} {stats.queue_timeouts}')
-        sections["modelport_router_forwarded_total"].append(
-            f"modelport_router_forwarded_total{{{svc}}} {stats.forwarded}"
-        )
-        sections["modelport_router_replicas_ready"].append(
-            f"modelport_router_replicas_ready{{{svc}}} {s['ready']}"
-        )
-        sections["modelport_router_replicas_busy"].append(
-            f"modelport_router_replicas_busy{{{svc}}} {s['busy']}"
-        )
-        sections["modelport_router_queued_requests"].append(
-            f"modelport_router_queued_requests{{{svc}}} {s['queued']}"
-        )
-        sections["modelport_router_busy_replica_seconds_total"].append(
-            f"modelport_router_busy_replica_seconds_total{{{svc}}} {s['busySecondsTotal']:.6f}"
-        )
-    for name, endpoint in table.endpoints.items():
-        for shadow in endpoint.shadows:
-            labels, c = f'endpoint="{name}",version="{shadow.version}"', shadow.counters
-            outcomes = {
-                "agreed": c.agreed,
-                "disagreed": c.compared - c.agreed,
-                "error": c.errors,
-                "dropped": c.dropped,
-            }
-            metric = "modelport_router_shadow_requests_total"
-            sections[metric] += [
-                f'{metric}{{{labels},outcome="{k}"}} {n}' for k, n in outcomes.items()
-            ]
-            metric = "modelport_router_shadow_latency_difference_seconds"
-            difference = c.shadow_seconds - c.live_seconds
-            sections[metric].append(f"{metric}{{{labels}}} {difference:.6f}")
-    out = []
-    for metric, lines in sections.items():
-        kind, text = _HELP[metric]
-        out += [f"# HELP {metric} {text}", f"# TYPE {metric} {kind}", *lines]
-    return "\n".join(out) + "\n"
+def render(table: RouteTable) -> bytes:
+    """This worker's counters in the Prometheus text format (``modelport/metrics.py``)."""
+    return exposition(router_families(snapshot(table)))

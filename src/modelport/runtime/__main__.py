@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 
 INIT_FAILED = 3
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["AML_APP_ROOT"] = str(root)
     os.environ["MODELPORT_REPLICA"] = "1"  # modelport.Model is the replica-side one here
     os.chdir(root)
+    from modelport.runtime.counters import COUNTERS
     from modelport.runtime.dataplane import Dataplane
     from modelport.runtime.script import EntryScript, InlineInvoker, Invoker, add_import_folders
     from modelport.runtime.v1paths import describe, provide
@@ -66,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         service = os.environ.get("SERVICE_NAME", "")
         dataplane = Dataplane(script, invoker, settings.timeout_ms, service, _address(settings))
         log.info("calling init() of %s", settings.entry_script)
+        started = time.perf_counter()
         script.call_init()
+        COUNTERS.init_seconds = time.perf_counter() - started
     except BaseException:
         log.exception("the entry script failed to load or its init() raised")
         invoker.shutdown()
@@ -144,9 +148,10 @@ async def _serve(dataplane: object, settings: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     health = _health_socket(settings)
     if health is not None:
+        from modelport.runtime.counters import COUNTERS
         from modelport.runtime.health import serve_health
 
-        serve_health(health)
+        serve_health(health, COUNTERS.body)
     log.info("serving on %s", server.sockets[0].getsockname())
     await stop.wait()
     log.info("draining: finishing requests in progress, then exiting")

@@ -25,6 +25,11 @@ _shared: Sink | None = None
 _shared_lock = threading.Lock()
 
 
+def current_sink() -> Sink | None:
+    """The sink if anything collected yet (for counting: never makes one)."""
+    return _shared
+
+
 def shared_sink() -> Sink:
     """The replica's one sink, written out when the process exits."""
     global _shared

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs
 from modelport import tracing
 from modelport.httpserver import Request, Response
 from modelport.runtime.api import Headers
+from modelport.runtime.counters import COUNTERS
 from modelport.runtime.inputs import (
     BadInput,
     body_text,
@@ -107,7 +108,9 @@ class Dataplane:
             response = await self._score(request, headers)
         else:
             response = await self._score_traced(request, headers)
-        elapsed_ms = (time.perf_counter() - started) * 1000
+        elapsed = time.perf_counter() - started
+        COUNTERS.observe_run(elapsed)
+        elapsed_ms = elapsed * 1000
         response.headers.append((b"x-ms-run-fn-exec-ms", f"{elapsed_ms:.3f}".encode()))
         return response
 

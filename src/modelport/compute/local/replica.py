@@ -126,6 +126,7 @@ class Replica:
             pid=self.pid,
             limits=self.limits,
             exit_file=str(self.spec.exit_path(self.index)),
+            stats_port=self.health_port,
         )
 
     def _bind(self) -> None:
