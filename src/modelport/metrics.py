@@ -88,6 +88,12 @@ class _RouterFamilies:
         self.busy_seconds = CounterMetricFamily(
             p + "busy_replica_seconds", "Integral of busy replicas over time.", labels=LABELS
         )
+        self.capture = CounterMetricFamily(
+            p + "capture_rows",
+            "Requests captured for model data (captureSampleRate): taken, or dropped "
+            "because the writer's buffer was full.",
+            labels=[*LABELS, "outcome"],
+        )
         self.shadow = CounterMetricFamily(
             p + "shadow_requests",
             "Copies of live requests to a shadow version, by outcome against the live answer.",
@@ -114,6 +120,8 @@ class _RouterFamilies:
         self.in_flight.add_metric(labels, svc.get("inFlight", 0))
         self.queued.add_metric(labels, svc["queued"])
         self.busy_seconds.add_metric(labels, svc["busySecondsTotal"])
+        for outcome, count in svc.get("captureRows", {}).items():
+            self.capture.add_metric([*labels, outcome], count)
 
     def add_shadow(self, labels: list[str], c: dict[str, Any]) -> None:
         outcomes = {

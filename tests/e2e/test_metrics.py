@@ -192,3 +192,23 @@ def test_rows_the_replica_collected_are_counted(
     assert value(text, rows, service="collecting", outcome="dropped") == 0
     assert value(text, rows, service="collecting", outcome="failed") == 0
     assert value(text, "modelport_replica_run_duration_seconds_count", service="collecting") == 5
+
+
+def test_captured_requests_are_counted(
+    ws: Workspace, model: Model, tmp_path: Path, server: ServerProcess
+) -> None:
+    service = Model.deploy(
+        ws, "capped", [model], source(tmp_path), fixed(1, capture_sample_rate=1.0)
+    )
+    service.wait_for_deployment()
+    key = service.get_keys()[0]
+    for i in range(3):
+        assert post(service, {"x": [i]}, key).status_code == 200
+    url, token = metrics_url(server), metrics_token(server)
+    name = "modelport_router_capture_rows_total"
+    wait_for(
+        lambda: value(scrape(url, token), name, service="capped", outcome="taken") == 3,
+        what="3 captured requests counted",
+    )
+    assert value(scrape(url, token), name, service="capped", outcome="dropped") == 0
+    service.delete()

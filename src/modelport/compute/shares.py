@@ -69,6 +69,7 @@ COUNTED = (
     "queueWaitCounts",
     "queueWaitSum",
     "forwarded",
+    "captureRows",
 )
 
 

@@ -80,10 +80,11 @@ class Capture:
         response_body: bytes,
         headers: list[tuple[bytes, bytes]],
         seconds: float,
-    ) -> None:
-        """On the request path: draw the sample, hand over what is drawn."""
+    ) -> bool | None:
+        """On the request path: draw the sample, hand over what is drawn; None when
+        not drawn, else whether the writer took it (False: its buffer was full)."""
         if random.random() >= self.rate:
-            return
+            return None
         limit = self.max_bytes
         entry = _Entry(
             self,
@@ -98,7 +99,7 @@ class Capture:
         )
         assert self._partitions is not None
         path = self._partitions.at(entry.at)
-        sink().put(path, HEADER, [[entry]], len(entry.request) + len(entry.response) + 256)
+        return sink().put(path, HEADER, [[entry]], len(entry.request) + len(entry.response) + 256)
 
     def redacted(self, body: bytes, truncated: bool) -> str:
         """The body as text, with the rules applied (or withheld when they cannot be)."""

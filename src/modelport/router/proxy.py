@@ -245,9 +245,11 @@ class Proxy:
         seconds = time.monotonic() - started
         route.lane.stats.record(response.status, seconds)
         if route.capture is not None and response.status != 401:  # traffic, not probes
-            route.capture.offer(
+            taken = route.capture.offer(
                 request.body, response.status, response.body, response.headers, seconds
             )
+            if taken is not None:
+                route.lane.stats.capture["taken" if taken else "dropped"] += 1
         return response
 
     async def score_forwarded(self, name: str, request: Request) -> Response:

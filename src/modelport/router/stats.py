@@ -41,6 +41,9 @@ class LaneStats:
     queue_full: int = 0
     queue_timeouts: int = 0
     forwarded: int = 0  # requests handed to the worker that holds the slots
+    # Requests and responses captured (router/capture.py): handed to the writer, or
+    # dropped because its buffer was full.
+    capture: dict[str, int] = field(default_factory=lambda: {"taken": 0, "dropped": 0})
 
     def record(self, status: int, seconds: float) -> None:
         key = CLASSES[min(max(status // 100, 2), 5) - 2]
@@ -73,6 +76,7 @@ def snapshot(table: RouteTable) -> dict[str, Any]:
             "queueWaitCounts": list(stats.queue_wait.counts),
             "queueWaitSum": stats.queue_wait.total,
             "forwarded": stats.forwarded,
+            "captureRows": dict(stats.capture),
         }
     endpoints = {
         name: {"shadows": {s.version: s.counters.as_json() for s in endpoint.shadows}}
