@@ -27,6 +27,7 @@ class FakeGeneration:
     stopped: bool = False
     next_index: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    replica_key: str | None = None
 
     def replicas(self) -> Sequence[ReplicaStatus]:
         return list(self.statuses)

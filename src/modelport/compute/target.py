@@ -66,6 +66,12 @@ class Generation(Protocol):
 
     generation: int
 
+    @property
+    def replica_key(self) -> str | None:
+        """Sent by the routers to every replica, which refuses requests without it (local
+        replicas); None where the network does the fencing (a NetworkPolicy on a cluster)."""
+        ...
+
     def replicas(self) -> Sequence[ReplicaStatus]: ...
 
     def scale_to(self, count: int) -> Callable[[], Awaitable[None]]:

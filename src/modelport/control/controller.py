@@ -402,7 +402,9 @@ class ServiceController:
         current = self.current
         ready = [r for r in current.replicas.replicas() if r.ready] if current is not None else []
         the_plan = current.plan if current is not None else plan.plan(record.spec)
+        key = current.replicas.replica_key if current is not None else None
         return {
+            **({"replicaKey": key} if key else {}),
             "auth": the_plan.auth,
             "tokenAuth": the_plan.token_auth,
             "audience": self.name,

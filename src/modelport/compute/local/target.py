@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from modelport.compute import layout, plan
-from modelport.compute.local import gpus, limits
+from modelport.compute.local import gpus, limits, sandbox
 from modelport.compute.local.logs import tail
 from modelport.compute.local.records import ReplicaSpec, deployment_owner, load_deployment
 from modelport.compute.local.replica import check_port_free
@@ -32,6 +33,8 @@ from modelport.store.services import ServiceRecord
 from modelport.store.snapshots import SnapshotStore
 
 ADOPT_DRAIN_S = 10.0  # replicas of generations no longer wanted, found at start
+# The runtime takes its replica key from here (modelport.runtime.gate.KEY_VARIABLE).
+REPLICA_KEY_VARIABLE = "MODELPORT_REPLICA_KEY"
 
 
 class LocalGeneration:
@@ -41,6 +44,11 @@ class LocalGeneration:
         self.generation = generation
         self.set = replicas
         self.stopped = False
+
+    @property
+    def replica_key(self) -> str | None:
+        """What the router sends each replica: without it a replica answers 403."""
+        return self.set.spec.env.get(REPLICA_KEY_VARIABLE)
 
     def __repr__(self) -> str:
         return f"<LocalGeneration {self.set.spec.service}/{self.generation} {self.set.replicas}>"
@@ -155,6 +163,7 @@ class LocalTarget:
         )
         inference = plan.inference_config(record.spec)
         entry = f"{basename}/{inference.entry_script}" if basename else inference.entry_script
+        runtime = layout.runtime_copy(self.home)
         env = _base_environment()
         env.update(built.variables)
         env.update(plan.replica_environment(the_plan, record.name))
@@ -165,10 +174,14 @@ class LocalTarget:
                 "AZUREML_SOURCE_DIRECTORY": basename,
                 "AZUREML_MODEL_DIR": layout.model_dir(root, models),
                 "MODELPORT_MODEL_DIR": layout.model_dir(root, models),
-                "PYTHONPATH": str(layout.runtime_copy(self.home)),
+                "PYTHONPATH": str(runtime),
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        # Only the router, which the route table gives it to, reaches a replica; but a
+        # LocalWebservice is called on its replica's own port, without a key, as in v1.
+        if the_plan.compute_type != "Local":
+            env[REPLICA_KEY_VARIABLE] = secrets.token_urlsafe(32)
         return ReplicaSpec(
             service=record.name,
             deployment=record.generation,
@@ -184,6 +197,7 @@ class LocalTarget:
             shared_port=the_plan.compute_type == "Local",
             resources=the_plan.resources,
             gpus=the_plan.gpu_cores,
+            confinement=sandbox.confinement_for(self.home, root, built.python, runtime),
         )
 
     @staticmethod
