@@ -27,7 +27,6 @@ class FakeGeneration:
     stopped: bool = False
     next_index: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
-    replica_key: str | None = None
 
     def replicas(self) -> Sequence[ReplicaStatus]:
         return list(self.statuses)
@@ -91,6 +90,9 @@ class FakeTarget:
         return None
 
     def check_deploy(self, plan: DeploymentPlan, current: Generation | None) -> None:
+        return None
+
+    def replica_key(self, service: str, plan: DeploymentPlan) -> str | None:
         return None
 
     def prepare(

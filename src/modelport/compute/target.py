@@ -66,12 +66,6 @@ class Generation(Protocol):
 
     generation: int
 
-    @property
-    def replica_key(self) -> str | None:
-        """Sent by the routers to every replica, which refuses requests without it (local
-        replicas); None where the network does the fencing (a NetworkPolicy on a cluster)."""
-        ...
-
     def replicas(self) -> Sequence[ReplicaStatus]: ...
 
     def scale_to(self, count: int) -> Callable[[], Awaitable[None]]:
@@ -141,6 +135,13 @@ class ComputeTarget(Protocol):
 
     def check_deploy(self, plan: DeploymentPlan, current: Generation | None) -> None:
         """Refuse at once what this target cannot do (raises a ModelportError)."""
+        ...
+
+    def replica_key(self, service: str, plan: DeploymentPlan) -> str | None:
+        """What the routers send every replica of ``service``, which refuses requests
+        without it (local replicas); None where the network fences the replicas (a
+        NetworkPolicy on a cluster).  The same for all its generations: a request queued
+        for one may be served by the next."""
         ...
 
     async def close(self) -> None:

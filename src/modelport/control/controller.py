@@ -402,7 +402,7 @@ class ServiceController:
         current = self.current
         ready = [r for r in current.replicas.replicas() if r.ready] if current is not None else []
         the_plan = current.plan if current is not None else plan.plan(record.spec)
-        key = current.replicas.replica_key if current is not None else None
+        key = self.target.replica_key(self.name, the_plan)
         return {
             **({"replicaKey": key} if key else {}),
             "auth": the_plan.auth,

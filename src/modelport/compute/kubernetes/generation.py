@@ -29,8 +29,6 @@ RETRY_S = 1.0
 class KubeGeneration:
     """One generation's pods, followed through a watch on their labels."""
 
-    replica_key: str | None = None  # its NetworkPolicy admits only the router pods
-
     def __init__(
         self,
         target: KubernetesTarget,

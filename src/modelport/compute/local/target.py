@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import shutil
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ from modelport.spec.names import parse_model_id
 from modelport.spec.support import Target
 from modelport.store.blobs import BlobStore
 from modelport.store.models import ModelRegistry
+from modelport.store.secrets import SecretBox
 from modelport.store.services import ServiceRecord
 from modelport.store.snapshots import SnapshotStore
 
@@ -44,11 +44,6 @@ class LocalGeneration:
         self.generation = generation
         self.set = replicas
         self.stopped = False
-
-    @property
-    def replica_key(self) -> str | None:
-        """What the router sends each replica: without it a replica answers 403."""
-        return self.set.spec.env.get(REPLICA_KEY_VARIABLE)
 
     def __repr__(self) -> str:
         return f"<LocalGeneration {self.set.spec.service}/{self.generation} {self.set.replicas}>"
@@ -100,6 +95,7 @@ class LocalTarget:
         self.capabilities = Target("local", gpus=True)
         self.gpus: tuple[str, ...] = ()  # this machine's, for replicas
         self._live: dict[str, list[LocalGeneration]] = {}  # by service: who holds GPUs
+        self._box: SecretBox | None = None  # the workspace's, read on first use
 
     async def close(self) -> None:
         return None
@@ -132,6 +128,19 @@ class LocalTarget:
                 self.gpus, self._taken(service) | set(mine), need
             )
         return made
+
+    def replica_key(self, service: str, the_plan: plan.DeploymentPlan) -> str | None:
+        """Only the router, which the route table gives it to, reaches a replica; but a
+        LocalWebservice is called on its replica's own port, without a key, as in v1.
+
+        Derived from the workspace's sealing key: the same for every generation and
+        after a restart, never stored, and a new one in another workspace.
+        """
+        if the_plan.compute_type == "Local":
+            return None
+        if self._box is None:
+            self._box = SecretBox.for_workspace(self.home)
+        return self._box.derive(f"replica-key:{service}")
 
     # -- a new generation ------------------------------------------------------------
     def check_deploy(self, the_plan: plan.DeploymentPlan, current: Generation | None) -> None:
@@ -178,10 +187,9 @@ class LocalTarget:
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        # Only the router, which the route table gives it to, reaches a replica; but a
-        # LocalWebservice is called on its replica's own port, without a key, as in v1.
-        if the_plan.compute_type != "Local":
-            env[REPLICA_KEY_VARIABLE] = secrets.token_urlsafe(32)
+        replica_key = self.replica_key(record.name, the_plan)
+        if replica_key is not None:
+            env[REPLICA_KEY_VARIABLE] = replica_key
         return ReplicaSpec(
             service=record.name,
             deployment=record.generation,
