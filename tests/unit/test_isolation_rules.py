@@ -116,3 +116,18 @@ def test_a_services_replica_key_is_stable_and_the_workspaces_own() -> None:
     assert key == box.derive("replica-key:iris")  # every generation, every restart
     assert len(key) >= 43 and key.isascii() and key.isprintable()
     assert key not in (box.derive("replica-key:iris2"), other.derive("replica-key:iris"))
+
+
+def test_up_says_plainly_when_nothing_isolates(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unavailable() -> int:
+        raise sandbox.Unavailable("Landlock is not available on this kernel")
+
+    monkeypatch.setattr(sandbox, "abi_version", unavailable)
+    assert sandbox.describe() == (
+        "isolation: NONE — Landlock is not available on this kernel: "
+        "a score.py can read the workspace's secrets"
+    )
+    monkeypatch.setattr(sandbox, "abi_version", lambda: 7)
+    assert sandbox.describe() == (
+        "isolation: Landlock ABI 7 (score.py reads only its service's files)"
+    )
