@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -200,6 +202,18 @@ class ServerProcess:
             )
         finally:
             stop_data_plane(self.home)  # whatever a failed stop left (a no-op otherwise)
+
+
+@pytest.fixture
+def exchange(tmp_path: Path) -> Iterator[Path]:
+    """A folder that both the test and a local replica's score.py may write to: a
+    replica's sandbox keeps it out of tmp_path, but lets it write to /dev/shm."""
+    shm = Path("/dev/shm")
+    path = Path(tempfile.mkdtemp(prefix="modelport-test-", dir=shm if shm.is_dir() else tmp_path))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

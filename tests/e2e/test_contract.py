@@ -189,7 +189,7 @@ def test_a_service_needing_more_gpus_than_there_are_reads_unschedulable_with_why
 
 
 def test_autoscaling_goes_up_under_load_and_back_down(
-    where: Where, ws: Workspace, model: Model, tmp_path: Path
+    where: Where, ws: Workspace, model: Model, tmp_path: Path, exchange: Path
 ) -> None:
     config = AksWebservice.deploy_configuration(
         autoscale_enabled=True,
@@ -209,7 +209,8 @@ def test_autoscaling_goes_up_under_load_and_back_down(
 
     assert ready() == 1
     # One request that stays busy until the test lets it go: utilization 100 %.
-    holder = _hold(service, key, tmp_path / "hold")
+    # A local replica's sandbox lets it write to the exchange folder, not to tmp_path.
+    holder = _hold(service, key, (exchange if where.client is None else tmp_path) / "hold")
     try:
         wait_for(lambda: ready() >= 2, timeout_s=60, what="a scale-up under load")
     finally:

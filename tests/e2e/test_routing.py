@@ -25,7 +25,7 @@ def router_stats(home: Path, name: str) -> dict[str, Any]:
 
 
 def test_queue_settings_flow_from_the_file_to_the_router(
-    ws: Workspace, model: Model, tmp_path: Path, server: ServerProcess
+    ws: Workspace, model: Model, tmp_path: Path, server: ServerProcess, exchange: Path
 ) -> None:
     # 11 at once per replica (the threaded invoker), so the queue holds 10 x 11 = 110.
     doc = {
@@ -39,7 +39,7 @@ def test_queue_settings_flow_from_the_file_to_the_router(
     config = deployment_config_from_document(doc)
     service = Model.deploy(ws, "queue-svc", [model], source(tmp_path), config)
     service.wait_for_deployment()
-    hold = tmp_path / "hold"
+    hold = exchange / "hold"
 
     async def go() -> tuple[list[httpx.Response], list[httpx.Response]]:
         async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=200)) as c:

@@ -183,10 +183,12 @@ def test_name_taken_needs_overwrite(ws: Workspace, model: Model, tmp_path: Path)
     assert again.run({})["version"] == "2"
 
 
-def test_killed_replica_mid_request(ws: Workspace, model: Model, tmp_path: Path) -> None:
+def test_killed_replica_mid_request(
+    ws: Workspace, model: Model, tmp_path: Path, exchange: Path
+) -> None:
     service = Model.deploy(ws, "kill-svc", [model], source(tmp_path), fixed(1, auth_enabled=False))
     service.wait_for_deployment()
-    hold = tmp_path / "hold"
+    hold = exchange / "hold"
     result: dict[str, httpx.Response] = {}
     call = threading.Thread(target=lambda: result.update(r=post(service, {"hold": str(hold)})))
     call.start()
@@ -209,13 +211,9 @@ def test_killed_replica_mid_request(ws: Workspace, model: Model, tmp_path: Path)
 
 
 def _replica_pids(service: Webservice) -> list[int]:
-    """Replica processes of a service, found by their listening ports."""
-    ports = {r["port"] for r in service.serialize()["replicas"]}
-    out = []
-    for port in ports:
-        body = httpx.post(f"http://127.0.0.1:{port}/score", content=b"{}").json()
-        out.append(int(body["pid"]))
-    return out
+    """Replica processes of a service (only its router may score on their ports)."""
+    service.update_deployment_state()
+    return [int(r["pid"]) for r in service.serialize()["replicas"] if r["pid"]]
 
 
 def test_update_under_steady_traffic_fails_no_request(
@@ -257,14 +255,14 @@ def test_update_under_steady_traffic_fails_no_request(
 
 
 def test_delete_while_requests_run(
-    ws: Workspace, model: Model, tmp_path: Path, server: ServerProcess
+    ws: Workspace, model: Model, tmp_path: Path, server: ServerProcess, exchange: Path
 ) -> None:
     service = Model.deploy(
         ws, "delete-svc", [model], source(tmp_path), fixed(2, auth_enabled=False)
     )
     service.wait_for_deployment()
     pids = set(_replica_pids(service))
-    hold = tmp_path / "hold"
+    hold = exchange / "hold"
     result: dict[str, httpx.Response] = {}
     call = threading.Thread(target=lambda: result.update(r=post(service, {"hold": str(hold)})))
     call.start()
@@ -372,7 +370,7 @@ def test_local_service_with_several_models_and_ignored_files(ws: Workspace, tmp_
 
 
 def test_a_replica_busy_with_a_long_run_keeps_passing_its_probes(
-    ws: Workspace, model: Model, tmp_path: Path
+    ws: Workspace, model: Model, tmp_path: Path, exchange: Path
 ) -> None:
     quick_probes = fixed(
         1,
@@ -385,7 +383,7 @@ def test_a_replica_busy_with_a_long_run_keeps_passing_its_probes(
     )
     service = Model.deploy(ws, "busy-svc", [model], source(tmp_path), quick_probes)
     service.wait_for_deployment()
-    hold = tmp_path / "hold"
+    hold = exchange / "hold"
     result: dict[str, httpx.Response] = {}
     call = threading.Thread(target=lambda: result.update(r=post(service, {"hold": str(hold)})))
     call.start()

@@ -92,6 +92,9 @@ class FakeTarget:
     def check_deploy(self, plan: DeploymentPlan, current: Generation | None) -> None:
         return None
 
+    def replica_key(self, service: str, plan: DeploymentPlan) -> str | None:
+        return None
+
     def prepare(
         self, record: ServiceRecord, plan: DeploymentPlan, current: Generation | None, say: Say
     ) -> int:

@@ -500,3 +500,20 @@ def test_every_service_name_makes_valid_objects(service: str) -> None:
     validate(cm)
     for obj in manifests.generation_objects(_release(service=service), CLUSTER, UID, "t"):
         validate(obj)
+
+
+def test_only_the_router_pods_reach_a_replicas_scoring_port() -> None:
+    release = _release()
+    fence = manifests.network_policy(release, CLUSTER, UID)
+    validate(fence)
+    spec = fence["spec"]
+    selector = names.generation_selector(release.service, release.generation)
+    assert spec["podSelector"] == {"matchLabels": selector}
+    assert spec["policyTypes"] == ["Ingress"]
+    scoring, probes = spec["ingress"]
+    assert scoring == {
+        "from": [{"podSelector": {"matchLabels": names.router_selector(CLUSTER.workspace)}}],
+        "ports": [{"protocol": "TCP", "port": pod.SCORE_PORT}],
+    }
+    assert "from" not in probes  # the kubelet probes from the node
+    assert probes["ports"] == [{"protocol": "TCP", "port": pod.HEALTH_PORT}]

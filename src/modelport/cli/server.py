@@ -163,6 +163,7 @@ def up(
         url = start_detached(home, host, port, router_port, workers, extra)
         console.print(f"modelport server running at {url} (workspace {home})")
         _say_ca(home)
+        _say_isolation()
         return
     from modelport.control.certificates import default_hosts
     from modelport.control.server import run_server
@@ -173,6 +174,7 @@ def up(
     tls = tls_settings(home, tls_mode, tls_cert, tls_key, tls_ca, plain_http, api_tls, hosts)
     if tls is not None and tls.ca_bundle is not None:
         console.print(f"clients trust the server's certificate with the CA bundle {tls.ca_bundle}")
+    _say_isolation()  # a detached server prints it into its log here
     limits = Limits(max_connections=max_connections)
     run_server(
         home,
@@ -187,6 +189,13 @@ def up(
         limits,
         metrics_port,
     )
+
+
+def _say_isolation() -> None:
+    """What keeps a local service's score.py from the workspace's secrets, if anything."""
+    from modelport.control.server import isolation
+
+    console.print(isolation(), soft_wrap=True, markup=False, highlight=False)
 
 
 def _say_ca(home: Path) -> None:

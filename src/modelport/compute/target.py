@@ -138,6 +138,13 @@ class ComputeTarget(Protocol):
         """Refuse at once what this target cannot do (raises a ModelportError)."""
         ...
 
+    def replica_key(self, service: str, plan: DeploymentPlan) -> str | None:
+        """What the routers send every replica of ``service``, which refuses requests
+        without it (local replicas); None where the network fences the replicas (a
+        NetworkPolicy on a cluster).  The same for all its generations: a request queued
+        for one may be served by the next."""
+        ...
+
     async def close(self) -> None:
         """The control plane stops or the target is detached (what runs, runs on)."""
         ...

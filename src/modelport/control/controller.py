@@ -410,7 +410,9 @@ class ServiceController:
         current = self.current
         ready = [r for r in current.replicas.replicas() if r.ready] if current is not None else []
         the_plan = current.plan if current is not None else plan.plan(record.spec)
+        key = self.target.replica_key(self.name, the_plan)
         return {
+            **({"replicaKey": key} if key else {}),
             "auth": the_plan.auth,
             "tokenAuth": the_plan.token_auth,
             "audience": self.name,

@@ -22,6 +22,7 @@ from typing import Any
 
 import uvicorn
 
+from modelport.compute.local import sandbox
 from modelport.control import certificates
 from modelport.control.app import create_app
 from modelport.control.plane import ControlPlane
@@ -139,6 +140,11 @@ def run_server(
             write_private_json(config_path(home), settings)
         workspace.close()
         sock.close()
+
+
+def isolation() -> str:
+    """What keeps a local service's score.py from the workspace's secrets (``up`` says it)."""
+    return sandbox.describe()
 
 
 def _tls_upkeep(

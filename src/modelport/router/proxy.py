@@ -23,6 +23,7 @@ from modelport.router import auth
 from modelport.router.endpoint import Endpoint, pick
 from modelport.router.shadow import Shadow, due, settle
 from modelport.router.table import (
+    REPLICA_KEY_HEADER,
     Backend,
     QueueFull,
     Route,
@@ -51,6 +52,7 @@ HOP_BY_HOP = frozenset(
         b"content-length",
         b"authorization",
         b"date",
+        REPLICA_KEY_HEADER,  # the router's own: a client's copy is never passed on
     }
 )
 JSON = (b"content-type", b"application/json")
@@ -283,7 +285,7 @@ class Proxy:
         refused = _refusal(route, request, trusted)
         if refused is not None:
             return refused
-        data = _encode_request(request, "/score")
+        data = _encode_request(request, "/score", route.replica_header)
         backend = route.try_acquire()
         begun: Future[UpstreamResponse] | None = None  # an exchange dispatch already started
         slot: Slot | None = None
@@ -421,7 +423,9 @@ class Proxy:
         try:
             upstream = await asyncio.wait_for(
                 self.pool.request(
-                    backend.host, backend.port, _encode_request(request, "/swagger.json")
+                    backend.host,
+                    backend.port,
+                    _encode_request(request, "/swagger.json", route.replica_header),
                 ),
                 10,
             )

@@ -22,6 +22,10 @@ from modelport.router.capture import Capture
 from modelport.router.endpoint import Endpoint, build_endpoints
 from modelport.router.stats import LaneStats
 
+# Sent to every replica of a route that has a replica key (local replicas refuse
+# requests without it); the runtime's modelport.runtime.gate.HEADER.
+REPLICA_KEY_HEADER = b"x-modelport-replica-key"
+
 
 class QueueFull(Exception):
     def __init__(self, queued: int) -> None:
@@ -84,6 +88,7 @@ class Route:
     verifier: Verifier | None = None  # the table's token keys and verified-token cache
     capture: Capture | None = None  # bodies written for model data (router/capture.py)
     tracing: bool = False  # a span per request (enable_app_insights; ``tracing.py``)
+    replica_header: bytes = b""  # the replica key's header line, made once per table
 
     def auth_refusal(self, header: bytes | None) -> str | None:
         """Why ``header`` does not admit to this route (see ``router/auth.py``), or None."""
@@ -209,6 +214,14 @@ class RouteTable:
         self.public = {name: r for name, r in self.routes.items() if not r.hidden}
 
 
+def replica_header(key: object) -> bytes:
+    """The header line that admits to a route's replicas; none for a key that is not
+    plain printable ASCII (it would break the request)."""
+    if not isinstance(key, str) or not key or not key.isascii() or not key.isprintable():
+        return b""
+    return REPLICA_KEY_HEADER + b": " + key.encode() + b"\r\n"
+
+
 def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
     """Parse a pushed table; replicas and lanes that stay keep their state."""
     known = {(b.host, b.port): b for r in previous.routes.values() for b in r.backends}
@@ -248,6 +261,7 @@ def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
             verifier=verifier,
             capture=Capture.from_entry(svc["capture"]) if "capture" in svc else None,
             tracing=bool(svc.get("tracing", False)),
+            replica_header=replica_header(svc.get("replicaKey")),
         )
     return RouteTable(
         int(doc.get("revision", 0)),

@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     settings = _settings(sys.argv[1:] if argv is None else argv)
+    from modelport.runtime.gate import take_key
+
+    replica_key = take_key()  # before the entry script is imported: it never sees it
     root = Path(settings.app_root).resolve()
     os.environ["AML_APP_ROOT"] = str(root)
     os.environ["MODELPORT_REPLICA"] = "1"  # modelport.Model is the replica-side one here
@@ -66,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         log.info(describe(*provide()))
         script = EntryScript(path, source)
         service = os.environ.get("SERVICE_NAME", "")
-        dataplane = Dataplane(script, invoker, settings.timeout_ms, service, _address(settings))
+        dataplane = Dataplane(
+            script, invoker, settings.timeout_ms, service, _address(settings), replica_key
+        )
         log.info("calling init() of %s", settings.entry_script)
         started = time.perf_counter()
         script.call_init()

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs
 
 from modelport import tracing
 from modelport.httpserver import Request, Response
+from modelport.runtime import gate
 from modelport.runtime.api import Headers
 from modelport.runtime.counters import COUNTERS
 from modelport.runtime.inputs import (
@@ -65,8 +66,10 @@ class Dataplane:
         timeout_ms: int,
         service: str,
         server: tuple[str, int] = ("127.0.0.1", 5001),
+        replica_key: bytes | None = None,
     ) -> None:
         self.script = script
+        self.replica_key = replica_key  # None: anyone may call (see gate.py)
         self.invoker = invoker
         self.timeout_ms = timeout_ms
         self.service = service
@@ -80,6 +83,9 @@ class Dataplane:
             self.wsgi = wsgi
 
     async def handle(self, request: Request) -> Response:
+        key = self.replica_key
+        if key is not None and not gate.is_liveness(request) and not gate.admits(request, key):
+            return message(403, gate.REFUSED)
         headers = dict(request.headers)  # names arrive lower-cased; one index per request
         ids, too_long = _request_ids(headers)
         if too_long:

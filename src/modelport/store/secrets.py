@@ -8,7 +8,10 @@ that seals a workspace's existing plaintext can tell what it has done already.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -28,6 +31,7 @@ BOX_ATTRIBUTE = "modelport_secret_box"
 class SecretBox:
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        self._key = key
 
     @classmethod
     def for_workspace(cls, home: Path) -> SecretBox:
@@ -36,6 +40,11 @@ class SecretBox:
     @classmethod
     def ephemeral(cls) -> SecretBox:
         return cls(Fernet.generate_key())
+
+    def derive(self, purpose: str) -> str:
+        """A secret for ``purpose``, the same each time (for this workspace's key alone)."""
+        digest = hmac.new(self._key, purpose.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
     def seal(self, value: str) -> str:
         return PREFIX + self._fernet.encrypt(value.encode()).decode("ascii")

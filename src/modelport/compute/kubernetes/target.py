@@ -134,6 +134,9 @@ class KubernetesTarget:
     def probe_capabilities(self) -> None:
         return None
 
+    def replica_key(self, service: str, the_plan: plan.DeploymentPlan) -> str | None:
+        return None  # each generation's NetworkPolicy admits only the router pods
+
     def check_deploy(self, the_plan: plan.DeploymentPlan, current: Generation | None) -> None:
         return None
 

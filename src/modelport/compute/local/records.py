@@ -20,6 +20,7 @@ from typing import Any
 
 from modelport.compute.local.limits import Resources
 from modelport.compute.local.probing import ProbeSettings
+from modelport.compute.local.sandbox import Confinement
 
 DEPLOYMENT_FILE = "deployment.json"
 REPLICAS_DIR = "replicas"
@@ -41,6 +42,7 @@ class ReplicaSpec:
     shared_port: bool = False  # the next generation binds the same port beside this one
     resources: Resources = field(default_factory=Resources)
     gpus: int = 0  # devices each replica gets (its CUDA_VISIBLE_DEVICES)
+    confinement: Confinement | None = None  # what its Landlock sandbox allows (sandbox.py)
 
     @property
     def folder(self) -> Path:
@@ -63,6 +65,9 @@ class ReplicaSpec:
                 "run_dir": Path(doc["run_dir"]),
                 "probe": ProbeSettings(**doc["probe"]),
                 "resources": Resources(**doc["resources"]),
+                "confinement": Confinement.from_dict(doc["confinement"])
+                if doc.get("confinement")
+                else None,
             }
         )
 
@@ -74,6 +79,10 @@ class ReplicaSpec:
 
     def exit_path(self, index: int) -> Path:
         return self.folder / REPLICAS_DIR / f"{index}.exit"
+
+    def tmp_dir(self, index: int) -> Path:
+        """The replica's private TMPDIR and HOME (the shared /tmp is out of its reach)."""
+        return self.folder / f"tmp-{index}"
 
     def log_path(self, index: int) -> Path:
         return self.log_dir / f"replica-{self.deployment}-{index}.log"

@@ -33,6 +33,7 @@ from modelport.compute.local.records import (
 )
 from modelport.compute.target import ReplicaState, ReplicaStatus
 from modelport.errors import ConflictError
+from modelport.home import open_private
 
 log = logging.getLogger("modelport.compute")
 CONNECT_TIMEOUT_S = 15.0
@@ -172,7 +173,7 @@ class Replica:
         assert self.sock is not None and self.health is not None
         self.spec.log_dir.mkdir(parents=True, exist_ok=True)
         fds = (self.sock.fileno(), self.health.fileno())
-        with self.log_path.open("ab") as out:
+        with open_private(self.log_path, "ab") as out:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",

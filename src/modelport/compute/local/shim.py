@@ -27,15 +27,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from modelport.compute.local import gpus, limits, probing
+from modelport.compute.local import gpus, limits, probing, sandbox
 from modelport.compute.local.logs import tail
 from modelport.compute.local.records import ReplicaSpec, load_deployment, write_json
+from modelport.home import open_private
 
 log = logging.getLogger("modelport.shim")
 PR_SET_PDEATHSIG = 1
 START_ATTEMPTS = 3  # starts that never became ready before the replica is Failed
 BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 STARTING_KILL_GRACE_S = 2.0  # a replica still in init() serves nobody: end it quickly
+NOT_ISOLATED = 126  # the exit code of a replica process whose sandbox could not be entered
 
 
 def set_pdeathsig() -> None:
@@ -82,6 +84,8 @@ class Supervisor:
         self.log_path = spec.log_path(index)
         self.proc: asyncio.subprocess.Process | None = None
         self.group: limits.Group | None = None
+        self.confinement: tuple[sandbox.Confinement, int] | None = None  # and Landlock's ABI
+        self.tmp_dir = spec.tmp_dir(index)
         self.stopping = asyncio.Event()
         self.drain_s = spec.drain_s
         self.clients: set[asyncio.StreamWriter] = set()
@@ -136,7 +140,7 @@ class Supervisor:
     def note(self, text: str) -> None:
         """A line in the replica's log, marked as modelport's own."""
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        with self.log_path.open("a") as f:
+        with open_private(self.log_path, "a") as f:
             f.write(f"--- modelport {stamp}: {text} ---\n")
 
     # -- the process ---------------------------------------------------------------
@@ -152,22 +156,59 @@ class Supervisor:
             return
         self._publish(limits="enforced")
 
+    def _confine(self) -> str | None:
+        """Build the replica's sandbox; why it cannot be isolated where it should be.
+
+        Without Landlock on this kernel the replica runs unconfined, as ``modelport up``
+        said; with Landlock, a sandbox that cannot be built keeps it from starting.
+        """
+        confinement = self.spec.confinement
+        if confinement is None:
+            return None
+        try:
+            abi = sandbox.abi_version()
+        except sandbox.Unavailable as exc:
+            self.note(f"isolation: NONE — {exc}: this replica can read the workspace's secrets")
+            return None
+        confinement = confinement.with_writable(str(self.tmp_dir))
+        try:  # built here once to know it can be; each replica process builds its own
+            os.close(sandbox.build(confinement, abi))
+        except sandbox.Unavailable as exc:
+            return f"the replica cannot be isolated: {exc}"
+        self.confinement = (confinement, abi)
+        _, dropped = sandbox.plan(confinement, abi)
+        left_out = f"; left out (they hold the workspace): {', '.join(dropped)}" if dropped else ""
+        self.note(f"isolation: Landlock ABI {abi}{left_out}")
+        return None
+
     async def _spawn(self) -> None:
         env = {
             **self.spec.env,
             "MODELPORT_LISTEN_FD": str(self.fds[0]),
             "MODELPORT_HEALTH_FD": str(self.fds[1]),
         }
+        if self.spec.confinement is not None:  # the shared /tmp and ~ are out of reach
+            self.tmp_dir.mkdir(mode=0o700, exist_ok=True)
+            for name in ("TMPDIR", "TMP", "TEMP", "HOME"):
+                env[name] = str(self.tmp_dir)
         if self.spec.gpus:  # this replica's own devices, none of another's
             env[gpus.VARIABLE] = os.environ.get(gpus.FOR_SHIM, "")
-        group = self.group
+        group, confinement = self.group, self.confinement
 
+        # The sandbox is entered here, before exec, not by the runtime: nothing of the
+        # runtime's own start-up runs unconfined in the process that runs score.py.
         def child() -> None:
             set_pdeathsig()
             if group is not None:
-                group.add_self()
+                group.add_self()  # before the sandbox: it writes to /sys/fs/cgroup
+            if confinement is not None:
+                try:
+                    sandbox.enter(sandbox.build(*confinement, own_proc=True))
+                except (OSError, sandbox.Unavailable) as exc:
+                    os.write(2, f"--- modelport: cannot isolate the replica: {exc} ---\n".encode())
+                    os._exit(NOT_ISOLATED)
 
-        with self.log_path.open("ab") as out:
+        with open_private(self.log_path, "ab") as out:
             self.proc = await asyncio.create_subprocess_exec(
                 self.spec.python,
                 "-m",
@@ -259,6 +300,11 @@ class Supervisor:
     async def supervise(self) -> None:
         failed_starts = 0
         self._limit()
+        problem = self._confine()
+        if problem is not None:
+            self.note(problem)
+            self._publish(state="Failed", error=problem, pid=None)
+            await self.stopping.wait()
         while not self.stopping.is_set():
             await self._spawn()
             why, was_ready = await self._watch()

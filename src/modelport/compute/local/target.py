@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from modelport.compute import layout, plan
-from modelport.compute.local import gpus, limits
+from modelport.compute.local import gpus, limits, sandbox
 from modelport.compute.local.logs import tail
 from modelport.compute.local.records import ReplicaSpec, deployment_owner, load_deployment
 from modelport.compute.local.replica import check_port_free
@@ -28,11 +28,14 @@ from modelport.spec.names import parse_model_id
 from modelport.spec.support import Target
 from modelport.store.blobs import BlobStore
 from modelport.store.models import ModelRegistry
+from modelport.store.secrets import SecretBox
 from modelport.store.services import ServiceRecord
 from modelport.store.snapshots import SnapshotStore
 from modelport.tracing import why_not_exported
 
 ADOPT_DRAIN_S = 10.0  # replicas of generations no longer wanted, found at start
+# The runtime takes its replica key from here (modelport.runtime.gate.KEY_VARIABLE).
+REPLICA_KEY_VARIABLE = "MODELPORT_REPLICA_KEY"
 
 
 class LocalGeneration:
@@ -93,6 +96,7 @@ class LocalTarget:
         self.capabilities = Target("local", gpus=True, traces=why_not_exported())
         self.gpus: tuple[str, ...] = ()  # this machine's, for replicas
         self._live: dict[str, list[LocalGeneration]] = {}  # by service: who holds GPUs
+        self._box: SecretBox | None = None  # the workspace's, read on first use
 
     async def close(self) -> None:
         return None
@@ -126,6 +130,19 @@ class LocalTarget:
             )
         return made
 
+    def replica_key(self, service: str, the_plan: plan.DeploymentPlan) -> str | None:
+        """Only the router, which the route table gives it to, reaches a replica; but a
+        LocalWebservice is called on its replica's own port, without a key, as in v1.
+
+        Derived from the workspace's sealing key: the same for every generation and
+        after a restart, never stored, and a new one in another workspace.
+        """
+        if the_plan.compute_type == "Local":
+            return None
+        if self._box is None:
+            self._box = SecretBox.for_workspace(self.home)
+        return self._box.derive(f"replica-key:{service}")
+
     # -- a new generation ------------------------------------------------------------
     def check_deploy(self, the_plan: plan.DeploymentPlan, current: Generation | None) -> None:
         """A fixed port that another program holds is refused before anything is stored."""
@@ -156,6 +173,7 @@ class LocalTarget:
         )
         inference = plan.inference_config(record.spec)
         entry = f"{basename}/{inference.entry_script}" if basename else inference.entry_script
+        runtime = layout.runtime_copy(self.home)
         env = _base_environment()
         env.update(built.variables)
         env.update(plan.replica_environment(the_plan, record.name))
@@ -166,12 +184,18 @@ class LocalTarget:
                 "AZUREML_SOURCE_DIRECTORY": basename,
                 "AZUREML_MODEL_DIR": layout.model_dir(root, models),
                 "MODELPORT_MODEL_DIR": layout.model_dir(root, models),
-                "PYTHONPATH": str(layout.runtime_copy(self.home)),
+                "PYTHONPATH": str(runtime),
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        confinement = sandbox.confinement_for(self.home, root, built.python, runtime)
         if the_plan.collect_model_data:  # ModelDataCollector's rows: the service's own folder
-            env[plan.MODEL_DATA_DIR] = str(layout.model_data_dir(self.home, record.name))
+            data = layout.model_data_dir(self.home, record.name)
+            env[plan.MODEL_DATA_DIR] = str(data)
+            confinement = confinement.with_writable(os.path.realpath(data))
+        replica_key = self.replica_key(record.name, the_plan)
+        if replica_key is not None:
+            env[REPLICA_KEY_VARIABLE] = replica_key
         return ReplicaSpec(
             service=record.name,
             deployment=record.generation,
@@ -187,6 +211,7 @@ class LocalTarget:
             shared_port=the_plan.compute_type == "Local",
             resources=the_plan.resources,
             gpus=the_plan.gpu_cores,
+            confinement=confinement,
         )
 
     @staticmethod
