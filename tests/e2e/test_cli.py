@@ -366,13 +366,11 @@ def test_validate_refuses_warns_and_flags_what_will_not_build(cli: Cli, tmp_path
     endpoint.write_text(json.dumps({"computeType": "AKSENDPOINT", "trafficPercentile": 20}))
     valid = cli("validate", "--dc", str(endpoint), "-o", "json")
     assert valid.code == 0 and valid.json()[0]["settings"]["traffic_percentile"] == 20
-    collect = tmp_path / "collect.json"
-    collect.write_text(
-        json.dumps({"computeType": "aks", "dataCollection": {"storageEnabled": True}})
-    )
-    warned = cli("validate", "--dc", str(collect), "-o", "json")
-    assert warned.code == 0 and "Warning: collect.json: collectModelData" in warned.err
-    assert any("collectModelData" in w for w in warned.json()[0]["warnings"])
+    traced = tmp_path / "traced.json"
+    traced.write_text(json.dumps({"computeType": "aks", "appInsightsEnabled": True}))
+    warned = cli("validate", "--dc", str(traced), "-o", "json")
+    assert warned.code == 0 and "Warning: traced.json: appInsightsEnabled" in warned.err
+    assert any("no traces are sent" in w for w in warned.json()[0]["warnings"])
     (tmp_path / "score.py").write_text("def init():\n    pass\n\ndef run(raw):\n    return 1\n")
     (tmp_path / "myenv.yml").write_text(
         "name: project_environment\ndependencies:\n- python=3.6.2\n- pip:\n  - azureml-defaults\n"
