@@ -49,6 +49,11 @@ def router_dir(home: Path) -> Path:
     return home / "router"
 
 
+def request_log_dir(home: Path) -> Path:
+    """Where each router worker writes its ``requests-<n>.jsonl`` (``router/requestlog.py``)."""
+    return home / "logs"
+
+
 class RouterProcess:
     """The router: a supervisor and its ``workers`` processes sharing one scoring port."""
 
@@ -168,6 +173,7 @@ class RouterProcess:
             "MODELPORT_ROUTER_TOKEN": self.token,
             "MODELPORT_ROUTER_SOCKETS": pairs,
             "MODELPORT_ROUTER_TABLE_DIR": str(folder),
+            "MODELPORT_ROUTER_REQUEST_LOG": str(request_log_dir(self.home)),
             **(self.tls.router_env() if self.tls else {}),
             **({"MODELPORT_ROUTER_LIMITS": json.dumps(asdict(self.limits))} if self.limits else {}),
         }

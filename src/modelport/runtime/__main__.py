@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from modelport.runtime import output
+
+    output.install()  # after logging took the plain stderr: its lines stay untagged
     settings = _settings(sys.argv[1:] if argv is None else argv)
     root = Path(settings.app_root).resolve()
     os.environ["AML_APP_ROOT"] = str(root)

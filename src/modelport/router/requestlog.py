@@ -1,0 +1,191 @@
+"""One JSON line per scoring request, written off the event loop.
+
+The hot path appends a small ``Entry`` (references and numbers, nothing formatted)
+to a deque; a writer thread wakes every ``FLUSH_S``, formats the batch and writes
+it to ``requests-<worker>.jsonl`` in the log folder, rotating by size.  A full
+buffer (the disk cannot keep up) drops entries and counts them, never blocks a
+request.  A line holds no credential, query string or body: the service, version,
+status, times, replica, sizes and the two request ids.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import IO, Any
+
+from modelport.home import open_private
+from modelport.httpserver import Response
+
+log = logging.getLogger("modelport.router")
+
+FLUSH_S = 0.1
+MAX_BUFFERED = 20_000  # entries waiting for the writer; past it they are dropped
+MAX_BYTES = 20 * 1024 * 1024
+BACKUPS = 3
+Headers = list[tuple[bytes, bytes]]
+
+
+class Entry:
+    """What one request leaves for the writer: raw values, formatted later."""
+
+    __slots__ = (
+        "bytes_in",
+        "bytes_out",
+        "latency_s",
+        "replica",
+        "request_headers",
+        "response_headers",
+        "route",
+        "status",
+        "time",
+        "waited_s",
+    )
+
+    def __init__(self, route: str, request_headers: Headers, bytes_in: int) -> None:
+        self.route = route
+        self.request_headers = request_headers
+        self.bytes_in = bytes_in
+        self.waited_s = 0.0
+        self.replica: tuple[str, int] | None = None
+        self.status = 0
+        self.latency_s = 0.0
+        self.bytes_out = 0
+        self.response_headers: Headers = []
+        self.time = 0.0
+
+
+class RequestLog:
+    """The buffer (``add``, on the loop) and its writer thread (``start``/``close``)."""
+
+    def __init__(
+        self,
+        path: Path,
+        max_bytes: int = MAX_BYTES,
+        backups: int = BACKUPS,
+        max_buffered: int = MAX_BUFFERED,
+    ) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self.max_buffered = max_buffered
+        self.dropped = 0
+        # route name -> (endpoint, version) for an endpoint's versions; set per table.
+        self.versions: dict[str, tuple[str, str]] = {}
+        self._queue: deque[Entry] = deque()  # append and popleft are thread-safe
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="request-log", daemon=True)
+        self._file: IO[str] | None = None
+
+    def add(self, entry: Entry, response: Response, latency_s: float) -> None:
+        """The hot path's one call: a few stores and an append."""
+        if len(self._queue) >= self.max_buffered:
+            self.dropped += 1
+            return
+        entry.status = response.status
+        entry.latency_s = latency_s
+        entry.bytes_out = len(response.body)
+        entry.response_headers = response.headers
+        entry.time = time.time()
+        self._queue.append(entry)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        """Write what is buffered and stop the thread."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5.0)
+        self._flush()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(FLUSH_S):
+            try:
+                self._flush()
+            except OSError as exc:  # a full or gone disk must not end the router
+                log.error("cannot write the request log %s: %s", self.path, exc)
+
+    def _flush(self) -> None:
+        queue = self._queue
+        if not queue:
+            return
+        lines = []
+        while queue:
+            lines.append(format_entry(queue.popleft(), self.versions))
+        if self.dropped:
+            log.warning("request log: %d lines dropped (buffer full)", self.dropped)
+            self.dropped = 0
+        out = self._open()
+        out.write("".join(lines))
+        out.flush()
+        if out.tell() >= self.max_bytes:
+            self._rotate()
+
+    def _open(self) -> IO[str]:
+        if self._file is None:
+            self._file = open_private(self.path, "a")
+        return self._file
+
+    def _rotate(self) -> None:
+        """``requests-0.jsonl`` becomes ``.1``, ``.1`` becomes ``.2``...; the last is dropped."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        for n in range(self.backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{n}")
+            if older.exists():
+                os.replace(older, self.path.with_name(f"{self.path.name}.{n + 1}"))
+        if self.backups > 0:
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        else:
+            self.path.unlink(missing_ok=True)
+
+
+def format_entry(entry: Entry, versions: dict[str, tuple[str, str]]) -> str:
+    service, version = versions.get(entry.route, (entry.route, None))
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(entry.time))
+    millis = int(entry.time * 1000) % 1000
+    replica = f"{entry.replica[0]}:{entry.replica[1]}" if entry.replica else None
+    doc: dict[str, Any] = {
+        "time": f"{stamp}.{millis:03d}Z",
+        "service": service,
+        "version": version,
+        "status": entry.status,
+        "latencyMs": round(entry.latency_s * 1000, 3),
+        "queueWaitMs": round(entry.waited_s * 1000, 3),
+        "replica": replica,
+        "bytesIn": entry.bytes_in,
+        "bytesOut": entry.bytes_out,
+        # The replica's answer carries the id it used (its own when the client sent none).
+        "requestId": _header(entry.response_headers, entry.request_headers, b"x-request-id"),
+        "clientRequestId": _header(
+            entry.response_headers, entry.request_headers, b"x-ms-client-request-id"
+        ),
+    }
+    return json.dumps(doc, separators=(",", ":")) + "\n"
+
+
+def _header(first: Headers, second: Headers, name: bytes) -> str | None:
+    for headers in (first, second):
+        for key, value in headers:
+            if key == name:
+                return value.decode("latin-1")
+    return None
+
+
+def from_environment() -> RequestLog | None:
+    """``MODELPORT_ROUTER_REQUEST_LOG``: the folder for this worker's file (unset: off)."""
+    folder = os.environ.get("MODELPORT_ROUTER_REQUEST_LOG")
+    if not folder:
+        return None
+    worker = os.environ.get("MODELPORT_ROUTER_WORKER", "0")
+    return RequestLog(Path(folder) / f"requests-{worker}.jsonl")
