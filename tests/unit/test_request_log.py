@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import os
 import stat
+import time
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from modelport.control.logfiles import (
+    LogQuery,
+    RequestQuery,
+    Tailer,
+    follow_requests,
+    merged_logs,
+    request_lines,
+)
+from modelport.errors import InvalidInputError
 from modelport.httpserver import Response
 from modelport.router.requestlog import Entry, RequestLog
 from modelport.runtime.output import RequestTagged
@@ -38,6 +53,14 @@ def test_a_request_is_one_json_line_without_credentials(tmp_path: Path) -> None:
     assert (second["service"], second["version"], second["status"]) == ("ep", "blue", 503)
     mode = stat.S_IMODE((tmp_path / "requests-0.jsonl").stat().st_mode)
     assert mode == 0o600
+
+
+def test_odd_ids_still_make_valid_json(tmp_path: Path) -> None:
+    book = RequestLog(tmp_path / "r.jsonl")
+    odd = 'a"b\\c\u00e9'
+    book.add(_entry(headers=[(b"x-request-id", odd.encode("latin-1"))]), Response(200), 0.001)
+    book.close()
+    assert json.loads((tmp_path / "r.jsonl").read_text())["requestId"] == odd
 
 
 def test_the_file_rotates_by_size_keeping_a_few_backups(tmp_path: Path) -> None:
@@ -94,3 +117,92 @@ def test_prints_inside_a_request_carry_its_id() -> None:
         "[rid-7] part whole",
         "after",
     ]
+
+
+def test_a_tailer_reads_on_across_a_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "requests-0.jsonl"
+    path.write_text("a\nb\npart")
+    tailer = Tailer(tmp_path, "requests-*.jsonl")
+    try:
+        assert tailer.existing() == {path: ["a", "b"]}
+        assert tailer.poll() == {}
+        with path.open("a") as f:
+            f.write("ial\nc\n")
+        os.replace(path, tmp_path / "requests-0.jsonl.1")  # as the router rotates
+        with path.open("a") as f:
+            f.write("d\n")
+        assert tailer.poll() == {path: ["partial", "c", "d"]}
+    finally:
+        tailer.close()
+
+
+def test_requests_are_filtered_by_service_status_time_and_tail(tmp_path: Path) -> None:
+    now = time.time()
+
+    def line(service: str, status: int, age_s: float) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - age_s))
+        return json.dumps({"time": f"{stamp}.000Z", "service": service, "status": status})
+
+    (tmp_path / "requests-0.jsonl.1").write_text(line("a", 200, 3600) + "\n")
+    (tmp_path / "requests-0.jsonl").write_text(
+        "\n".join([line("a", 503, 30), line("b", 500, 20), line("a", 200, 10), "{bad"]) + "\n"
+    )
+    (tmp_path / "requests-1.jsonl").write_text(line("a", 404, 5) + "\n")
+
+    def statuses(**kw: object) -> list[int]:
+        tailer = Tailer(tmp_path, "requests-*.jsonl")
+        try:
+            found = request_lines(tmp_path, RequestQuery("a", **kw), tailer)  # type: ignore[arg-type]
+        finally:
+            tailer.close()
+        return [doc["status"] for doc in found]
+
+    assert statuses() == [200, 503, 200, 404]
+    assert statuses(status="5xx") == [503]
+    assert statuses(status="404") == [404]
+    assert statuses(since="1m") == [503, 200, 404]
+    assert statuses(tail=2) == [200, 404]
+    with pytest.raises(InvalidInputError):
+        statuses(status="2x")
+
+
+def test_replica_logs_merge_by_time_after_their_labels(tmp_path: Path) -> None:
+    (tmp_path / "replica-1-0.log").write_text(
+        "2026-01-01 10:00:00,000 INFO start\nprinted a\n2026-01-01 10:00:05,000 INFO late\n"
+    )
+    (tmp_path / "replica-1-1.log").write_text("2026-01-01 10:00:02,000 INFO middle\nprinted b\n")
+    (tmp_path / "replica-0-0.log").write_text("an older generation\n")
+    merged = merged_logs(tmp_path, LogQuery()).splitlines()
+    assert merged == [
+        "[replica-0] 2026-01-01 10:00:00,000 INFO start",
+        "[replica-0] printed a",
+        "[replica-1] 2026-01-01 10:00:02,000 INFO middle",
+        "[replica-1] printed b",
+        "[replica-0] 2026-01-01 10:00:05,000 INFO late",
+    ]
+    assert merged_logs(tmp_path, LogQuery(replica=1, tail=1)) == "[replica-1] printed b"
+
+
+def test_a_followed_stream_yields_new_lines_and_ends_when_the_client_leaves(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "requests-0.jsonl"
+    path.write_text('{"time":"2026-01-01T00:00:00.000Z","service":"a","status":200}\n')
+    left = asyncio.Event()
+
+    async def gone() -> bool:
+        return left.is_set()
+
+    async def follow() -> list[dict[str, Any]]:
+        seen: list[dict[str, Any]] = []
+        async for chunk in follow_requests(tmp_path, RequestQuery("a"), gone):
+            seen += [json.loads(line) for line in chunk.splitlines()]
+            if len(seen) == 1:
+                with path.open("a") as f:
+                    f.write('{"time":"2026-01-01T00:00:01.000Z","service":"a","status":503}\n')
+            else:
+                left.set()
+        return seen
+
+    seen = asyncio.run(asyncio.wait_for(follow(), 10))
+    assert [doc["status"] for doc in seen] == [200, 503]

@@ -360,7 +360,8 @@ async def service_logs(
     logfiles.since_cutoff(since)  # a bad duration is a 400 before any streaming starts
     folder = service_dir(ws.home, name) / "logs"
     if follow:
-        return StreamingResponse(logfiles.follow_logs(folder, query), media_type="text/plain")
+        stream = logfiles.follow_logs(folder, query, request.is_disconnected)
+        return StreamingResponse(stream, media_type="text/plain")
     return {"name": name, "logs": await asyncio.to_thread(logfiles.merged_logs, folder, query)}
 
 
@@ -381,7 +382,7 @@ async def service_requests(
     query.matcher()  # a bad status or duration is a 400 before any streaming starts
     folder = request_log_dir(ws.home)
     if follow:
-        stream = logfiles.follow_requests(folder, query)
+        stream = logfiles.follow_requests(folder, query, request.is_disconnected)
         return StreamingResponse(stream, media_type="application/x-ndjson")
     tailer = logfiles.Tailer(folder, "requests-*.jsonl")
     try:

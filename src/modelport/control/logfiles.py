@@ -19,7 +19,7 @@ import json
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +28,7 @@ from typing import IO, Any
 from modelport.errors import InvalidInputError
 
 POLL_S = 0.25
+Gone = Callable[[], Awaitable[bool]]  # whether the client of a followed stream has left
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _STATUS = re.compile(r"^([1-5])(xx|\d\d)$")
@@ -138,7 +139,7 @@ class RequestQuery:
 
     def matcher(self) -> Callable[[str], dict[str, Any] | None]:
         """A line's record if it passes; the service test is a substring check first."""
-        needle = f'"service":{json.dumps(self.service)}'
+        needle = json.dumps(self.service)  # the quoted name: most lines skip the parse
         wanted = status_filter(self.status)
         cutoff = since_cutoff(self.since)
         after = _iso(cutoff) if cutoff is not None else ""
@@ -182,15 +183,18 @@ def _backup_order(path: Path) -> tuple[str, int]:
     return stem, -int(number) if number.isdigit() else 0
 
 
-async def follow_requests(folder: Path, query: RequestQuery) -> AsyncIterator[bytes]:
-    """The matching requests as JSON lines, then each new one as it is written."""
+async def follow_requests(folder: Path, query: RequestQuery, gone: Gone) -> AsyncIterator[bytes]:
+    """The matching requests as JSON lines, then each new one as it is written, until
+    the client is ``gone``."""
     tailer = Tailer(folder, "requests-*.jsonl")
     try:
         first = await asyncio.to_thread(request_lines, folder, query, tailer)
         if first:
             yield _json_lines(first)
         match = query.matcher()
-        while True:
+        # A quiet stream sends nothing, so a client that left is noticed here, not by a
+        # failed send.
+        while not await gone():
             await asyncio.sleep(POLL_S)
             batch = await asyncio.to_thread(tailer.poll)
             docs = [d for lines in batch.values() for line in lines if (d := match(line))]
@@ -274,14 +278,17 @@ def merged_logs(folder: Path, query: LogQuery) -> str:
         tailer.close()
 
 
-async def follow_logs(folder: Path, query: LogQuery) -> AsyncIterator[bytes]:
-    """The merged logs, then each new line as a replica writes it (new replicas too)."""
+async def follow_logs(folder: Path, query: LogQuery, gone: Gone) -> AsyncIterator[bytes]:
+    """The merged logs, then each new line as a replica writes it (new replicas too),
+    until the client is ``gone``."""
     tailer, stamps = Tailer(folder, "replica-*.log"), _Stamps()
     try:
         first = await asyncio.to_thread(replica_lines, folder, query, tailer, stamps)
         if first:
             yield ("\n".join(first) + "\n").encode()
-        while True:
+        # A quiet stream sends nothing, so a client that left is noticed here, not by a
+        # failed send.
+        while not await gone():
             await asyncio.sleep(POLL_S)
             batch = await asyncio.to_thread(tailer.poll)
             lines = _prefixed(batch, stamps, query, None)
