@@ -1,0 +1,137 @@
+"""What the router's request log costs: the same service with the log on and off, one run.
+
+    python benchmarks/request_log.py [--seconds 10] [--connections 8] [--rounds 3]
+
+Two servers, each with a ``noop`` service of one replica (the cheapest request,
+so the router's share of the work is largest): one as deployed by default
+(request log on), one started with ``MODELPORT_REQUEST_LOG=off``.  wrk (1 thread)
+drives them in turn, off then on, ``rounds`` times; the figures are the median
+round of each, and the ratio on/off.  Beside throughput (noisy on a shared
+machine), the router workers' CPU time per request (from /proc, Linux only;
+requests counted as req/s times the 2 s warm-up plus the measured seconds).
+Needs wrk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import textwrap
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from _common import start_server, wrk
+
+from modelport import AksWebservice, InferenceConfig, Model, Workspace
+
+NOOP = """
+    def init():
+        pass
+
+    def run(raw_data):
+        return raw_data
+"""
+
+
+def deploy(config: dict[str, Any], work: Path) -> tuple[str, str]:
+    """The noop service on this server: its scoring URI and key."""
+    with Workspace(config["url"], config["token"]) as ws:
+        model = Model.register(ws, work / "noop", "noop")
+        one = AksWebservice.deploy_configuration(num_replicas=1, autoscale_enabled=False)
+        ic = InferenceConfig(entry_script="score.py", source_directory=work / "noop")
+        service = Model.deploy(ws, "noop", [model], ic, one)
+        service.wait_for_deployment()
+        return str(service.scoring_uri), service.get_keys()[0]
+
+
+def router_workers(home: Path) -> list[int]:
+    """The router's worker processes: the children of its supervisor."""
+    supervisor = json.loads((home / "router" / "router.json").read_text())["pid"]
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text()
+    return [int(pid) for pid in children.split()]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time of these processes (all their threads)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def median(runs: list[dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    work = Path(tempfile.mkdtemp(prefix="modelport-bench-"))
+    (work / "noop").mkdir()
+    (work / "noop" / "score.py").write_text(textwrap.dedent(NOOP))
+    servers = []
+    runs: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
+    logged = 0
+    try:
+        targets = {}
+        for mode in ("off", "on"):
+            env = {**os.environ, "MODELPORT_REQUEST_LOG": mode}
+            proc, config = start_server(work / f"home-{mode}", env=env)
+            servers.append(proc)
+            targets[mode] = deploy(config, work)
+        for _ in range(args.rounds):
+            for mode, (url, key) in targets.items():
+                workers = router_workers(work / f"home-{mode}")
+                before = cpu_seconds(workers)
+                headers = {"Authorization": f"Bearer {key}"}
+                run = wrk(url, args.connections, args.seconds, headers=headers)
+                requests = run["rps"] * (args.seconds + 2)
+                run["cpu_us"] = (cpu_seconds(workers) - before) / requests * 1e6
+                runs[mode].append(run)
+        for path in (work / "home-on" / "logs").glob("requests-*.jsonl*"):
+            with path.open("rb") as f:
+                logged += sum(1 for _ in f)
+    finally:
+        for proc in servers:
+            proc.terminate()
+            proc.wait(timeout=60)
+        off_files = list((work / "home-off" / "logs").glob("requests-*"))
+        shutil.rmtree(work, ignore_errors=True)
+    print(
+        f"## Request log cost ({date.today()}, {platform.node()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, wrk -t1 -c{args.connections}, {args.seconds} s "
+        f"after 2 s warm-up, {args.rounds} rounds off/on alternating, noop, 1 replica)\n"
+    )
+    print(
+        "| request log | req/s per round | median req/s | p50 ms | p99 ms | "
+        "router CPU µs/request | errors |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for mode, rs in runs.items():
+        rounds = " / ".join(f"{r['rps']:.0f}" for r in rs)
+        print(
+            f"| {mode} | {rounds} | {median(rs, 'rps'):.0f} | {median(rs, 'p50'):.2f} | "
+            f"{median(rs, 'p99'):.2f} | {median(rs, 'cpu_us'):.1f} | "
+            f"{int(sum(r['errors'] for r in rs))} |"
+        )
+    ratio = median(runs["on"], "rps") / median(runs["off"], "rps")
+    cpu = median(runs["on"], "cpu_us") / median(runs["off"], "cpu_us")
+    print(f"\non/off throughput: {ratio:.3f}x (cost {100 * (1 - ratio):+.1f} %)")
+    print(f"on/off router CPU per request: {cpu:.3f}x ({100 * (cpu - 1):+.1f} %)")
+    print(f"lines in the request log: {logged}; files with the log off: {len(off_files)}")
+
+
+if __name__ == "__main__":
+    main()
