@@ -213,6 +213,7 @@ lines_option = click.option(
 )
 
 
+REQUESTS_TAIL = 100  # the requests shown (before following) without --tail
 follow_option = click.option(
     "-f", "--follow", is_flag=True, help="Go on printing lines as they are written (Ctrl-C ends)."
 )
@@ -265,10 +266,11 @@ def requests(
     sizes and request ids (never a key or a query string)."""
     service = _service(name)
     show = _request_json if output == "json" else _request_line
+    last = tail if tail is not None else REQUESTS_TAIL
     if follow:
-        _follow(service.follow_requests(status, since, tail), show)
+        _follow(service.follow_requests(status, since, last), show)
         return
-    for doc in service.get_requests(status, since, tail if tail is not None else 100):
+    for doc in service.get_requests(status, since, last):
         click.echo(show(doc))
 
 

@@ -356,7 +356,7 @@ async def service_logs(
             "follow, replica, since and tail read the logs of replicas on this machine",
             hint=f"`modelport service logs -n {name}` shows this service's logs",
         )
-    query = logfiles.LogQuery(replica, since, tail or (None if follow else num_lines))
+    query = logfiles.LogQuery(replica, since, tail or num_lines)
     logfiles.since_cutoff(since)  # a bad duration is a 400 before any streaming starts
     folder = service_dir(ws.home, name) / "logs"
     if follow:

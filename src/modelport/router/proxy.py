@@ -282,6 +282,8 @@ class Proxy:
                 )
             except WaitTimeout as exc:
                 route.lane.stats.queue_timeouts += 1
+                if entry is not None:
+                    entry.waited_s = exc.waited_s
                 return _queue_timeout(self.table.routes.get(route.name, route), exc)
             except LookupError:
                 return error(404, "not_found", f"service {route.name!r} was removed")

@@ -32,20 +32,9 @@ Headers = list[tuple[bytes, bytes]]
 
 
 class Entry:
-    """What one request leaves for the writer: raw values, formatted later."""
+    """A request's details known before its answer (queue wait, replica); short-lived."""
 
-    __slots__ = (
-        "bytes_in",
-        "bytes_out",
-        "latency_s",
-        "replica",
-        "request_headers",
-        "response_headers",
-        "route",
-        "status",
-        "time",
-        "waited_s",
-    )
+    __slots__ = ("bytes_in", "replica", "request_headers", "route", "waited_s")
 
     def __init__(self, route: str, request_headers: Headers, bytes_in: int) -> None:
         self.route = route
@@ -53,11 +42,15 @@ class Entry:
         self.bytes_in = bytes_in
         self.waited_s = 0.0
         self.replica: tuple[str, int] | None = None
-        self.status = 0
-        self.latency_s = 0.0
-        self.bytes_out = 0
-        self.response_headers: Headers = []
-        self.time = 0.0
+
+
+# What waits for the writer: time, route, status, latency s, queue wait s, replica,
+# bytes in, bytes out, request id, client request id.  Plain values only, so the
+# cyclic garbage collector stops tracking the tuples and thousands of buffered ones
+# cost its collections nothing (holding the header lists did).
+Line = tuple[
+    float, str, int, float, float, tuple[str, int] | None, int, int, bytes | None, bytes | None
+]
 
 
 class RequestLog:
@@ -77,23 +70,44 @@ class RequestLog:
         self.dropped = 0
         # route name -> (endpoint, version) for an endpoint's versions; set per table.
         self.versions: dict[str, tuple[str, str]] = {}
-        self._queue: deque[Entry] = deque()  # append and popleft are thread-safe
+        self._queue: deque[Line] = deque()  # append and popleft are thread-safe
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="request-log", daemon=True)
         self._file: IO[str] | None = None
         self._format = Formatter()
 
     def add(self, entry: Entry, response: Response, latency_s: float) -> None:
-        """The hot path's one call: a few stores and an append."""
+        """The hot path's one call: two short header scans, a tuple and an append."""
         if len(self._queue) >= self.max_buffered:
             self.dropped += 1
             return
-        entry.status = response.status
-        entry.latency_s = latency_s
-        entry.bytes_out = len(response.body)
-        entry.response_headers = response.headers
-        entry.time = time.time()
-        self._queue.append(entry)
+        # The replica's answer carries the id it used (its own when the client sent none).
+        request_id = client_id = None
+        for key, value in response.headers:
+            if key == b"x-request-id":
+                request_id = value
+            elif key == b"x-ms-client-request-id":
+                client_id = value
+        if request_id is None or client_id is None:  # the router answered, or no client id
+            for key, value in entry.request_headers:
+                if key == b"x-request-id" and request_id is None:
+                    request_id = value
+                elif key == b"x-ms-client-request-id":
+                    client_id = value
+        self._queue.append(
+            (
+                time.time(),
+                entry.route,
+                response.status,
+                latency_s,
+                entry.waited_s,
+                entry.replica,
+                entry.bytes_in,
+                len(response.body),
+                request_id,
+                client_id,
+            )
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -159,20 +173,16 @@ class Formatter:
         self._second = -1
         self._stamp = ""
 
-    def line(self, entry: Entry, versions: dict[str, tuple[str, str]]) -> str:
-        service, version = versions.get(entry.route, (entry.route, None))
-        replica = f'"{entry.replica[0]}:{entry.replica[1]}"' if entry.replica else "null"
-        # The replica's answer carries the id it used (its own when the client sent none).
-        request_id = _header(entry.response_headers, entry.request_headers, b"x-request-id")
-        client_id = _header(
-            entry.response_headers, entry.request_headers, b"x-ms-client-request-id"
-        )
+    def line(self, line: Line, versions: dict[str, tuple[str, str]]) -> str:
+        epoch, route, status, latency_s, waited_s, replica, bytes_in, bytes_out, rid, cid = line
+        service, version = versions.get(route, (route, None))
+        where = f'"{replica[0]}:{replica[1]}"' if replica else "null"
         return (
-            f'{{"time":"{self._time(entry.time)}","service":{_text(service)},'
-            f'"version":{_text(version)},"status":{entry.status},'
-            f'"latencyMs":{entry.latency_s * 1000:.3f},"queueWaitMs":{entry.waited_s * 1000:.3f},'
-            f'"replica":{replica},"bytesIn":{entry.bytes_in},"bytesOut":{entry.bytes_out},'
-            f'"requestId":{_text(request_id)},"clientRequestId":{_text(client_id)}}}\n'
+            f'{{"time":"{self._time(epoch)}","service":{_text(service)},'
+            f'"version":{_text(version)},"status":{status},'
+            f'"latencyMs":{latency_s * 1000:.3f},"queueWaitMs":{waited_s * 1000:.3f},'
+            f'"replica":{where},"bytesIn":{bytes_in},"bytesOut":{bytes_out},'
+            f'"requestId":{_id(rid)},"clientRequestId":{_id(cid)}}}\n'
         )
 
     def _time(self, epoch: float) -> str:
@@ -181,10 +191,6 @@ class Formatter:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         return f"{self._stamp}.{int(epoch * 1000) % 1000:03d}Z"
-
-
-def format_entry(entry: Entry, versions: dict[str, tuple[str, str]]) -> str:
-    return Formatter().line(entry, versions)
 
 
 def _text(value: str | None) -> str:
@@ -196,12 +202,8 @@ def _text(value: str | None) -> str:
     return json.dumps(value)
 
 
-def _header(first: Headers, second: Headers, name: bytes) -> str | None:
-    for headers in (first, second):
-        for key, value in headers:
-            if key == name:
-                return value.decode("latin-1")
-    return None
+def _id(value: bytes | None) -> str:
+    return "null" if value is None else _text(value.decode("latin-1"))
 
 
 def from_environment() -> RequestLog | None:
