@@ -8,8 +8,10 @@ so the router's share of the work is largest): one as deployed by default
 drives them in turn, off then on, ``rounds`` times; the figures are the median
 round of each, and the ratio on/off.  Beside throughput (noisy on a shared
 machine), the router workers' CPU time per request (from /proc, Linux only;
-requests counted as req/s times the 2 s warm-up plus the measured seconds).
-Needs wrk.
+requests counted by the router's own counters, warm-up included).  Last, the
+log's own CPU per request measured in this process (``add`` on the hot path plus
+the writer thread, paced to 10k requests a second), the steadiest figure on a
+shared machine, and what it is of the router's CPU per request.  Needs wrk.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import shutil
 import statistics
 import tempfile
 import textwrap
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import httpx
 from _common import start_server, wrk
 
 from modelport import AksWebservice, InferenceConfig, Model, Workspace
@@ -66,6 +70,44 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def answered(config: dict[str, Any]) -> int:
+    """Scoring requests the router has answered so far (its ``/stats`` counters)."""
+    url, token = config["routerAdminUrl"], config["token"]
+    stats = httpx.get(f"{url}/stats", headers={"Authorization": f"Bearer {token}"}).json()
+    return sum(sum(s["requests"].values()) for s in stats["services"].values())
+
+
+def added_cpu_us(rounds: int = 3, n: int = 50_000) -> float:
+    """CPU time (all threads) the request log adds per request: the median of rounds
+    of ``n`` requests' allocations with and without ``add``."""
+    from modelport.httpserver import Response
+    from modelport.router.requestlog import Entry, RequestLog
+
+    def requests(book: RequestLog | None) -> float:
+        started = time.process_time()
+        for i in range(n):
+            headers = [(b"host", b"127.0.0.1"), (b"authorization", b"Bearer k"), (b"a", b"b")]
+            answer = Response(200, b"[1]", [(b"x-request-id", str(i).encode()), (b"c", b"d")])
+            if book is not None:
+                entry = Entry("noop", headers, 30)
+                entry.waited_s, entry.replica = 1e-5, ("127.0.0.1", 40000)
+                book.add(entry, answer, 0.001)
+            if i % 100 == 0:
+                time.sleep(0.01)  # 10k a second: the writer keeps up, as in the router
+        if book is not None:
+            book.close()
+        return time.process_time() - started
+
+    added = []
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(rounds):
+            off = requests(None)
+            book = RequestLog(Path(folder) / "requests-0.jsonl")
+            book.start()
+            added.append((requests(book) - off) / n * 1e6)
+    return statistics.median(added)
+
+
 def median(runs: list[dict[str, float]], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
@@ -90,14 +132,14 @@ def main() -> None:
             env = {**os.environ, "MODELPORT_REQUEST_LOG": mode}
             proc, config = start_server(work / f"home-{mode}", env=env)
             servers.append(proc)
-            targets[mode] = deploy(config, work)
+            targets[mode] = (*deploy(config, work), config)
         for _ in range(args.rounds):
-            for mode, (url, key) in targets.items():
+            for mode, (url, key, config) in targets.items():
                 workers = router_workers(work / f"home-{mode}")
-                before = cpu_seconds(workers)
+                before, count = cpu_seconds(workers), answered(config)
                 headers = {"Authorization": f"Bearer {key}"}
                 run = wrk(url, args.connections, args.seconds, headers=headers)
-                requests = run["rps"] * (args.seconds + 2)
+                requests = answered(config) - count
                 run["cpu_us"] = (cpu_seconds(workers) - before) / requests * 1e6
                 runs[mode].append(run)
         for path in (work / "home-on" / "logs").glob("requests-*.jsonl*"):
@@ -116,14 +158,15 @@ def main() -> None:
     )
     print(
         "| request log | req/s per round | median req/s | p50 ms | p99 ms | "
-        "router CPU µs/request | errors |"
+        "router CPU µs/request per round | median | errors |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for mode, rs in runs.items():
         rounds = " / ".join(f"{r['rps']:.0f}" for r in rs)
+        cpus = " / ".join(f"{r['cpu_us']:.0f}" for r in rs)
         print(
             f"| {mode} | {rounds} | {median(rs, 'rps'):.0f} | {median(rs, 'p50'):.2f} | "
-            f"{median(rs, 'p99'):.2f} | {median(rs, 'cpu_us'):.1f} | "
+            f"{median(rs, 'p99'):.2f} | {cpus} | {median(rs, 'cpu_us'):.1f} | "
             f"{int(sum(r['errors'] for r in rs))} |"
         )
     ratio = median(runs["on"], "rps") / median(runs["off"], "rps")
@@ -131,6 +174,12 @@ def main() -> None:
     print(f"\non/off throughput: {ratio:.3f}x (cost {100 * (1 - ratio):+.1f} %)")
     print(f"on/off router CPU per request: {cpu:.3f}x ({100 * (cpu - 1):+.1f} %)")
     print(f"lines in the request log: {logged}; files with the log off: {len(off_files)}")
+    added = added_cpu_us()
+    base = median(runs["off"], "cpu_us")
+    print(
+        f"in-process: the log adds {added:.2f} us of CPU a request, "
+        f"{100 * added / base:.1f} % of the router's {base:.1f} us (log off, above)"
+    )
 
 
 if __name__ == "__main__":
