@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import tempfile
@@ -61,12 +62,16 @@ def router_workers(home: Path) -> list[int]:
     return [int(pid) for pid in children.split()]
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User plus system CPU time of these processes (all their threads)."""
+def cpu_seconds(pids: list[int], threads: bool = False) -> float:
+    """User plus system CPU time of these processes (all their threads); ``threads``:
+    of their threads but the main one alone (the router's: the request log's writer)."""
     total = 0
     for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
+        tids = [t for t in os.listdir(f"/proc/{pid}/task") if t != str(pid)] if threads else []
+        paths = [f"/proc/{pid}/task/{t}/stat" for t in tids] if threads else [f"/proc/{pid}/stat"]
+        for path in paths:
+            fields = Path(path).read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / os.sysconf("SC_CLK_TCK")
 
 
@@ -125,7 +130,7 @@ def main() -> None:
     (work / "noop" / "score.py").write_text(textwrap.dedent(NOOP))
     servers = []
     runs: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
-    logged = 0
+    logged = total = dropped = 0
     try:
         targets = {}
         for mode in ("off", "on"):
@@ -137,14 +142,19 @@ def main() -> None:
             for mode, (url, key, config) in targets.items():
                 workers = router_workers(work / f"home-{mode}")
                 before, count = cpu_seconds(workers), answered(config)
+                writer = cpu_seconds(workers, threads=True)
                 headers = {"Authorization": f"Bearer {key}"}
                 run = wrk(url, args.connections, args.seconds, headers=headers)
                 requests = answered(config) - count
                 run["cpu_us"] = (cpu_seconds(workers) - before) / requests * 1e6
+                run["writer_us"] = (cpu_seconds(workers, threads=True) - writer) / requests * 1e6
                 runs[mode].append(run)
+        total = answered(targets["on"][2])
         for path in (work / "home-on" / "logs").glob("requests-*.jsonl*"):
             with path.open("rb") as f:
                 logged += sum(1 for _ in f)
+        router_log = (work / "home-on" / "logs" / "router.log").read_text(errors="replace")
+        dropped = sum(int(n) for n in re.findall(r"request log: (\d+) lines dropped", router_log))
     finally:
         for proc in servers:
             proc.terminate()
@@ -173,7 +183,16 @@ def main() -> None:
     cpu = median(runs["on"], "cpu_us") / median(runs["off"], "cpu_us")
     print(f"\non/off throughput: {ratio:.3f}x (cost {100 * (1 - ratio):+.1f} %)")
     print(f"on/off router CPU per request: {cpu:.3f}x ({100 * (cpu - 1):+.1f} %)")
-    print(f"lines in the request log: {logged}; files with the log off: {len(off_files)}")
+    print(
+        f"requests answered with the log on: {total}; lines in the files kept: {logged} "
+        f"(older ones rotated out); dropped for a full buffer: {dropped}; "
+        f"files with the log off: {len(off_files)}"
+    )
+    writer = median(runs["on"], "writer_us")
+    print(
+        f"the writer thread (log on): {writer:.2f} us of CPU a request "
+        f"({100 * writer / median(runs['on'], 'cpu_us'):.1f} % of the router's)"
+    )
     added = added_cpu_us()
     base = median(runs["off"], "cpu_us")
     print(
