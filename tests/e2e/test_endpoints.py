@@ -137,8 +137,7 @@ def test_versions_share_one_url_by_v1s_rules_measured_through_the_router(
     # The router's request log names the endpoint and the version that answered.
 
     def last_twenty() -> list[tuple[str, str]] | None:
-        found = ws.client.call("GET", "/api/v1/services/shop/requests", params={"tail": 20})
-        pairs = [(d["service"], d["version"]) for d in found["value"]]
+        pairs = [(d["service"], d["version"]) for d in endpoint.get_requests(tail=20)]
         return pairs if pairs == [("shop", "gold")] * 20 else None
 
     wait_for(last_twenty, what="the pinned requests in the request log")

@@ -302,7 +302,8 @@ class Webservice:
         status, latencyMs, queueWaitMs, replica, bytesIn/Out, requestId,
         clientRequestId.  ``status``: ``5xx``, ``4xx`` or one (``200``); ``since``: ``10m``."""
         params = _given(dict(status=status, since=since, tail=tail))
-        data = self.workspace.client.call("GET", f"{self._url()}/requests", params=params)
+        # The services route: it takes an endpoint's name too (its lines name the version).
+        data = self.workspace.client.call("GET", f"{_path(self.name)}/requests", params=params)
         return builtins.list(data["value"])
 
     def follow_requests(
@@ -310,7 +311,7 @@ class Webservice:
     ) -> Iterator[dict[str, Any]]:
         """``get_requests``' lines, then each request as it is answered, until closed."""
         params = _given(dict(follow="true", status=status, since=since, tail=tail))
-        lines = self.workspace.client.stream_lines(f"{self._url()}/requests", params)
+        lines = self.workspace.client.stream_lines(f"{_path(self.name)}/requests", params)
         return (json.loads(line) for line in lines if line)
 
     def get_scaling_events(self) -> builtins.list[dict[str, Any]]:
