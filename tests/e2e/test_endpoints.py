@@ -134,6 +134,13 @@ def test_versions_share_one_url_by_v1s_rules_measured_through_the_router(
     assert near(served(endpoint, 1000), {"blue": 700, "green": 200, "gold": 100})
     # A pinned version takes every request, and the answer names it.
     assert served(endpoint, 20, **{HEADER: "gold"}) == Counter({"gold": 20})
+    # The router's request log names the endpoint and the version that answered.
+
+    def last_twenty() -> list[tuple[str, str]] | None:
+        pairs = [(d["service"], d["version"]) for d in endpoint.get_requests(tail=20)]
+        return pairs if pairs == [("shop", "gold")] * 20 else None
+
+    wait_for(last_twenty, what="the pinned requests in the request log")
 
     # The second: versions at 20 % and 40 %, the second the default, which gets 80 %.
     endpoint.delete_version("gold")

@@ -68,8 +68,11 @@ def test_inputs_and_predictions_join_on_their_correlations(
 ) -> None:
     inputs = ModelDataCollector("iris", designation="inputs", feature_names=["a", "b"])
     predictions = ModelDataCollector("iris", designation="predictions", feature_names=["y"])
-    REQUEST_ID.set("req-7")
-    corr = inputs.collect(np.array([[1.5, 2], [3, 4]]), user_correlation_id="mine")
+    token = REQUEST_ID.set("req-7")
+    try:
+        corr = inputs.collect(np.array([[1.5, 2], [3, 4]]), user_correlation_id="mine")
+    finally:
+        REQUEST_ID.reset(token)  # the context is the test session's: leave it as found
     assert corr is not None and list(corr) == list(CORRELATION_HEADERS)
     assert corr["$aml_dc_correlation_id"].startswith("mine-")
     assert corr["$aml_request_id"] == "req-7" and corr["$aml_service_name"] == "irissvc"

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.table import Table
 
 from modelport.cli.base import console, emit, output_option
 from modelport.errors import InvalidInputError
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from modelport.sdk.inference import InferenceConfig
@@ -210,12 +213,92 @@ lines_option = click.option(
 )
 
 
+REQUESTS_TAIL = 100  # the requests shown (before following) without --tail
+follow_option = click.option(
+    "-f", "--follow", is_flag=True, help="Go on printing lines as they are written (Ctrl-C ends)."
+)
+since_option = click.option("--since", help="Only what is newer than this: 30s, 10m, 2h, 1d.")
+tail_option = click.option(
+    "--tail", type=click.IntRange(min=1), help="Only the last N lines (or requests)."
+)
+
+
 @service_group.command("logs")
 @name_option
 @lines_option
-def logs(name: str, num_lines: int) -> None:
-    """Print the replicas' logs."""
-    click.echo(_service(name).get_logs(num_lines))
+@follow_option
+@click.option("--replica", type=click.IntRange(min=0), help="Only this replica's lines (index).")
+@since_option
+@tail_option
+def logs(
+    name: str,
+    num_lines: int,
+    follow: bool,
+    replica: int | None,
+    since: str | None,
+    tail: int | None,
+) -> None:
+    """Print the replicas' logs.  With --follow, --replica, --since or --tail, their
+    lines merged, each after its replica's name."""
+    service = _service(name)
+    if follow:
+        _follow(service.follow_logs(replica, since, tail), lambda line: line)
+        return
+    click.echo(service.get_logs(num_lines, replica=replica, since=since, tail=tail))
+
+
+@service_group.command("requests")
+@name_option
+@follow_option
+@click.option("--status", help="Only these answers: 5xx, 4xx, or one status such as 200.")
+@since_option
+@tail_option
+@output_option
+def requests(
+    name: str,
+    follow: bool,
+    status: str | None,
+    since: str | None,
+    tail: int | None,
+    output: str,
+) -> None:
+    """The router's log of scoring requests: time, status, latency, queue wait, replica,
+    sizes and request ids (never a key or a query string)."""
+    service = _service(name)
+    show = _request_json if output == "json" else _request_line
+    last = tail if tail is not None else REQUESTS_TAIL
+    if follow:
+        _follow(service.follow_requests(status, since, last), show)
+        return
+    for doc in service.get_requests(status, since, last):
+        click.echo(show(doc))
+
+
+def _request_line(doc: dict[str, Any]) -> str:
+    version = f"/{doc['version']}" if doc.get("version") else ""
+    return (
+        f"{doc.get('time')} {doc.get('service')}{version} {doc.get('status')} "
+        f"{doc.get('latencyMs')} ms (queued {doc.get('queueWaitMs')} ms) "
+        f"replica={doc.get('replica') or '-'} in={doc.get('bytesIn')} out={doc.get('bytesOut')} "
+        f"id={doc.get('requestId') or '-'} client-id={doc.get('clientRequestId') or '-'}"
+    )
+
+
+def _request_json(doc: dict[str, Any]) -> str:
+    return json.dumps(doc)
+
+
+def _follow(items: Iterator[T], show: Callable[[T], str]) -> None:
+    """Print each item as it comes, until the server ends or Ctrl-C does."""
+    try:
+        for item in items:
+            click.echo(show(item))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
 
 
 @service_group.command("get-logs")

@@ -6,10 +6,14 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelport.compute import plan
+from modelport.compute.layout import service_dir
+from modelport.control import logfiles
 from modelport.control.plane import ControlPlane, plane_of
+from modelport.control.router_process import request_log_dir
 from modelport.control.workspace import ServerWorkspace, workspace_of
 from modelport.envs.builder import build_problems
 from modelport.errors import (
@@ -330,12 +334,69 @@ def delete_service(name: str, request: Request) -> dict[str, Any]:
     return {"name": record.name, "state": record.state}
 
 
-@router.get("/services/{name}/logs")
+@router.get("/services/{name}/logs", response_model=None)
 async def service_logs(
-    name: str, request: Request, num_lines: Annotated[int, Query(ge=1, le=1_000_000)] = 5000
-) -> dict[str, Any]:
-    await asyncio.to_thread(workspace_of(request).services.get, _plain(name))
-    return {"name": name, "logs": await plane_of(request).logs(name, num_lines)}
+    name: str,
+    request: Request,
+    num_lines: Annotated[int, Query(ge=1, le=1_000_000)] = 5000,
+    follow: bool = False,
+    replica: Annotated[int | None, Query(ge=0)] = None,
+    since: str | None = None,
+    tail: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+) -> dict[str, Any] | StreamingResponse:
+    """Without options, v1's answer (each replica's last lines under its name); with
+    ``follow``, ``replica``, ``since`` or ``tail``, the replicas' lines merged, each
+    after ``[replica-<n>]``, and with ``follow`` streamed on as they are written."""
+    ws = workspace_of(request)
+    record = await asyncio.to_thread(ws.services.get, _plain(name))
+    if not (follow or replica is not None or since or tail):
+        return {"name": name, "logs": await plane_of(request).logs(name, num_lines)}
+    if record.spec.get("computeTarget") not in (None, "", LOCAL):
+        raise InvalidInputError(
+            "follow, replica, since and tail read the logs of replicas on this machine",
+            hint=f"`modelport service logs -n {name}` shows this service's logs",
+        )
+    query = logfiles.LogQuery(replica, since, tail or num_lines)
+    logfiles.since_cutoff(since)  # a bad duration is a 400 before any streaming starts
+    folder = service_dir(ws.home, name) / "logs"
+    if follow:
+        stream = logfiles.follow_logs(folder, query, request.is_disconnected)
+        return StreamingResponse(stream, media_type="text/plain")
+    return {"name": name, "logs": await asyncio.to_thread(logfiles.merged_logs, folder, query)}
+
+
+@router.get("/services/{name}/requests", response_model=None)
+async def service_requests(
+    name: str,
+    request: Request,
+    follow: bool = False,
+    status: str | None = None,
+    since: str | None = None,
+    tail: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+) -> dict[str, Any] | StreamingResponse:
+    """The router's request log lines for the service (or endpoint) ``name``, oldest
+    first; with ``follow``, JSON lines streamed on as requests are answered."""
+    ws = workspace_of(request)
+    await asyncio.to_thread(_service_or_endpoint, ws, name)
+    query = logfiles.RequestQuery(name, status, since, tail)
+    query.matcher()  # a bad status or duration is a 400 before any streaming starts
+    folder = request_log_dir(ws.home)
+    if follow:
+        stream = logfiles.follow_requests(folder, query, request.is_disconnected)
+        return StreamingResponse(stream, media_type="application/x-ndjson")
+    tailer = logfiles.Tailer(folder, "requests-*.jsonl")
+    try:
+        found = await asyncio.to_thread(logfiles.request_lines, folder, query, tailer)
+    finally:
+        tailer.close()
+    return {"name": name, "value": found}
+
+
+def _service_or_endpoint(ws: ServerWorkspace, name: str) -> None:
+    try:
+        ws.services.get(_plain(name))
+    except NotFoundError:
+        ws.endpoints.get(name)
 
 
 @router.get("/services/{name}/events")

@@ -49,6 +49,11 @@ def router_dir(home: Path) -> Path:
     return home / "router"
 
 
+def request_log_dir(home: Path) -> Path:
+    """Where each router worker writes its ``requests-<n>.jsonl`` (``router/requestlog.py``)."""
+    return home / "logs"
+
+
 class RouterProcess:
     """The router: a supervisor and its ``workers`` processes sharing one scoring port."""
 
@@ -74,6 +79,8 @@ class RouterProcess:
         self.workers = workers
         self.tls = tls
         self.limits = limits
+        # The request log is on unless the server's environment says ``off``.
+        self.request_log = os.environ.get("MODELPORT_REQUEST_LOG", "on").lower() != "off"
         self.log_path = log_path or home / "logs" / "router.log"
         self.admin_ports: list[int] = []
         self.pid: int | None = None
@@ -120,6 +127,7 @@ class RouterProcess:
             and (self.port in (0, state["port"]))
             and state.get("tls") == (self.tls.record() if self.tls else None)
             and state.get("limits") == self._limits_record()
+            and state.get("requestLog") == self.request_log  # absent: from before the log
         )
         self.pid, self.started = int(state["pid"]), int(state["started"])
         self.admin_ports = [int(p) for p in state["adminPorts"]]
@@ -168,6 +176,11 @@ class RouterProcess:
             "MODELPORT_ROUTER_TOKEN": self.token,
             "MODELPORT_ROUTER_SOCKETS": pairs,
             "MODELPORT_ROUTER_TABLE_DIR": str(folder),
+            **(
+                {"MODELPORT_ROUTER_REQUEST_LOG": str(request_log_dir(self.home))}
+                if self.request_log
+                else {}
+            ),
             **(self.tls.router_env() if self.tls else {}),
             **({"MODELPORT_ROUTER_LIMITS": json.dumps(asdict(self.limits))} if self.limits else {}),
         }
@@ -200,6 +213,7 @@ class RouterProcess:
                 "adminPorts": self.admin_ports,
                 "tls": self.tls.record() if self.tls else None,
                 "limits": self._limits_record(),
+                "requestLog": self.request_log,
             },
         )
         await self._push_all()

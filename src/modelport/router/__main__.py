@@ -11,6 +11,8 @@ last route table the control plane wrote for it, if any, so one started again
 while the control plane is down serves at once; without a table it answers 503.
 ``MODELPORT_ROUTER_LIMITS`` (JSON of ``httpserver.Limits``' fields) sets what one
 client may hold of the scoring port; ``ROUTER_LIMITS`` are the defaults.
+``MODELPORT_ROUTER_REQUEST_LOG`` (a folder) turns on the request log: one JSON
+line per scoring request in ``requests-<worker>.jsonl`` there (``router/requestlog.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from modelport.router import capture
 from modelport.router.admin import Admin
 from modelport.router.listener import TlsListener
 from modelport.router.proxy import Proxy, error
+from modelport.router.requestlog import from_environment
 from modelport.router.table import RouteTable, build_table
 from modelport.tls import DEFAULT_PLAIN_HTTP, WATCH_INTERVAL_S, CertificateFiles, TlsFileError
 
@@ -55,7 +58,10 @@ async def serve(
     scoring: socket.socket, admin_sock: socket.socket, token: str, limits: Limits = ROUTER_LIMITS
 ) -> None:
     loop = asyncio.get_running_loop()
-    proxy = Proxy(token)
+    requests = from_environment()
+    if requests is not None:
+        requests.start()
+    proxy = Proxy(token, requests)
     table = _saved_table()
     if table is not None:
         proxy.set_table(table)
@@ -92,6 +98,8 @@ async def serve(
     admin_state.begin_shutdown()
     await state.wait_idle(30.0)
     await asyncio.to_thread(capture.close)  # captured bodies still held are written
+    if requests is not None:
+        await asyncio.to_thread(requests.close)
 
 
 def _limits() -> Limits:

@@ -21,6 +21,7 @@ from modelport import tracing
 from modelport.httpserver import Request, Response
 from modelport.router import auth
 from modelport.router.endpoint import Endpoint, pick
+from modelport.router.requestlog import Entry, RequestLog
 from modelport.router.shadow import Shadow, due, settle
 from modelport.router.table import (
     REPLICA_KEY_HEADER,
@@ -83,8 +84,9 @@ Headers = list[tuple[bytes, bytes]]
 
 
 class Proxy:
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, requests: RequestLog | None = None) -> None:
         self.table = RouteTable()
+        self.requests = requests  # one line per scoring request, when on
         self.pool = Pool()
         # Requests forwarded to a sibling worker carry the admin token: its admin port
         # takes them without a service key, and nobody else can.
@@ -100,6 +102,10 @@ class Proxy:
             self._dispatch(route)  # new replicas take queued requests at once
         keep = {(b.host, b.port) for r in table.routes.values() for b in r.backends}
         self.pool.forget(keep)
+        if self.requests is not None:
+            self.requests.versions = {
+                r: (e.name, v) for e in table.endpoints.values() for v, r in e.routes.items()
+            }
 
     def precheck(self, method: str, path: str, headers: Headers) -> Response | None:
         """The server's hook at headers complete (see ``admission``); a service's refusals
@@ -243,9 +249,13 @@ class Proxy:
         self, route: Route, request: Request, trusted: bool = False
     ) -> Response:
         started = time.monotonic()
-        response = await self._scored(route, request, started, trusted)
+        book = self.requests
+        entry = None if book is None else Entry(route.name, request.headers, len(request.body))
+        response = await self._scored(route, request, started, trusted, entry)
         seconds = time.monotonic() - started
         route.lane.stats.record(response.status, seconds)
+        if book is not None and entry is not None:
+            book.add(entry, response, seconds)
         if route.capture is not None and response.status != 401:  # traffic, not probes
             taken = route.capture.offer(
                 request.body, response.status, response.body, response.headers, seconds
@@ -280,7 +290,12 @@ class Proxy:
         return Response(upstream.status, upstream.body, headers)
 
     async def _scored(
-        self, route: Route, request: Request, started: float, trusted: bool = False
+        self,
+        route: Route,
+        request: Request,
+        started: float,
+        trusted: bool = False,
+        entry: Entry | None = None,
     ) -> Response:
         refused = _refusal(route, request, trusted)
         if refused is not None:
@@ -305,12 +320,17 @@ class Proxy:
                 )
             except WaitTimeout as exc:
                 route.lane.stats.queue_timeouts += 1
+                if entry is not None:
+                    entry.waited_s = exc.waited_s
                 return _queue_timeout(self.table.routes.get(route.name, route), exc)
             except LookupError:
                 return error(404, "not_found", f"service {route.name!r} was removed")
             except asyncio.CancelledError:
                 return error(499, "client_closed", "the client left while queued")
-        route.lane.stats.queue_wait.observe(time.monotonic() - started)
+        waited = time.monotonic() - started
+        route.lane.stats.queue_wait.observe(waited)
+        if entry is not None:
+            entry.waited_s, entry.replica = waited, (backend.host, backend.port)
         # If our client leaves now, the exchange still runs to the replica's answer
         # and frees the slot then: the replica never has more than its cap at once.
         return await self._exchange(route.name, backend, request, data, begun, slot)

@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from modelport.runtime import output
+
+    output.install()  # after logging took the plain stderr: its lines stay untagged
     settings = _settings(sys.argv[1:] if argv is None else argv)
     from modelport.runtime.gate import take_key
 

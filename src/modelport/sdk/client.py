@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -13,6 +14,7 @@ import httpx
 from modelport.errors import InvalidInputError, ModelportError, ServerUnavailableError, from_body
 from modelport.sdk.tls import client_context, tls_failure
 
+_FOLLOW = httpx.Timeout(10.0, read=None)
 _HINT = "start the server with `modelport up --detach` (or check the url in config.json)"
 
 
@@ -60,6 +62,18 @@ class ApiClient:
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from exc
         return digest.hexdigest()
+
+    def stream_lines(self, path: str, params: dict[str, Any]) -> Iterator[str]:
+        """A streamed answer's lines as they come; no read timeout (a followed log may
+        be quiet for long).  Closing the iterator closes the connection."""
+        try:
+            with self._http.stream("GET", path, params=params, timeout=_FOLLOW) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                yield from response.iter_lines()
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
 
     def _send(
         self, method: str, path: str, ok: tuple[int, ...] = (), **kwargs: Any

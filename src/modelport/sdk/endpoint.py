@@ -162,7 +162,9 @@ class AksEndpoint(AksWebservice):
             )
 
     # -- operations ----------------------------------------------------------------
-    def get_logs(self, num_lines: int = 5000, version: str | None = None) -> str:
+    def get_logs(  # type: ignore[override]  # v1's signature, plus the version
+        self, num_lines: int = 5000, version: str | None = None
+    ) -> str:
         params: dict[str, Any] = {"num_lines": num_lines}
         if version is not None:
             params["version"] = version
@@ -473,7 +475,7 @@ class EndpointVersion(AksWebservice):
     def regen_key(self, key: str, set_key: str | None = None) -> None:
         self.endpoint.regen_key(key, set_key)
 
-    def get_logs(self, num_lines: int = 5000) -> str:
+    def get_logs(self, num_lines: int = 5000, init: bool = False, **_: Any) -> str:
         return self.endpoint.get_logs(num_lines, version=self.name)
 
     def run(self, input_data: Any) -> Any:

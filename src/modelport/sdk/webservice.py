@@ -10,7 +10,7 @@ import builtins
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -271,11 +271,48 @@ class Webservice:
         return token.access_token, token.refresh_after
 
     # -- operations ----------------------------------------------------------------
-    def get_logs(self, num_lines: int = 5000) -> str:
-        data = self.workspace.client.call(
-            "GET", f"{self._url()}/logs", params={"num_lines": num_lines}
-        )
+    def get_logs(
+        self,
+        num_lines: int = 5000,
+        init: bool = False,
+        *,
+        replica: int | None = None,
+        since: str | None = None,
+        tail: int | None = None,
+    ) -> str:
+        """The replicas' logs (``init``: v1's init-container logs, which share the
+        replicas' files here).  With ``replica`` (an index), ``since`` (``10m``) or
+        ``tail``, their lines merged, each after ``[replica-<n>]``."""
+        params = _given(dict(num_lines=num_lines, replica=replica, since=since, tail=tail))
+        data = self.workspace.client.call("GET", f"{self._url()}/logs", params=params)
         return str(data["logs"])
+
+    def follow_logs(
+        self, replica: int | None = None, since: str | None = None, tail: int | None = None
+    ) -> Iterator[str]:
+        """The merged lines of ``get_logs(replica=..., ...)``, then each new one as a
+        replica writes it; the iterator goes on until closed."""
+        params = _given(dict(follow="true", replica=replica, since=since, tail=tail))
+        return self.workspace.client.stream_lines(f"{self._url()}/logs", params)
+
+    def get_requests(
+        self, status: str | None = None, since: str | None = None, tail: int | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        """The router's log of this service's scoring requests, oldest first: time,
+        status, latencyMs, queueWaitMs, replica, bytesIn/Out, requestId,
+        clientRequestId.  ``status``: ``5xx``, ``4xx`` or one (``200``); ``since``: ``10m``."""
+        params = _given(dict(status=status, since=since, tail=tail))
+        # The services route: it takes an endpoint's name too (its lines name the version).
+        data = self.workspace.client.call("GET", f"{_path(self.name)}/requests", params=params)
+        return builtins.list(data["value"])
+
+    def follow_requests(
+        self, status: str | None = None, since: str | None = None, tail: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """``get_requests``' lines, then each request as it is answered, until closed."""
+        params = _given(dict(follow="true", status=status, since=since, tail=tail))
+        lines = self.workspace.client.stream_lines(f"{_path(self.name)}/requests", params)
+        return (json.loads(line) for line in lines if line)
 
     def get_scaling_events(self) -> builtins.list[dict[str, Any]]:
         """Every autoscaling change of the replica count, with the inputs it was made on."""
