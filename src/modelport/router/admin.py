@@ -27,6 +27,9 @@ class Admin:
         if request.path.startswith("/forward/") and request.path.endswith("/score"):
             name = request.path.removeprefix("/forward/").removesuffix("/score")
             return await self.proxy.score_forwarded(name, request)
+        if request.path.startswith("/forward/") and "/v2/" in request.path:  # OIP, see oip.py
+            name, _, rest = request.path.removeprefix("/forward/").partition("/")
+            return await self.proxy.score_forwarded(name, request, "/" + rest)
         if request.path == "/metrics" and request.method == "GET":
             body = render(self.proxy.table)
             return Response(200, body, [(b"content-type", CONTENT_TYPE)])

@@ -1,0 +1,163 @@
+"""Open Inference Protocol (v2) through the router, with Triton's own HTTP client."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+import pytest
+import tritonclient.http as triton
+from tritonclient.utils import InferenceServerException
+
+from modelport import InferenceConfig, Model, Webservice, Workspace
+from tests.e2e.test_services import fixed, post, source
+
+SCHEMA = """
+    import numpy as np
+    from inference_schema.schema_decorators import input_schema, output_schema
+    from inference_schema.parameter_types.numpy_parameter_type import NumpyParameterType
+    from inference_schema.parameter_types.standard_py_parameter_type import StandardPythonParameterType
+
+    def init():
+        pass
+
+    @input_schema("data", NumpyParameterType(np.array([[1.0, 2.0, 3.0]], dtype=np.float32)))
+    @input_schema("factor", StandardPythonParameterType(2.0))
+    @output_schema(NumpyParameterType(np.array([6.0], dtype=np.float32)))
+    def run(data, factor):
+        assert isinstance(data, np.ndarray) and isinstance(factor, float)
+        return (data.sum(axis=1) * factor).tolist()  # FP32, as declared: the runtime casts
+"""
+
+DECLARED = """
+    OIP_INPUTS = [
+        {"name": "x", "datatype": "INT64", "shape": [-1, 2]},
+        {"name": "word", "datatype": "BYTES", "shape": [-1]},
+    ]
+    OIP_OUTPUTS = [
+        {"name": "sum", "datatype": "INT64", "shape": [-1]},
+        {"name": "upper", "datatype": "BYTES", "shape": [-1]},
+    ]
+
+    def init():
+        pass
+
+    def run(data):
+        return {"sum": data["x"].sum(axis=1), "upper": [w.decode().upper() for w in data["word"]]}
+"""
+
+
+def script(tmp_path: Path, text: str, name: str) -> InferenceConfig:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "score.py").write_text(textwrap.dedent(text))
+    return InferenceConfig(entry_script="score.py", source_directory=folder)
+
+
+def client(service: Webservice) -> triton.InferenceServerClient:
+    return triton.InferenceServerClient(url=urlsplit(service.scoring_uri).netloc)
+
+
+def data_input(values: np.ndarray, binary: bool) -> list[triton.InferInput]:
+    data = triton.InferInput("data", list(values.shape), "FP32")
+    data.set_data_from_numpy(values, binary_data=binary)
+    factor = triton.InferInput("factor", [1], "FP64")
+    factor.set_data_from_numpy(np.array([3.0]), binary_data=binary)
+    return [data, factor]
+
+
+def test_schema_service_with_triton_client(ws: Workspace, model: Model, tmp_path: Path) -> None:
+    service = Model.deploy(ws, "oip-svc", [model], script(tmp_path, SCHEMA, "s"), fixed(1))
+    service.wait_for_deployment()
+    key = service.get_keys()[0]
+
+    def auth() -> dict[str, str]:  # a new dict each call: infer() adds its own headers to it
+        return {"Authorization": f"Bearer {key}"}
+
+    tc = client(service)
+    try:
+        assert tc.is_server_live()  # open, as /healthz
+        assert tc.is_server_ready()
+        assert tc.get_server_metadata()["extensions"] == ["binary_tensor_data"]
+        assert tc.is_model_ready("oip-svc", headers=auth())
+        meta = tc.get_model_metadata("oip-svc", headers=auth())
+        assert meta["name"] == "oip-svc"
+        assert meta["inputs"] == [
+            {"name": "data", "datatype": "FP32", "shape": [-1, 3]},
+            {"name": "factor", "datatype": "FP64", "shape": [1]},
+        ]
+        assert meta["outputs"] == [{"name": "output-0", "datatype": "FP32", "shape": [-1]}]
+
+        values = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.float32)
+        for binary in (True, False):  # the client's default is the binary-data extension
+            wanted = [triton.InferRequestedOutput("output-0", binary_data=binary)]
+            result = tc.infer(
+                "oip-svc",
+                data_input(values, binary),
+                outputs=wanted,
+                headers=auth(),
+                request_id="r1",
+            )
+            np.testing.assert_array_equal(result.as_numpy("output-0"), [18.0, 45.0])
+            assert result.as_numpy("output-0").dtype == np.float32
+            assert result.get_response()["id"] == "r1"
+        result = tc.infer("oip-svc", data_input(values, True), headers=auth())  # all outputs
+        np.testing.assert_array_equal(result.as_numpy("output-0"), [18.0, 45.0])
+
+        with pytest.raises(InferenceServerException) as refused:
+            tc.get_model_metadata("oip-svc")
+        assert refused.value.status() == "401"
+        with pytest.raises(InferenceServerException) as refused:
+            tc.infer("oip-svc", data_input(values, False), headers={"Authorization": "Bearer no"})
+        assert refused.value.status() == "401"
+        with pytest.raises(InferenceServerException, match=r"shape \[2, 2\], expected \[-1, 3\]"):
+            tc.infer("oip-svc", data_input(values[:, :2].copy(), False), headers=auth())
+        with pytest.raises(InferenceServerException, match="model 'nope' not found") as unknown:
+            tc.get_model_metadata("nope", headers=auth())
+        assert unknown.value.status() == "404"
+    finally:
+        tc.close()
+    # The v1 route is unchanged beside it.
+    assert post(service, {"data": [[1, 1, 1]], "factor": 1.0}, key).json() == [3.0]
+
+
+def test_declared_tensors_and_errors(ws: Workspace, model: Model, tmp_path: Path) -> None:
+    svc = Model.deploy(
+        ws, "oip-decl", [model], script(tmp_path, DECLARED, "d"), fixed(1, auth_enabled=False)
+    )
+    plain = Model.deploy(ws, "oip-plain", [model], source(tmp_path), fixed(1, auth_enabled=False))
+    svc.wait_for_deployment()
+    plain.wait_for_deployment()
+    tc = client(svc)
+    try:
+        x = triton.InferInput("x", [2, 2], "INT64")
+        x.set_data_from_numpy(np.array([[1, 2], [3, 4]], dtype=np.int64))
+        word = triton.InferInput("word", [2], "BYTES")
+        word.set_data_from_numpy(np.array([b"ab", b"cd"], dtype=np.object_))
+        wanted = [triton.InferRequestedOutput("upper"), triton.InferRequestedOutput("sum")]
+        result = tc.infer("oip-decl", [x, word], outputs=wanted)
+        assert result.as_numpy("upper").tolist() == [b"AB", b"CD"]
+        np.testing.assert_array_equal(result.as_numpy("sum"), [3, 7])
+        assert [o["name"] for o in result.get_response()["outputs"]] == ["upper", "sum"]
+
+        with pytest.raises(InferenceServerException, match="unknown output 'nope'"):
+            tc.infer("oip-decl", [x, word], outputs=[triton.InferRequestedOutput("nope")])
+        with pytest.raises(InferenceServerException, match="declares no tensors") as bare:
+            tc.get_model_metadata("oip-plain")
+        assert bare.value.status() == "400"
+    finally:
+        tc.close()
+    base = svc.scoring_uri.split("/api/")[0]
+    wrong = httpx.post(
+        f"{base}/v2/models/oip-decl/infer",
+        json={"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}]},
+    )
+    assert wrong.status_code == 400
+    assert wrong.json() == {"error": "input 'x' has datatype 'FP32', expected INT64"}
+    assert httpx.get(f"{base}/v2/models/oip-decl/infer").status_code == 405
+    assert httpx.get(f"{base}/v2/models/oip-decl/versions/1").json() == {
+        "error": "service 'oip-decl' has no versions: use /v2/models/oip-decl"
+    }
