@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -12,8 +13,10 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from modelport import InferenceConfig, Model, Webservice, Workspace
+from modelport import AksEndpoint, InferenceConfig, Model, Webservice, Workspace
+from tests.conftest import ServerProcess
 from tests.e2e.test_services import fixed, post, source
+from tests.prom import total
 
 SCHEMA = """
     import numpy as np
@@ -161,3 +164,94 @@ def test_declared_tensors_and_errors(ws: Workspace, model: Model, tmp_path: Path
     assert httpx.get(f"{base}/v2/models/oip-decl/versions/1").json() == {
         "error": "service 'oip-decl' has no versions: use /v2/models/oip-decl"
     }
+
+
+VERSIONED = """
+    OIP_INPUTS = [{"name": "x", "datatype": "FP32", "shape": [-1]}]
+    OIP_OUTPUTS = [{"name": "version", "datatype": "BYTES", "shape": [1]}]
+
+    def init():
+        pass
+
+    def run(data):
+        return {"version": ["VERSION"], "twice": data["x"] * 2}
+"""
+FORWARDED = "modelport_router_forwarded_total"
+BODY = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [2], "data": [1, 2]}]}
+
+
+def versioned(tmp_path: Path, version: str) -> InferenceConfig:
+    return script(tmp_path, VERSIONED.replace("VERSION", version), version)
+
+
+def test_an_endpoint_through_its_split_or_a_pinned_version(
+    ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    config = AksEndpoint.deploy_configuration(
+        version_name="blue", autoscale_enabled=False, num_replicas=1
+    )
+    endpoint = Model.deploy(ws, "oip-ep", [model], versioned(tmp_path, "blue"), config)
+    assert isinstance(endpoint, AksEndpoint)
+    endpoint.create_version(
+        "green", models=[model], inference_config=versioned(tmp_path, "green"), num_replicas=1
+    )
+    endpoint.wait_for_deployment()
+    key = endpoint.get_keys()[0]
+    base = endpoint.scoring_uri.split("/api/")[0] + "/v2/models/oip-ep"
+    with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {key}"}) as c:
+        default = c.post(f"{base}/infer", json=BODY)  # green takes no traffic: blue serves
+        assert default.status_code == 200, default.text
+        assert default.headers["azureml-model-deployment"] == "blue"
+        outputs = {o["name"]: o for o in default.json()["outputs"]}
+        assert outputs["version"]["data"] == ["blue"]
+        assert outputs["twice"] == {
+            "name": "twice",
+            "datatype": "FP32",
+            "shape": [2],
+            "data": [2.0, 4.0],
+        }
+        pinned = c.post(f"{base}/versions/green/infer", json=BODY).json()
+        assert pinned["model_name"] == "oip-ep" and pinned["model_version"] == "green"
+        assert pinned["outputs"][0]["data"] == ["green"]
+        meta = c.get(f"{base}/versions/green").json()
+        assert meta["versions"] == ["green"] and meta["inputs"][0]["name"] == "x"
+        assert c.get(f"{base}/ready").json() == {"name": "oip-ep", "ready": True}
+        gone = c.post(f"{base}/versions/red/infer", json=BODY)
+        assert gone.status_code == 404 and "has no version 'red'" in gone.json()["error"]
+    refused = httpx.post(f"{base}/infer", json=BODY, headers={"Authorization": "Bearer no"})
+    assert refused.status_code == 401 and isinstance(refused.json()["error"], str)
+
+
+def test_a_router_worker_without_slots_forwards_infer(model: Model, tmp_path: Path) -> None:
+    """Two router workers, one replica: a worker holding none of its slots hands the
+    request to the one that does, by the same path as /score."""
+    server = ServerProcess(tmp_path / "home2", args=("--workers", "2"))
+    try:
+        with Workspace.from_config(server.home) as ws:
+            folder = tmp_path / "m"
+            folder.mkdir()
+            Model.register(ws, folder, "scaler")
+            service = Model.deploy(
+                ws,
+                "oip-workers",
+                [Model(ws, "scaler")],
+                versioned(tmp_path, "only"),
+                fixed(1, auth_enabled=False),
+            )
+            service.wait_for_deployment()
+            url = service.scoring_uri.split("/api/")[0] + "/v2/models/oip-workers"
+            limits = httpx.Limits(max_keepalive_connections=0)  # a connection, a worker each
+            with httpx.Client(timeout=30, limits=limits) as c:
+                answers = [c.post(f"{url}/infer", json=BODY) for _ in range(12)]
+                metadata = [c.get(url) for _ in range(6)]
+            assert [a.status_code for a in answers + metadata] == [200] * 18
+            assert {a.json()["outputs"][0]["data"][0] for a in answers} == {"only"}
+            config = json.loads((server.home / "config.json").read_text())
+            admin = {"Authorization": f"Bearer {config['token']}"}
+            forwarded = [
+                total(httpx.get(f"{u}/metrics", headers=admin).text, FORWARDED)
+                for u in config["routerAdminUrls"]
+            ]
+            assert sum(forwarded) > 0  # the forwarding worker took some of them
+    finally:
+        server.stop()
