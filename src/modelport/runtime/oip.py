@@ -19,7 +19,7 @@ from typing import Any
 from modelport.httpserver import Request, Response
 from modelport.oippath import INFER, LIVE, MODEL, MODEL_READY, READY, OipPath, parse
 from modelport.runtime.counters import COUNTERS
-from modelport.runtime.script import EntryScript, ScoringTimeout
+from modelport.runtime.script import RAW, EntryScript, ScoringTimeout
 from modelport.runtime.signature import (
     DEFAULT_OUTPUT,
     NUMPY,
@@ -38,6 +38,10 @@ HEADER_LENGTH = b"inference-header-content-length"
 PLATFORM = "modelport"
 RUN_FAILED = "An unexpected error occurred in scoring script. Check the logs for more info."
 FAILED = (b"x-ms-run-function-failed", b"True")
+RAW_REFUSED = (
+    "@rawhttp scripts are not served over the Open Inference Protocol: their run() takes "
+    "the HTTP request; use /score"
+)
 Run = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
@@ -61,6 +65,8 @@ class OipRoutes:
         if self._signature is None:
             script = self.script
             try:
+                if script.mode == RAW:
+                    raise TensorError(RAW_REFUSED)
                 self._signature = signature_of(
                     script.module, script.schema_fn, script.required, script.path.name
                 )
