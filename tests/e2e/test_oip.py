@@ -72,7 +72,9 @@ def data_input(values: np.ndarray, binary: bool) -> list[triton.InferInput]:
     return [data, factor]
 
 
-def test_schema_service_with_triton_client(ws: Workspace, model: Model, tmp_path: Path) -> None:
+def test_schema_service_with_triton_client(
+    server: ServerProcess, ws: Workspace, model: Model, tmp_path: Path
+) -> None:
     service = Model.deploy(ws, "oip-svc", [model], script(tmp_path, SCHEMA, "s"), fixed(1))
     service.wait_for_deployment()
     key = service.get_keys()[0]
@@ -125,6 +127,12 @@ def test_schema_service_with_triton_client(ws: Workspace, model: Model, tmp_path
         tc.close()
     # The v1 route is unchanged beside it.
     assert post(service, {"data": [[1, 1, 1]], "factor": 1.0}, key).json() == [3.0]
+    # The service's counters: its 3 infers and 1 score; 2 refused credentials, 1 bad shape.
+    config = json.loads((server.home / "config.json").read_text())
+    admin = {"Authorization": f"Bearer {config['token']}"}
+    text = httpx.get(f"{config['routerAdminUrls'][0]}/metrics", headers=admin).text
+    assert total(text, REQUESTS, service="oip-svc", code="2xx") == 4
+    assert total(text, REQUESTS, service="oip-svc", code="4xx") == 3
 
 
 def test_declared_tensors_and_errors(ws: Workspace, model: Model, tmp_path: Path) -> None:
@@ -177,6 +185,7 @@ VERSIONED = """
         return {"version": ["VERSION"], "twice": data["x"] * 2}
 """
 FORWARDED = "modelport_router_forwarded_total"
+REQUESTS = "modelport_router_requests_total"
 BODY = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [2], "data": [1, 2]}]}
 
 
@@ -253,5 +262,10 @@ def test_a_router_worker_without_slots_forwards_infer(model: Model, tmp_path: Pa
                 for u in config["routerAdminUrls"]
             ]
             assert sum(forwarded) > 0  # the forwarding worker took some of them
+            scored = [
+                total(httpx.get(f"{u}/metrics", headers=admin).text, REQUESTS, code="2xx")
+                for u in config["routerAdminUrls"]
+            ]
+            assert sum(scored) == 12  # infer counts as scoring does; metadata takes no slot
     finally:
         server.stop()

@@ -20,6 +20,7 @@ from typing import Any
 from modelport import tracing
 from modelport.httpserver import Request, Response
 from modelport.oippath import PREFIX as OIP_PREFIX
+from modelport.oippath import parse as parse_oip
 from modelport.router import auth, oip
 from modelport.router.endpoint import Endpoint, pick
 from modelport.router.shadow import Shadow, due, settle
@@ -107,6 +108,9 @@ class Proxy:
         answer = admission(self.table, method, path, headers)
         if answer is not None and answer.status in (401, 405):
             name = path[len(PREFIX) :].partition("/")[0]
+            if not path.startswith(PREFIX):
+                named = parse_oip(path)  # an OIP model route's refusal counts as a score's
+                name = named.model if named is not None else ""
             route = self.table.public.get(name)
             if route is not None:
                 route.lane.stats.record(answer.status, 0.0)
