@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from types import SimpleNamespace
@@ -287,3 +288,60 @@ def test_router_errors_take_the_protocols_shape() -> None:
     assert json.loads(front.reshaped(modelport).body) == {"error": "full"}
     v1 = Response(404, b'{"message": "gone"}', [])
     assert json.loads(front.reshaped(v1).body) == {"error": "gone"}
+
+
+def _table() -> RouteTable:
+    from modelport.router.table import build_table
+
+    digest = hashlib.sha256(b"k").hexdigest()
+    svc = {"replicas": [["127.0.0.1", 1000]], "keyDigests": [digest]}
+    doc = {
+        "revision": 1,
+        "services": {
+            "svc": svc,
+            "ep-blue": {**svc, "hidden": True},
+            "ep-green": {**svc, "hidden": True},
+        },
+        "endpoints": {
+            "ep": {
+                "versions": [
+                    {"name": "blue", "route": "ep-blue", "share": 100},
+                    {"name": "green", "route": "ep-green", "share": 0},
+                ]
+            }
+        },
+    }
+    return build_table(doc, RouteTable())
+
+
+KEY = [(b"authorization", b"Bearer k")]
+
+
+def test_models_resolve_to_a_service_or_an_endpoints_version() -> None:
+    table = _table()
+    assert front.resolve(table, OipPath(INFER, "svc"), KEY) == (table.routes["svc"], "")
+    route, version = front.resolve(table, OipPath(INFER, "ep"), KEY)  # type: ignore[misc]
+    assert (route.name, version) == ("ep-blue", "blue")  # the split: green has no share
+    pinned = front.resolve(table, OipPath(INFER, "ep"), [(b"azureml-model-deployment", b"green")])
+    assert isinstance(pinned, tuple) and pinned[1] == "green"
+    assert front.resolve(table, OipPath(INFER, "ep", "green"), [])[1] == "green"  # type: ignore[index]
+    for oip, message in [
+        (OipPath(INFER, "svc", "1"), "service 'svc' has no versions"),
+        (OipPath(INFER, "ep", "red"), "model 'ep' has no version 'red' (it has blue, green)"),
+        (OipPath(INFER, "nope"), "model 'nope' not found"),
+    ]:
+        answer = front.resolve(table, oip, [])
+        assert isinstance(answer, Response) and answer.status == 404
+        assert message in json.loads(answer.body)["error"]
+
+
+def test_admission_checks_the_key_of_a_service_or_of_any_endpoint_version() -> None:
+    table = _table()
+    assert front.admission(table, "POST", "/v2/models/svc/infer", KEY) is None
+    assert front.admission(table, "POST", "/v2/models/ep/infer", KEY) is None
+    for path in ("/v2/models/svc/infer", "/v2/models/ep/infer"):
+        refused = front.admission(table, "POST", path, [(b"authorization", b"Bearer x")])
+        assert refused is not None and refused.status == 401
+        assert isinstance(json.loads(refused.body)["error"], str)
+    unknown = front.admission(table, "GET", "/v2/models/nope", KEY)
+    assert unknown is not None and unknown.status == 404

@@ -74,9 +74,16 @@ def admission(table: RouteTable, method: str, path: str, headers: Headers) -> Re
     if table.revision == 0:
         return STARTING
     route = table.public.get(oip.model)
-    if route is not None and route.auth:
-        return _auth(route, headers)
-    return None  # an endpoint: the version the handler picks checks the credential
+    if route is not None:
+        return _auth(route, headers) if route.auth else None
+    endpoint = table.endpoints.get(oip.model)
+    if endpoint is None:
+        return oip_error(404, f"model {oip.model!r} not found")
+    # As for /score: let through a credential one of its versions takes; the version
+    # the handler picks checks it again.
+    versions = [table.routes[r] for r in endpoint.routes.values() if r in table.routes]
+    refusals = [_auth(r, headers) for r in versions]
+    return refusals[0] if versions and all(refusals) else None
 
 
 def _server(table: RouteTable, oip: OipPath) -> Response | None:
