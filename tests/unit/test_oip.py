@@ -345,3 +345,15 @@ def test_admission_checks_the_key_of_a_service_or_of_any_endpoint_version() -> N
         assert isinstance(json.loads(refused.body)["error"], str)
     unknown = front.admission(table, "GET", "/v2/models/nope", KEY)
     assert unknown is not None and unknown.status == 404
+
+
+def test_the_docs_declaration_example_is_read_as_documented() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "open-inference-protocol.md").read_text()
+    example = next(b for b in text.split("```python\n")[1:] if "OIP_INPUTS" in b).split("```")[0]
+    namespace: dict[str, Any] = {}
+    exec(example, namespace)
+    sig = signature_of(SimpleNamespace(**namespace), None, set(), "score.py")
+    assert [s.metadata() for s in sig.inputs] == namespace["OIP_INPUTS"]
+    assert [s.metadata() for s in sig.outputs] == namespace["OIP_OUTPUTS"]

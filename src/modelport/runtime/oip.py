@@ -42,6 +42,7 @@ RAW_REFUSED = (
     "@rawhttp scripts are not served over the Open Inference Protocol: their run() takes "
     "the HTTP request; use /score"
 )
+NO_NUMPY = "the Open Inference Protocol needs numpy in the service's environment"
 Run = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
@@ -67,6 +68,7 @@ class OipRoutes:
             try:
                 if script.mode == RAW:
                     raise TensorError(RAW_REFUSED)
+                _need_numpy()
                 self._signature = signature_of(
                     script.module, script.schema_fn, script.required, script.path.name
                 )
@@ -133,6 +135,14 @@ class OipRoutes:
         if isinstance(doc.get("id"), str):
             head["id"] = doc["id"]
         return response(head, named, sig, wanted)
+
+
+def _need_numpy() -> None:
+    """Tensors are numpy arrays: say so once, rather than fail in each request."""
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        raise TensorError(NO_NUMPY, 500) from None
 
 
 def read_request(request: Request) -> tuple[dict[str, Any], bytes]:
