@@ -107,9 +107,10 @@ class Proxy:
         count in its metrics, as the handler's did."""
         answer = admission(self.table, method, path, headers)
         if answer is not None and answer.status in (401, 405):
-            name = path[len(PREFIX) :].partition("/")[0]
-            if not path.startswith(PREFIX):
-                named = parse_oip(path)  # an OIP model route's refusal counts as a score's
+            if path.startswith(PREFIX):
+                name = path[len(PREFIX) :].partition("/")[0]
+            else:  # an OIP model route's refusal counts as a score's
+                named = parse_oip(path)
                 name = named.model if named is not None else ""
             route = self.table.public.get(name)
             if route is not None:
