@@ -21,6 +21,7 @@ BASE = {
     "tls",
     "rowsink",
     "tracing",
+    "oippath",
     "metrics",
     "__init__",
 }

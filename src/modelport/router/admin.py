@@ -27,6 +27,12 @@ class Admin:
         if request.path.startswith("/forward/") and request.path.endswith("/score"):
             name = request.path.removeprefix("/forward/").removesuffix("/score")
             return await self.proxy.score_forwarded(name, request)
+        if request.path.startswith("/forward/") and "/v2/" in request.path:  # OIP, see oip.py
+            name, _, rest = request.path.removeprefix("/forward/").partition("/")
+            route = self.proxy.table.routes.get(name)
+            if request.method == "GET" and route is not None and route.forward is None:
+                return await self.proxy.fetch(route, request, "/" + rest)  # metadata: no slot
+            return await self.proxy.score_forwarded(name, request, "/" + rest)
         if request.path == "/metrics" and request.method == "GET":
             body = render(self.proxy.table)
             return Response(200, body, [(b"content-type", CONTENT_TYPE)])

@@ -19,7 +19,9 @@ from typing import Any
 
 from modelport import tracing
 from modelport.httpserver import Request, Response
-from modelport.router import auth
+from modelport.oippath import PREFIX as OIP_PREFIX
+from modelport.oippath import parse as parse_oip
+from modelport.router import auth, oip
 from modelport.router.endpoint import Endpoint, pick
 from modelport.router.requestlog import Entry, RequestLog
 from modelport.router.shadow import Shadow, due, settle
@@ -39,6 +41,7 @@ log = logging.getLogger("modelport.router")
 
 PREFIX = "/api/v1/service/"
 HEALTH_PATH = "/healthz"  # outside PREFIX: no service can be named into it
+SCORE = "/score"  # the replica's path for a scoring request; OIP's infer has its own
 HOP_BY_HOP = frozenset(
     {
         b"connection",
@@ -112,7 +115,11 @@ class Proxy:
         count in its metrics, as the handler's did."""
         answer = admission(self.table, method, path, headers)
         if answer is not None and answer.status in (401, 405):
-            name = path[len(PREFIX) :].partition("/")[0]
+            if path.startswith(PREFIX):
+                name = path[len(PREFIX) :].partition("/")[0]
+            else:  # an OIP model route's refusal counts as a score's
+                named = parse_oip(path)
+                name = named.model if named is not None else ""
             route = self.table.public.get(name)
             if route is not None:
                 route.lane.stats.record(answer.status, 0.0)
@@ -121,6 +128,8 @@ class Proxy:
     async def handle(self, request: Request) -> Response:
         path = request.path
         if not path.startswith(PREFIX):
+            if path.startswith(OIP_PREFIX):
+                return await oip.handle(self, request)
             return error(404, "not_found", f"no route {path}")
         name, _, action = path[len(PREFIX) :].partition("/")
         route = self.table.public.get(name)
@@ -219,15 +228,24 @@ class Proxy:
             return self._swagger(route, request)
         return _answer(error(404, "not_found", f"no route {path}"))
 
-    async def _score(self, route: Route, request: Request, trusted: bool = False) -> Response:
+    async def _score(
+        self, route: Route, request: Request, trusted: bool = False, target: str = SCORE
+    ) -> Response:
         if route.tracing:
             tracer = tracing.tracer("modelport-router")
             if tracer is not None:
-                return await self._score_traced(tracer, route, request, trusted)
-        return await self._score_untraced(route, request, trusted)
+                return await self._score_traced(tracer, route, request, trusted, target)
+        return await self._score_untraced(route, request, trusted, target)
+
+    async def score_at(self, route: Route, request: Request, target: str) -> Response:
+        """A request the OIP front has authenticated, to ``target`` on a replica: the
+        slots, queue, deadline and counters of scoring (see router/oip.py)."""
+        if route.forward is not None:
+            return await self._forward(route, request, True, target)
+        return await self._score(route, request, True, target)
 
     async def _score_traced(
-        self, tracer: Any, route: Route, request: Request, trusted: bool
+        self, tracer: Any, route: Route, request: Request, trusted: bool, target: str = SCORE
     ) -> Response:
         """A span around the request, continuing the client's trace; the replica gets
         this span's ``traceparent`` in place of the client's."""
@@ -239,19 +257,19 @@ class Proxy:
             span.set_attribute("modelport.route", route.name)
             kept = [h for h in request.headers if h[0] not in TRACE_HEADERS]
             request.headers = kept + tracing.inject()
-            response = await self._score_untraced(route, request, trusted)
+            response = await self._score_untraced(route, request, trusted, target)
             span.set_attribute("http.response.status_code", response.status)
             if response.status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
         return response
 
     async def _score_untraced(
-        self, route: Route, request: Request, trusted: bool = False
+        self, route: Route, request: Request, trusted: bool = False, target: str = SCORE
     ) -> Response:
         started = time.monotonic()
         book = self.requests
         entry = None if book is None else Entry(route.name, request.headers, len(request.body))
-        response = await self._scored(route, request, started, trusted, entry)
+        response = await self._scored(route, request, started, trusted, entry, target)
         seconds = time.monotonic() - started
         route.lane.stats.record(response.status, seconds)
         if book is not None and entry is not None:
@@ -264,21 +282,23 @@ class Proxy:
                 route.lane.stats.capture["taken" if taken else "dropped"] += 1
         return response
 
-    async def score_forwarded(self, name: str, request: Request) -> Response:
+    async def score_forwarded(self, name: str, request: Request, target: str = SCORE) -> Response:
         """A request a sibling worker has already authenticated (via the admin port)."""
         route = self.table.routes.get(name)
         if route is None or route.forward is not None:
             return error(404, "not_found", f"service {name!r} not found on this worker")
-        return await self._score(route, request, trusted=True)
+        return await self._score(route, request, trusted=True, target=target)
 
-    async def _forward(self, route: Route, request: Request, trusted: bool = False) -> Response:
+    async def _forward(
+        self, route: Route, request: Request, trusted: bool = False, target: str = SCORE
+    ) -> Response:
         """This worker holds none of the service's slots: the one that does serves it."""
         refused = _refusal(route, request, trusted)
         if refused is not None:
             return refused
         assert route.forward is not None
         host, port = route.forward
-        data = _encode_request(request, f"/forward/{route.name}/score", self._forward_auth)
+        data = _encode_request(request, f"/forward/{route.name}{target}", self._forward_auth)
         route.lane.stats.forwarded += 1
         try:
             # The sibling answers 504 at the service's timeout; this one is a backstop.
@@ -296,11 +316,12 @@ class Proxy:
         started: float,
         trusted: bool = False,
         entry: Entry | None = None,
+        target: str = SCORE,
     ) -> Response:
         refused = _refusal(route, request, trusted)
         if refused is not None:
             return refused
-        data = _encode_request(request, "/score", route.replica_header)
+        data = _encode_request(request, target, route.replica_header)
         backend = route.try_acquire()
         begun: Future[UpstreamResponse] | None = None  # an exchange dispatch already started
         slot: Slot | None = None
@@ -433,8 +454,14 @@ class Proxy:
         release(route, backend)
         self._dispatch(route)
 
-    async def _swagger(self, route: Route, request: Request) -> Response:
-        """swagger.json takes no scoring slot: it is metadata, answered by any replica."""
+    def _swagger(self, route: Route, request: Request) -> Coroutine[Any, Any, Response]:
+        return self.fetch(route, request, "/swagger.json")
+
+    async def fetch(self, route: Route, request: Request, target: str) -> Response:
+        """Metadata (swagger.json, OIP model metadata) takes no scoring slot: any replica
+        answers it; a worker holding none of the slots asks the one that does."""
+        if route.forward is not None and not route.backends:
+            return await self._forward(route, request, True, target)
         if not route.backends:
             return error(
                 503, "no_replica", f"service {route.name!r} has no ready replica", RETRY_AFTER
@@ -445,12 +472,12 @@ class Proxy:
                 self.pool.request(
                     backend.host,
                     backend.port,
-                    _encode_request(request, "/swagger.json", route.replica_header),
+                    _encode_request(request, target, route.replica_header),
                 ),
                 10,
             )
         except (TimeoutError, ConnectFailed, UpstreamClosed) as exc:
-            return error(502, "bad_gateway", f"swagger.json could not be fetched: {exc}")
+            return error(502, "bad_gateway", f"{target} could not be fetched: {exc}")
         return _response(upstream)
 
 
@@ -486,6 +513,8 @@ def admission(table: RouteTable, method: str, path: str, headers: Headers) -> Re
     if not path.startswith(PREFIX):
         if path == HEALTH_PATH and method == "GET":
             return HEALTHY
+        if path.startswith(OIP_PREFIX):
+            return oip.admission(table, method, path, headers)
         return error(404, "not_found", f"no route {path}")
     if table.revision == 0:
         return STARTING

@@ -31,6 +31,7 @@ from modelport.runtime.inputs import (
     schema_arguments,
     schema_body,
 )
+from modelport.runtime.oip import OipRoutes
 from modelport.runtime.request_context import REQUEST_ID
 from modelport.runtime.script import (
     PLAIN,
@@ -75,6 +76,7 @@ class Dataplane:
         self.service = service
         self.server = server
         self.wsgi: Any = None
+        self.oip: OipRoutes | None = None  # made at the first /v2 request
         # enable_app_insights: spans for each request and run() (None: no tracing here)
         self.tracer = tracing.tracer(service) if os.environ.get(tracing.SWITCH) == "1" else None
         if script.mode == RAW:  # werkzeug is loaded for @rawhttp scripts only
@@ -97,6 +99,9 @@ class Dataplane:
             response = Response(200, b"Healthy", [(b"content-type", b"text/plain")])
         elif request.path == "/swagger.json":
             response = self._swagger(request)
+        elif request.path.startswith("/v2"):  # Open Inference Protocol: see runtime/oip.py
+            REQUEST_ID.set(ids[0][1].decode("latin-1"))
+            response = await self._oip_routes().handle(request)
         else:
             response = message(404, f"no route {request.path}; use /score or /swagger.json")
         response.headers.extend(ids)
@@ -179,6 +184,11 @@ class Dataplane:
         if script.wants_headers:
             kwargs["request_headers"] = Headers(request.headers)
         return kwargs
+
+    def _oip_routes(self) -> OipRoutes:
+        if self.oip is None:
+            self.oip = OipRoutes(self.script, self._run)
+        return self.oip
 
     async def _run(self, kwargs: dict[str, Any]) -> Any:
         if isinstance(self.invoker, InlineInvoker):
