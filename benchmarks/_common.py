@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -112,3 +115,24 @@ def _ms(out: str, pct: str) -> float:
     if match is None:
         raise SystemExit(f"wrk output has no {pct} latency:\n{out}")
     return float(match.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]
+
+
+def wrk_arguments(seconds: int, connections: str = "8", rounds: int = 3) -> argparse.Namespace:
+    """``--seconds``, ``--connections`` and ``--rounds``; stops at once without wrk."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=seconds)
+    parser.add_argument("--connections", default=connections)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    return args
+
+
+def scripts_folder(scripts: dict[str, str]) -> Path:
+    """A throwaway folder with one source folder per script (``<name>/score.py``)."""
+    work = Path(tempfile.mkdtemp(prefix="modelport-bench-"))
+    for name, script in scripts.items():
+        (work / name).mkdir()
+        (work / name / "score.py").write_text(textwrap.dedent(script))
+    return work

@@ -16,17 +16,13 @@ Rounds rotate the order; each figure is compared with its baseline of the same r
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import shutil
 import statistics
-import tempfile
-import textwrap
 from datetime import date
-from pathlib import Path
 
-from _common import start_server, wrk
+from _common import scripts_folder, start_server, wrk, wrk_arguments
 
 from modelport import AksWebservice, InferenceConfig, Model, Workspace
 
@@ -57,17 +53,9 @@ BASELINE = {"capture-100": "plain", "capture-10": "plain", "collector-on": "coll
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is needed: apt-get install wrk")
-    work = Path(tempfile.mkdtemp(prefix="modelport-bench-"))
-    for name, script in (("noop", NOOP), ("collecting", COLLECTING)):
-        (work / name).mkdir()
-        (work / name / "score.py").write_text(textwrap.dedent(script))
+    args = wrk_arguments(seconds=8)
+    connections = int(args.connections)
+    work = scripts_folder({"noop": NOOP, "collecting": COLLECTING})
     (work / "model.txt").write_text("none")
     server, config = start_server(work / "home")
     results: dict[str, list[float]] = {}
@@ -106,7 +94,7 @@ def main() -> None:
                     url, key = targets[name]
                     got[name] = wrk(
                         url,
-                        args.connections,
+                        connections,
                         args.seconds,
                         headers={"Authorization": f"Bearer {key}"},
                     )
@@ -121,7 +109,7 @@ def main() -> None:
     print(
         f"## Model data collection and capture ({date.today()}, {platform.node()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}, wrk -t1 "
-        f"-c{args.connections}, {args.seconds} s after 2 s warm-up, {args.rounds} rounds in "
+        f"-c{connections}, {args.seconds} s after 2 s warm-up, {args.rounds} rounds in "
         "rotating order, 1 replica taking 8 at once)\n"
     )
     print("| service | req/s (median) | errors | vs its baseline (median, range) |")

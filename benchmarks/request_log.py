@@ -16,7 +16,6 @@ shared machine, and what it is of the router's CPU per request.  Needs wrk.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -24,14 +23,13 @@ import re
 import shutil
 import statistics
 import tempfile
-import textwrap
 import time
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import start_server, wrk
+from _common import scripts_folder, start_server, wrk, wrk_arguments
 
 from modelport import AksWebservice, InferenceConfig, Model, Workspace
 
@@ -118,16 +116,8 @@ def median(runs: list[dict[str, float]], key: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is needed: apt-get install wrk")
-    work = Path(tempfile.mkdtemp(prefix="modelport-bench-"))
-    (work / "noop").mkdir()
-    (work / "noop" / "score.py").write_text(textwrap.dedent(NOOP))
+    args = wrk_arguments(seconds=10)
+    work = scripts_folder({"noop": NOOP})
     servers = []
     runs: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
     logged = total = dropped = 0
@@ -144,7 +134,7 @@ def main() -> None:
                 before, count = cpu_seconds(workers), answered(config)
                 writer = cpu_seconds(workers, threads=True)
                 headers = {"Authorization": f"Bearer {key}"}
-                run = wrk(url, args.connections, args.seconds, headers=headers)
+                run = wrk(url, int(args.connections), args.seconds, headers=headers)
                 requests = answered(config) - count
                 run["cpu_us"] = (cpu_seconds(workers) - before) / requests * 1e6
                 run["writer_us"] = (cpu_seconds(workers, threads=True) - writer) / requests * 1e6

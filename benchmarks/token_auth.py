@@ -16,18 +16,15 @@ claims), the cached one and the key check are also timed alone, in-process.  Nee
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import shutil
 import statistics
-import tempfile
-import textwrap
 import timeit
 from datetime import date
 from pathlib import Path
 
-from _common import start_server, wrk
+from _common import scripts_folder, start_server, wrk, wrk_arguments
 from endpoint_split import answered
 
 from modelport import AksWebservice, InferenceConfig, Model, Workspace
@@ -98,16 +95,8 @@ def check_us() -> tuple[float, float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", default="8")
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is needed: apt-get install wrk")
-    work = Path(tempfile.mkdtemp(prefix="modelport-bench-"))
-    (work / "noop").mkdir()
-    (work / "noop" / "score.py").write_text(textwrap.dedent(NOOP))
+    args = wrk_arguments(seconds=10)
+    work = scripts_folder({"noop": NOOP})
     (work / "model.txt").write_text("none")
     server, config = start_server(work / "home")
     rows: dict[tuple[str, int], list[dict[str, float]]] = {}
