@@ -19,6 +19,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+REPLICA_KEY = "x-modelport-replica-key"  # the header a replica takes from the router only
 IRIS_ROW = '{"data": [[5.1, 3.5, 1.4, 0.2]]}'
 
 
@@ -136,3 +137,12 @@ def scripts_folder(scripts: dict[str, str]) -> Path:
         (work / name).mkdir()
         (work / name / "score.py").write_text(textwrap.dedent(script))
     return work
+
+
+def replica_headers(home: Path, service: str) -> dict[str, str]:
+    """What the router adds to reach a local replica of ``service`` directly."""
+    from modelport.compute.local.target import derive_replica_key
+    from modelport.store.secrets import SecretBox
+
+    key = derive_replica_key(SecretBox.for_workspace(home), service)
+    return {REPLICA_KEY: key}

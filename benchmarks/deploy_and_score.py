@@ -24,7 +24,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from _common import start_server, wrk
+from _common import replica_headers, start_server, wrk
 
 from modelport import InferenceConfig, Model, Webservice, Workspace
 from modelport.cli.demo import write_files
@@ -64,9 +64,10 @@ def main() -> None:
             service = Webservice(ws, "iris-bench")
             key = service.get_keys()[0]
             replica = f"http://127.0.0.1:{service.serialize()['replicas'][0]['port']}/score"
+            inside = replica_headers(work / "home", "iris-bench")  # as the router sends it
             rows = []
             for c in (int(x) for x in args.connections.split(",")):
-                direct = wrk(replica, c, args.seconds)
+                direct = wrk(replica, c, args.seconds, headers=inside)
                 routed = wrk(
                     service.scoring_uri, c, args.seconds, headers={"Authorization": f"Bearer {key}"}
                 )

@@ -27,7 +27,15 @@ import textwrap
 from datetime import date
 from pathlib import Path
 
-from _common import ROOT, free_port, start_server, wait_for_port, wrk
+from _common import (
+    REPLICA_KEY,
+    ROOT,
+    free_port,
+    replica_headers,
+    start_server,
+    wait_for_port,
+    wrk,
+)
 
 from modelport import AksWebservice, InferenceConfig, Model, Workspace
 from modelport.cli.demo import write_files
@@ -71,15 +79,19 @@ frontend scoring
     default_backend replica
 backend replica
     http-reuse always
+    http-request set-header x-modelport-replica-key {key}
     server r1 127.0.0.1:{replica} maxconn {cap}
 """
 
 
-def haproxy(work: Path, replica_port: int, cap: int) -> tuple[subprocess.Popen[bytes], str]:
-    """HAProxy in front of the replica, queueing beyond ``cap`` requests like the router."""
+def haproxy(
+    work: Path, replica_port: int, cap: int, key: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """HAProxy in front of the replica, queueing beyond ``cap`` requests like the router
+    (and sending the replica key, as the router does)."""
     port = free_port()
     config = work / f"haproxy-{replica_port}.cfg"
-    config.write_text(HAPROXY.format(port=port, replica=replica_port, cap=cap))
+    config.write_text(HAPROXY.format(port=port, replica=replica_port, cap=cap, key=key))
     proc = subprocess.Popen(["haproxy", "-db", "-f", str(config)], stdout=subprocess.DEVNULL)
     wait_for_port(port, "haproxy")
     return proc, f"http://127.0.0.1:{port}/score"
@@ -131,19 +143,22 @@ def main() -> None:
                 service.wait_for_deployment()
                 key = service.get_keys()[0]
                 replica = f"http://127.0.0.1:{service.serialize()['replicas'][0]['port']}/score"
+                inside = replica_headers(work / "home", workload)  # as the router sends it
                 proc, bare_url = bare_app(workload, model_dir)
                 bare.append(proc)
                 proxy_url = None
                 if shutil.which("haproxy"):
                     replica_port = service.serialize()["replicas"][0]["port"]
-                    proc, proxy_url = haproxy(work, replica_port, args.max_concurrent)
+                    proc, proxy_url = haproxy(
+                        work, replica_port, args.max_concurrent, inside[REPLICA_KEY]
+                    )
                     bare.append(proc)
                 if workload == "iris" and args.peers:
                     peer_rows = measure_peers(model_dir, work, args, service.scoring_uri, key)
                 for c in (int(x) for x in args.connections.split(",")):
                     row = {
                         "bare": wrk(bare_url, c, args.seconds),
-                        "direct": wrk(replica, c, args.seconds),
+                        "direct": wrk(replica, c, args.seconds, headers=inside),
                         "router": wrk(
                             service.scoring_uri,
                             c,

@@ -35,7 +35,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from _common import free_port, start_server, wait_for_port, wrk
+from _common import REPLICA_KEY, free_port, replica_headers, start_server, wait_for_port, wrk
 
 from modelport import AksWebservice, InferenceConfig, Model, Workspace
 from modelport.cli.demo import write_files
@@ -71,17 +71,19 @@ frontend tls
     default_backend replica
 backend replica
     http-reuse always
+    http-request set-header x-modelport-replica-key {key}
     server r1 127.0.0.1:{replica} maxconn {cap}
 """
 TOKEN = "b" * 43
 
 
 def haproxy(
-    work: Path, replica: int, cap: int, pem: Path
+    work: Path, replica: int, cap: int, pem: Path, key: str
 ) -> tuple[subprocess.Popen[bytes], int, int]:
     plain, tls = free_port(), free_port()
     config = work / "haproxy.cfg"
-    config.write_text(HAPROXY.format(plain=plain, tls=tls, pem=pem, replica=replica, cap=cap))
+    values = {"plain": plain, "tls": tls, "pem": pem, "replica": replica, "cap": cap, "key": key}
+    config.write_text(HAPROXY.format(**values))
     proc = subprocess.Popen(["haproxy", "-db", "-f", str(config)], stdout=subprocess.DEVNULL)
     wait_for_port(plain, "haproxy")
     wait_for_port(tls, "haproxy")
@@ -146,7 +148,9 @@ def main() -> None:
             service.wait_for_deployment()
             key = service.get_keys()[0]
             replica = int(service.serialize()["replicas"][0]["port"])
+        inside = replica_headers(work / "home", "noop")[REPLICA_KEY]  # the router sends it
         entry = {
+            "replicaKey": inside,
             "auth": True,
             "keyDigests": [key_digest(key)],
             "replicas": [["127.0.0.1", replica]],
@@ -156,7 +160,7 @@ def main() -> None:
             "maxQueue": 100,
         }
         tls = TlsSettings(made.cert, made.key)
-        proc, plain, tls_port = haproxy(work, replica, args.max_concurrent, pem)
+        proc, plain, tls_port = haproxy(work, replica, args.max_concurrent, pem, inside)
         others.append(proc)
         rows, rates = asyncio.run(measure(args, work, entry, key, plain, tls_port, tls))
     finally:

@@ -141,7 +141,7 @@ class LocalTarget:
             return None
         if self._box is None:
             self._box = SecretBox.for_workspace(self.home)
-        return self._box.derive(f"replica-key:{service}")
+        return derive_replica_key(self._box, service)
 
     # -- a new generation ------------------------------------------------------------
     def check_deploy(self, the_plan: plan.DeploymentPlan, current: Generation | None) -> None:
@@ -293,3 +293,8 @@ _SECRET_VARIABLES = ("MODELPORT_", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
 def _base_environment() -> dict[str, str]:
     """The server's environment minus its own settings (a database URL may hold a password)."""
     return {k: v for k, v in os.environ.items() if not k.startswith(_SECRET_VARIABLES)}
+
+
+def derive_replica_key(box: SecretBox, service: str) -> str:
+    """A service's replica key (also for a benchmark that reaches a replica directly)."""
+    return box.derive(f"replica-key:{service}")
