@@ -8,6 +8,8 @@ next transaction tries again: nothing needs a restart once the cause is fixed.
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +31,7 @@ from modelport.store.secrets import SecretBox, attach
 
 PRIVATE_FILE = 0o600  # the database holds service keys
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+WAL_SWITCH_TIMEOUT_S = 30.0  # as long as the busy timeout other statements get
 
 
 def normalise_url(url: str) -> str:
@@ -153,7 +156,7 @@ def _make_engine(url: str) -> Engine:
         # the write lock and let two writers deadlock on upgrade.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _into_wal(cursor)
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -163,6 +166,22 @@ def _make_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _into_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, again while another process holds the lock it needs:
+    switching a new database into WAL takes an exclusive lock, and SQLite answers
+    "database is locked" at once there rather than through its busy timeout, so
+    processes opening one new workspace together would fail."""
+    deadline = time.monotonic() + WAL_SWITCH_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _renew_read_only_connections(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
