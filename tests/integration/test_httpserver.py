@@ -28,7 +28,13 @@ async def echo(request: Request) -> Response:
 
 @asynccontextmanager
 async def serving(max_body: int = 1000) -> AsyncIterator[tuple[int, ServerState]]:
-    state = ServerState(echo, max_body=max_body)
+    async with serving_state(ServerState(echo, max_body=max_body)) as found:
+        yield found
+
+
+@asynccontextmanager
+async def serving_state(state: ServerState) -> AsyncIterator[tuple[int, ServerState]]:
+    """``state`` on a loopback port, stopped (requests drained) when the block ends."""
     server = await asyncio.get_running_loop().create_server(
         lambda: HttpProtocol(state), "127.0.0.1", 0
     )

@@ -8,8 +8,8 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from modelport.httpserver import HttpProtocol, Limits, Request, Response, ServerState
-from tests.integration.test_httpserver import exchange, until
+from modelport.httpserver import Limits, Request, Response, ServerState
+from tests.integration.test_httpserver import exchange, serving_state, until
 
 HEAD = b"POST /x HTTP/1.1\r\nhost: x\r\n"
 
@@ -26,15 +26,8 @@ def refuse_no(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> Res
 @asynccontextmanager
 async def serving(limits: Limits, precheck: bool = False) -> AsyncIterator[tuple[int, ServerState]]:
     state = ServerState(echo, limits=limits, precheck=refuse_no if precheck else None)
-    server = await asyncio.get_running_loop().create_server(
-        lambda: HttpProtocol(state), "127.0.0.1", 0
-    )
-    try:
-        yield server.sockets[0].getsockname()[1], state
-    finally:
-        server.close()
-        state.begin_shutdown()
-        await state.wait_idle(5)
+    async with serving_state(state) as found:
+        yield found
 
 
 # Raw sockets: a server that closes with a refused body unread resets the connection,
