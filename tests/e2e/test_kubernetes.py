@@ -1,8 +1,8 @@
 """What only a cluster shows: the manifests modelport applies carry the v1 settings,
-a crashing
-init() fails a roll-out with its traceback while the last generation serves on, an
-HPA on a modelport Deployment is warned about, and leftovers of deleted services are
-removed by the next control plane."""
+a crashing init() fails a roll-out with its traceback while the last generation
+serves on, an HPA on a modelport Deployment is warned about, leftovers of deleted
+services are removed by the next control plane, and collected model data reaches the
+workspace."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ from tests.certs import Pki
 from tests.conftest import ServerProcess, wait_for
 from tests.e2e.clusters import Attached, attached
 from tests.e2e.test_cli import Cli
+from tests.e2e.test_model_data import rows
 from tests.e2e.test_services import fixed, source
 
 HPA = create_namespaced_resource(
@@ -322,3 +323,66 @@ def test_the_cluster_routers_serve_https_with_a_tls_secret(
         service.delete()
     again = target.install()  # without --tls-secret: as installed
     assert again["routerUri"] == f"https://{address}"
+
+
+COLLECTING_ON_A_CLUSTER = """
+    import json, os
+    from azureml.monitoring import ModelDataCollector
+
+    def init():
+        global inputs, predictions
+        inputs = ModelDataCollector("scaler", designation="inputs", feature_names=["a", "b"])
+        predictions = ModelDataCollector("scaler", designation="predictions", feature_names=["y"])
+
+    def run(raw):
+        data = json.loads(raw)["data"]
+        correlations = inputs.collect(data)
+        result = [data[0] * 10 + data[1]]
+        predictions.collect(predictions.add_correlations(result, correlations))
+        seen = sorted(k for k in os.environ if k.startswith(("MODELPORT_MODELDATA", "MODELPORT_STAGE")))
+        return {"y": result, "correlations": correlations, "seen": seen}
+"""
+
+
+def test_model_data_of_cluster_replicas_lands_in_the_workspace(
+    server: ServerProcess, cluster: Attached, ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    """ModelDataCollector in a pod: its rows reach the workspace's partitions through
+    the control plane (the pod's disk keeps nothing), joined by correlation id; the
+    credential that carries them is not in the entry script's environment."""
+    folder = tmp_path / "collecting"
+    folder.mkdir()
+    (folder / "score.py").write_text(textwrap.dedent(COLLECTING_ON_A_CLUSTER))
+    inference = InferenceConfig(entry_script="score.py", source_directory=folder)
+    config = fixed(1, collect_model_data=True)
+    service = Model.deploy(ws, "dc-kube", [model], inference, config, cluster.target)
+    service.wait_for_deployment()
+    assert not [w for w in service.warnings if "collectModelData" in w]
+    secret = cluster.client.get(Secret, "dc-kube-1-stage", namespace=cluster.namespace)
+    assert set(secret.data or {}) == {"token", "modeldata"}
+    scored = {}
+    for i in range(4):
+        answer = service.run({"data": [i, i + 1]})
+        assert answer["seen"] == ["MODELPORT_MODELDATA_URL"], answer["seen"]
+        scored[answer["correlations"]["$aml_dc_correlation_id"]] = (i, answer["y"][0])
+    home = server.home
+    wait_for(
+        lambda: len(rows(home, "inputs")) == 4 and len(rows(home, "predictions")) == 4,
+        timeout_s=60,
+        what="4 rows of inputs and of predictions in the workspace",
+    )
+    inputs = {r["$aml_dc_correlation_id"]: r for r in rows(home, "inputs")}
+    predictions = {r["$aml_dc_correlation_id"]: r for r in rows(home, "predictions")}
+    assert set(inputs) == set(predictions) == set(scored)
+    for ident, (i, y) in scored.items():
+        assert (inputs[ident]["a"], inputs[ident]["b"]) == (str(i), str(i + 1))
+        assert predictions[ident]["y"] == str(y)
+        assert inputs[ident]["$aml_service_name"] == "dc-kube"
+    day = next((home / "modeldata").rglob("inputs/*/*/*/data.csv"))
+    assert day.relative_to(home).parts[:4] == ("modeldata", "default", "dc-kube", "scaler")
+    service.update(collect_model_data=False)
+    service.wait_for_deployment()
+    again = cluster.client.get(Secret, "dc-kube-2-stage", namespace=cluster.namespace)
+    assert set(again.data or {}) == {"token"}  # no collection, no credential for it
+    assert service.run({"data": [9, 9]})["correlations"] is None
+    service.delete()

@@ -140,7 +140,7 @@ def test_a_v1_script_runs_unedited(tmp_path: Path) -> None:
 
 
 def test_data_collection_on_is_refused_clearly(tmp_path: Path) -> None:
-    # On for a target that gives the replica no place for the data (MODELPORT_MODELDATA_DIR).
+    # On, with no place for the data (neither MODELPORT_MODELDATA_DIR nor the ingest URL).
     code, log = exit_code(tmp_path, V1_SCRIPT, env={"AML_MODEL_DC_STORAGE_ENABLED": "true"})
     assert code == 3
     assert "DataCollectionUnavailable: this service has data collection on" in log

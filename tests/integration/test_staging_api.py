@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +46,9 @@ def _put(client: TestClient, content: bytes) -> dict[str, object]:
     return {"sha256": digest, "size": len(content)}
 
 
-@pytest.fixture
-def staged(tmp_path: Path) -> Iterator[Staged]:
+@contextmanager
+def staged_workspace(tmp_path: Path) -> Iterator[Staged]:
+    """A workspace with service iris at generation 2, and a client of its API."""
     ws = ServerWorkspace.open(tmp_path / "home", None, TOKEN)
     with TestClient(create_app(ws), raise_server_exceptions=False) as client:
         client.headers["Authorization"] = f"Bearer {TOKEN}"
@@ -75,6 +77,12 @@ def staged(tmp_path: Path) -> Iterator[Staged]:
         blobs["other"] = hashlib.sha256(b"not staged").hexdigest()
         yield Staged(client, ws, Scope("iris", 2, sid, ("model:1",)), blobs)
     ws.close()
+
+
+@pytest.fixture
+def staged(tmp_path: Path) -> Iterator[Staged]:
+    with staged_workspace(tmp_path) as found:
+        yield found
 
 
 def _error(response, status: int) -> str:  # type: ignore[no-untyped-def]

@@ -167,7 +167,8 @@ async def test_a_pod_watch_lists_again_after_a_410_and_misses_no_deletion() -> N
 
 async def test_staging_credentials_are_renewed_before_they_expire(tmp_path: Path) -> None:
     """A pod started late stages its files again: the generation's Secret gets a fresh
-    credential once the old one is past its refresh time, and not before."""
+    credential once the old one is past its refresh time, and not before (and a fresh
+    model-data credential, for a service that collects)."""
     from modelport.compute.kubernetes import credential
     from modelport.compute.kubernetes.target import KubernetesTarget, _scope
 
@@ -184,7 +185,8 @@ async def test_staging_credentials_are_renewed_before_they_expire(tmp_path: Path
         target = KubernetesTarget.__new__(KubernetesTarget)
         target.api, target.home, target.name = api, tmp_path, "myaks"
         target.cluster = ClusterSettings(namespace="ml", workspace="w", stage_url="http://cp")
-        release: Any = type("R", (), {"service": "svc", "generation": 2})()
+        collecting = type("P", (), {"collect_model_data": True})()
+        release: Any = type("R", (), {"service": "svc", "generation": 2, "plan": collecting})()
         scope = _scope("svc", 2, spec)
         minted = credential.mint(credential.signing_key(tmp_path), scope, now=1000.0, ttl_s=100)
         target._staged = {"svc-2": (release, scope, minted)}
@@ -193,5 +195,8 @@ async def test_staging_credentials_are_renewed_before_they_expire(tmp_path: Path
         await target.renew_due(now=1060.0)
     (secret,) = applied
     assert secret["kind"] == "Secret" and secret["metadata"]["name"] == "svc-2-stage"
-    grant = credential.verify(credential.signing_key(tmp_path), secret["stringData"]["token"])
+    key = credential.signing_key(tmp_path)
+    grant = credential.verify(key, secret["stringData"]["token"])
     assert grant.scope == scope and grant.expires_at > 1060
+    data = secret["stringData"]["modeldata"]
+    assert credential.verify(key, data, audience=credential.MODEL_DATA).scope == scope

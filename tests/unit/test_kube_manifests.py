@@ -378,6 +378,22 @@ def test_the_staging_step_reads_its_credential_from_the_generations_secret() -> 
     assert env["MODELPORT_ENV_CACHE"] == mounts["envs"]
 
 
+def test_a_collecting_replica_sends_its_rows_to_the_control_plane() -> None:
+    collecting = _release({**AKS, "dataCollection": {"storageEnabled": True}})
+    score = _env(_container(manifests.deployment(collecting, CLUSTER, UID), "score"))
+    secret = manifests.staging_secret(collecting, CLUSTER, UID, "stage-t", "data-t")
+    assert secret["stringData"] == {"token": "stage-t", "modeldata": "data-t"}
+    assert score["MODELPORT_MODELDATA_URL"] == "http://cp:7370/api/v1/ingest/iris/4"
+    assert score["MODELPORT_MODELDATA_TOKEN"] == {
+        "secretKeyRef": {"name": secret["metadata"]["name"], "key": "modeldata"}
+    }
+    assert score["AML_MODEL_DC_STORAGE_ENABLED"] == "true"
+    assert "MODELPORT_STAGE_TOKEN" not in score  # the staging credential stays with staging
+    quiet = _env(_container(manifests.deployment(_release(), CLUSTER, UID), "score"))
+    assert not [k for k in quiet if k.startswith("MODELPORT_MODELDATA")]
+    assert quiet["AML_MODEL_DC_STORAGE_ENABLED"] == "false"
+
+
 def test_the_environment_cache_is_a_node_folder_per_image() -> None:
     volumes = manifests.deployment(_release(), CLUSTER, UID)["spec"]["template"]["spec"]["volumes"]
     cache = next(v for v in volumes if v["name"] == "envs")["hostPath"]

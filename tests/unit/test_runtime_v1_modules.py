@@ -82,5 +82,5 @@ def test_collection_on_without_a_place_for_the_data_is_refused(
 ) -> None:
     monkeypatch.setenv("AML_MODEL_DC_STORAGE_ENABLED", "true")
     monkeypatch.delenv("MODELPORT_MODELDATA_DIR", raising=False)
-    with pytest.raises(DataCollectionUnavailable, match="keeps no model data yet"):
+    with pytest.raises(DataCollectionUnavailable, match="was given no place for model data"):
         ModelDataCollector("m", designation="predictions")

@@ -14,6 +14,7 @@ from modelport.control import (
     api_computes,
     api_endpoints,
     api_environments,
+    api_ingest,
     api_modeldata,
     api_models,
     api_services,
@@ -57,6 +58,7 @@ def create_app(workspace: ServerWorkspace, plane: ControlPlane | None = None) ->
     app.include_router(api_services.router)
     app.include_router(api_endpoints.router)
     app.include_router(api_staging.router)
+    app.include_router(api_ingest.router)
     app.include_router(api_computes.router)
     app.include_router(api_tokens.router)
     app.include_router(api_modeldata.router)
@@ -74,7 +76,7 @@ def create_app(workspace: ServerWorkspace, plane: ControlPlane | None = None) ->
     app.add_middleware(
         AdminTokenMiddleware,
         token=workspace.admin_token,
-        exempt=(api_staging.PREFIX,),
+        exempt=(api_staging.PREFIX, api_ingest.PREFIX),
         public=(HEALTH_PATH, api_tokens.JWKS_PATH),
         clients=workspace.tokens.client_for,
     )

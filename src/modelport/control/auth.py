@@ -3,7 +3,8 @@
 It sits outside routing, so unknown paths and ``/openapi.json`` need the token
 too and nothing about the API shows to a caller without it.  Paths under an
 ``exempt`` prefix are for other callers with credentials of their own (pods
-staging their files): there the admin token is not asked for, nor accepted.
+staging their files, replicas appending model data): there the admin token is not
+asked for, nor accepted.
 ``public`` paths (liveness; the JWKS: public keys only) are open to anyone, by
 exact path and to read only.
 

@@ -19,11 +19,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from modelport.compute.layout import model_data_root
+from modelport.errors import InvalidInputError
+from modelport.spec.names import MODEL_NAME_RE
 
 FILE_NAME = "data.csv"
 TIMESTAMP = "$aml_dc_scoring_timestamp"
 # v1's, and the router's capture of whole requests
 DESIGNATIONS = ("inputs", "predictions", "labels", "signals", "general", "requests")
+COLLECTED = DESIGNATIONS[:-1]  # what a replica's ModelDataCollector writes
 SWEEP_EVERY_S = 3600.0
 
 
@@ -57,6 +60,41 @@ def _partition(root: Path, path: Path, hourly: bool) -> list[Partition]:
         return []
     length = timedelta(hours=1) if hourly else timedelta(days=1)
     return [Partition(model, version, designation, start, start + length, path)]
+
+
+def received_partition(root: Path, name: str) -> Path:
+    """The file under ``root`` that a replica's partition ``name`` (``<model>/<version>/
+    <designation>/<yyyy>/<mm>/<dd>[/<hh>]``, as ``rowsink.partition`` makes it) names;
+    :class:`InvalidInputError` for anything else, so a replica writes nowhere but there."""
+    parts = name.split("/")
+    if len(parts) not in (6, 7):
+        raise InvalidInputError(
+            f"partition {name[:200]!r} is not <model>/<version>/<designation>/<yyyy>/<mm>/<dd>"
+            "[/<hh>]"
+        )
+    model, version, designation, *when = parts
+    if not MODEL_NAME_RE.match(model):
+        raise InvalidInputError(f"partition {name[:200]!r}: {model[:100]!r} is no model name")
+    if not (
+        version == "default" or (version.isdigit() and version.isascii() and len(version) < 20)
+    ):
+        raise InvalidInputError(f"partition {name[:200]!r}: {version[:100]!r} is no model version")
+    if designation not in COLLECTED:
+        raise InvalidInputError(
+            f"partition {name[:200]!r}: designation {designation[:100]!r} is not one of "
+            f"{', '.join(COLLECTED)}"
+        )
+    digits = [4, 2, 2, 2][: len(when)]
+    if any(
+        len(v) != n or not (v.isdigit() and v.isascii()) for v, n in zip(when, digits, strict=True)
+    ):
+        raise InvalidInputError(f"partition {name[:200]!r}: its date is not yyyy/mm/dd[/hh]")
+    try:
+        year, month, day, *hour = (int(v) for v in when)
+        datetime(year, month, day, hour[0] if hour else 0, tzinfo=UTC)
+    except ValueError as exc:
+        raise InvalidInputError(f"partition {name[:200]!r}: {exc}") from None
+    return root.joinpath(*parts) / FILE_NAME
 
 
 def covering(

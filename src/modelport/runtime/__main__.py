@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     from modelport.runtime.gate import take_key
 
     replica_key = take_key()  # before the entry script is imported: it never sees it
+    from modelport.runtime import collection
+
+    collection.take_destination()  # the same for the model-data credential
     root = Path(settings.app_root).resolve()
     os.environ["AML_APP_ROOT"] = str(root)
     os.environ["MODELPORT_REPLICA"] = "1"  # modelport.Model is the replica-side one here

@@ -1,8 +1,10 @@
 """Where a replica's collected model data goes (``ModelDataCollector``, v1's layout).
 
-The compute target names the service's folder (``MODELPORT_MODELDATA_DIR``); one
-``rowsink.Sink`` per replica writes there off the request path, and what it holds is
-written when the replica exits.
+The local target names the service's folder (``MODELPORT_MODELDATA_DIR``); a
+Kubernetes target names the control plane's ingest address instead
+(``runtime/uploader.py``), and the partitions are then relative to the service's
+folder there.  One ``rowsink.Sink`` per replica writes off the request path, and
+what it holds is written when the replica exits.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+from collections.abc import MutableMapping
+from pathlib import Path
 
 from modelport.rowsink import Rows, Sink, append_rows, partition
+from modelport.runtime.uploader import Destination, Uploader
 
 __all__ = ["BOUNDARY_ENV", "CAPACITY", "DIR_ENV", "Rows", "Sink", "append_rows", "partition"]
 
@@ -23,6 +28,22 @@ CAPACITY = 10_000  # rows held before new ones are dropped
 
 _shared: Sink | None = None
 _shared_lock = threading.Lock()
+_destination: Destination | None = None
+
+
+def take_destination(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Called before the entry script is imported: the model-data credential leaves
+    the environment it sees."""
+    global _destination
+    _destination = Destination.take(environ)
+
+
+def root() -> Path | None:
+    """The folder partitions are made under; None where the target keeps no model data."""
+    folder = os.environ.get(DIR_ENV)
+    if folder:
+        return Path(folder)
+    return Path() if _destination is not None else None
 
 
 def current_sink() -> Sink | None:
@@ -36,6 +57,8 @@ def shared_sink() -> Sink:
     with _shared_lock:
         if _shared is None:
             capacity = int(os.environ.get(CAPACITY_ENV) or CAPACITY)
-            _shared = Sink(capacity)
+            remote = _destination is not None and not os.environ.get(DIR_ENV)
+            write = Uploader(_destination).write if _destination and remote else append_rows
+            _shared = Sink(capacity, write=write)
             atexit.register(_shared.close)
         return _shared

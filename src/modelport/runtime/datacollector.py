@@ -7,8 +7,8 @@ constructor prints one line and stops there, ``collect()`` returns ``None``, and
 ``collect()`` turns its input into CSV rows for ``collection.Sink`` (off the request
 path) and, for ``inputs``, appends and returns the eight correlation fields that
 ``add_correlations`` adds to predictions so the two join.  A target that gives the
-replica no place for the data (``MODELPORT_MODELDATA_DIR``) makes the constructor
-raise :class:`DataCollectionUnavailable` rather than drop the data without a word.
+replica no place for the data (a folder, or the control plane's address) makes the
+constructor raise :class:`DataCollectionUnavailable` rather than drop the data without a word.
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ import sys
 import uuid
 import warnings
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from modelport.rowsink import Partitions
-from modelport.runtime import collection
+from modelport.runtime import collection, uploader
 from modelport.runtime.models import MODELS_DIR, app_root
 from modelport.runtime.request_context import REQUEST_ID
 
@@ -85,16 +84,18 @@ class ModelDataCollector:
                 "collect() does nothing."
             )
             return
-        folder = os.environ.get(collection.DIR_ENV)
-        if not folder:
+        root = collection.root()
+        if root is None:
             raise DataCollectionUnavailable(
-                f"this service has data collection on ({ENABLED}=true), but its compute "
-                f"target keeps no model data yet: ModelDataCollector({model_name!r}, "
-                f"designation={designation!r}) would lose what it collects. Deploy to the "
-                "local target, or with collect_model_data off (deployment config "
-                "dataCollection.storageEnabled: false); collect() then does nothing, as in v1."
+                f"this service has data collection on ({ENABLED}=true), but this replica was "
+                f"given no place for model data ({collection.DIR_ENV}, or "
+                f"{uploader.URL_ENV} with its credential): ModelDataCollector("
+                f"{model_name!r}, designation={designation!r}) would lose what it collects. "
+                "Run it through a compute target, or with collect_model_data off (deployment "
+                "config dataCollection.storageEnabled: false); collect() then does nothing, "
+                "as in v1."
             )
-        self._root = Path(folder)
+        self._root = root
         self._hourly = os.environ.get(collection.BOUNDARY_ENV, "").lower() == "hour"
         self._debug = os.environ.get(DEBUG, "").lower() == "true"
         self._workspace = workspace.lower()

@@ -95,11 +95,6 @@ def deployment_warnings(config: DeploymentConfiguration, target: Target) -> list
         out = _aks_warnings(config, target)
     else:
         return []
-    if config.collect_model_data and target.cluster:
-        out.append(
-            "collectModelData: a Kubernetes target keeps no model data in this release: "
-            "azureml.monitoring.ModelDataCollector raises in the replica"
-        )
     capturing = isinstance(config, AksServiceDeploymentConfiguration) and config.capture_sample_rate
     if capturing and target.cluster:
         out.append(

@@ -8,6 +8,11 @@ it opens stay the same after the service moves on to a newer generation; it
 expires (a day by default), and the control plane renews the generation's Secret
 after ``refresh_at``.  The admin token is no staging credential, and a staging
 credential opens nothing else.
+
+A service that collects model data gets a second credential of the same shape for
+another audience (``MODEL_DATA``): it lets the replicas of that generation append
+rows to the service's model data, renew it, and nothing else; neither credential
+is taken for the other.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import jwt
 from modelport.errors import UnauthorizedError
 
 AUDIENCE = "modelport-staging"
+MODEL_DATA = "modelport-modeldata"  # the model-data credential's audience
 ALGORITHM = "HS256"
 KEY_FILE = "staging.key"
 DEFAULT_TTL_S = 24 * 3600.0
@@ -75,12 +81,16 @@ def signing_key(home: Path) -> bytes:
 
 
 def mint(
-    key: bytes, scope: Scope, now: float | None = None, ttl_s: float = DEFAULT_TTL_S
+    key: bytes,
+    scope: Scope,
+    now: float | None = None,
+    ttl_s: float = DEFAULT_TTL_S,
+    audience: str = AUDIENCE,
 ) -> Credential:
     issued = int(time.time() if now is None else now)
     expires = issued + int(ttl_s)
     claims = {
-        "aud": AUDIENCE,
+        "aud": audience,
         "sub": f"{scope.service}/{scope.generation}",
         "svc": scope.service,
         "gen": scope.generation,
@@ -93,26 +103,27 @@ def mint(
     return Credential(token, issued, expires, issued + int(ttl_s / 2))
 
 
-def verify(key: bytes, token: str, now: float | None = None) -> Grant:
+def verify(key: bytes, token: str, now: float | None = None, audience: str = AUDIENCE) -> Grant:
     """The grant ``token`` carries; :class:`UnauthorizedError` saying why not."""
+    what = "staging" if audience == AUDIENCE else "model-data"
     try:
         claims = jwt.decode(
             token,
             key,
             algorithms=[ALGORITHM],
-            audience=AUDIENCE,
+            audience=audience,
             options={"verify_exp": False, "verify_iat": False, "require": ["exp", "iat", "sub"]},
         )
         grant = _grant(claims)
     except (jwt.InvalidTokenError, KeyError, TypeError, ValueError) as exc:
         raise UnauthorizedError(
-            f"not a valid staging credential ({exc})",
-            hint="the pod's staging Secret holds the credential its generation was given",
+            f"not a valid {what} credential ({exc})",
+            hint="the pod's staging Secret holds the credentials its generation was given",
         ) from exc
     if (time.time() if now is None else now) >= grant.expires_at:
         when = datetime.fromtimestamp(grant.expires_at, UTC).isoformat(timespec="seconds")
         raise UnauthorizedError(
-            f"the staging credential of service {grant.scope.service} generation "
+            f"the {what} credential of service {grant.scope.service} generation "
             f"{grant.scope.generation} expired at {when}",
             hint="the control plane renews it in the generation's Secret; restart the pod after",
         )

@@ -132,16 +132,24 @@ def disruption_budget(release: Release, cluster: ClusterSettings, owner_uid: str
 
 
 def staging_secret(
-    release: Release, cluster: ClusterSettings, owner_uid: str, token: str
+    release: Release,
+    cluster: ClusterSettings,
+    owner_uid: str,
+    token: str,
+    model_data: str | None = None,
 ) -> Object:
-    """The credential the staging step fetches this generation's files with."""
+    """The credential the staging step fetches this generation's files with, and the
+    one its replicas append model data with (when the service collects)."""
     name = names.staging_secret_name(release.service, release.generation)
+    data = {pod.TOKEN_KEY: token}
+    if model_data is not None:
+        data[pod.MODEL_DATA_KEY] = model_data
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": _owned(release, cluster, name, owner_uid),
         "type": "Opaque",
-        "stringData": {pod.TOKEN_KEY: token},
+        "stringData": data,
     }
 
 
@@ -172,12 +180,16 @@ def network_policy(release: Release, cluster: ClusterSettings, owner_uid: str) -
 
 
 def generation_objects(
-    release: Release, cluster: ClusterSettings, owner_uid: str, token: str
+    release: Release,
+    cluster: ClusterSettings,
+    owner_uid: str,
+    token: str,
+    model_data: str | None = None,
 ) -> list[Object]:
     """Everything one generation needs, in the order to create it (the Secret first:
     the pods cannot start without it)."""
     return [
-        staging_secret(release, cluster, owner_uid, token),
+        staging_secret(release, cluster, owner_uid, token, model_data),
         headless_service(release, cluster, owner_uid),
         disruption_budget(release, cluster, owner_uid),
         network_policy(release, cluster, owner_uid),

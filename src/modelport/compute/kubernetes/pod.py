@@ -38,6 +38,8 @@ SCORE_PORT = 5001
 HEALTH_PORT = 5002
 STAGE_MODULE = "modelport.compute.kubernetes.stage"
 TOKEN_KEY = "token"  # the staging Secret's key
+MODEL_DATA_KEY = "modeldata"  # its model-data credential, when the service collects
+INGEST_PATH = "/api/v1/ingest"  # control/api_ingest.py
 READINESS_PERIOD_S = 1
 DRAIN_MARGIN_S = 5  # as the local target: a replica drains for the scoring timeout + 5 s
 
@@ -128,7 +130,7 @@ def score_container(release: Release, cluster: ClusterSettings) -> Object:
             {"name": "http", "containerPort": SCORE_PORT, "protocol": "TCP"},
             {"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"},
         ],
-        "env": [pod_ip(), *env_list(score_variables(release))],
+        "env": [pod_ip(), *env_list(score_variables(release)), *model_data_env(release, cluster)],
         "resources": resources(release.plan.resources, release.plan.gpu_cores),
         "readinessProbe": readiness_probe(release.plan.probe),
         "livenessProbe": liveness_probe(release.plan.probe),
@@ -140,6 +142,21 @@ def score_container(release: Release, cluster: ClusterSettings) -> Object:
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": security_context(cluster),
     }
+
+
+def model_data_env(release: Release, cluster: ClusterSettings) -> list[Object]:
+    """Where the replica's ModelDataCollector sends its rows (runtime/uploader.py): the
+    control plane, which appends them to the workspace's model data; none when the
+    service does not collect."""
+    if not release.plan.collect_model_data:
+        return []
+    url = f"{cluster.stage_url.rstrip('/')}{INGEST_PATH}/{release.service}/{release.generation}"
+    values = {"MODELPORT_MODELDATA_URL": url}
+    if cluster.stage_ca:
+        values["MODELPORT_MODELDATA_CA"] = cluster.stage_ca
+    secret = names.staging_secret_name(release.service, release.generation)
+    token = {"secretKeyRef": {"name": secret, "key": MODEL_DATA_KEY}}
+    return [*env_list(values), {"name": "MODELPORT_MODELDATA_TOKEN", "valueFrom": token}]
 
 
 def python(release: Release) -> str:

@@ -48,6 +48,7 @@ class Prepared:
     minted: credential.Credential
     scope: credential.Scope
     say: Say
+    model_data: credential.Credential | None = None  # when the service collects
 
 
 class KubernetesTarget:
@@ -163,9 +164,9 @@ class KubernetesTarget:
             environment=plan.environment(record.spec),
         )
         scope = _scope(record.name, record.generation, record.spec)
-        minted = credential.mint(credential.signing_key(self.home), scope)
+        minted, model_data = _mint(credential.signing_key(self.home), scope, release)
         say(f"creating the Deployment {names.generation_name(record.name, record.generation)}")
-        return Prepared(release, minted, scope, say)
+        return Prepared(release, minted, scope, say, model_data)
 
     def discard(self, service: str, generation: int) -> None:
         return None  # nothing was made before launch
@@ -181,7 +182,10 @@ class KubernetesTarget:
             await self.routers.ensure(prepared.say)
             uid = await self.ensure_service(prepared.release.service)
             token = prepared.minted.token
-            objects = manifests.generation_objects(prepared.release, self.cluster, uid, token)
+            model_data = prepared.model_data.token if prepared.model_data else None
+            objects = manifests.generation_objects(
+                prepared.release, self.cluster, uid, token, model_data
+            )
             for obj in objects:
                 if obj["kind"] == "Deployment":
                     obj["spec"]["replicas"] = made.created_with = made.desired
@@ -333,12 +337,14 @@ class KubernetesTarget:
 
     async def _renew(self, name: str, release: Release, scope: credential.Scope) -> None:
         key = await asyncio.to_thread(credential.signing_key, self.home)
-        minted = credential.mint(key, scope)
+        minted, model_data = _mint(key, scope, release)
         owner = await self.api.get("ConfigMap", release.service)
         if owner is None or name not in self._staged:
             return
         uid = str(owner["metadata"]["uid"])
-        await self.api.apply(manifests.staging_secret(release, self.cluster, uid, minted.token))
+        collecting = model_data.token if model_data else None
+        secret = manifests.staging_secret(release, self.cluster, uid, minted.token, collecting)
+        await self.api.apply(secret)
         self._staged[name] = (release, scope, minted)
 
     async def publish(
@@ -406,6 +412,16 @@ class KubernetesTarget:
 def _service_of(obj: dict[str, Any]) -> str | None:
     labels: dict[str, str] = obj["metadata"].get("labels") or {}
     return labels.get(names.SERVICE)
+
+
+def _mint(
+    key: bytes, scope: credential.Scope, release: Release
+) -> tuple[credential.Credential, credential.Credential | None]:
+    """A generation's staging credential, and its model-data one if it collects."""
+    staging = credential.mint(key, scope)
+    if not release.plan.collect_model_data:
+        return staging, None
+    return staging, credential.mint(key, scope, audience=credential.MODEL_DATA)
 
 
 def _scope(service: str, generation: int, spec: dict[str, Any]) -> credential.Scope:

@@ -1,0 +1,125 @@
+"""Model data from replica pods: rows appended to the service's partitions.
+
+A replica on a Kubernetes target keeps nothing on its pod's disk: its
+``ModelDataCollector`` posts each batch here, and the rows land in the same files
+the local target's replicas write (``modeldata/default/<service>/...``), so export
+and retention treat both alike.  Callers are pods with their generation's
+model-data credential (:mod:`modelport.compute.kubernetes.credential`, audience
+``MODEL_DATA``), never the admin token: a credential appends to its own service
+only, into a partition the server checks, and can be exchanged for a fresh one
+while it is valid (a pod lives longer than a credential).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from modelport.compute import layout
+from modelport.compute.kubernetes import credential
+from modelport.control import modeldata
+from modelport.control.workspace import workspace_of
+from modelport.errors import (
+    InvalidInputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnauthorizedError,
+)
+from modelport.rowsink import Rows, append_rows
+
+PREFIX = "/api/v1/ingest/"  # outside the admin token's reach: see control/auth.py
+MAX_BODY = 16 << 20  # a replica sends at most a few MiB per batch (runtime/uploader.py)
+router = APIRouter(prefix=PREFIX.rstrip("/"))
+
+
+def _grant(request: Request, service: str, generation: int) -> credential.Grant:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise UnauthorizedError("a model-data credential is required (Authorization: Bearer ...)")
+    ws = workspace_of(request)
+    key = credential.signing_key(ws.home)
+    grant = credential.verify(key, token.strip(), audience=credential.MODEL_DATA)
+    scope = grant.scope
+    if (scope.service, scope.generation) != (service, generation):
+        raise NotFoundError(
+            f"this credential collects for service {scope.service} generation "
+            f"{scope.generation}, not service {service} generation {generation}"
+        )
+    record = ws.services.find(service)
+    if record is None or record.created_time.timestamp() > grant.issued_at + 1:
+        # deleted, or deleted and made again: credentials of the old one append nothing
+        raise NotFoundError(f"service {service} not found")
+    return grant
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise PayloadTooLargeError(f"a batch of model data is at most {MAX_BODY} bytes")
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise PayloadTooLargeError(f"a batch of model data is at most {MAX_BODY} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect as exc:
+        raise InvalidInputError("the batch was interrupted") from exc
+    try:
+        body = json.loads(b"".join(chunks))
+    except ValueError as exc:
+        raise InvalidInputError(f"a batch of model data is a JSON object ({exc})") from None
+    if not isinstance(body, dict):
+        raise InvalidInputError("a batch of model data is a JSON object")
+    return body
+
+
+def _rows(root: Path, body: dict[str, Any]) -> Rows:
+    """The batch to append, checked: a partition of the layout, a header of strings,
+    rows of plain values at most as wide as the header."""
+    partition, header, rows = body.get("partition"), body.get("header"), body.get("rows")
+    if not isinstance(partition, str):
+        raise InvalidInputError("partition: a string <model>/<version>/<designation>/<date>")
+    path = modeldata.received_partition(root, partition)
+    if not (isinstance(header, list) and header and all(isinstance(h, str) for h in header)):
+        raise InvalidInputError("header: a list of column names")
+    if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+        raise InvalidInputError("rows: a list of lists of values")
+    for row in rows:
+        if len(row) > len(header) or any(isinstance(v, dict | list) for v in row):
+            raise InvalidInputError("rows: each is at most as wide as the header, of plain values")
+    return Rows(path, tuple(header), rows)
+
+
+@router.post("/{service}/{generation}/modeldata", status_code=204)
+async def append_model_data(service: str, generation: int, request: Request) -> Response:
+    """Append one batch of a replica's collected rows (with the header in a new file)."""
+    await run_in_threadpool(_grant, request, service, generation)  # reads the store
+    body = await _body(request)
+    ws = workspace_of(request)
+    root = await run_in_threadpool(layout.model_data_dir, ws.home, service)
+    batch = _rows(root, body)
+    if batch.rows:
+        await run_in_threadpool(append_rows, batch)
+    return Response(status_code=204)
+
+
+@router.post("/{service}/{generation}/credential")
+def renew_model_data_credential(service: str, generation: int, request: Request) -> dict[str, Any]:
+    """A fresh model-data credential for the holder of a valid one, of the same scope."""
+    grant = _grant(request, service, generation)
+    ws = workspace_of(request)
+    minted = credential.mint(
+        credential.signing_key(ws.home), grant.scope, audience=credential.MODEL_DATA
+    )
+    return {
+        "token": minted.token,
+        "expires_at": minted.expires_at,
+        "refresh_at": minted.refresh_at,
+    }

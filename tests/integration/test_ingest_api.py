@@ -1,0 +1,142 @@
+"""Model data from replica pods, in process: a generation's model-data credential
+appends rows to its service's partitions, renews itself, and opens nothing else."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelport.compute.kubernetes import credential
+from modelport.compute.kubernetes.credential import Scope
+from tests.integration.test_staging_api import TOKEN, Staged, _error, staged_workspace
+
+PARTITION = "scaler/1/inputs/2026/12/02"
+BATCH = {"partition": PARTITION, "header": ["a", "b"], "rows": [[1, 2.5], ["x,y", None]]}
+
+
+@pytest.fixture
+def staged(tmp_path: Path) -> Iterator[Staged]:
+    with staged_workspace(tmp_path) as found:
+        yield found
+
+
+def _token(staged: Staged, scope: Scope | None = None, **kw: Any) -> str:
+    key = credential.signing_key(staged.ws.home)
+    return credential.mint(key, scope or staged.scope, audience=credential.MODEL_DATA, **kw).token
+
+
+def _post(staged: Staged, path: str, token: str | None, body: object = BATCH) -> Any:
+    headers = {"Authorization": f"Bearer {token}" if token is not None else ""}
+    return staged.client.post(path, content=json.dumps(body).encode(), headers=headers)
+
+
+def _file(staged: Staged, partition: str = PARTITION) -> Path:
+    return staged.ws.home / "modeldata" / "default" / "iris" / partition / "data.csv"
+
+
+def test_batches_append_to_the_partition_with_one_header(staged: Staged) -> None:
+    token = _token(staged)
+    for _ in range(2):
+        response = _post(staged, "/api/v1/ingest/iris/2/modeldata", token)
+        assert response.status_code == 204, response.text
+    with _file(staged).open(newline="") as f:
+        assert list(csv.reader(f)) == [["a", "b"], *[["1", "2.5"], ["x,y", ""]] * 2]
+
+
+def test_an_hourly_partition_is_taken(staged: Staged) -> None:
+    body = {**BATCH, "partition": "scaler/default/predictions/2026/12/02/23"}
+    assert _post(staged, "/api/v1/ingest/iris/2/modeldata", _token(staged), body).status_code == 204
+    assert _file(staged, "scaler/default/predictions/2026/12/02/23").is_file()
+
+
+def test_a_partition_outside_the_layout_is_refused(staged: Staged) -> None:
+    token = _token(staged)
+    for partition, why in (
+        ("../other/1/inputs/2026/12/02", "is no model name"),
+        ("scaler/1/requests/2026/12/02", "designation 'requests' is not one of"),
+        ("scaler/1/inputs/2026/13/02", "month must be in 1..12"),
+        ("scaler/1/inputs/2026/12/2", "its date is not yyyy/mm/dd[/hh]"),
+        ("scaler/x/inputs/2026/12/02", "is no model version"),
+        ("scaler/1/inputs/2026/12", "is not <model>/<version>/<designation>"),
+        ("/etc/1/inputs/2026/12/02", "is no model name"),
+    ):
+        body = {**BATCH, "partition": partition}
+        message = _error(_post(staged, "/api/v1/ingest/iris/2/modeldata", token, body), 400)
+        assert why in message, (partition, message)
+    assert not (staged.ws.home / "modeldata" / "default" / "other").exists()
+
+
+def test_malformed_rows_are_refused_and_nothing_written(staged: Staged) -> None:
+    token = _token(staged)
+    for body in (
+        {**BATCH, "rows": [[1, 2, 3]]},
+        {**BATCH, "rows": [[[1], 2]]},
+        {**BATCH, "header": []},
+        {**BATCH, "rows": "1,2"},
+        ["not", "an", "object"],
+    ):
+        _error(_post(staged, "/api/v1/ingest/iris/2/modeldata", token, body), 400)
+    response = staged.client.post(
+        "/api/v1/ingest/iris/2/modeldata",
+        content=b"{not json",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert "is a JSON object" in _error(response, 400)
+    assert not _file(staged).exists()
+
+
+def test_an_oversized_batch_is_a_413(staged: Staged) -> None:
+    body = {**BATCH, "rows": [["x" * (1 << 20), 1]] * 17}
+    _error(_post(staged, "/api/v1/ingest/iris/2/modeldata", _token(staged), body), 413)
+    assert not _file(staged).exists()
+
+
+def test_the_staging_credential_and_the_admin_token_append_nothing(staged: Staged) -> None:
+    message = _error(_post(staged, "/api/v1/ingest/iris/2/modeldata", staged.token()), 401)
+    assert message.startswith("not a valid model-data credential")
+    _error(_post(staged, "/api/v1/ingest/iris/2/modeldata", TOKEN), 401)
+    _error(_post(staged, "/api/v1/ingest/iris/2/modeldata", None), 401)
+    # and a model-data credential stages nothing, nor opens the management API
+    assert _error(staged.get("/api/v1/staging/iris/2", _token(staged)), 401).startswith(
+        "not a valid staging credential"
+    )
+    _error(staged.get("/api/v1/models", _token(staged)), 401)
+    assert not _file(staged).exists()
+
+
+def test_a_credential_appends_for_its_own_service_and_generation_only(staged: Staged) -> None:
+    message = _error(_post(staged, "/api/v1/ingest/iris/1/modeldata", _token(staged)), 404)
+    assert message.startswith("this credential collects for service iris generation 2")
+    older = Scope("iris", 1, staged.scope.snapshot, staged.scope.models)
+    # an older generation's pods (draining) still hand in what they hold
+    assert (
+        _post(staged, "/api/v1/ingest/iris/1/modeldata", _token(staged, older)).status_code == 204
+    )
+
+
+def test_an_expired_credential_is_refused_and_a_valid_one_renews(staged: Staged) -> None:
+    expired = _token(staged, now=time.time() - 3600, ttl_s=600)
+    message = _error(_post(staged, "/api/v1/ingest/iris/2/credential", expired, {}), 401)
+    assert message.startswith("the model-data credential of service iris generation 2 expired")
+    answer = _post(staged, "/api/v1/ingest/iris/2/credential", _token(staged, ttl_s=600), {})
+    assert answer.status_code == 200, answer.text
+    fresh = answer.json()
+    assert fresh["expires_at"] - fresh["refresh_at"] > 600  # a full lifetime, not the old one
+    key = credential.signing_key(staged.ws.home)
+    grant = credential.verify(key, fresh["token"], audience=credential.MODEL_DATA)
+    assert grant.scope == staged.scope
+    assert _post(staged, "/api/v1/ingest/iris/2/modeldata", fresh["token"]).status_code == 204
+
+
+def test_a_deleted_service_takes_no_more_rows(staged: Staged) -> None:
+    token = _token(staged)
+    staged.ws.services.remove("iris")
+    message = _error(_post(staged, "/api/v1/ingest/iris/2/modeldata", token), 404)
+    assert message == "service iris not found"
+    assert not _file(staged).exists()
