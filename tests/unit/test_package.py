@@ -20,6 +20,7 @@ BASE = {
     "httpserver",
     "tls",
     "rowsink",
+    "rowupload",
     "tracing",
     "oippath",
     "metrics",

@@ -33,7 +33,7 @@ from modelport.errors import (
 from modelport.rowsink import Rows, append_rows
 
 PREFIX = "/api/v1/ingest/"  # outside the admin token's reach: see control/auth.py
-MAX_BODY = 16 << 20  # a replica sends at most a few MiB per batch (runtime/uploader.py)
+MAX_BODY = 16 << 20  # a replica sends at most a few MiB per batch (rowupload.py)
 router = APIRouter(prefix=PREFIX.rstrip("/"))
 
 

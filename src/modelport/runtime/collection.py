@@ -2,7 +2,7 @@
 
 The local target names the service's folder (``MODELPORT_MODELDATA_DIR``); a
 Kubernetes target names the control plane's ingest address instead
-(``runtime/uploader.py``), and the partitions are then relative to the service's
+(``rowupload.py``), and the partitions are then relative to the service's
 folder there.  One ``rowsink.Sink`` per replica writes off the request path, and
 what it holds is written when the replica exits.
 """
@@ -16,7 +16,7 @@ from collections.abc import MutableMapping
 from pathlib import Path
 
 from modelport.rowsink import Rows, Sink, append_rows, partition
-from modelport.runtime.uploader import Destination, Uploader
+from modelport.rowupload import REPLICA, Destination, Uploader
 
 __all__ = ["BOUNDARY_ENV", "CAPACITY", "DIR_ENV", "Rows", "Sink", "append_rows", "partition"]
 
@@ -35,7 +35,7 @@ def take_destination(environ: MutableMapping[str, str] = os.environ) -> None:
     """Called before the entry script is imported: the model-data credential leaves
     the environment it sees."""
     global _destination
-    _destination = Destination.take(environ)
+    _destination = Destination.take(environ, REPLICA)
 
 
 def root() -> Path | None:

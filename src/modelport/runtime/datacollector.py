@@ -20,8 +20,9 @@ import warnings
 from datetime import UTC, datetime
 from typing import Any
 
+from modelport import rowupload
 from modelport.rowsink import Partitions
-from modelport.runtime import collection, uploader
+from modelport.runtime import collection
 from modelport.runtime.models import MODELS_DIR, app_root
 from modelport.runtime.request_context import REQUEST_ID
 
@@ -89,7 +90,7 @@ class ModelDataCollector:
             raise DataCollectionUnavailable(
                 f"this service has data collection on ({ENABLED}=true), but this replica was "
                 f"given no place for model data ({collection.DIR_ENV}, or "
-                f"{uploader.URL_ENV} with its credential): ModelDataCollector("
+                f"{rowupload.REPLICA}_URL with its credential): ModelDataCollector("
                 f"{model_name!r}, designation={designation!r}) would lose what it collects. "
                 "Run it through a compute target, or with collect_model_data off (deployment "
                 "config dataCollection.storageEnabled: false); collect() then does nothing, "

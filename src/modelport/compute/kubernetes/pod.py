@@ -145,7 +145,7 @@ def score_container(release: Release, cluster: ClusterSettings) -> Object:
 
 
 def model_data_env(release: Release, cluster: ClusterSettings) -> list[Object]:
-    """Where the replica's ModelDataCollector sends its rows (runtime/uploader.py): the
+    """Where the replica's ModelDataCollector sends its rows (rowupload.py): the
     control plane, which appends them to the workspace's model data; none when the
     service does not collect."""
     if not release.plan.collect_model_data:

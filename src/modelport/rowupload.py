@@ -1,18 +1,18 @@
-"""Collected model data sent to the control plane, for a replica with no disk of its own.
+"""Rows of model data sent to the control plane, by a process with no disk of its own.
 
-On a Kubernetes target a pod's disk goes with the pod, so the replica's
-``rowsink.Sink`` writes each batch by posting it to the management API
-(``control/api_ingest.py``), which appends it to the same partitions the local
-target's replicas write.  This runs on the sink's thread, never on a request's:
-a control plane that is away (restarting) is tried again with backoff while the
-sink's bounded buffer holds new rows (and counts what it must drop); a refused
-batch is logged and counted by the sink as failed.
+On a Kubernetes target a pod's disk goes with the pod, so a replica's
+``ModelDataCollector`` and a router's capture write each batch of their
+``rowsink.Sink`` by posting it to the management API (``control/api_ingest.py``),
+which appends it to the same partitions the local target writes.  This runs on the
+sink's thread, never on a request's: a control plane that is away (restarting) is
+tried again with backoff while the sink's bounded buffer holds new rows (and counts
+what it must drop); a refused batch is logged and counted by the sink as failed.
 
-The destination comes from the pod spec: ``MODELPORT_MODELDATA_URL`` (this
-generation's ingest address), ``MODELPORT_MODELDATA_TOKEN`` (its model-data
-credential, taken out of the environment before the entry script is imported) and,
-for a management API with a private CA, ``MODELPORT_MODELDATA_CA`` (PEM).  The
-credential expires; it is exchanged for a fresh one after half its life.
+The destination comes from the pod spec: ``<PREFIX>_URL`` (the pod's ingest
+address), ``<PREFIX>_TOKEN`` (its credential, taken out of the environment: a
+replica's entry script never sees it) and, for a management API with a private CA,
+``<PREFIX>_CA`` (PEM).  The credential expires; it is exchanged for a fresh one
+after half its life.
 """
 
 from __future__ import annotations
@@ -32,9 +32,8 @@ from modelport.rowsink import Rows
 
 log = logging.getLogger("modelport.modeldata")
 
-URL_ENV = "MODELPORT_MODELDATA_URL"
-TOKEN_ENV = "MODELPORT_MODELDATA_TOKEN"
-CA_ENV = "MODELPORT_MODELDATA_CA"
+REPLICA = "MODELPORT_MODELDATA"  # a replica's variables: REPLICA + "_URL", ...
+ROUTER = "MODELPORT_CAPTURE"  # a router pod's
 MAX_BODY = 4 << 20  # larger batches go in parts (the control plane takes up to 16 MiB)
 ATTEMPTS = 6  # 0.5 + 1 + 2 + 4 + 8 s apart: a control plane restart is waited out
 FIRST_BACKOFF_S = 0.5
@@ -45,16 +44,16 @@ _PLAIN = (str, int, float, bool, type(None))
 
 @dataclass(frozen=True)
 class Destination:
-    url: str  # .../api/v1/ingest/<service>/<generation>
+    url: str  # .../api/v1/ingest/<service>/<generation> (or routers/<target>)
     token: str
     ca: str | None = None
 
     @classmethod
-    def take(cls, environ: MutableMapping[str, str]) -> Destination | None:
+    def take(cls, environ: MutableMapping[str, str], prefix: str) -> Destination | None:
         """The destination the pod spec names, its secrets removed from ``environ``."""
-        token = environ.pop(TOKEN_ENV, "")
-        ca = environ.pop(CA_ENV, None)
-        url = environ.get(URL_ENV, "")
+        token = environ.pop(f"{prefix}_TOKEN", "")
+        ca = environ.pop(f"{prefix}_CA", None)
+        url = environ.get(f"{prefix}_URL", "")
         if not (url and token):
             return None
         return cls(url.rstrip("/"), token, ca or None)
@@ -65,15 +64,18 @@ class Refused(OSError):
 
 
 class Uploader:
-    """``write`` for a ``rowsink.Sink``: one POST per part of a batch."""
+    """``write`` for a ``rowsink.Sink``: one POST to ``<url>/<kind>`` per part of a
+    batch, naming its partition (the file's folder, relative)."""
 
     def __init__(
         self,
         destination: Destination,
+        kind: str = "modeldata",
         clock: Callable[[], float] = time.time,
         pause: Callable[[float], None] = time.sleep,
     ) -> None:
         self.url = destination.url
+        self.kind = kind
         self._token = destination.token
         self._refresh_at = refresh_time(destination.token)
         self._renew_tried = 0.0
@@ -87,7 +89,7 @@ class Uploader:
         self._renew_if_due()
         partition = batch.path.parent.as_posix()
         for body in bodies(partition, list(batch.header), batch.rows):
-            self._post(f"{self.url}/modeldata", body)
+            self._post(f"{self.url}/{self.kind}", body)
 
     def _renew_if_due(self) -> None:
         now = self._clock()

@@ -1,4 +1,4 @@
-"""A replica's model data sent to the control plane (runtime/uploader.py), against a
+"""Model data sent to the control plane (rowupload.py), against a
 real HTTP server on loopback that answers as the test tells it."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from modelport import rowupload as uploader
 from modelport.compute.kubernetes import credential
 from modelport.rowsink import Rows, Sink
-from modelport.runtime import uploader
-from modelport.runtime.uploader import Destination, Refused, Uploader
+from modelport.rowupload import Destination, Refused, Uploader
 
 SCOPE = credential.Scope("iris", 3, "snap", ("m:1",))
 
@@ -159,12 +159,16 @@ def test_a_failed_renewal_keeps_the_credential_it_has(ingest: Ingest) -> None:
 
 def test_the_destination_leaves_the_entry_scripts_environment() -> None:
     environ = {
-        uploader.URL_ENV: "https://cp:8443/api/v1/ingest/iris/3/",
-        uploader.TOKEN_ENV: "secret-token",
-        uploader.CA_ENV: "PEM",
+        "MODELPORT_MODELDATA_URL": "https://cp:8443/api/v1/ingest/iris/3/",
+        "MODELPORT_MODELDATA_TOKEN": "secret-token",
+        "MODELPORT_MODELDATA_CA": "PEM",
         "OTHER": "x",
     }
-    found = Destination.take(environ)
+    found = Destination.take(environ, uploader.REPLICA)
     assert found == Destination("https://cp:8443/api/v1/ingest/iris/3", "secret-token", "PEM")
-    assert environ == {uploader.URL_ENV: "https://cp:8443/api/v1/ingest/iris/3/", "OTHER": "x"}
-    assert Destination.take({uploader.URL_ENV: "http://cp"}) is None  # no credential: none
+    assert environ == {
+        "MODELPORT_MODELDATA_URL": "https://cp:8443/api/v1/ingest/iris/3/",
+        "OTHER": "x",
+    }
+    no_credential = {"MODELPORT_MODELDATA_URL": "http://cp"}
+    assert Destination.take(no_credential, uploader.REPLICA) is None
