@@ -1,11 +1,12 @@
 """What only a cluster shows: the manifests modelport applies carry the v1 settings,
 a crashing init() fails a roll-out with its traceback while the last generation
 serves on, an HPA on a modelport Deployment is warned about, leftovers of deleted
-services are removed by the next control plane, and collected model data reaches the
-workspace."""
+services are removed by the next control plane, and collected model data and
+captured requests reach the workspace."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import signal
 import textwrap
@@ -36,7 +37,7 @@ from tests.conftest import ServerProcess, wait_for
 from tests.e2e.clusters import Attached, attached
 from tests.e2e.test_cli import Cli
 from tests.e2e.test_model_data import rows
-from tests.e2e.test_services import fixed, source
+from tests.e2e.test_services import fixed, post, source
 
 HPA = create_namespaced_resource(
     "autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers"
@@ -385,4 +386,36 @@ def test_model_data_of_cluster_replicas_lands_in_the_workspace(
     again = cluster.client.get(Secret, "dc-kube-2-stage", namespace=cluster.namespace)
     assert set(again.data or {}) == {"token"}  # no collection, no credential for it
     assert service.run({"data": [9, 9]})["correlations"] is None
+    service.delete()
+
+
+def test_the_cluster_routers_capture_requests_into_the_workspace(
+    server: ServerProcess, cluster: Attached, ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    """Capture with no code on a cluster: the router pods send the sampled requests
+    through the control plane into the service's model data, redacted as configured."""
+    config = fixed(1, capture_sample_rate=1.0, capture_redact=["$.secret"])
+    service = Model.deploy(ws, "cap-kube", [model], source(tmp_path), config, cluster.target)
+    service.wait_for_deployment()
+    assert not [w for w in service.warnings if "capture" in w.lower()]
+    router = cluster.client.get(Secret, "modelport-router", namespace=cluster.namespace)
+    assert set(router.data or {}) == {"token", "capture"}
+    ids = set()
+    for i in range(3):
+        answer = post(service, {"x": [i], "secret": "hunter2"}, service.get_keys()[0])
+        assert answer.status_code == 200, answer.text
+        ids.add(answer.headers["x-request-id"])
+    home = server.home
+    wait_for(lambda: len(rows(home, "requests")) == 3, timeout_s=60, what="3 captured requests")
+    captured = rows(home, "requests")
+    assert {r["request_id"] for r in captured} == ids
+    assert all(json.loads(r["request"])["secret"] == "[REDACTED]" for r in captured)
+    day = next((home / "modeldata").rglob("requests/*/*/*/data.csv"))
+    assert day.relative_to(home).parts[:5] == (
+        "modeldata",
+        "default",
+        "cap-kube",
+        "_router",
+        "default",
+    )
     service.delete()

@@ -1,5 +1,6 @@
-"""Model data from replica pods, in process: a generation's model-data credential
-appends rows to its service's partitions, renews itself, and opens nothing else."""
+"""Model data from pods, in process: a generation's model-data credential appends rows
+to its service's partitions, a cluster's routers' capture credential appends the
+requests they capture; each renews itself and opens nothing else."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from modelport.compute.kubernetes import credential
 from modelport.compute.kubernetes.credential import Scope
+from modelport.store.computes import Attachment
 from tests.integration.test_staging_api import TOKEN, Staged, _error, staged_workspace
 
 PARTITION = "scaler/1/inputs/2026/12/02"
@@ -140,3 +142,63 @@ def test_a_deleted_service_takes_no_more_rows(staged: Staged) -> None:
     message = _error(_post(staged, "/api/v1/ingest/iris/2/modeldata", token), 404)
     assert message == "service iris not found"
     assert not _file(staged).exists()
+
+
+CAPTURED = "iris/_router/default/requests/2026/12/02"
+CAPTURE_BATCH = {"partition": CAPTURED, "header": ["request", "status"], "rows": [["{}", 200]]}
+
+
+def _attach(staged: Staged, name: str = "myaks") -> None:
+    made = Attachment("aks", "DevTest", "ml", "ctx", "https://k:6443", "v1.20.2", "kubeconfig")
+    staged.ws.computes.attach(name, made)
+
+
+def _capture_token(staged: Staged, target: str = "myaks", **kw: Any) -> str:
+    key = credential.signing_key(staged.ws.home)
+    scope = credential.routers_scope(target)
+    return credential.mint(key, scope, audience=credential.CAPTURE, **kw).token
+
+
+def test_cluster_routers_append_their_capture_for_an_existing_service(staged: Staged) -> None:
+    _attach(staged)
+    token = _capture_token(staged)
+    path = "/api/v1/ingest/_routers/myaks/capture"
+    assert _post(staged, path, token, CAPTURE_BATCH).status_code == 204
+    with _file(staged, "_router/default/requests/2026/12/02").open(newline="") as f:
+        assert list(csv.reader(f)) == [["request", "status"], ["{}", "200"]]
+    gone = {**CAPTURE_BATCH, "partition": "gone/_router/default/requests/2026/12/02"}
+    assert _error(_post(staged, path, token, gone), 404) == "service gone not found"
+    for partition in (
+        "iris/1/inputs/2026/12/02",  # a replica's partition: not the router's to write
+        "iris/_router/default/inputs/2026/12/02",
+        "../x/_router/default/requests/2026/12/02",
+        "iris/_router/../requests/2026/12/02",
+    ):
+        body = {**CAPTURE_BATCH, "partition": partition}
+        _error(_post(staged, path, token, body), 400)
+    renewed = _post(staged, "/api/v1/ingest/_routers/myaks/credential", token, {})
+    assert renewed.status_code == 200, renewed.text
+    assert _post(staged, path, renewed.json()["token"], CAPTURE_BATCH).status_code == 204
+
+
+def test_a_capture_credential_opens_its_own_target_only_and_nothing_else(staged: Staged) -> None:
+    _attach(staged)
+    token = _capture_token(staged)
+    other = _error(
+        _post(staged, "/api/v1/ingest/_routers/other/capture", token, CAPTURE_BATCH), 404
+    )
+    assert other.startswith("this credential captures for the routers of compute target myaks")
+    wrong = _error(_post(staged, "/api/v1/ingest/iris/2/modeldata", token), 401)
+    assert wrong.startswith("not a valid model-data credential")
+    model_data = _token(staged)
+    path = "/api/v1/ingest/_routers/myaks/capture"
+    assert _error(_post(staged, path, model_data, CAPTURE_BATCH), 401).startswith(
+        "not a valid capture credential"
+    )
+    unattached = _capture_token(staged, "detached")
+    message = _error(
+        _post(staged, "/api/v1/ingest/_routers/detached/capture", unattached, CAPTURE_BATCH), 404
+    )
+    assert message == "compute target detached not found"
+    staged.ws.computes.detach("myaks")
+    assert _error(_post(staged, path, token, CAPTURE_BATCH), 404).startswith("compute target")

@@ -170,6 +170,7 @@ async def test_staging_credentials_are_renewed_before_they_expire(tmp_path: Path
     credential once the old one is past its refresh time, and not before (and a fresh
     model-data credential, for a service that collects)."""
     from modelport.compute.kubernetes import credential
+    from modelport.compute.kubernetes.routers import Routers
     from modelport.compute.kubernetes.target import KubernetesTarget, _scope
 
     applied: list[dict[str, Any]] = []
@@ -185,6 +186,7 @@ async def test_staging_credentials_are_renewed_before_they_expire(tmp_path: Path
         target = KubernetesTarget.__new__(KubernetesTarget)
         target.api, target.home, target.name = api, tmp_path, "myaks"
         target.cluster = ClusterSettings(namespace="ml", workspace="w", stage_url="http://cp")
+        target.routers = Routers("myaks", api, target.cluster)  # not installed: a GET finds no key
         collecting = type("P", (), {"collect_model_data": True})()
         release: Any = type("R", (), {"service": "svc", "generation": 2, "plan": collecting})()
         scope = _scope("svc", 2, spec)

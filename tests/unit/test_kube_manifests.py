@@ -151,6 +151,25 @@ def test_install_objects_pass_the_strict_schema() -> None:
     ]
 
 
+def test_the_routers_send_what_they_capture_to_the_control_plane() -> None:
+    private = dataclasses.replace(CLUSTER, stage_ca="PEM")
+    objects = install.install_objects(private, "router-token", None, "myaks", "capture-t")
+    for obj in objects:
+        validate(obj)
+    secret = next(o for o in objects if o["kind"] == "Secret")
+    assert secret["stringData"] == {"token": "router-token", "capture": "capture-t"}
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    env = _env(_container(deployment, "router"))
+    assert env["MODELPORT_CAPTURE_URL"] == "http://cp:7370/api/v1/ingest/_routers/myaks"
+    assert env["MODELPORT_CAPTURE_CA"] == "PEM"
+    assert env["MODELPORT_CAPTURE_TOKEN"] == {
+        "secretKeyRef": {"name": secret["metadata"]["name"], "key": "capture", "optional": True}
+    }
+    assert "MODELPORT_CAPTURE_TOKEN" not in _env(_container(deployment, "route-sync"))
+    plain = install.install_objects(CLUSTER, "router-token")
+    assert not [k for k in _env(_container(plain[-2], "router")) if k.startswith("MODELPORT_CAP")]
+
+
 def test_a_tls_secret_is_mounted_for_the_router_and_named_https_on_the_service() -> None:
     objects = install.install_objects(CLUSTER, "router-token", tls_secret="router-tls")
     for obj in objects:

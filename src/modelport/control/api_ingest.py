@@ -7,7 +7,9 @@ and retention treat both alike.  Callers are pods with their generation's
 model-data credential (:mod:`modelport.compute.kubernetes.credential`, audience
 ``MODEL_DATA``), never the admin token: a credential appends to its own service
 only, into a partition the server checks, and can be exchanged for a fresh one
-while it is valid (a pod lives longer than a credential).
+while it is valid (a pod lives longer than a credential).  A cluster's router pods
+send the requests they capture the same way (``/_routers/<target>/capture``, with
+their compute target's capture credential), for the services that exist.
 """
 
 from __future__ import annotations
@@ -37,14 +39,35 @@ MAX_BODY = 16 << 20  # a replica sends at most a few MiB per batch (rowupload.py
 router = APIRouter(prefix=PREFIX.rstrip("/"))
 
 
-def _grant(request: Request, service: str, generation: int) -> credential.Grant:
+def _bearer(request: Request, what: str) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise UnauthorizedError("a model-data credential is required (Authorization: Bearer ...)")
+        raise UnauthorizedError(f"a {what} credential is required (Authorization: Bearer ...)")
+    return token.strip()
+
+
+def _routers_grant(request: Request, target: str) -> credential.Grant:
+    token = _bearer(request, "capture")
+    ws = workspace_of(request)
+    grant = credential.verify(credential.signing_key(ws.home), token, audience=credential.CAPTURE)
+    if grant.scope.service != target:
+        raise NotFoundError(
+            f"this credential captures for the routers of compute target {grant.scope.service}, "
+            f"not {target}"
+        )
+    record = ws.computes.find(target)
+    if record is None or record.created_time.timestamp() > grant.issued_at + 1:
+        # detached, or detached and attached again: its old routers append nothing
+        raise NotFoundError(f"compute target {target} not found")
+    return grant
+
+
+def _grant(request: Request, service: str, generation: int) -> credential.Grant:
+    token = _bearer(request, "model-data")
     ws = workspace_of(request)
     key = credential.signing_key(ws.home)
-    grant = credential.verify(key, token.strip(), audience=credential.MODEL_DATA)
+    grant = credential.verify(key, token, audience=credential.MODEL_DATA)
     scope = grant.scope
     if (scope.service, scope.generation) != (service, generation):
         raise NotFoundError(
@@ -80,13 +103,17 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _rows(root: Path, body: dict[str, Any]) -> Rows:
-    """The batch to append, checked: a partition of the layout, a header of strings,
-    rows of plain values at most as wide as the header."""
-    partition, header, rows = body.get("partition"), body.get("header"), body.get("rows")
+def _partition(body: dict[str, Any]) -> str:
+    partition = body.get("partition")
     if not isinstance(partition, str):
-        raise InvalidInputError("partition: a string <model>/<version>/<designation>/<date>")
-    path = modeldata.received_partition(root, partition)
+        raise InvalidInputError("partition: a string naming the partition's folder")
+    return partition
+
+
+def _rows(path: Path, body: dict[str, Any]) -> Rows:
+    """The batch to append to ``path``, checked: a header of strings, rows of plain
+    values at most as wide as the header."""
+    header, rows = body.get("header"), body.get("rows")
     if not (isinstance(header, list) and header and all(isinstance(h, str) for h in header)):
         raise InvalidInputError("header: a list of column names")
     if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
@@ -97,20 +124,45 @@ def _rows(root: Path, body: dict[str, Any]) -> Rows:
     return Rows(path, tuple(header), rows)
 
 
-@router.post("/{service}/{generation}/modeldata", status_code=204)
+@router.post("/{service}/{generation:int}/modeldata", status_code=204)
 async def append_model_data(service: str, generation: int, request: Request) -> Response:
     """Append one batch of a replica's collected rows (with the header in a new file)."""
     await run_in_threadpool(_grant, request, service, generation)  # reads the store
     body = await _body(request)
     ws = workspace_of(request)
     root = await run_in_threadpool(layout.model_data_dir, ws.home, service)
-    batch = _rows(root, body)
+    batch = _rows(modeldata.received_partition(root, _partition(body)), body)
     if batch.rows:
         await run_in_threadpool(append_rows, batch)
     return Response(status_code=204)
 
 
-@router.post("/{service}/{generation}/credential")
+@router.post("/_routers/{target}/capture", status_code=204)
+async def append_capture(target: str, request: Request) -> Response:
+    """Append one batch of requests a cluster's router captured, for a service that
+    exists (a deleted service's last rows are dropped: 404)."""
+    await run_in_threadpool(_routers_grant, request, target)
+    body = await _body(request)
+    service, relative = modeldata.received_capture(_partition(body))
+    ws = workspace_of(request)
+    if await run_in_threadpool(ws.services.find, service) is None:
+        raise NotFoundError(f"service {service} not found")
+    root = await run_in_threadpool(layout.model_data_dir, ws.home, service)
+    batch = _rows(root / relative, body)
+    if batch.rows:
+        await run_in_threadpool(append_rows, batch)
+    return Response(status_code=204)
+
+
+@router.post("/_routers/{target}/credential")
+def renew_capture_credential(target: str, request: Request) -> dict[str, Any]:
+    """A fresh capture credential for the routers holding a valid one."""
+    grant = _routers_grant(request, target)
+    key = credential.signing_key(workspace_of(request).home)
+    return _answer(credential.mint(key, grant.scope, audience=credential.CAPTURE))
+
+
+@router.post("/{service}/{generation:int}/credential")
 def renew_model_data_credential(service: str, generation: int, request: Request) -> dict[str, Any]:
     """A fresh model-data credential for the holder of a valid one, of the same scope."""
     grant = _grant(request, service, generation)
@@ -118,8 +170,8 @@ def renew_model_data_credential(service: str, generation: int, request: Request)
     minted = credential.mint(
         credential.signing_key(ws.home), grant.scope, audience=credential.MODEL_DATA
     )
-    return {
-        "token": minted.token,
-        "expires_at": minted.expires_at,
-        "refresh_at": minted.refresh_at,
-    }
+    return _answer(minted)
+
+
+def _answer(minted: credential.Credential) -> dict[str, Any]:
+    return {"token": minted.token, "expires_at": minted.expires_at, "refresh_at": minted.refresh_at}

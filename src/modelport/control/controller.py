@@ -430,19 +430,20 @@ class ServiceController:
         }
 
     def _capture(self, the_plan: plan.DeploymentPlan) -> dict[str, Any]:
-        """The router's capture of this service's traffic (this machine's router only:
-        a cluster's router pods keep no model data yet, which deploy warns about)."""
+        """The router's capture of this service's traffic: into the service's folder
+        here, or, by a cluster's router pods, through the control plane to it."""
         settings = the_plan.capture
-        if settings is None or isinstance(self.target, ClusterTarget):
+        if settings is None:
             return {}
-        folder = model_data_root(self.plane.workspace.home) / self.name
-        entry = {
+        entry: dict[str, Any] = {
             "rate": settings.rate,
             "maxBytes": settings.max_bytes,
             "redact": list(settings.redact),
-            "dir": str(folder),
+            "service": self.name,
             "version": "default",
         }
+        if not isinstance(self.target, ClusterTarget):
+            entry["dir"] = str(model_data_root(self.plane.workspace.home) / self.name)
         return {"capture": entry}
 
     def replica_views(self) -> list[dict[str, Any]]:

@@ -291,7 +291,7 @@ def _captured_as_version(route: dict[str, Any], endpoint: str, service: str) -> 
     """A version's captured traffic lies with its endpoint's, under the version's name."""
     capture = route.get("capture")
     parts = rules.split_name(service)
-    if capture is None or parts is None:
-        return
+    if capture is None or parts is None or "dir" not in capture:
+        return  # (endpoints run on this machine: a capture entry here has its folder)
     folder = Path(capture["dir"]).parent / endpoint
-    route["capture"] = {**capture, "dir": str(folder), "version": parts[1]}
+    route["capture"] = {**capture, "dir": str(folder), "service": endpoint, "version": parts[1]}

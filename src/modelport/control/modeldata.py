@@ -20,13 +20,14 @@ from pathlib import Path
 
 from modelport.compute.layout import model_data_root
 from modelport.errors import InvalidInputError
-from modelport.spec.names import MODEL_NAME_RE
+from modelport.spec.names import MODEL_NAME_RE, SERVICE_NAME_RE
 
 FILE_NAME = "data.csv"
 TIMESTAMP = "$aml_dc_scoring_timestamp"
 # v1's, and the router's capture of whole requests
 DESIGNATIONS = ("inputs", "predictions", "labels", "signals", "general", "requests")
 COLLECTED = DESIGNATIONS[:-1]  # what a replica's ModelDataCollector writes
+CAPTURED_MODEL = "_router"  # the model folder of the router's capture (router/capture.py)
 SWEEP_EVERY_S = 3600.0
 
 
@@ -84,6 +85,28 @@ def received_partition(root: Path, name: str) -> Path:
             f"partition {name[:200]!r}: designation {designation[:100]!r} is not one of "
             f"{', '.join(COLLECTED)}"
         )
+    _check_date(name, when)
+    return root.joinpath(*parts) / FILE_NAME
+
+
+def received_capture(name: str) -> tuple[str, Path]:
+    """The service and the file (relative to its folder) a router's capture partition
+    ``name`` (``<service>/_router/<version>/requests/<yyyy>/<mm>/<dd>[/<hh>]``) names;
+    :class:`InvalidInputError` for anything else."""
+    parts = name.split("/")
+    shape = "<service>/_router/<version>/requests/<yyyy>/<mm>/<dd>[/<hh>]"
+    if len(parts) not in (7, 8) or parts[1] != CAPTURED_MODEL or parts[3] != "requests":
+        raise InvalidInputError(f"partition {name[:200]!r} is not {shape}")
+    service, _, version, _, *when = parts
+    if not (3 <= len(service) <= 32 and SERVICE_NAME_RE.match(service)):
+        raise InvalidInputError(f"partition {name[:200]!r}: {service[:100]!r} is no service name")
+    if not MODEL_NAME_RE.match(version):
+        raise InvalidInputError(f"partition {name[:200]!r}: {version[:100]!r} is no version name")
+    _check_date(name, when)
+    return service, Path(*parts[1:]) / FILE_NAME
+
+
+def _check_date(name: str, when: list[str]) -> None:
     digits = [4, 2, 2, 2][: len(when)]
     if any(
         len(v) != n or not (v.isdigit() and v.isascii()) for v, n in zip(when, digits, strict=True)
@@ -94,7 +117,6 @@ def received_partition(root: Path, name: str) -> Path:
         datetime(year, month, day, hour[0] if hour else 0, tzinfo=UTC)
     except ValueError as exc:
         raise InvalidInputError(f"partition {name[:200]!r}: {exc}") from None
-    return root.joinpath(*parts) / FILE_NAME
 
 
 def covering(

@@ -58,6 +58,7 @@ async def serve(
     scoring: socket.socket, admin_sock: socket.socket, token: str, limits: Limits = ROUTER_LIMITS
 ) -> None:
     loop = asyncio.get_running_loop()
+    capture.take_destination()
     requests = from_environment()
     if requests is not None:
         requests.start()

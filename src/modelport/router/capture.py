@@ -5,15 +5,21 @@ scored requests written, beside what its ``ModelDataCollector`` writes, as
 ``<service>/_router/<version>/requests/<yyyy>/<mm>/<dd>/data.csv`` under the
 workspace's model data.  On the request path the router only draws the sample and
 hands over references (bodies cut to ``captureMaxBytes``); redaction and CSV
-writing happen on the sink's thread (``runtime/rowsink.py``: bounded, drops and
+writing happen on the sink's thread (``rowsink.py``: bounded, drops and
 counts, never blocks).  With redaction rules, a body that is not JSON, or that was
 cut short, is not kept at all: a rule cannot be applied to what cannot be parsed.
+
+A router pod on a Kubernetes target keeps nothing on its disk: its route entries
+name the service instead of a folder, and the sink posts each batch to the control
+plane (``rowupload.py``, with the compute target's capture credential from
+``MODELPORT_CAPTURE_*``), which appends it to the same files.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import threading
 from dataclasses import dataclass, field
@@ -21,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modelport import rowsink
+from modelport import rowsink, rowupload
 
 log = logging.getLogger("modelport.router")
 
@@ -61,9 +67,14 @@ class Capture:
         if rate <= 0:
             return None
         redact = tuple(str(r) for r in entry.get("redact") or ())
-        capture = cls(
-            rate, int(entry["maxBytes"]), Path(entry["dir"]), str(entry["version"]), redact
-        )
+        if "dir" in entry:
+            folder = Path(entry["dir"])
+        elif _destination is not None:
+            folder = Path(entry["service"])  # relative: the control plane places it
+        else:
+            log.warning("capture of %s: this router has no place for it", entry.get("service"))
+            return None
+        capture = cls(rate, int(entry["maxBytes"]), folder, str(entry["version"]), redact)
         capture._partitions = rowsink.Partitions(
             capture.folder, MODEL, capture.version, DESIGNATION, hourly=False
         )
@@ -145,13 +156,26 @@ class _Entry:
 
 
 def _rows(batch: rowsink.Rows) -> None:
-    """On the sink's thread: entries become CSV rows, then are appended."""
+    """On the sink's thread: entries become CSV rows, then are appended (or sent)."""
     batch.rows = [row[0].row() if isinstance(row[0], _Entry) else row for row in batch.rows]
-    rowsink.append_rows(batch)
+    if _uploader is not None and not batch.path.is_absolute():
+        _uploader.write(batch)
+    else:
+        rowsink.append_rows(batch)
 
 
 _sink: rowsink.Sink | None = None
 _lock = threading.Lock()
+_destination: rowupload.Destination | None = None
+_uploader: rowupload.Uploader | None = None
+
+
+def take_destination() -> None:
+    """A router pod's way to the control plane, if its spec gives one (at start)."""
+    global _destination, _uploader
+    _destination = rowupload.Destination.take(os.environ, rowupload.ROUTER)
+    if _destination is not None:
+        _uploader = rowupload.Uploader(_destination, kind="capture")
 
 
 def sink() -> rowsink.Sink:

@@ -95,12 +95,6 @@ def deployment_warnings(config: DeploymentConfiguration, target: Target) -> list
         out = _aks_warnings(config, target)
     else:
         return []
-    capturing = isinstance(config, AksServiceDeploymentConfiguration) and config.capture_sample_rate
-    if capturing and target.cluster:
-        out.append(
-            "captureSampleRate: a Kubernetes target's routers capture no requests in this "
-            "release: nothing is captured"
-        )
     if config.enable_app_insights and target.traces:
         out.append(f"appInsightsEnabled: no traces are sent: {target.traces}; {LOGS_AND_METRICS}")
     given = config.given()

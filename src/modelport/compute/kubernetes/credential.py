@@ -11,8 +11,9 @@ credential opens nothing else.
 
 A service that collects model data gets a second credential of the same shape for
 another audience (``MODEL_DATA``): it lets the replicas of that generation append
-rows to the service's model data, renew it, and nothing else; neither credential
-is taken for the other.
+rows to the service's model data, renew it, and nothing else; and the routers of
+an attached cluster get a third (``CAPTURE``, naming the compute target) for the
+requests they capture.  None is taken for another.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from modelport.errors import UnauthorizedError
 
 AUDIENCE = "modelport-staging"
 MODEL_DATA = "modelport-modeldata"  # the model-data credential's audience
+CAPTURE = "modelport-capture"  # the cluster routers' capture credential's audience
+_WHAT = {AUDIENCE: "staging", MODEL_DATA: "model-data", CAPTURE: "capture"}
 ALGORITHM = "HS256"
 KEY_FILE = "staging.key"
 DEFAULT_TTL_S = 24 * 3600.0
@@ -60,6 +63,11 @@ class Grant:
     scope: Scope
     issued_at: int
     expires_at: int
+
+
+def routers_scope(target: str) -> Scope:
+    """What a cluster's routers' capture credential names: their compute target."""
+    return Scope(target, 0, "", ())
 
 
 def signing_key(home: Path) -> bytes:
@@ -105,7 +113,7 @@ def mint(
 
 def verify(key: bytes, token: str, now: float | None = None, audience: str = AUDIENCE) -> Grant:
     """The grant ``token`` carries; :class:`UnauthorizedError` saying why not."""
-    what = "staging" if audience == AUDIENCE else "model-data"
+    what = _WHAT[audience]
     try:
         claims = jwt.decode(
             token,
@@ -122,10 +130,15 @@ def verify(key: bytes, token: str, now: float | None = None, audience: str = AUD
         ) from exc
     if (time.time() if now is None else now) >= grant.expires_at:
         when = datetime.fromtimestamp(grant.expires_at, UTC).isoformat(timespec="seconds")
+        scope = grant.scope
+        holder = (
+            f"the routers of compute target {scope.service}"
+            if audience == CAPTURE
+            else f"service {scope.service} generation {scope.generation}"
+        )
         raise UnauthorizedError(
-            f"the {what} credential of service {grant.scope.service} generation "
-            f"{grant.scope.generation} expired at {when}",
-            hint="the control plane renews it in the generation's Secret; restart the pod after",
+            f"the {what} credential of {holder} expired at {when}",
+            hint="the control plane renews it in the pod's Secret; restart the pod after",
         )
     return grant
 

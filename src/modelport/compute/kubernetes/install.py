@@ -28,6 +28,7 @@ ROUTER_ADMIN_PORT = 8081
 ROUTES_DIR = "/var/modelport/routes"  # the last table, so a restarted router serves at once
 TLS_DIR = "/etc/modelport/tls"
 TLS_VOLUME = "tls"
+CAPTURE_KEY = "capture"  # the router Secret's key of the capture credential
 LAUNCH_MODULE = "modelport.compute.kubernetes.launch"
 ROUTES_MODULE = "modelport.compute.kubernetes.routes"
 
@@ -94,16 +95,35 @@ def router_role_binding(cluster: ClusterSettings) -> Object:
     }
 
 
-def router_secret(cluster: ClusterSettings, token: str) -> Object:
-    """The router's admin token, shared by its two containers."""
+def router_secret(cluster: ClusterSettings, token: str, capture: str | None = None) -> Object:
+    """The router's admin token, shared by its two containers, and the credential its
+    capture of requests reaches the control plane with."""
     labels = names.router_labels(cluster.workspace)
+    data = {pod.TOKEN_KEY: token}
+    if capture is not None:
+        data[CAPTURE_KEY] = capture
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": _meta(cluster, names.ROUTER, labels),
         "type": "Opaque",
-        "stringData": {pod.TOKEN_KEY: token},
+        "stringData": data,
     }
+
+
+def _capture_env(cluster: ClusterSettings, target: str | None) -> list[Object]:
+    """Where the router sends the requests it captures (router/capture.py): the control
+    plane, which appends them to the service's model data."""
+    if target is None:
+        return []
+    url = f"{cluster.stage_url.rstrip('/')}{pod.INGEST_PATH}/_routers/{target}"
+    env: list[Object] = [{"name": "MODELPORT_CAPTURE_URL", "value": url.replace("$", "$$")}]
+    if cluster.stage_ca:
+        env.append({"name": "MODELPORT_CAPTURE_CA", "value": cluster.stage_ca})
+    # optional: a Secret applied by an older release has no such key; the router then
+    # captures nothing and says so
+    ref = {"secretKeyRef": {"name": names.ROUTER, "key": CAPTURE_KEY, "optional": True}}
+    return [*env, {"name": "MODELPORT_CAPTURE_TOKEN", "valueFrom": ref}]
 
 
 def _field(name: str, path: str) -> Object:
@@ -133,7 +153,9 @@ def _tls_env(tls_secret: str | None) -> list[Object]:
     ]
 
 
-def router_container(cluster: ClusterSettings, tls_secret: str | None = None) -> Object:
+def router_container(
+    cluster: ClusterSettings, tls_secret: str | None = None, target: str | None = None
+) -> Object:
     mounts: list[Object] = [{"name": "routes", "mountPath": ROUTES_DIR, "readOnly": True}]
     if tls_secret is not None:
         mounts.append({"name": TLS_VOLUME, "mountPath": TLS_DIR, "readOnly": True})
@@ -149,6 +171,7 @@ def router_container(cluster: ClusterSettings, tls_secret: str | None = None) ->
             {"name": "MODELPORT_ROUTER_TABLE_DIR", "value": ROUTES_DIR},
             _token(),
             *_tls_env(tls_secret),
+            *_capture_env(cluster, target),
         ],
         "ports": [
             {"name": "http", "containerPort": ROUTER_PORT, "protocol": "TCP"},
@@ -187,7 +210,9 @@ def route_sync_container(cluster: ClusterSettings) -> Object:
     }
 
 
-def router_deployment(cluster: ClusterSettings, tls_secret: str | None = None) -> Object:
+def router_deployment(
+    cluster: ClusterSettings, tls_secret: str | None = None, target: str | None = None
+) -> Object:
     labels = names.router_labels(cluster.workspace)
     volumes: list[Object] = [{"name": "routes", "emptyDir": {}}]
     if tls_secret is not None:
@@ -196,7 +221,10 @@ def router_deployment(cluster: ClusterSettings, tls_secret: str | None = None) -
     spec: Object = {
         "serviceAccountName": names.ROUTER,
         "enableServiceLinks": False,
-        "containers": [router_container(cluster, tls_secret), route_sync_container(cluster)],
+        "containers": [
+            router_container(cluster, tls_secret, target),
+            route_sync_container(cluster),
+        ],
         "volumes": volumes,
     }
     if cluster.run_as_user is not None:
@@ -244,16 +272,22 @@ def tls_secret_of(deployment: Object | None) -> str | None:
 
 
 def install_objects(
-    cluster: ClusterSettings, router_token: str, tls_secret: str | None = None
+    cluster: ClusterSettings,
+    router_token: str,
+    tls_secret: str | None = None,
+    target: str | None = None,
+    capture: str | None = None,
 ) -> list[Object]:
-    """Everything ``modelport compute install`` applies, in order."""
+    """Everything ``modelport compute install`` applies, in order.  ``target`` (the
+    compute target's name) and ``capture`` (its routers' capture credential) let the
+    routers send the requests they capture to the control plane."""
     return [
         namespace(cluster),
         control_plane_role(cluster),
         router_service_account(cluster),
         router_role(cluster),
         router_role_binding(cluster),
-        router_secret(cluster, router_token),
-        router_deployment(cluster, tls_secret),
+        router_secret(cluster, router_token, capture),
+        router_deployment(cluster, tls_secret, target),
         router_service(cluster, tls_secret is not None),
     ]

@@ -10,11 +10,12 @@ import logging
 import re
 import secrets
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from modelport.compute.kubernetes import install, names, pod, pods, routing
+from modelport.compute.kubernetes import credential, install, names, pod, pods, routing
 from modelport.compute.kubernetes.api import KubeAPI
 from modelport.compute.kubernetes.settings import ClusterSettings
 from modelport.compute.shares import merge_stats
@@ -25,15 +26,20 @@ log = logging.getLogger("modelport.compute")
 ROUTES_TIMEOUT_S = 30.0  # for every router to serve a new policy
 ADDRESS_REFRESH_S = 30.0
 OFF = "off"  # install(tls=OFF): the router serves plain HTTP
+CAPTURE = credential.CAPTURE
 _SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
 class Routers:
-    def __init__(self, name: str, api: KubeAPI, cluster: ClusterSettings) -> None:
+    def __init__(
+        self, name: str, api: KubeAPI, cluster: ClusterSettings, home: Path | None = None
+    ) -> None:
         self.name = name  # the compute target's
         self.api = api
         self.cluster = cluster
+        self.home = home  # the workspace's: its signing key mints the capture credential
         self._token: str | None = None
+        self._capture: credential.Credential | None = None  # as last written
         self._address: str | None = None
         self._balanced = False  # the router Service has a load balancer's address
         self._scheme = "http"  # "https" when the router Service's port is named so
@@ -64,7 +70,32 @@ class Routers:
         """What :meth:`install` applies, for ``kubectl apply -f`` (the router's token is
         the one the cluster has, else a new one)."""
         token = await self.token() or secrets.token_urlsafe(32)
-        return install.install_objects(self.cluster, token, await self._tls_secret(tls))
+        tls_secret = await self._tls_secret(tls)
+        capture = await self._mint_capture()
+        return install.install_objects(
+            self.cluster, token, tls_secret, self.name, capture.token if capture else None
+        )
+
+    async def _mint_capture(self) -> credential.Credential | None:
+        if self.home is None:
+            return None
+        key = await asyncio.to_thread(credential.signing_key, self.home)
+        minted = credential.mint(key, credential.routers_scope(self.name), audience=CAPTURE)
+        self._capture = minted
+        return minted
+
+    async def renew_capture_due(self, now: float) -> None:
+        """The capture credential in the router Secret, fresh for a router pod started
+        later (running ones renew their own): at the first check, then after half its
+        life.  Nothing while the routers are not installed."""
+        if self._capture is not None and now < self._capture.refresh_at:
+            return
+        token = await self.token()
+        if token is None:
+            return
+        minted = await self._mint_capture()
+        if minted is not None:
+            await self.api.apply(install.router_secret(self.cluster, token, minted.token))
 
     async def _tls_secret(self, tls: str | None) -> str | None:
         if tls == OFF:

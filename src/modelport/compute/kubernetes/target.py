@@ -72,7 +72,7 @@ class KubernetesTarget:
             name, namespace=cluster.namespace, gpus=True, traces=CLUSTER_TRACES
         )
         self._background: set[asyncio.Task[Any]] = set()
-        self.routers = Routers(name, api, cluster)
+        self.routers = Routers(name, api, cluster, home)
         self._policies: dict[str, dict[str, Any]] = {}  # as last written
         self._tokens: dict[str, Any] | None = None  # the token keys as last written
         self._discovered = False
@@ -327,6 +327,10 @@ class KubernetesTarget:
             await asyncio.sleep(CREDENTIAL_CHECK_S)
 
     async def renew_due(self, now: float) -> None:
+        try:
+            await self.routers.renew_capture_due(now)
+        except ModelportError as exc:
+            log.warning("%s: renewing the routers' capture credential: %s", self.name, exc.message)
         for name, (release, scope, held) in list(self._staged.items()):
             if held is not None and now < held.refresh_at:
                 continue
