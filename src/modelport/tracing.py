@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 log = logging.getLogger("modelport.tracing")
@@ -32,7 +32,7 @@ _tracer: Any = None
 _ready = False
 
 
-def exporting(environ: dict[str, str] | None = None) -> bool:
+def exporting(environ: Mapping[str, str] | None = None) -> bool:
     """Whether an OTLP endpoint is configured for this process."""
     env = os.environ if environ is None else environ
     return any(env.get(v) for v in ENDPOINT_VARIABLES)
@@ -41,6 +41,28 @@ def exporting(environ: dict[str, str] | None = None) -> bool:
 def why_not_exported(environ: dict[str, str] | None = None) -> str | None:
     """A target's ``traces`` (spec/support.py): None where spans are exported."""
     return None if exporting(environ) else NOT_EXPORTED
+
+
+def pod_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ``OTEL_*`` variables a cluster's pods get to send their spans where this
+    process sends its own (local replicas inherit them)."""
+    env = os.environ if environ is None else environ
+    return {k: v for k, v in env.items() if k.startswith("OTEL_")}
+
+
+def why_not_in_pods(environ: Mapping[str, str] | None = None) -> str | None:
+    """A cluster target's ``traces``: None where its pods can export as this process
+    does.  Headers (an exporter's credentials) are not written into pod specs."""
+    env = os.environ if environ is None else environ
+    if not exporting(env):
+        return NOT_EXPORTED
+    headers = sorted(k for k in pod_settings(env) if k.endswith("_HEADERS"))
+    if headers:
+        return (
+            f"{', '.join(headers)} would be written into the cluster's pod specs, which are "
+            "no place for an exporter's credentials: a cluster's pods export no spans"
+        )
+    return None
 
 
 def tracer(service_name: str) -> Any:

@@ -1,5 +1,6 @@
 """enable_app_insights as OpenTelemetry: one trace from the client through the router,
-the replica and run() into a score.py's own span, received by a real OTLP endpoint."""
+the replica and run() into a score.py's own span, received by a real OTLP endpoint,
+on this machine and from a cluster's pods."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from modelport import InferenceConfig, Model, Workspace
 from tests.conftest import ServerProcess, wait_for
+from tests.e2e.clusters import attached
 from tests.e2e.test_services import fixed, post
 
 TRACED = """
@@ -147,5 +149,46 @@ def test_one_trace_from_client_to_the_user_span_and_none_for_others(
             assert replica["service"] == "traced" and replica["parent"] == router["id"]
             assert run["parent"] == replica["id"] and user["parent"] == run["id"]
             assert receiver.of_trace(quiet_trace) == []  # quiet has no traces
+    finally:
+        server.stop()
+
+
+def test_a_clusters_router_and_replica_pods_send_their_spans_of_one_trace(
+    receiver: Receiver, tmp_path: Path, kube_cluster: Any
+) -> None:
+    """On Kubernetes the pods get the control plane's OTEL_* settings: the router pod's
+    span and the replica pod's spans join the client's trace."""
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    server = ServerProcess(tmp_path / "traced-home", env=env)
+    try:
+        with attached(server, kube_cluster) as cluster, Workspace.from_config(server.home) as ws:
+            (tmp_path / "w.json").write_text('{"scale": 10}')
+            model = Model.register(ws, tmp_path / "w.json", "scaler")
+            folder = tmp_path / "traced"
+            folder.mkdir()
+            (folder / "score.py").write_text(textwrap.dedent(TRACED))
+            ic = InferenceConfig(entry_script="score.py", source_directory=folder)
+            config = fixed(1, enable_app_insights=True)
+            traced = Model.deploy(ws, "traced", [model], ic, config, cluster.target)
+            traced.wait_for_deployment()
+            assert not [w for w in traced.warnings if "appInsightsEnabled" in w]
+            trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
+            answer = httpx.post(
+                traced.scoring_uri,
+                json={},
+                headers={
+                    "traceparent": f"00-{trace_id}-{client_span}-01",
+                    "Authorization": f"Bearer {traced.get_keys()[0]}",
+                },
+            )
+            assert answer.status_code == 200 and answer.json() == {"ok": True}
+            wait_for(lambda: len(receiver.of_trace(trace_id)) == 4, what="4 spans of the trace")
+            spans = {s["name"]: s for s in receiver.of_trace(trace_id)}
+            router = spans["POST score traced"]
+            replica, run, user = spans["POST /score"], spans["run()"], spans["user-work"]
+            assert router["service"] == "modelport-router" and router["parent"] == client_span
+            assert replica["service"] == "traced" and replica["parent"] == router["id"]
+            assert run["parent"] == replica["id"] and user["parent"] == run["id"]
+            traced.delete()
     finally:
         server.stop()

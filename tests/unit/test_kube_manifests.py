@@ -170,6 +170,14 @@ def test_the_routers_send_what_they_capture_to_the_control_plane() -> None:
     assert not [k for k in _env(_container(plain[-2], "router")) if k.startswith("MODELPORT_CAP")]
 
 
+def test_the_routers_send_spans_where_the_control_plane_does() -> None:
+    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}
+    objects = install.install_objects(CLUSTER, "t", None, "myaks", None, otel)
+    env = _env(_container(objects[-2], "router"))
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4318"
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in _env(_container(objects[-2], "route-sync"))
+
+
 def test_a_tls_secret_is_mounted_for_the_router_and_named_https_on_the_service() -> None:
     objects = install.install_objects(CLUSTER, "router-token", tls_secret="router-tls")
     for obj in objects:

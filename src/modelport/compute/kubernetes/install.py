@@ -154,7 +154,10 @@ def _tls_env(tls_secret: str | None) -> list[Object]:
 
 
 def router_container(
-    cluster: ClusterSettings, tls_secret: str | None = None, target: str | None = None
+    cluster: ClusterSettings,
+    tls_secret: str | None = None,
+    target: str | None = None,
+    telemetry: dict[str, str] | None = None,
 ) -> Object:
     mounts: list[Object] = [{"name": "routes", "mountPath": ROUTES_DIR, "readOnly": True}]
     if tls_secret is not None:
@@ -172,6 +175,7 @@ def router_container(
             _token(),
             *_tls_env(tls_secret),
             *_capture_env(cluster, target),
+            *pod.env_list(telemetry or {}),  # OTEL_*: where traced routes' spans go
         ],
         "ports": [
             {"name": "http", "containerPort": ROUTER_PORT, "protocol": "TCP"},
@@ -211,7 +215,10 @@ def route_sync_container(cluster: ClusterSettings) -> Object:
 
 
 def router_deployment(
-    cluster: ClusterSettings, tls_secret: str | None = None, target: str | None = None
+    cluster: ClusterSettings,
+    tls_secret: str | None = None,
+    target: str | None = None,
+    telemetry: dict[str, str] | None = None,
 ) -> Object:
     labels = names.router_labels(cluster.workspace)
     volumes: list[Object] = [{"name": "routes", "emptyDir": {}}]
@@ -222,7 +229,7 @@ def router_deployment(
         "serviceAccountName": names.ROUTER,
         "enableServiceLinks": False,
         "containers": [
-            router_container(cluster, tls_secret, target),
+            router_container(cluster, tls_secret, target, telemetry),
             route_sync_container(cluster),
         ],
         "volumes": volumes,
@@ -277,10 +284,12 @@ def install_objects(
     tls_secret: str | None = None,
     target: str | None = None,
     capture: str | None = None,
+    telemetry: dict[str, str] | None = None,
 ) -> list[Object]:
     """Everything ``modelport compute install`` applies, in order.  ``target`` (the
     compute target's name) and ``capture`` (its routers' capture credential) let the
-    routers send the requests they capture to the control plane."""
+    routers send the requests they capture to the control plane; ``telemetry`` (the
+    ``OTEL_*`` variables) where they send the spans of traced services."""
     return [
         namespace(cluster),
         control_plane_role(cluster),
@@ -288,6 +297,6 @@ def install_objects(
         router_role(cluster),
         router_role_binding(cluster),
         router_secret(cluster, router_token, capture),
-        router_deployment(cluster, tls_secret, target),
+        router_deployment(cluster, tls_secret, target, telemetry),
         router_service(cluster, tls_secret is not None),
     ]

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from modelport import tracing
 from modelport.compute.kubernetes import credential, install, names, pod, pods, routing
 from modelport.compute.kubernetes.api import KubeAPI
 from modelport.compute.kubernetes.settings import ClusterSettings
@@ -72,8 +73,14 @@ class Routers:
         token = await self.token() or secrets.token_urlsafe(32)
         tls_secret = await self._tls_secret(tls)
         capture = await self._mint_capture()
+        telemetry = tracing.pod_settings() if tracing.why_not_in_pods() is None else {}
         return install.install_objects(
-            self.cluster, token, tls_secret, self.name, capture.token if capture else None
+            self.cluster,
+            token,
+            tls_secret,
+            self.name,
+            capture.token if capture else None,
+            telemetry,
         )
 
     async def _mint_capture(self) -> credential.Credential | None:

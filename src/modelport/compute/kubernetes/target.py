@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelport import tracing
 from modelport.compute import plan
 from modelport.compute.kubernetes import credential, manifests, names, pods, routing
 from modelport.compute.kubernetes.api import KubeAPI
@@ -36,7 +37,6 @@ from modelport.store.services import ServiceRecord
 from modelport.store.snapshots import SnapshotStore
 
 log = logging.getLogger("modelport.compute")
-CLUSTER_TRACES = "a cluster's routers and replicas are given no OTLP endpoint in this release"
 SPEC_ANNOTATION = "modelport.io/spec"  # the service spec a generation was made from
 GONE_TIMEOUT_S = 120.0  # waiting for a stopped generation's pods to end
 CREDENTIAL_CHECK_S = 60.0
@@ -69,7 +69,7 @@ class KubernetesTarget:
         self.home = home
         self.snapshots = snapshots
         self.capabilities = Target(
-            name, namespace=cluster.namespace, gpus=True, traces=CLUSTER_TRACES
+            name, namespace=cluster.namespace, gpus=True, traces=tracing.why_not_in_pods()
         )
         self._background: set[asyncio.Task[Any]] = set()
         self.routers = Routers(name, api, cluster, home)
@@ -160,13 +160,23 @@ class KubernetesTarget:
             entry_script=inference.entry_script,
             source_basename=basename,
             models=models,
-            variables=plan.replica_environment(the_plan, record.name),
+            variables={
+                **plan.replica_environment(the_plan, record.name),
+                **self._telemetry(the_plan),
+            },
             environment=plan.environment(record.spec),
         )
         scope = _scope(record.name, record.generation, record.spec)
         minted, model_data = _mint(credential.signing_key(self.home), scope, release)
         say(f"creating the Deployment {names.generation_name(record.name, record.generation)}")
         return Prepared(release, minted, scope, say, model_data)
+
+    def _telemetry(self, the_plan: plan.DeploymentPlan) -> dict[str, str]:
+        """Where a traced service's replicas send their spans: where the control plane
+        does (deploy warns when they cannot)."""
+        if not the_plan.tracing or self.capabilities.traces is not None:
+            return {}
+        return tracing.pod_settings()
 
     def discard(self, service: str, generation: int) -> None:
         return None  # nothing was made before launch
