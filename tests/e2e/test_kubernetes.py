@@ -36,6 +36,7 @@ from tests.certs import Pki
 from tests.conftest import ServerProcess, wait_for
 from tests.e2e.clusters import Attached, attached
 from tests.e2e.test_cli import Cli
+from tests.e2e.test_logs import PRINTING, _collect
 from tests.e2e.test_model_data import rows
 from tests.e2e.test_services import fixed, post, source
 
@@ -418,4 +419,37 @@ def test_the_cluster_routers_capture_requests_into_the_workspace(
         "_router",
         "default",
     )
+    service.delete()
+
+
+def test_a_clusters_replica_logs_are_followed_with_their_pod_names(
+    cluster: Attached, ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    """--follow on a cluster: every pod's stream at once, each line after its pod's
+    name, a print of run() arriving as it is written, with its request id."""
+    folder = tmp_path / "printing"
+    folder.mkdir()
+    (folder / "score.py").write_text(textwrap.dedent(PRINTING))
+    config = InferenceConfig(entry_script="score.py", source_directory=folder)
+    service = Model.deploy(ws, "print-kube", [model], config, fixed(2), cluster.target)
+    service.wait_for_deployment()
+    pods = {p.metadata.name for p in cluster.client.list(Pod, namespace=cluster.namespace)}
+    lines: list[str] = []
+    stream = service.follow_logs(tail=20)
+    _collect(stream, lines, lambda line: "scoring 41" in line)
+    wait_for(lambda: any("init printed this" in x for x in lines), what="the logs so far")
+    answer = post(service, {"n": 41}, service.get_keys()[0])
+    assert answer.status_code == 200, answer.text
+    line = wait_for(
+        lambda: next((x for x in lines if "scoring 41" in x), None), what="the printed line"
+    )
+    pod, _, rest = line[1:].partition("] ")
+    assert pod in pods and pod.startswith("print-kube-1-")
+    assert rest == f"[{answer.headers['x-request-id']}] scoring 41"
+    stream.close()
+    tail = service.get_logs(tail=5)
+    assert tail and all(x.split("] ")[0][1:] in pods for x in tail.splitlines())
+    assert "init printed this" in service.get_logs(since="10m")
+    with pytest.raises(ModelportError, match="on a cluster each line starts with its pod's name"):
+        service.get_logs(replica=0)
     service.delete()

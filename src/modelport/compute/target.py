@@ -16,7 +16,7 @@ lazily, so the control plane never imports a Kubernetes client it does not use.
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -187,6 +187,19 @@ class ClusterTarget(Protocol):
         ...
 
     def scoring_uri(self, service: str) -> str: ...
+
+    def pod_logs(
+        self,
+        service: str,
+        current: Generation | None,
+        tail: int,
+        since_s: int | None,
+        follow: bool,
+        gone: Callable[[], Awaitable[bool]],
+    ) -> AsyncIterator[bytes]:
+        """The replicas' log lines, each after its pod's name: the last ``tail`` of each
+        (within ``since_s``), and with ``follow`` on as they are written, until ``gone``."""
+        ...
 
 
 def load_target(kind: str, **settings: Any) -> ComputeTarget:

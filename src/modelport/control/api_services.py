@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
@@ -351,18 +353,38 @@ async def service_logs(
     record = await asyncio.to_thread(ws.services.get, _plain(name))
     if not (follow or replica is not None or since or tail):
         return {"name": name, "logs": await plane_of(request).logs(name, num_lines)}
+    cutoff = logfiles.since_cutoff(since)  # a bad duration is a 400 before any streaming
     if record.spec.get("computeTarget") not in (None, "", LOCAL):
-        raise InvalidInputError(
-            "follow, replica, since and tail read the logs of replicas on this machine",
-            hint=f"`modelport service logs -n {name}` shows this service's logs",
-        )
+        return await _pod_logs(request, name, replica, tail or num_lines, cutoff, follow)
     query = logfiles.LogQuery(replica, since, tail or num_lines)
-    logfiles.since_cutoff(since)  # a bad duration is a 400 before any streaming starts
     folder = service_dir(ws.home, name) / "logs"
     if follow:
         stream = logfiles.follow_logs(folder, query, request.is_disconnected)
         return StreamingResponse(stream, media_type="text/plain")
     return {"name": name, "logs": await asyncio.to_thread(logfiles.merged_logs, folder, query)}
+
+
+async def _pod_logs(
+    request: Request,
+    name: str,
+    replica: int | None,
+    tail: int,
+    cutoff: float | None,
+    follow: bool,
+) -> dict[str, Any] | StreamingResponse:
+    """A cluster's replicas: their pods' lines, each after the pod's name."""
+    if replica is not None:
+        raise InvalidInputError(
+            "replica numbers name the replicas of this machine; on a cluster each line "
+            "starts with its pod's name",
+            hint=f"`modelport service logs -n {name} --tail N` shows every pod's lines",
+        )
+    since_s = None if cutoff is None else max(1, math.ceil(time.time() - cutoff))
+    lines = plane_of(request).pod_logs(name, tail, since_s, follow, request.is_disconnected)
+    if follow:
+        return StreamingResponse(lines, media_type="text/plain")
+    text = b"".join([line async for line in lines]).decode("utf-8", "replace")
+    return {"name": name, "logs": text}
 
 
 @router.get("/services/{name}/requests", response_model=None)

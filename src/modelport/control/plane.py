@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +23,12 @@ from modelport.control.tls import TlsSettings
 from modelport.control.tokens import Tokens
 from modelport.control.workspace import ServerWorkspace
 from modelport.envs.builder import EnvironmentBuilder
-from modelport.errors import ComputeTargetNotFoundError, ModelportError, ServerUnavailableError
+from modelport.errors import (
+    ComputeTargetNotFoundError,
+    InvalidInputError,
+    ModelportError,
+    ServerUnavailableError,
+)
 from modelport.home import runtime_dir
 from modelport.httpserver import Limits
 from modelport.metrics import ControlCounters
@@ -32,6 +38,7 @@ from modelport.spec.tokens import lifetime_s
 from modelport.store.computes import ComputeTargetRecord
 from modelport.store.endpoints import EndpointRecord
 
+Gone = Callable[[], Awaitable[bool]]  # whether a followed stream's client has left
 log = logging.getLogger("modelport.control")
 
 
@@ -322,6 +329,16 @@ class ControlPlane:
         current = controller.current if controller is not None else None
         target = controller.target if controller is not None else self.default_target
         return await target.logs(name, current.replicas if current else None, num_lines)
+
+    def pod_logs(
+        self, name: str, tail: int, since_s: int | None, follow: bool, gone: Gone
+    ) -> AsyncIterator[bytes]:
+        """The log lines of a service's pods on a cluster (``ClusterTarget.pod_logs``)."""
+        controller = self.controllers.get(name)
+        if controller is None or not isinstance(controller.target, ClusterTarget):
+            raise InvalidInputError(f"service {name} runs on no cluster")
+        current = controller.current.replicas if controller.current else None
+        return controller.target.pod_logs(name, current, tail, since_s, follow, gone)
 
     async def stop(self) -> None:
         if self._prune_timer is not None:

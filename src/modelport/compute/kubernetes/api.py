@@ -254,10 +254,19 @@ class KubeAPI:
             headers={"content-type": "application/merge-patch+json"},
         )
 
-    async def logs(self, pod: str, container: str, tail_lines: int, previous: bool = False) -> str:
+    async def logs(
+        self,
+        pod: str,
+        container: str,
+        tail_lines: int,
+        previous: bool = False,
+        since_s: int | None = None,
+    ) -> str:
         params = {"container": container, "tailLines": str(tail_lines)}
         if previous:
             params["previous"] = "true"
+        if since_s is not None:
+            params["sinceSeconds"] = str(max(1, since_s))
         path = await self._path("Pod", pod, "log")
         response = await self._call(self._http.get(path, params=params), f"get pods/{pod}/log")
         if response.status_code in (400, 404):  # not started yet, or gone
@@ -265,6 +274,31 @@ class KubeAPI:
         if response.is_error:
             raise self._refused(response.status_code, response.text, f"get pods/{pod}/log")
         return response.text
+
+    async def follow_logs(
+        self, pod: str, container: str, tail_lines: int | None, since_s: int | None
+    ) -> AsyncIterator[str]:
+        """A container's log lines as they are written (none while it has not started,
+        and the stream ends when the pod goes)."""
+        lines = self._client.log(
+            pod,
+            container=container,
+            follow=True,
+            tail_lines=tail_lines,
+            since=None if since_s is None else max(1, since_s),
+            newlines=False,
+        )
+        try:
+            async for line in lines:
+                yield line
+        except ApiError as exc:
+            if exc.status.code in (400, 404):  # not started yet, or gone
+                return
+            raise self._refused(
+                exc.status.code or 0, exc.status.message or "", "follow logs"
+            ) from None
+        except httpx2.TransportError as exc:
+            raise ClusterUnreachableError(f"cannot reach {self._what}: {_reason(exc)}") from None
 
     async def proxy_get(
         self, pod: str, port: int, path: str, headers: dict[str, str]

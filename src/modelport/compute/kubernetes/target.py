@@ -16,14 +16,14 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from modelport import tracing
 from modelport.compute import plan
-from modelport.compute.kubernetes import credential, manifests, names, pods, routing
+from modelport.compute.kubernetes import credential, manifests, names, podlogs, pods, routing
 from modelport.compute.kubernetes.api import KubeAPI
 from modelport.compute.kubernetes.generation import KubeGeneration
 from modelport.compute.kubernetes.release import Release
@@ -321,6 +321,26 @@ class KubernetesTarget:
             text = await self.api.logs(name, pods.SCORE_CONTAINER, per_pod)
             parts.append(f"=== {name} ===\n{text}")
         return "\n".join(parts)
+
+    async def pod_logs(
+        self,
+        service: str,
+        current: Generation | None,
+        tail: int,
+        since_s: int | None,
+        follow: bool,
+        gone: podlogs.Gone,
+    ) -> AsyncIterator[bytes]:
+        """The current generation's replica logs, each line after its pod's name."""
+        if not isinstance(current, KubeGeneration):
+            return
+        if not follow:
+            text = await podlogs.read(self.api, current.pod_names(), tail, since_s)
+            if text:
+                yield text.encode() + b"\n"
+            return
+        async for line in podlogs.follow(self.api, current.pod_names, tail, since_s, gone):
+            yield line
 
     # -- the cluster side: router, routes, counters -----------------------------------
     def start(self) -> None:
