@@ -10,12 +10,14 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from modelport import AksEndpoint, InferenceConfig, Model, Workspace
 from tests.conftest import ServerProcess, wait_for
+from tests.e2e.clusters import attached
 from tests.e2e.test_endpoints import script, version_config
 from tests.e2e.test_model_data import COLLECTING
 from tests.e2e.test_services import fixed, post, source
@@ -212,3 +214,30 @@ def test_captured_requests_are_counted(
     )
     assert value(scrape(url, token), name, service="capped", outcome="dropped") == 0
     service.delete()
+
+
+def test_a_clusters_replicas_are_counted_from_their_pods(
+    server: ServerProcess, ws: Workspace, model: Model, tmp_path: Path, kube_cluster: Any
+) -> None:
+    """The replica metrics of a service on a cluster come from its pods' counters (read
+    through the API server), as the router metrics come from its router pods."""
+    with attached(server, kube_cluster) as cluster:
+        service = Model.deploy(
+            ws, "pods-counted", [model], source(tmp_path), fixed(2), cluster.target
+        )
+        service.wait_for_deployment()
+        key = service.get_keys()[0]
+        for i in range(3):
+            assert post(service, {"x": [i]}, key).status_code == 200
+        url, token = metrics_url(server), metrics_token(server)
+        runs = "modelport_replica_run_duration_seconds_count"
+
+        def counted() -> str | None:
+            text = scrape(url, token)
+            return text if value(text, runs, service="pods-counted", version="") == 3 else None
+
+        text = wait_for(counted, timeout_s=30, what="3 runs counted from the pods")
+        labels = {"service": "pods-counted", "version": ""}
+        assert 0 < value(text, "modelport_replica_init_duration_seconds", **labels) < 60
+        assert value(text, "modelport_router_stats_up", target="myaks") == 1
+        service.delete()

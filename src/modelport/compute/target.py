@@ -188,6 +188,10 @@ class ClusterTarget(Protocol):
 
     def scoring_uri(self, service: str) -> str: ...
 
+    async def replica_stats(self, service: str, current: Generation | None) -> list[dict[str, Any]]:
+        """The counters of the replicas of ``current`` that answer (their pods' own)."""
+        ...
+
     def pod_logs(
         self,
         service: str,

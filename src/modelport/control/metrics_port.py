@@ -157,18 +157,28 @@ class MetricsServer:
         """Each deployed replica's own counters, from its health socket (those that
         have one and answer within a second)."""
         asks: list[tuple[str, Awaitable[dict[str, Any] | None]]] = []
+        pods: list[tuple[str, Awaitable[list[dict[str, Any]]]]] = []
         for name, controller in self.plane.controllers.items():
             deployment = controller.current
             if deployment is None:
+                continue
+            if isinstance(controller.target, ClusterTarget):  # its pods, through the API
+                pods.append((name, controller.target.replica_stats(name, deployment.replicas)))
                 continue
             for replica in deployment.replicas.replicas():
                 if replica.stats_port is not None:
                     asks.append((name, self._replica(replica.host, replica.stats_port)))
         answers = await asyncio.gather(*(ask for _, ask in asks))
-        found: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in asks}
+        found: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in asks + pods}
         for (name, _), answer in zip(asks, answers, strict=True):
             if answer is not None:
                 found[name].append(answer)
+        pod_answers = await asyncio.gather(*(ask for _, ask in pods), return_exceptions=True)
+        for (name, _), listed in zip(pods, pod_answers, strict=True):
+            if isinstance(listed, BaseException):
+                log.warning("metrics: the pods of %s did not answer: %s", name, listed)
+            else:
+                found[name].extend(listed)
         return found
 
     async def _replica(self, host: str, port: int) -> dict[str, Any] | None:

@@ -160,5 +160,14 @@ class KubeGeneration:
         await self.let_go()
         await self.target.delete_generation(self.release.service, self.generation)
 
+    def pod_addresses(self) -> list[tuple[str, str]]:
+        """(name, address) of the pods that have an address."""
+        found = []
+        for p in pods.ordered(list(self._pods.values())):
+            address = (p.get("status") or {}).get("podIP")
+            if address:
+                found.append((p["metadata"]["name"], address))
+        return found
+
     def pod_names(self) -> list[str]:
         return [p["metadata"]["name"] for p in pods.ordered(list(self._pods.values()))]

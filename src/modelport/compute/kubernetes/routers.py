@@ -197,18 +197,29 @@ class Routers:
     async def _stats_of(
         self, router: tuple[str, str], headers: dict[str, str]
     ) -> dict[str, Any] | None:
-        """Through the API server's pod proxy; where it will not proxy to the pod's
-        address (a loopback one, as on the test cluster) straight to the pod."""
-        name, address = router
-        port = install.ROUTER_ADMIN_PORT
-        status, body = await self.api.proxy_get(name, port, "/stats", headers)
+        return await self.pod_json(router, install.ROUTER_ADMIN_PORT, "/stats", headers)
+
+    async def pod_json(
+        self, pod: tuple[str, str], port: int, path: str, headers: dict[str, str]
+    ) -> dict[str, Any] | None:
+        """A pod's JSON answer to GET ``path`` (None unless 200): through the API
+        server's pod proxy; where it will not proxy to the pod's address (a loopback
+        one, as on the test cluster) straight to the pod."""
+        name, address = pod
+        status, body = await self.api.proxy_get(name, port, path, headers)
         if status == 400 and b"address not allowed" in body:
             try:
-                answer = await self._direct.get(f"http://{address}:{port}/stats", headers=headers)
+                answer = await self._direct.get(f"http://{address}:{port}{path}", headers=headers)
             except httpx.TransportError:
                 return None
             status, body = answer.status_code, answer.content
-        return json.loads(body) if status == 200 else None
+        if status != 200:
+            return None
+        try:
+            found = json.loads(body)
+        except ValueError:
+            return None
+        return found if isinstance(found, dict) else None
 
     async def stats(self) -> dict[str, Any] | None:
         """Every router's per-service counters added up."""

@@ -23,7 +23,15 @@ from typing import Any
 
 from modelport import tracing
 from modelport.compute import plan
-from modelport.compute.kubernetes import credential, manifests, names, podlogs, pods, routing
+from modelport.compute.kubernetes import (
+    credential,
+    manifests,
+    names,
+    pod,
+    podlogs,
+    pods,
+    routing,
+)
 from modelport.compute.kubernetes.api import KubeAPI
 from modelport.compute.kubernetes.generation import KubeGeneration
 from modelport.compute.kubernetes.release import Release
@@ -341,6 +349,18 @@ class KubernetesTarget:
             return
         async for line in podlogs.follow(self.api, current.pod_names, tail, since_s, gone):
             yield line
+
+    async def replica_stats(self, service: str, current: Generation | None) -> list[dict[str, Any]]:
+        """Each pod's replica counters (``GET /stats`` on its health port), of those
+        that answer."""
+        if not isinstance(current, KubeGeneration):
+            return []
+        asks = [
+            self.routers.pod_json(found, pod.HEALTH_PORT, "/stats", {})
+            for found in current.pod_addresses()
+        ]
+        answers = await asyncio.gather(*asks, return_exceptions=True)
+        return [a for a in answers if isinstance(a, dict) and "runCounts" in a]
 
     # -- the cluster side: router, routes, counters -----------------------------------
     def start(self) -> None:
