@@ -90,3 +90,16 @@ def open_private(path: Path, mode: Literal["a", "ab", "w", "wb"]) -> IO[Any]:
         os.close(fd)
         raise
     return os.fdopen(fd, mode)
+
+
+def rotate(path: Path, backups: int) -> None:
+    """``name`` becomes ``name.1``, ``.1`` becomes ``.2``... up to ``backups``; the
+    oldest is dropped (no backups: the file goes)."""
+    for n in range(backups - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{n}")
+        if older.exists():
+            os.replace(older, path.with_name(f"{path.name}.{n + 1}"))
+    if backups > 0:
+        os.replace(path, path.with_name(f"{path.name}.1"))
+    else:
+        path.unlink(missing_ok=True)

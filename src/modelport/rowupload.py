@@ -91,6 +91,11 @@ class Uploader:
         for body in bodies(partition, list(batch.header), batch.rows):
             self._post(f"{self.url}/{self.kind}", body)
 
+    def send(self, kind: str, body: bytes) -> None:
+        """POST ``body`` as it is to ``<url>/<kind>`` (the router's request log lines)."""
+        self._renew_if_due()
+        self._post(f"{self.url}/{kind}", body)
+
     def _renew_if_due(self) -> None:
         now = self._clock()
         if now < self._refresh_at or now - self._renew_tried < RENEW_EVERY_S:

@@ -394,7 +394,8 @@ def test_the_cluster_routers_capture_requests_into_the_workspace(
     server: ServerProcess, cluster: Attached, ws: Workspace, model: Model, tmp_path: Path
 ) -> None:
     """Capture with no code on a cluster: the router pods send the sampled requests
-    through the control plane into the service's model data, redacted as configured."""
+    through the control plane into the service's model data, redacted as configured,
+    and their request log's lines beside the local router's."""
     config = fixed(1, capture_sample_rate=1.0, capture_redact=["$.secret"])
     service = Model.deploy(ws, "cap-kube", [model], source(tmp_path), config, cluster.target)
     service.wait_for_deployment()
@@ -419,6 +420,14 @@ def test_the_cluster_routers_capture_requests_into_the_workspace(
         "_router",
         "default",
     )
+    # and the router pods' request log reaches `service requests` too
+    logged = wait_for(
+        lambda: (found := service.get_requests()) and len(found) >= 3 and found,
+        timeout_s=30,
+        what="the router pods' request log lines",
+    )
+    assert {line["requestId"] for line in logged} >= ids
+    assert all(line["service"] == "cap-kube" and line["status"] == 200 for line in logged)
     service.delete()
 
 

@@ -202,3 +202,24 @@ def test_a_capture_credential_opens_its_own_target_only_and_nothing_else(staged:
     assert message == "compute target detached not found"
     staged.ws.computes.detach("myaks")
     assert _error(_post(staged, path, token, CAPTURE_BATCH), 404).startswith("compute target")
+
+
+def test_cluster_routers_request_log_lines_land_beside_the_local_ones(staged: Staged) -> None:
+    _attach(staged)
+    token = _capture_token(staged)
+    path = "/api/v1/ingest/_routers/myaks/requests"
+    lines = [{"service": "iris", "status": 200, "requestId": f"r{i}"} for i in range(3)]
+    body = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    response = staged.client.post(path, content=body, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 204, response.text
+    kept = staged.ws.home / "logs" / "requests-myaks.jsonl"
+    assert [json.loads(x) for x in kept.read_text().splitlines()] == lines
+    assert oct(kept.stat().st_mode & 0o777) == "0o600"
+    for bad in (b"not json\n", b'{"status": 200}\n', b"[1]\n", b"\xff\n"):
+        answer = staged.client.post(path, content=bad, headers={"Authorization": f"Bearer {token}"})
+        _error(answer, 400)
+    assert len(kept.read_text().splitlines()) == 3  # nothing of a refused batch
+    refused = staged.client.post(
+        path, content=body, headers={"Authorization": f"Bearer {_token(staged)}"}
+    )
+    _error(refused, 401)  # a replica's model-data credential writes no request log

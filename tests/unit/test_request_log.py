@@ -55,6 +55,17 @@ def test_a_request_is_one_json_line_without_credentials(tmp_path: Path) -> None:
     assert mode == 0o600
 
 
+def test_a_router_pod_sends_its_lines_instead_of_writing_them(tmp_path: Path) -> None:
+    sent: list[bytes] = []
+    book = RequestLog(tmp_path / "unused.jsonl", send=sent.append)
+    book.add(_entry("svc"), Response(200, b"{}", [(b"x-request-id", b"r-1")]), 0.01)
+    book.add(_entry("svc"), Response(500, b"{}", [(b"x-request-id", b"r-2")]), 0.01)
+    book.close()
+    assert not (tmp_path / "unused.jsonl").exists()
+    [batch] = sent
+    assert [json.loads(x)["requestId"] for x in batch.decode().splitlines()] == ["r-1", "r-2"]
+
+
 def test_odd_ids_still_make_valid_json(tmp_path: Path) -> None:
     book = RequestLog(tmp_path / "r.jsonl")
     odd = 'a"b\\c\u00e9'

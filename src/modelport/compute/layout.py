@@ -7,8 +7,10 @@ directory under its own name, models under ``azureml-models/<name>/<version>/``.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import modelport
@@ -17,6 +19,17 @@ from modelport.store.blobs import BlobStore
 from modelport.store.models import ModelRecord
 
 MODELS_DIR = "azureml-models"
+
+
+def request_log_dir(home: Path) -> Path:
+    """Where each router worker writes its ``requests-<n>.jsonl`` (``router/requestlog.py``),
+    and the control plane the lines of a cluster's routers."""
+    return home / "logs"
+
+
+def request_log_on(environ: Mapping[str, str] = os.environ) -> bool:
+    """The routers' request log, on unless ``MODELPORT_REQUEST_LOG=off``."""
+    return environ.get("MODELPORT_REQUEST_LOG", "on").lower() != "off"
 
 
 def services_root(home: Path) -> Path:

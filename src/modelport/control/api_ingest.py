@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect
 
 from modelport.compute import layout
 from modelport.compute.kubernetes import credential
-from modelport.control import modeldata
+from modelport.control import modeldata, requestfile
 from modelport.control.workspace import workspace_of
 from modelport.errors import (
     InvalidInputError,
@@ -81,21 +81,26 @@ def _grant(request: Request, service: str, generation: int) -> credential.Grant:
     return grant
 
 
-async def _body(request: Request) -> dict[str, Any]:
+async def _raw_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise PayloadTooLargeError(f"a batch of model data is at most {MAX_BODY} bytes")
+        raise PayloadTooLargeError(f"a batch is at most {MAX_BODY} bytes")
     chunks, size = [], 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > MAX_BODY:
-                raise PayloadTooLargeError(f"a batch of model data is at most {MAX_BODY} bytes")
+                raise PayloadTooLargeError(f"a batch is at most {MAX_BODY} bytes")
             chunks.append(chunk)
     except ClientDisconnect as exc:
         raise InvalidInputError("the batch was interrupted") from exc
+    return b"".join(chunks)
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await _raw_body(request)
     try:
-        body = json.loads(b"".join(chunks))
+        body = json.loads(raw)
     except ValueError as exc:
         raise InvalidInputError(f"a batch of model data is a JSON object ({exc})") from None
     if not isinstance(body, dict):
@@ -151,6 +156,18 @@ async def append_capture(target: str, request: Request) -> Response:
     batch = _rows(root / relative, body)
     if batch.rows:
         await run_in_threadpool(append_rows, batch)
+    return Response(status_code=204)
+
+
+@router.post("/_routers/{target}/requests", status_code=204)
+async def append_requests(target: str, request: Request) -> Response:
+    """Append a cluster's router's request log lines (JSON lines) to the compute
+    target's file beside this machine's routers' (``service requests`` reads both)."""
+    await run_in_threadpool(_routers_grant, request, target)
+    text = await _raw_body(request)
+    ws = workspace_of(request)
+    folder = layout.request_log_dir(ws.home)
+    await run_in_threadpool(requestfile.append, folder / f"requests-{target}.jsonl", text)
     return Response(status_code=204)
 
 

@@ -12,10 +12,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelport.compute import plan
-from modelport.compute.layout import service_dir
+from modelport.compute.layout import request_log_dir, service_dir
 from modelport.control import logfiles
 from modelport.control.plane import ControlPlane, plane_of
-from modelport.control.router_process import request_log_dir
 from modelport.control.workspace import ServerWorkspace, workspace_of
 from modelport.envs.builder import build_problems
 from modelport.errors import (

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from modelport.compute.layout import request_log_dir, request_log_on
 from modelport.compute.local.records import (
     is_running,
     read_json,
@@ -47,11 +48,6 @@ WATCH_S = 0.5
 
 def router_dir(home: Path) -> Path:
     return home / "router"
-
-
-def request_log_dir(home: Path) -> Path:
-    """Where each router worker writes its ``requests-<n>.jsonl`` (``router/requestlog.py``)."""
-    return home / "logs"
 
 
 class RouterProcess:
@@ -80,7 +76,7 @@ class RouterProcess:
         self.tls = tls
         self.limits = limits
         # The request log is on unless the server's environment says ``off``.
-        self.request_log = os.environ.get("MODELPORT_REQUEST_LOG", "on").lower() != "off"
+        self.request_log = request_log_on()
         self.log_path = log_path or home / "logs" / "router.log"
         self.admin_ports: list[int] = []
         self.pid: int | None = None

@@ -12,7 +12,9 @@ while the control plane is down serves at once; without a table it answers 503.
 ``MODELPORT_ROUTER_LIMITS`` (JSON of ``httpserver.Limits``' fields) sets what one
 client may hold of the scoring port; ``ROUTER_LIMITS`` are the defaults.
 ``MODELPORT_ROUTER_REQUEST_LOG`` (a folder) turns on the request log: one JSON
-line per scoring request in ``requests-<worker>.jsonl`` there (``router/requestlog.py``).
+line per scoring request in ``requests-<worker>.jsonl`` there (``router/requestlog.py``),
+or, with ``send``, to the control plane through ``MODELPORT_CAPTURE_*`` (a cluster's
+router pods).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from modelport.router.listener import TlsListener
 from modelport.router.proxy import Proxy, error
 from modelport.router.requestlog import from_environment
 from modelport.router.table import RouteTable, build_table
+from modelport.rowupload import ROUTER, Destination
 from modelport.tls import DEFAULT_PLAIN_HTTP, WATCH_INTERVAL_S, CertificateFiles, TlsFileError
 
 log = logging.getLogger("modelport.router")
@@ -58,8 +61,10 @@ async def serve(
     scoring: socket.socket, admin_sock: socket.socket, token: str, limits: Limits = ROUTER_LIMITS
 ) -> None:
     loop = asyncio.get_running_loop()
-    capture.take_destination()
-    requests = from_environment()
+    # A router pod's way to the control plane (its credential leaves the environment).
+    ingest = Destination.take(os.environ, ROUTER)
+    capture.send_to(ingest)
+    requests = from_environment(ingest)
     if requests is not None:
         requests.start()
     proxy = Proxy(token, requests)

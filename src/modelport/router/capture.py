@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import threading
 from dataclasses import dataclass, field
@@ -170,12 +169,12 @@ _destination: rowupload.Destination | None = None
 _uploader: rowupload.Uploader | None = None
 
 
-def take_destination() -> None:
+def send_to(destination: rowupload.Destination | None) -> None:
     """A router pod's way to the control plane, if its spec gives one (at start)."""
     global _destination, _uploader
-    _destination = rowupload.Destination.take(os.environ, rowupload.ROUTER)
-    if _destination is not None:
-        _uploader = rowupload.Uploader(_destination, kind="capture")
+    _destination = destination
+    if destination is not None:
+        _uploader = rowupload.Uploader(destination, kind="capture")
 
 
 def sink() -> rowsink.Sink:

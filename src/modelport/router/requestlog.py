@@ -2,10 +2,12 @@
 
 The hot path appends a small ``Entry`` (references and numbers, nothing formatted)
 to a deque; a writer thread wakes every ``FLUSH_S``, formats the batch and writes
-it to ``requests-<worker>.jsonl`` in the log folder, rotating by size.  A full
-buffer (the disk cannot keep up) drops entries and counts them, never blocks a
-request.  A line holds no credential, query string or body: the service, version,
-status, times, replica, sizes and the two request ids.
+it to ``requests-<worker>.jsonl`` in the log folder, rotating by size; a router
+pod on a cluster sends the lines to the control plane instead, every second, which
+keeps them beside those of this machine's router (``rowupload.py``).  A full
+buffer (the disk or the control plane cannot keep up) drops entries and counts
+them, never blocks a request.  A line holds no credential, query string or body:
+the service, version, status, times, replica, sizes and the two request ids.
 """
 
 from __future__ import annotations
@@ -16,15 +18,18 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from modelport.home import open_private
+from modelport.home import open_private, rotate
 from modelport.httpserver import Response
+from modelport.rowupload import Destination, Uploader
 
 log = logging.getLogger("modelport.router")
 
 FLUSH_S = 0.1
+SEND_S = 1.0  # how often a router pod sends its lines
 MAX_BUFFERED = 20_000  # entries waiting for the writer; past it they are dropped
 MAX_BYTES = 20 * 1024 * 1024
 BACKUPS = 3
@@ -62,8 +67,11 @@ class RequestLog:
         max_bytes: int = MAX_BYTES,
         backups: int = BACKUPS,
         max_buffered: int = MAX_BUFFERED,
+        send: Callable[[bytes], None] | None = None,
     ) -> None:
         self.path = path
+        self._send = send  # instead of the file: a router pod's way to the control plane
+        self.flush_s = FLUSH_S if send is None else SEND_S
         self.max_bytes = max_bytes
         self.backups = backups
         self.max_buffered = max_buffered
@@ -123,7 +131,7 @@ class RequestLog:
             self._file = None
 
     def _run(self) -> None:
-        while not self._stop.wait(FLUSH_S):
+        while not self._stop.wait(self.flush_s):
             try:
                 self._flush()
             except OSError as exc:  # a full or gone disk must not end the router
@@ -139,6 +147,9 @@ class RequestLog:
         if self.dropped:
             log.warning("request log: %d lines dropped (buffer full)", self.dropped)
             self.dropped = 0
+        if self._send is not None:
+            self._send("".join(lines).encode())
+            return
         out = self._open()
         out.write("".join(lines))
         out.flush()
@@ -155,14 +166,7 @@ class RequestLog:
         if self._file is not None:
             self._file.close()
             self._file = None
-        for n in range(self.backups - 1, 0, -1):
-            older = self.path.with_name(f"{self.path.name}.{n}")
-            if older.exists():
-                os.replace(older, self.path.with_name(f"{self.path.name}.{n + 1}"))
-        if self.backups > 0:
-            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        else:
-            self.path.unlink(missing_ok=True)
+        rotate(self.path, self.backups)
 
 
 class Formatter:
@@ -206,10 +210,17 @@ def _id(value: bytes | None) -> str:
     return "null" if value is None else _text(value.decode("latin-1"))
 
 
-def from_environment() -> RequestLog | None:
-    """``MODELPORT_ROUTER_REQUEST_LOG``: the folder for this worker's file (unset: off)."""
+def from_environment(ingest: Destination | None = None) -> RequestLog | None:
+    """``MODELPORT_ROUTER_REQUEST_LOG``: the folder for this worker's file (unset: off),
+    or ``send`` there: the lines go to the control plane through ``ingest``."""
     folder = os.environ.get("MODELPORT_ROUTER_REQUEST_LOG")
     if not folder:
         return None
+    if folder == "send":
+        if ingest is None:
+            log.warning("request log: no way to the control plane is given; it is off")
+            return None
+        uploader = Uploader(ingest)
+        return RequestLog(Path(folder), send=lambda body: uploader.send("requests", body))
     worker = os.environ.get("MODELPORT_ROUTER_WORKER", "0")
     return RequestLog(Path(folder) / f"requests-{worker}.jsonl")

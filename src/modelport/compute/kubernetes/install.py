@@ -111,13 +111,15 @@ def router_secret(cluster: ClusterSettings, token: str, capture: str | None = No
     }
 
 
-def _capture_env(cluster: ClusterSettings, target: str | None) -> list[Object]:
-    """Where the router sends the requests it captures (router/capture.py): the control
-    plane, which appends them to the service's model data."""
+def _capture_env(cluster: ClusterSettings, target: str | None, requests: bool) -> list[Object]:
+    """Where the router sends the requests it captures (router/capture.py) and its
+    request log's lines: the control plane, which keeps them with this machine's."""
     if target is None:
         return []
     url = f"{cluster.stage_url.rstrip('/')}{pod.INGEST_PATH}/_routers/{target}"
     env: list[Object] = [{"name": "MODELPORT_CAPTURE_URL", "value": url.replace("$", "$$")}]
+    if requests:  # the request log's lines go there too (router/requestlog.py)
+        env.append({"name": "MODELPORT_ROUTER_REQUEST_LOG", "value": "send"})
     if cluster.stage_ca:
         env.append({"name": "MODELPORT_CAPTURE_CA", "value": cluster.stage_ca})
     # optional: a Secret applied by an older release has no such key; the router then
@@ -158,6 +160,7 @@ def router_container(
     tls_secret: str | None = None,
     target: str | None = None,
     telemetry: dict[str, str] | None = None,
+    requests: bool = False,
 ) -> Object:
     mounts: list[Object] = [{"name": "routes", "mountPath": ROUTES_DIR, "readOnly": True}]
     if tls_secret is not None:
@@ -174,7 +177,7 @@ def router_container(
             {"name": "MODELPORT_ROUTER_TABLE_DIR", "value": ROUTES_DIR},
             _token(),
             *_tls_env(tls_secret),
-            *_capture_env(cluster, target),
+            *_capture_env(cluster, target, requests),
             *pod.env_list(telemetry or {}),  # OTEL_*: where traced routes' spans go
         ],
         "ports": [
@@ -219,6 +222,7 @@ def router_deployment(
     tls_secret: str | None = None,
     target: str | None = None,
     telemetry: dict[str, str] | None = None,
+    requests: bool = False,
 ) -> Object:
     labels = names.router_labels(cluster.workspace)
     volumes: list[Object] = [{"name": "routes", "emptyDir": {}}]
@@ -229,7 +233,7 @@ def router_deployment(
         "serviceAccountName": names.ROUTER,
         "enableServiceLinks": False,
         "containers": [
-            router_container(cluster, tls_secret, target, telemetry),
+            router_container(cluster, tls_secret, target, telemetry, requests),
             route_sync_container(cluster),
         ],
         "volumes": volumes,
@@ -285,11 +289,13 @@ def install_objects(
     target: str | None = None,
     capture: str | None = None,
     telemetry: dict[str, str] | None = None,
+    requests: bool = False,
 ) -> list[Object]:
     """Everything ``modelport compute install`` applies, in order.  ``target`` (the
     compute target's name) and ``capture`` (its routers' capture credential) let the
     routers send the requests they capture to the control plane; ``telemetry`` (the
-    ``OTEL_*`` variables) where they send the spans of traced services."""
+    ``OTEL_*`` variables) where they send the spans of traced services; ``requests``:
+    their request log's lines go to the control plane too."""
     return [
         namespace(cluster),
         control_plane_role(cluster),
@@ -297,6 +303,6 @@ def install_objects(
         router_role(cluster),
         router_role_binding(cluster),
         router_secret(cluster, router_token, capture),
-        router_deployment(cluster, tls_secret, target, telemetry),
+        router_deployment(cluster, tls_secret, target, telemetry, requests),
         router_service(cluster, tls_secret is not None),
     ]

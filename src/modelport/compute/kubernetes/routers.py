@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from modelport import tracing
+from modelport.compute import layout
 from modelport.compute.kubernetes import credential, install, names, pod, pods, routing
 from modelport.compute.kubernetes.api import KubeAPI
 from modelport.compute.kubernetes.settings import ClusterSettings
@@ -81,6 +82,7 @@ class Routers:
             self.name,
             capture.token if capture else None,
             telemetry,
+            layout.request_log_on(),
         )
 
     async def _mint_capture(self) -> credential.Credential | None:
