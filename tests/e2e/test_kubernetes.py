@@ -196,7 +196,8 @@ def test_install_again_keeps_the_router_token_and_prints_what_it_applies(
     again = target.install()
     assert again["applied"][0] == f"Namespace/{cluster.namespace}"
     after = cluster.client.get(Secret, "modelport-router", namespace=cluster.namespace)
-    assert after.data == before.data  # the routers keep working across installs
+    # the routers keep working across installs: their token and capture credential stay
+    assert after.data == before.data and set(after.data) == {"token", "capture"}
     printed = target.manifests()
     kinds = [m["kind"] for m in printed]
     assert kinds == [a.split("/")[0] for a in again["applied"]]

@@ -22,7 +22,12 @@ from modelport.compute.kubernetes.api import KubeAPI
 from modelport.compute.kubernetes.settings import ClusterSettings
 from modelport.compute.shares import merge_stats
 from modelport.compute.target import Say
-from modelport.errors import ComputeTargetError, InvalidInputError, ModelportError
+from modelport.errors import (
+    ComputeTargetError,
+    InvalidInputError,
+    ModelportError,
+    UnauthorizedError,
+)
 
 log = logging.getLogger("modelport.compute")
 ROUTES_TIMEOUT_S = 30.0  # for every router to serve a new policy
@@ -86,25 +91,53 @@ class Routers:
         )
 
     async def _mint_capture(self) -> credential.Credential | None:
+        """The capture credential to install: the router Secret's while it is in the
+        first half of its life (an install again changes nothing), else a new one."""
         if self.home is None:
             return None
         key = await asyncio.to_thread(credential.signing_key, self.home)
-        minted = credential.mint(key, credential.routers_scope(self.name), audience=CAPTURE)
-        self._capture = minted
-        return minted
+        held = await self._held_capture(key)
+        if held is not None and time.time() < held.refresh_at:
+            self._capture = held
+        else:
+            self._capture = self._minted(key)
+        return self._capture
+
+    def _minted(self, key: bytes) -> credential.Credential:
+        return credential.mint(key, credential.routers_scope(self.name), audience=CAPTURE)
+
+    async def _held_capture(self, key: bytes) -> credential.Credential | None:
+        """The router Secret's capture credential, if it is valid for these routers."""
+        secret = await self.api.get("Secret", names.ROUTER)
+        value = ((secret or {}).get("data") or {}).get(install.CAPTURE_KEY)
+        if not value:
+            return None
+        token = base64.b64decode(value).decode()
+        try:
+            grant = credential.verify(key, token, audience=CAPTURE)
+        except UnauthorizedError:
+            return None
+        if grant.scope != credential.routers_scope(self.name):
+            return None
+        halfway = grant.issued_at + (grant.expires_at - grant.issued_at) // 2
+        return credential.Credential(token, grant.issued_at, grant.expires_at, halfway)
 
     async def renew_capture_due(self, now: float) -> None:
         """The capture credential in the router Secret, fresh for a router pod started
-        later (running ones renew their own): at the first check, then after half its
-        life.  Nothing while the routers are not installed."""
+        later (running ones renew their own): after half its life.  Nothing while the
+        routers are not installed."""
         if self._capture is not None and now < self._capture.refresh_at:
             return
         token = await self.token()
-        if token is None:
+        if token is None or self.home is None:
             return
-        minted = await self._mint_capture()
-        if minted is not None:
-            await self.api.apply(install.router_secret(self.cluster, token, minted.token))
+        key = await asyncio.to_thread(credential.signing_key, self.home)
+        held = await self._held_capture(key)
+        if held is not None and now < held.refresh_at:
+            self._capture = held
+            return
+        self._capture = self._minted(key)
+        await self.api.apply(install.router_secret(self.cluster, token, self._capture.token))
 
     async def _tls_secret(self, tls: str | None) -> str | None:
         if tls == OFF:
