@@ -80,12 +80,13 @@ async def endpoint(name: str, request: Request) -> Response:
 
 
 def _picked(wanted: str | None, versions: list[dict[str, Any]]) -> str | None:
-    """The version service the live view shows: the one asked for, else the default."""
+    """The version service the live view shows: the one asked for, else the one with
+    the largest share of the traffic now."""
     services = [v["service"] for v in versions]
     if wanted in services:
         return wanted
-    default = next((v["service"] for v in versions if v.get("isDefault")), None)
-    return default or (services[0] if services else None)
+    busiest = max(versions, key=lambda v: v.get("share", 0), default=None)
+    return None if busiest is None else str(busiest["service"])
 
 
 @router.get("/services/{name}/logs")

@@ -97,7 +97,7 @@ function startLive(section) {
       { draw: [markEvents(section, () => events)] }),
   };
   const out = (name, value) => { section.querySelector(`.live-${name}`).textContent = value; };
-  const fixed = (v) => (v === null || v === undefined ? "–" : v.toFixed(1));
+  const fixed = (v) => (v === null || v === undefined ? "-" : v.toFixed(1));
   async function tick() {
     let body;
     try {
