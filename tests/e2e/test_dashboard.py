@@ -333,6 +333,11 @@ def test_signed_out_and_viewer_sessions_change_nothing(
             assert client.get("/dashboard/feeds/services/demo/keys").status_code == 403
             assert client.get("/dashboard/feeds/counters/demo").status_code == 200
         assert keys[0] not in page.content()
+        # Signing out ends the session on the server: its cookie opens nothing more.
+        page.click("text=Sign out")
+        page.wait_for_url(f"{url}/dashboard/signin")
+        with httpx.Client(base_url=url, cookies=cookies) as client:
+            assert client.get("/dashboard/feeds/counters/demo").status_code == 401
     finally:
         context.close()
     assert service.get_keys() == keys
