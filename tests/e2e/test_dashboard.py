@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from modelport import AksEndpoint, InferenceConfig, Model, Webservice, Workspace
+from modelport.errors import ModelportError
 from tests.conftest import ServerProcess, wait_for
 from tests.e2e.test_data_plane import Load
 from tests.e2e.test_endpoints import HEADER, script, version_config
@@ -185,6 +186,32 @@ def test_signed_in_admin_sees_the_healthy_service_and_every_page(
     expect(admin.locator(".try-result .curl")).to_contain_text(service.scoring_uri)
     assert service.get_keys()[0] not in admin.content()
     shoot(admin, "service")
+
+
+def test_a_failed_service_shows_its_init_traceback_first(
+    admin: Any,
+    dash_server: ServerProcess,
+    dash_ws: Workspace,
+    deployed: tuple[Webservice, AksEndpoint],
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "score.py").write_text(
+        "def init():\n    raise RuntimeError('init exploded on purpose')\n\n"
+        "def run(raw):\n    return raw\n"
+    )
+    config = InferenceConfig(entry_script="score.py", source_directory=tmp_path)
+    broken = Model.deploy(dash_ws, "broken", [Model(dash_ws, "scaler")], config, fixed(1))
+    with pytest.raises(ModelportError, match="current service state: Failed"):
+        broken.wait_for_deployment(timeout_sec=60)
+    admin.reload()
+    row = admin.locator("table.services tr[data-name=broken]")
+    expect(row.locator(".state")).to_have_text("Failed")
+    expect(row.locator(".reason")).to_contain_text("init exploded on purpose")
+    admin.goto(f"{dash_server.url}/dashboard/services/broken")
+    first = admin.locator("main section").first
+    expect(first.locator("pre.traceback")).to_contain_text("RuntimeError: init exploded on purpose")
+    shoot(admin, "service-failed")
+    broken.delete()
 
 
 def test_a_split_changed_in_the_page_takes_effect_in_the_routers_counts(

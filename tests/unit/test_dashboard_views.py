@@ -65,6 +65,19 @@ def test_models_are_listed_with_the_services_and_endpoints_using_them() -> None:
     }
 
 
+def test_a_tracebacks_reason_keeps_its_first_and_last_line() -> None:
+    error = (
+        "replica exited with code 3; last log lines:\n  Traceback (most recent call last):\n"
+        '    File "score.py", line 2, in init\n  RuntimeError: init exploded\n'
+        "--- modelport: the replica exited with code 3 ---\n"
+    )
+    assert views.reason(error) == (
+        "replica exited with code 3; last log lines … RuntimeError: init exploded"
+    )
+    assert views.reason("no room on any node") == "no room on any node"
+    assert views.reason(None) is None
+
+
 def test_replicas_ready_of_desired() -> None:
     view = {"replicas": [{"state": "Ready"}, {"state": "Starting"}]}
     assert views.replica_counts(view) == (1, 2)

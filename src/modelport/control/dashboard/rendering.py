@@ -10,10 +10,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelport import __version__
+from modelport.control.dashboard import views
 from modelport.control.dashboard.sessions import Session
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters["reason"] = views.reason
 # Everything is served by modelport itself: no other origin, no inline script.
 SECURITY_HEADERS = {
     "content-security-policy": (

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from modelport.spec import endpoint as rules
+
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*")
 
 
 def replica_counts(view: Mapping[str, Any]) -> tuple[int, int]:
@@ -16,13 +19,24 @@ def replica_counts(view: Mapping[str, Any]) -> tuple[int, int]:
     return sum(r.get("state") == "Ready" for r in replicas), len(replicas)
 
 
+def reason(error: str | None) -> str | None:
+    """An error in one line for a table: its first line and, for a traceback, the
+    exception it ends in, which a cut after N characters would lose."""
+    lines = [line.strip() for line in (error or "").strip().splitlines() if line.strip()]
+    if not lines:
+        return None
+    first = lines[0].rstrip(":;")
+    raised = [line for line in lines[1:] if _EXCEPTION.match(line)]
+    return f"{first} … {raised[-1]}" if raised else first
+
+
 def row(view: Mapping[str, Any], kind: str) -> dict[str, Any]:
     ready, desired = replica_counts(view)
     return {
         "kind": kind,
         "name": view["name"],
         "state": view["state"],
-        "reason": view.get("error") if view["state"] != "Healthy" else None,
+        "reason": reason(view.get("error")) if view["state"] != "Healthy" else None,
         "ready": ready,
         "desired": desired,
         "scoringUri": view["scoringUri"],
