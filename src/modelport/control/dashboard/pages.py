@@ -12,6 +12,7 @@ from modelport.control import api_endpoints, api_environments, api_models, api_s
 from modelport.control.dashboard import views
 from modelport.control.dashboard.access import PREFIX, signed_in
 from modelport.control.dashboard.rendering import fragment, page
+from modelport.errors import NotFoundError
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -138,3 +139,16 @@ async def models(request: Request) -> Response:
         used=used,
         environments=environments["value"],
     )
+
+
+@router.get("/environments/{name}/versions/{version}")
+async def environment(name: str, version: int, request: Request) -> Response:
+    session = signed_in(request)
+    found = await run_in_threadpool(api_environments.get_environment, name, version, request)
+    log: str | None = None
+    missing: str | None = None
+    try:
+        log = (await api_environments.build_log(name, version, request))["log"]
+    except NotFoundError as exc:  # not built here (yet): the page says so
+        missing = exc.message
+    return page(request, "environment.html", session, env=found, log=log, missing=missing)
