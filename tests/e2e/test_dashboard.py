@@ -251,6 +251,39 @@ def _served(uri: str, key: str, count: int) -> Counter[str]:
     return seen
 
 
+def test_a_promotion_shows_its_progress_and_rolls_back_from_the_page(
+    admin: Any, dash_server: ServerProcess, deployed: tuple[Webservice, AksEndpoint]
+) -> None:
+    _, endpoint = deployed
+    endpoint.update_version(version_name="green", traffic_percentile=0)
+    admin.goto(f"{dash_server.url}/dashboard/endpoints/shop")
+    progress = admin.locator("p.promotion")
+    # Without traffic to judge it the promotion rolls itself back: the page shows it
+    # by itself, without a reload.
+    _promote(admin, "20,30", "3")
+    expect(progress).to_contain_text("green against blue: Running, step 1 of 2 (20 %)")
+    expect(progress).to_contain_text("RolledBack", timeout=TIMEOUT_MS)
+    expect(progress).to_contain_text("too little traffic to judge")
+    # Rolled back by hand.
+    admin.reload()
+    _promote(admin, "20,30", "600")
+    expect(progress).to_contain_text("Running, step 1 of 2 (20 %)")
+    expect(admin.locator("tr[data-version=green] .share")).to_have_text("20 %")
+    shoot(admin, "endpoint-promoting")
+    admin.once("dialog", lambda dialog: dialog.accept())
+    admin.click("text=Roll back")
+    expect(progress).to_contain_text("Cancelled")
+    expect(admin.locator("tr[data-version=green] .share")).to_have_text("0 %")
+    assert _split(dash_server)["green"] == 0
+
+
+def _promote(page: Any, steps: str, seconds: str) -> None:
+    page.select_option("form.promote select[name=version]", "green")
+    page.fill("form.promote input[name=steps]", steps)
+    page.fill("form.promote input[name=stepSeconds]", seconds)
+    page.click("form.promote button[type=submit]")
+
+
 def test_a_regenerated_key_is_shown_and_the_old_one_refused(
     admin: Any, dash_server: ServerProcess, deployed: tuple[Webservice, AksEndpoint]
 ) -> None:
