@@ -188,6 +188,22 @@ def test_signed_in_admin_sees_the_healthy_service_and_every_page(
     shoot(admin, "service")
 
 
+def test_the_keys_are_reachable_by_keyboard_alone(
+    admin: Any, dash_server: ServerProcess, deployed: tuple[Webservice, AksEndpoint]
+) -> None:
+    service, _ = deployed
+    admin.goto(f"{dash_server.url}/dashboard/services/demo")
+    for _ in range(60):  # Tab through the page's controls, in order, to the keys button
+        admin.keyboard.press("Tab")
+        if admin.evaluate("document.activeElement.textContent.trim()") == "Show keys":
+            break
+    else:
+        pytest.fail("Tab never reached the Show keys button")
+    admin.keyboard.press("Enter")
+    shown = admin.locator("code.key[data-key=primary]")
+    expect(shown).to_have_text(service.get_keys()[0])
+
+
 def test_a_failed_service_shows_its_init_traceback_first(
     admin: Any,
     dash_server: ServerProcess,
