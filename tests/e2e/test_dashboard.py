@@ -342,7 +342,9 @@ def test_logs_follow_live_and_filter(
     shoot(admin, "logs")
     # An endpoint version's replica logs are read again every few seconds.
     admin.goto(f"{dash_server.url}/dashboard/endpoints/shop/versions/blue/logs")
-    expect(admin.locator("section.logs .log-lines").first).to_contain_text("calling init() of src-blue/score.py")
+    expect(admin.locator("section.logs .log-lines").first).to_contain_text(
+        "calling init() of src-blue/score.py"
+    )
     expect(admin.locator("section.logs .log-state").first).to_contain_text("read at")
 
 
