@@ -245,12 +245,19 @@ def test_a_split_changed_in_the_page_takes_effect_in_the_routers_counts(
         "green": 0,
     }
     before = admin_get(dash_server, "/api/v1/services/shop.green/counters")
-    admin.fill("input[name=traffic-green]", "100")
-    admin.click("form.split button[type=submit]")
-    expect(admin.locator(".notice").first).to_contain_text("traffic of shop updated")
+    key = endpoint.get_keys()[0]
+    load = Load(endpoint.scoring_uri, key, clients=2)  # the change drops no request
+    try:
+        load.wait_more(10, "requests before the change")
+        admin.fill("input[name=traffic-green]", "100")
+        admin.click("form.split button[type=submit]")
+        expect(admin.locator(".notice").first).to_contain_text("traffic of shop updated")
+        load.wait_more(10, "requests after the change")
+    finally:
+        results = load.stop()
+    assert set(results) == {200}
     expect(admin.locator("tr[data-version=green] .share")).to_have_text("100 %")
     shoot(admin, "endpoint")
-    key = endpoint.get_keys()[0]
     wait_for(lambda: _served(endpoint.scoring_uri, key, 5) == {"green": 5}, what="all to green")
     assert _served(endpoint.scoring_uri, key, 20) == {"green": 20}
     after = admin_get(dash_server, "/api/v1/services/shop.green/counters")
