@@ -98,10 +98,16 @@ def test_public_names_are_pinned() -> None:
 
 def test_every_file_of_the_package_ships_in_the_wheel() -> None:
     """setuptools takes every folder's Python files, and other files (the migrations'
-    template) only where ``package-data`` in pyproject.toml names them."""
+    template, the dashboard's templates and assets) only where ``package-data`` in
+    pyproject.toml names them (by name or glob)."""
     pyproject = tomllib.loads((SRC.parents[1] / "pyproject.toml").read_text())
     data = pyproject["tool"]["setuptools"]["package-data"]
-    shipped = {SRC.parent / pkg.replace(".", "/") / name for pkg, v in data.items() for name in v}
+    shipped = {
+        path
+        for pkg, patterns in data.items()
+        for pattern in patterns
+        for path in (SRC.parent / pkg.replace(".", "/")).glob(pattern)
+    }
     others = {f for f in SRC.rglob("*") if f.is_file() and f.suffix not in (".py", ".pyc")}
     assert others <= shipped
 

@@ -8,6 +8,7 @@ from modelport import __version__
 from modelport.cli.base import ModelportGroup
 from modelport.cli.capacity import capacity
 from modelport.cli.compute import compute_group
+from modelport.cli.dashboard import dashboard_group
 from modelport.cli.data import data_group
 from modelport.cli.demo import demo
 from modelport.cli.endpoints import endpoint_group
@@ -38,6 +39,7 @@ cli.add_command(token_group)
 cli.add_command(client_group)
 cli.add_command(data_group)
 cli.add_command(metrics_group)
+cli.add_command(dashboard_group)
 model_group.add_command(deploy)
 cli.add_command(validate)
 cli.add_command(capacity)

@@ -162,6 +162,7 @@ def up(
             extra += ["--metrics-port", str(metrics_port)]
         url = start_detached(home, host, port, router_port, workers, extra)
         console.print(f"modelport server running at {url} (workspace {home})")
+        console.print(f"dashboard: {url}/dashboard/ (sign in with the admin token)")
         _say_ca(home)
         _say_isolation()
         return

@@ -222,6 +222,7 @@ def view(record: ServiceRecord, plane: ControlPlane) -> dict[str, Any]:
         "state": record.state,
         "error": record.error,
         "computeType": the_plan.compute_type,
+        "computeTarget": record.spec.get("computeTarget") or LOCAL,
         "description": record.spec.get("description"),
         "tags": record.spec.get("tags") or {},
         "properties": record.spec.get("properties") or {},
@@ -425,6 +426,27 @@ def scaling_events(name: str, request: Request) -> dict[str, Any]:
     ws = workspace_of(request)
     ws.services.get(_plain(name))
     return {"name": name, "value": ws.events.list(name)}
+
+
+@router.get("/services/{name}/counters")
+async def service_counters(name: str, request: Request) -> dict[str, Any]:
+    """The router's counters for one service or endpoint version (``shop.blue``) now:
+    they only grow, so a reader takes rates from two reads (the dashboard's live view).
+    With them the replicas (ready of desired) and the autoscaler's decisions."""
+    ws, plane = workspace_of(request), plane_of(request)
+    record = await asyncio.to_thread(ws.services.get, name)
+    controller = plane.controllers.get(record.name)
+    replicas = controller.replica_views() if controller else []
+    return {
+        "name": record.name,
+        "state": record.state,
+        "counters": await plane.service_stats(record.name),
+        "replicas": {
+            "ready": sum(r["state"] == "Ready" for r in replicas),
+            "desired": len(replicas),
+        },
+        "events": (await asyncio.to_thread(ws.events.list, record.name))[-50:],
+    }
 
 
 @router.get("/services/{name}/keys")

@@ -20,6 +20,7 @@ from modelport.control import (
     api_services,
     api_staging,
     api_tokens,
+    dashboard,
 )
 from modelport.control.auth import AdminTokenMiddleware
 from modelport.control.errors import install_error_handlers
@@ -62,6 +63,7 @@ def create_app(workspace: ServerWorkspace, plane: ControlPlane | None = None) ->
     app.include_router(api_computes.router)
     app.include_router(api_tokens.router)
     app.include_router(api_modeldata.router)
+    dashboard.install(app)  # signs its own users in: the middleware lets its prefix through
 
     @app.get(HEALTH_PATH, include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -76,8 +78,8 @@ def create_app(workspace: ServerWorkspace, plane: ControlPlane | None = None) ->
     app.add_middleware(
         AdminTokenMiddleware,
         token=workspace.admin_token,
-        exempt=(api_staging.PREFIX, api_ingest.PREFIX),
-        public=(HEALTH_PATH, api_tokens.JWKS_PATH),
+        exempt=(api_staging.PREFIX, api_ingest.PREFIX, dashboard.PREFIX),
+        public=(HEALTH_PATH, api_tokens.JWKS_PATH, "/"),
         clients=workspace.tokens.client_for,
     )
     return app

@@ -285,7 +285,8 @@ class ControlPlane:
             self._stats[target.name] = (self.loop.time(), stats)
         if stats is None or name not in stats["services"]:
             return None
-        return {**stats["services"][name], "time": stats["time"]}
+        bounds = stats.get("latencyBounds", [])
+        return {**stats["services"][name], "time": stats["time"], "latencyBounds": bounds}
 
     def _in_background(self, work: Any, what: str) -> None:
         async def run() -> None:

@@ -95,7 +95,7 @@ def run_server(
         router_limits,
         metrics_socket=metrics_sock,
     )
-    settings: dict[str, Any] = {"url": url, "token": token}
+    settings: dict[str, Any] = {"url": url, "token": token, "dashboardUrl": f"{url}/dashboard/"}
     if tls is not None and tls.ca_bundle is not None:
         settings["caBundle"] = str(tls.ca_bundle)
     config = uvicorn.Config(
@@ -128,6 +128,7 @@ def run_server(
                 settings["metricsUrl"] = plane.metrics.url
             write_private_json(config_path(home), settings)
             log.info("modelport management API on %s, scoring on %s", url, plane.router_url)
+            log.info("dashboard on %s/dashboard/ (sign in with the admin token)", url)
             if tls is not None:  # tasks of uvicorn's loop: they end with it
                 upkeep.extend(_tls_upkeep(home, tls, files, hosts or []))
 
