@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from modelport.control import api_endpoints, api_services
+from modelport.control import api_endpoints, api_services, api_tokens
 from modelport.control.dashboard import views
 from modelport.control.dashboard.access import (
     PREFIX,
@@ -198,14 +198,28 @@ async def try_it(kind: str, name: str, request: Request) -> Response:
     body = str((await request.form()).get("body") or "")
     if kind == "endpoint":
         view = await api_endpoints.get_endpoint(name, request)
-        keys = await run_in_threadpool(api_endpoints.endpoint_keys, name, request)
     else:
         view = await run_in_threadpool(api_services.get_service, name, request)
-        keys = await run_in_threadpool(api_services.service_keys, name, request)
-    answer = await _score(request, view["scoringUri"], keys["primaryKey"], body)
+    credential = await _credential(kind, name, view, request)
+    answer = await _score(request, view["scoringUri"], credential, body)
     return fragment(
         request, "_try_result.html", curl=views.curl_line(view["scoringUri"], body), **answer
     )
+
+
+async def _credential(kind: str, name: str, view: dict[str, Any], request: Request) -> str | None:
+    """What "try it" scores with: the primary key, or a token minted as for the admin
+    (token auth), or nothing (auth off)."""
+    if view.get("tokenAuthEnabled"):
+        mint = api_tokens.endpoint_token if kind == "endpoint" else api_tokens.service_token
+        return str((await mint(name, request))["accessToken"])
+    if not view.get("authEnabled", True):
+        return None
+    if kind == "endpoint":
+        keys = await run_in_threadpool(api_endpoints.endpoint_keys, name, request)
+    else:
+        keys = await run_in_threadpool(api_services.service_keys, name, request)
+    return str(keys["primaryKey"])
 
 
 async def _score(request: Request, uri: str, key: str | None, body: str) -> dict[str, Any]:
