@@ -37,7 +37,7 @@ from tests.conftest import ServerProcess, wait_for
 from tests.e2e.clusters import Attached, attached
 from tests.e2e.test_cli import Cli
 from tests.e2e.test_logs import PRINTING, _collect
-from tests.e2e.test_model_data import rows
+from tests.e2e.test_model_data import COLLECTING, rows
 from tests.e2e.test_services import fixed, post, source
 
 HPA = create_namespaced_resource(
@@ -328,23 +328,19 @@ def test_the_cluster_routers_serve_https_with_a_tls_secret(
     assert again["routerUri"] == f"https://{address}"
 
 
-COLLECTING_ON_A_CLUSTER = """
-    import json, os
-    from azureml.monitoring import ModelDataCollector
+COLLECTING_ON_A_CLUSTER = (
+    COLLECTING
+    + """
+    import os
+    collecting_run = run
 
-    def init():
-        global inputs, predictions
-        inputs = ModelDataCollector("scaler", designation="inputs", feature_names=["a", "b"])
-        predictions = ModelDataCollector("scaler", designation="predictions", feature_names=["y"])
-
-    def run(raw):
-        data = json.loads(raw)["data"]
-        correlations = inputs.collect(data)
-        result = [data[0] * 10 + data[1]]
-        predictions.collect(predictions.add_correlations(result, correlations))
-        seen = sorted(k for k in os.environ if k.startswith(("MODELPORT_MODELDATA", "MODELPORT_STAGE")))
-        return {"y": result, "correlations": correlations, "seen": seen}
+    def run(raw):  # what the entry script can see of the pod's settings, besides
+        answer = collecting_run(raw)
+        prefixes = ("MODELPORT_MODELDATA", "MODELPORT_STAGE")
+        answer["seen"] = sorted(k for k in os.environ if k.startswith(prefixes))
+        return answer
 """
+)
 
 
 def test_model_data_of_cluster_replicas_lands_in_the_workspace(

@@ -92,6 +92,19 @@ class Receiver:
         self.thread.join(timeout=10)
 
 
+def one_chain(receiver: Receiver, trace_id: str, client_span: str) -> dict[str, Any]:
+    """The 4 spans of service ``traced``'s request, each the child of the one before:
+    client → router → replica → run() → the user's span; the router's span."""
+    wait_for(lambda: len(receiver.of_trace(trace_id)) == 4, what="4 spans of the trace")
+    spans = {s["name"]: s for s in receiver.of_trace(trace_id)}
+    router = spans["POST score traced"]
+    replica, run, user = spans["POST /score"], spans["run()"], spans["user-work"]
+    assert router["service"] == "modelport-router" and router["parent"] == client_span
+    assert replica["service"] == "traced" and replica["parent"] == router["id"]
+    assert run["parent"] == replica["id"] and user["parent"] == run["id"]
+    return router
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     found = Receiver()
@@ -140,14 +153,8 @@ def test_one_trace_from_client_to_the_user_span_and_none_for_others(
             )
             assert answer.status_code == 200 and answer.json() == {"ok": True}
             assert post(traced, {}).status_code == 401
-            wait_for(lambda: len(receiver.of_trace(trace_id)) == 4, what="4 spans of the trace")
-            spans = {s["name"]: s for s in receiver.of_trace(trace_id)}
-            router = spans["POST score traced"]
-            replica, run, user = spans["POST /score"], spans["run()"], spans["user-work"]
-            assert router["service"] == "modelport-router" and router["parent"] == client_span
+            router = one_chain(receiver, trace_id, client_span)
             assert router["attributes"]["http.response.status_code"].int_value == 200
-            assert replica["service"] == "traced" and replica["parent"] == router["id"]
-            assert run["parent"] == replica["id"] and user["parent"] == run["id"]
             assert receiver.of_trace(quiet_trace) == []  # quiet has no traces
     finally:
         server.stop()
@@ -182,13 +189,7 @@ def test_a_clusters_router_and_replica_pods_send_their_spans_of_one_trace(
                 },
             )
             assert answer.status_code == 200 and answer.json() == {"ok": True}
-            wait_for(lambda: len(receiver.of_trace(trace_id)) == 4, what="4 spans of the trace")
-            spans = {s["name"]: s for s in receiver.of_trace(trace_id)}
-            router = spans["POST score traced"]
-            replica, run, user = spans["POST /score"], spans["run()"], spans["user-work"]
-            assert router["service"] == "modelport-router" and router["parent"] == client_span
-            assert replica["service"] == "traced" and replica["parent"] == router["id"]
-            assert run["parent"] == replica["id"] and user["parent"] == run["id"]
+            one_chain(receiver, trace_id, client_span)
             traced.delete()
     finally:
         server.stop()

@@ -153,7 +153,9 @@ def test_install_objects_pass_the_strict_schema() -> None:
 
 def test_the_routers_send_what_they_capture_to_the_control_plane() -> None:
     private = dataclasses.replace(CLUSTER, stage_ca="PEM")
-    objects = install.install_objects(private, "router-token", None, "myaks", "capture-t")
+    objects = install.install_objects(
+        private, "router-token", None, install.Reporting("myaks", "capture-t")
+    )
     for obj in objects:
         validate(obj)
     secret = next(o for o in objects if o["kind"] == "Secret")
@@ -172,7 +174,7 @@ def test_the_routers_send_what_they_capture_to_the_control_plane() -> None:
 
 def test_the_routers_send_spans_where_the_control_plane_does() -> None:
     otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}
-    objects = install.install_objects(CLUSTER, "t", None, "myaks", None, otel)
+    objects = install.install_objects(CLUSTER, "t", None, install.Reporting("myaks", None, otel))
     env = _env(_container(objects[-2], "router"))
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4318"
     assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in _env(_container(objects[-2], "route-sync"))

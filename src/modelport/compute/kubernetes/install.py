@@ -16,7 +16,8 @@ administrator to bind to the identity the control plane uses.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from modelport.compute.kubernetes import names, pod
@@ -95,6 +96,18 @@ def router_role_binding(cluster: ClusterSettings) -> Object:
     }
 
 
+@dataclass(frozen=True)
+class Reporting:
+    """What a cluster's routers send the control plane besides answers: the requests
+    they capture and their request log (``target``: the compute target's name, whose
+    ``capture`` credential they send with), and spans (``telemetry``: ``OTEL_*``)."""
+
+    target: str | None = None
+    capture: str | None = None
+    telemetry: Mapping[str, str] = field(default_factory=dict)
+    requests: bool = False  # the request log's lines go to the control plane too
+
+
 def router_secret(cluster: ClusterSettings, token: str, capture: str | None = None) -> Object:
     """The router's admin token, shared by its two containers, and the credential its
     capture of requests reaches the control plane with."""
@@ -111,21 +124,23 @@ def router_secret(cluster: ClusterSettings, token: str, capture: str | None = No
     }
 
 
-def _capture_env(cluster: ClusterSettings, target: str | None, requests: bool) -> list[Object]:
+def _reporting_env(cluster: ClusterSettings, reporting: Reporting) -> list[Object]:
     """Where the router sends the requests it captures (router/capture.py) and its
-    request log's lines: the control plane, which keeps them with this machine's."""
-    if target is None:
-        return []
-    url = f"{cluster.stage_url.rstrip('/')}{pod.INGEST_PATH}/_routers/{target}"
+    request log's lines (the control plane, which keeps them with this machine's), and
+    its spans."""
+    spans = pod.env_list(dict(reporting.telemetry))
+    if reporting.target is None:
+        return spans
+    url = f"{cluster.stage_url.rstrip('/')}{pod.INGEST_PATH}/_routers/{reporting.target}"
     env: list[Object] = [{"name": "MODELPORT_CAPTURE_URL", "value": url.replace("$", "$$")}]
-    if requests:  # the request log's lines go there too (router/requestlog.py)
+    if reporting.requests:  # the request log's lines go there too (router/requestlog.py)
         env.append({"name": "MODELPORT_ROUTER_REQUEST_LOG", "value": "send"})
     if cluster.stage_ca:
         env.append({"name": "MODELPORT_CAPTURE_CA", "value": cluster.stage_ca})
     # optional: a Secret applied by an older release has no such key; the router then
     # captures nothing and says so
     ref = {"secretKeyRef": {"name": names.ROUTER, "key": CAPTURE_KEY, "optional": True}}
-    return [*env, {"name": "MODELPORT_CAPTURE_TOKEN", "valueFrom": ref}]
+    return [*env, {"name": "MODELPORT_CAPTURE_TOKEN", "valueFrom": ref}, *spans]
 
 
 def _field(name: str, path: str) -> Object:
@@ -156,11 +171,7 @@ def _tls_env(tls_secret: str | None) -> list[Object]:
 
 
 def router_container(
-    cluster: ClusterSettings,
-    tls_secret: str | None = None,
-    target: str | None = None,
-    telemetry: dict[str, str] | None = None,
-    requests: bool = False,
+    cluster: ClusterSettings, tls_secret: str | None = None, reporting: Reporting = Reporting()
 ) -> Object:
     mounts: list[Object] = [{"name": "routes", "mountPath": ROUTES_DIR, "readOnly": True}]
     if tls_secret is not None:
@@ -177,8 +188,7 @@ def router_container(
             {"name": "MODELPORT_ROUTER_TABLE_DIR", "value": ROUTES_DIR},
             _token(),
             *_tls_env(tls_secret),
-            *_capture_env(cluster, target, requests),
-            *pod.env_list(telemetry or {}),  # OTEL_*: where traced routes' spans go
+            *_reporting_env(cluster, reporting),
         ],
         "ports": [
             {"name": "http", "containerPort": ROUTER_PORT, "protocol": "TCP"},
@@ -218,11 +228,7 @@ def route_sync_container(cluster: ClusterSettings) -> Object:
 
 
 def router_deployment(
-    cluster: ClusterSettings,
-    tls_secret: str | None = None,
-    target: str | None = None,
-    telemetry: dict[str, str] | None = None,
-    requests: bool = False,
+    cluster: ClusterSettings, tls_secret: str | None = None, reporting: Reporting = Reporting()
 ) -> Object:
     labels = names.router_labels(cluster.workspace)
     volumes: list[Object] = [{"name": "routes", "emptyDir": {}}]
@@ -233,7 +239,7 @@ def router_deployment(
         "serviceAccountName": names.ROUTER,
         "enableServiceLinks": False,
         "containers": [
-            router_container(cluster, tls_secret, target, telemetry, requests),
+            router_container(cluster, tls_secret, reporting),
             route_sync_container(cluster),
         ],
         "volumes": volumes,
@@ -286,23 +292,16 @@ def install_objects(
     cluster: ClusterSettings,
     router_token: str,
     tls_secret: str | None = None,
-    target: str | None = None,
-    capture: str | None = None,
-    telemetry: dict[str, str] | None = None,
-    requests: bool = False,
+    reporting: Reporting = Reporting(),
 ) -> list[Object]:
-    """Everything ``modelport compute install`` applies, in order.  ``target`` (the
-    compute target's name) and ``capture`` (its routers' capture credential) let the
-    routers send the requests they capture to the control plane; ``telemetry`` (the
-    ``OTEL_*`` variables) where they send the spans of traced services; ``requests``:
-    their request log's lines go to the control plane too."""
+    """Everything ``modelport compute install`` applies, in order."""
     return [
         namespace(cluster),
         control_plane_role(cluster),
         router_service_account(cluster),
         router_role(cluster),
         router_role_binding(cluster),
-        router_secret(cluster, router_token, capture),
-        router_deployment(cluster, tls_secret, target, telemetry, requests),
+        router_secret(cluster, router_token, reporting.capture),
+        router_deployment(cluster, tls_secret, reporting),
         router_service(cluster, tls_secret is not None),
     ]

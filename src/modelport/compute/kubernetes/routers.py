@@ -80,15 +80,13 @@ class Routers:
         tls_secret = await self._tls_secret(tls)
         capture = await self._mint_capture()
         telemetry = tracing.pod_settings() if tracing.why_not_in_pods() is None else {}
-        return install.install_objects(
-            self.cluster,
-            token,
-            tls_secret,
-            self.name,
-            capture.token if capture else None,
-            telemetry,
-            layout.request_log_on(),
+        reporting = install.Reporting(
+            target=self.name,
+            capture=capture.token if capture else None,
+            telemetry=telemetry,
+            requests=layout.request_log_on(),
         )
+        return install.install_objects(self.cluster, token, tls_secret, reporting)
 
     async def _mint_capture(self) -> credential.Credential | None:
         """The capture credential to install: the router Secret's while it is in the
