@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -52,6 +53,11 @@ class FakeReplica:
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(lambda: HttpProtocol(self.state), "127.0.0.1", 0)
         self.port = self.server.sockets[0].getsockname()[1]
+
+    async def start_unix(self, path: Path) -> None:
+        """Listen on a Unix socket only, as a local replica serves its router."""
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_unix_server(lambda: HttpProtocol(self.state), str(path))
 
     async def handle(self, request: Request) -> Response:
         body = json.loads(request.body or b"{}")
@@ -140,6 +146,43 @@ def test_the_cap_is_never_exceeded(tmp_path: Path) -> None:
     statuses, peaks, seen = asyncio.run(go())
     assert statuses == [200] * 20
     assert peaks == [2, 2] and sum(seen) == 20
+
+
+def test_a_replica_with_a_unix_socket_is_reached_there_not_by_tcp(tmp_path: Path) -> None:
+    """The table names a TCP port nothing listens on and a Unix socket: the request can
+    only be answered through the socket."""
+
+    async def go() -> tuple[list[int], list[str]]:
+        folder = tmp_path / "run"
+        folder.mkdir(mode=0o700)
+        fake = FakeReplica()
+        await fake.start_unix(folder / "r.http")
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: a TCP connect is refused
+        port = closed.getsockname()[1]
+        proc = RouterProcess(tmp_path, "127.0.0.1", 0, TOKEN)
+        await proc.start()
+        try:
+            entry = {
+                "auth": False,
+                "keyDigests": [],
+                "replicas": [["127.0.0.1", port]],
+                "unixSockets": {str(port): str(folder / "r.http")},
+                "maxConcurrent": 1,
+            }
+            await proc.publish({"svc": entry})
+            url = f"{proc.url}/api/v1/service/svc/score"
+            async with httpx.AsyncClient(timeout=30) as client:
+                answers = [await client.post(url, json={"id": str(i)}) for i in range(3)]
+            return [r.status_code for r in answers], fake.seen
+        finally:
+            await fake.stop()
+            await proc.stop()
+            closed.close()
+
+    statuses, seen = asyncio.run(go())
+    assert statuses == [200, 200, 200]
+    assert seen == ["0", "1", "2"]
 
 
 def test_a_queued_request_gets_503_at_its_deadline_while_the_replica_is_busy(

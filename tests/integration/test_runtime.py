@@ -213,3 +213,23 @@ def test_sigterm_lets_the_request_in_progress_finish(tmp_path: Path) -> None:
         call.join(timeout=30)
         assert result["r"].status_code == 200 and result["r"].json() == "rested"
         assert replica.proc.wait(timeout=30) == 0
+
+
+def test_a_replica_handed_a_unix_socket_serves_there_and_still_wants_its_key(
+    tmp_path: Path,
+) -> None:
+    key = "k" * 32
+    env = {"MODELPORT_REPLICA_KEY": key}
+    with running(tmp_path, PLAIN, env=env, unix=True) as replica:
+        transport = httpx.HTTPTransport(uds=str(replica.unix_path))
+        with httpx.Client(transport=transport, base_url="http://replica", timeout=30) as client:
+            refused = client.post("/score", json={"x": [1]})
+            admitted = client.post(
+                "/score", json={"x": [1]}, headers={"x-modelport-replica-key": key}
+            )
+        by_tcp = replica.client.post(
+            "/score", json={"x": [2]}, headers={"x-modelport-replica-key": key}
+        )
+    assert refused.status_code == 403
+    assert admitted.status_code == 200 and admitted.json()["y"] == [3]
+    assert by_tcp.status_code == 200 and by_tcp.json()["y"] == [6]

@@ -419,6 +419,7 @@ class ServiceController:
             "keyDigests": [key_digest(record.primary_key), key_digest(record.secondary_key)],
             "replicas": [[r.host, r.port] for r in ready],
             "exitFiles": {str(r.port): r.exit_file for r in ready if r.exit_file},
+            "unixSockets": {str(r.port): r.unix_socket for r in ready if r.unix_socket},
             "starting": current is None and record.state != FAILED,
             "generation": current.generation if current is not None else None,
             "scoringTimeoutMs": the_plan.scoring_timeout_ms,

@@ -103,8 +103,9 @@ class Proxy:
                 route.fail_waiters(LookupError(name))
         for route in table.routes.values():
             self._dispatch(route)  # new replicas take queued requests at once
-        keep = {(b.host, b.port) for r in table.routes.values() for b in r.backends}
-        self.pool.forget(keep)
+        backends = [b for r in table.routes.values() for b in r.backends]
+        self.pool.forget({(b.host, b.port) for b in backends})
+        self.pool.paths = {(b.host, b.port): b.unix for b in backends if b.unix}
         if self.requests is not None:
             self.requests.versions = {
                 r: (e.name, v) for e in table.endpoints.values() for v, r in e.routes.items()

@@ -48,6 +48,7 @@ class Backend:
     in_flight: int = 0
     busy_since: float = 0.0
     exit_file: str | None = None  # where the replica's supervisor records why it exited
+    unix: str | None = None  # its Unix socket, on this machine: one cheaper hop than TCP
 
 
 @dataclass(eq=False)
@@ -234,12 +235,14 @@ def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
     for name, svc in doc.get("services", {}).items():
         cap = int(svc.get("maxConcurrent", 1))
         exit_files = svc.get("exitFiles", {})
+        unix_sockets = svc.get("unixSockets", {})
         backends = []
         for host, port, *share in svc["replicas"]:
             # With several workers, each gets its share of a replica's slots.
             backend = known.get((host, int(port))) or Backend(host, int(port))
             backend.cap = int(share[0]) if share else cap
             backend.exit_file = exit_files.get(str(port))
+            backend.unix = unix_sockets.get(str(port))
             backends.append(backend)
         old = previous.routes.get(name)
         routes[name] = Route(

@@ -118,10 +118,15 @@ class UpstreamConnection(asyncio.Protocol):
 
 
 class Pool:
-    """Idle connections per replica address; a connection serves one request at a time."""
+    """Idle connections per replica address; a connection serves one request at a time.
+
+    A replica is known by its TCP address; where the route table also names a Unix
+    socket for it (a replica on this machine), new connections go there instead.
+    """
 
     def __init__(self) -> None:
         self.idle: dict[tuple[str, int], list[UpstreamConnection]] = {}
+        self.paths: dict[tuple[str, int], str] = {}
 
     def put(self, conn: UpstreamConnection) -> None:
         idle = self.idle.setdefault(conn.address, [])
@@ -149,10 +154,16 @@ class Pool:
             return started
         loop = asyncio.get_running_loop()
         address = (host, port)
+        path = self.paths.get(address)
         try:
-            _, conn = await loop.create_connection(
-                lambda: UpstreamConnection(self, address), host, port
-            )
+            if path is not None:
+                _, conn = await loop.create_unix_connection(
+                    lambda: UpstreamConnection(self, address), path
+                )
+            else:
+                _, conn = await loop.create_connection(
+                    lambda: UpstreamConnection(self, address), host, port
+                )
         except OSError as exc:
             raise ConnectFailed(str(exc)) from exc
         return conn.begin(data, on_complete)
