@@ -843,3 +843,103 @@ def test_a_stuck_shadow_keeps_its_own_queue_and_copies_beyond_the_bound_are_drop
         assert len(live.seen) == 7 and stuck.peak == 1  # the shadow's cap held
 
     asyncio.run(go())
+
+
+# -- pipelining (router/pipelining.py) ---------------------------------------------------
+async def service_stats(proc: RouterProcess) -> dict[str, Any]:
+    stats = await proc.stats()
+    assert stats is not None
+    return dict(stats["services"]["svc"])
+
+
+async def warm_up(client: httpx.AsyncClient, url: str, count: int = 10) -> None:
+    """Fast answers, one at a time: the replica becomes one that may be pipelined."""
+    for i in range(count):
+        assert (await client.post(url, json={"id": f"w{i}"})).status_code == 200
+
+
+def test_pipelining_keeps_each_replica_at_its_cap(tmp_path: Path) -> None:
+    async def go() -> tuple[list[int], int, int, int]:
+        async with router(tmp_path, 1, maxConcurrent=2, maxWaitMs=10000) as (proc, fakes, url):
+            async with httpx.AsyncClient(timeout=30) as client:
+                await warm_up(client, url)
+                calls = [client.post(url, json={"id": str(i), "sleep": 0.01}) for i in range(60)]
+                answers = await asyncio.gather(*calls)
+            stats = await service_stats(proc)
+            return (
+                [r.status_code for r in answers],
+                fakes[0].peak,
+                stats["pipelined"],
+                len(fakes[0].seen),
+            )
+
+    statuses, peak, pipelined, seen = asyncio.run(go())
+    assert statuses == [200] * 60
+    assert pipelined > 0  # requests did go behind running ones...
+    assert peak == 2  # ...and the replica never executed more than its cap
+    assert seen == 70
+
+
+def test_a_slow_run_turns_pipelining_off_for_that_replica_at_once(tmp_path: Path) -> None:
+    async def held_then_queued(
+        client: httpx.AsyncClient, proc: RouterProcess, fake: FakeReplica, url: str
+    ) -> int:
+        """A held request, one more while it runs: how many went behind it."""
+        before = (await service_stats(proc))["pipelined"]
+        fake.release.clear()
+        held = asyncio.ensure_future(client.post(url, json={"id": "h", "hold": True}))
+        await until(lambda: fake.in_flight == 1)
+        behind = asyncio.ensure_future(client.post(url, json={"id": "b"}))
+        await until_queued_or_pipelined(proc, before)
+        after = (await service_stats(proc))["pipelined"]
+        fake.release.set()
+        assert [(await held).status_code, (await behind).status_code] == [200, 200]
+        return int(after - before)
+
+    async def go() -> tuple[int, int]:
+        async with router(tmp_path, 1, maxWaitMs=2000) as (proc, fakes, url):
+            async with httpx.AsyncClient(timeout=30) as client:
+                await warm_up(client, url)
+                fast = await held_then_queued(client, proc, fakes[0], url)
+                # One answer slower than a tenth of maxQueueWaitMs (0.2 s)...
+                slow = await client.post(url, json={"id": "s", "sleep": 0.3})
+                assert slow.status_code == 200
+                # ...and the next request waits in the router's queue instead.
+                return fast, await held_then_queued(client, proc, fakes[0], url)
+
+    fast, after_slow = asyncio.run(go())
+    assert fast == 1 and after_slow == 0
+
+
+async def until_queued_or_pipelined(proc: RouterProcess, pipelined_before: int) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        stats = await service_stats(proc)
+        if stats["queued"] >= 1 or stats["pipelined"] > pipelined_before:
+            return
+        assert time.monotonic() < deadline, "the second request never reached the router"
+        await asyncio.sleep(0.005)
+
+
+def test_a_504_on_a_pipelined_connection_fails_only_what_was_on_it(tmp_path: Path) -> None:
+    async def go() -> tuple[int, int, list[int], dict[str, Any]]:
+        settings = {"maxConcurrent": 2, "maxWaitMs": 20000, "scoringTimeoutMs": 2000}
+        async with router(tmp_path, 1, **settings) as (proc, fakes, url):
+            fake = fakes[0]
+            async with httpx.AsyncClient(timeout=30) as client:
+                await warm_up(client, url)
+                held = asyncio.ensure_future(client.post(url, json={"id": "x", "hold": True}))
+                await until(lambda: fake.in_flight == 1)
+                slow = asyncio.ensure_future(client.post(url, json={"id": "y", "sleep": 1.0}))
+                await until(lambda: fake.in_flight == 2)
+                # One goes behind each running request, on its connection.
+                behind = [client.post(url, json={"id": f"z{i}"}) for i in range(2)]
+                answers = await asyncio.gather(held, slow, *behind)
+            stats = await service_stats(proc)
+            codes = [r.status_code for r in answers]
+            return codes[0], codes[1], sorted(codes[2:]), stats
+
+    held, slow, behind, stats = asyncio.run(go())
+    assert held == 504 and slow == 200
+    assert behind == [200, 504]  # the one behind the timed-out request, only
+    assert stats["pipelined"] == 2 and stats["pipelineFailed"] == 1

@@ -42,6 +42,7 @@ class DeploymentPlan:
     token_auth: bool = False  # tokens (JWT) instead of keys; ``auth`` is then true too
     capture: CaptureSettings | None = None  # bodies the router writes (router/capture.py)
     tracing: bool = False  # enable_app_insights: OpenTelemetry spans (modelport/tracing.py)
+    pipelining: bool = True  # the router may send a fast replica its next request early
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ def plan(spec: dict[str, Any]) -> DeploymentPlan:
         compute_type="AKS",
         max_wait_ms=config.max_request_wait_time or 500,
         max_queue=queue_bound(top, cap),
+        pipelining=config.pipelining_enabled is not False,
         autoscale=autoscale,
         resources=_resources(given),
         collect_model_data=bool(config.collect_model_data),

@@ -426,6 +426,7 @@ class ServiceController:
             "maxConcurrent": the_plan.max_concurrent,
             "maxWaitMs": the_plan.max_wait_ms,
             "maxQueue": the_plan.max_queue,
+            "pipelining": the_plan.pipelining,
             "tracing": the_plan.tracing,
             **self._capture(the_plan),
         }

@@ -35,7 +35,13 @@ from modelport.router.table import (
     WaitTimeout,
     release,
 )
-from modelport.router.upstream import ConnectFailed, Pool, UpstreamClosed, UpstreamResponse
+from modelport.router.upstream import (
+    ConnectFailed,
+    PipelineBroken,
+    Pool,
+    UpstreamClosed,
+    UpstreamResponse,
+)
 
 log = logging.getLogger("modelport.router")
 
@@ -369,6 +375,8 @@ class Proxy:
                 self.table.routes.get(route.name, route).abandon(waiter)
 
         request.on_disconnect = leave
+        if route.pipeline_limit_s:  # a fast replica may take it behind a running one now
+            self._dispatch(route)
         try:
             await waiter.future
         finally:
@@ -382,16 +390,30 @@ class Proxy:
         next request goes out on the connection that just became idle, before any
         task runs, so a one-at-a-time replica is not left waiting for the router.
         """
-        name = route.name
+        if not route.lane.waiters:
+            return
+        name, pool, stats = route.name, self.pool, route.lane.stats
+        # A connection whose request began before this is slow already: none behind it.
+        after = time.monotonic() - route.pipeline_limit_s
+
+        def pipe(backend: Backend) -> bool:
+            return pool.pipelinable(backend.host, backend.port, after) is not None
 
         def start(backend: Backend, waiter: Waiter) -> None:
-            waiter.slot = Slot(self, name, backend)
-            if waiter.data is not None:
-                waiter.upstream = self.pool.start_now(
-                    backend.host, backend.port, waiter.data, waiter.slot.release
+            slot = waiter.slot = Slot(self, name, backend)
+            if waiter.data is None:
+                return
+            if backend.in_flight > backend.cap:  # behind a running one, on its connection
+                conn = pool.pipelinable(backend.host, backend.port, after)
+                assert conn is not None  # pipe() said so, and nothing ran since
+                waiter.upstream = conn.begin(waiter.data, slot.answered)
+                stats.pipelined += 1
+            else:
+                waiter.upstream = pool.start_now(
+                    backend.host, backend.port, waiter.data, slot.answered
                 )
 
-        route.dispatch(start)
+        route.dispatch(start, pipe)
 
     async def _exchange(
         self,
@@ -413,6 +435,8 @@ class Proxy:
             return error(504, "timeout", f"the replica did not answer within {timeout_s:g} s")
         except ConnectFailed:
             return error(502, "bad_gateway", "no replica of the service could be reached")
+        except PipelineBroken as exc:
+            return self._unstarted(name, exc)
         except UpstreamClosed:
             failed = slot.backend
         else:
@@ -429,7 +453,7 @@ class Proxy:
             return await begun
         backend = slot.backend
         try:
-            future = await self.pool.start(backend.host, backend.port, data, slot.release)
+            future = await self.pool.start(backend.host, backend.port, data, slot.answered)
         except ConnectFailed:
             slot.release()
             route = self.table.routes.get(slot.name)
@@ -444,8 +468,24 @@ class Proxy:
                 retry.port,
             )
             slot.rebind(retry)
-            future = await self.pool.start(retry.host, retry.port, data, slot.release)
+            future = await self.pool.start(retry.host, retry.port, data, slot.answered)
         return await future
+
+    def _unstarted(self, name: str, exc: PipelineBroken) -> Response:
+        """A request pipelined behind one whose connection ended: the replica never
+        started it.  Counted; 504 when the one ahead timed out, else 503 (retry)."""
+        route = self.table.routes.get(name)
+        if route is not None:
+            route.lane.stats.pipeline_failed += 1
+        if exc.timed_out:
+            return error(504, "timeout", f"the replica did not answer: {exc}")
+        return error(503, "replica_closed", f"not served: {exc}", RETRY_AFTER)
+
+    def _answered(self, name: str, backend: Backend, service_s: float) -> None:
+        route = self.table.routes.get(name)
+        if route is not None:
+            backend.answered(service_s, route.pipeline_limit_s)
+        self._release(name, backend)
 
     def _release(self, name: str, backend: Backend) -> None:
         route = self.table.routes.get(name)
@@ -497,6 +537,12 @@ class Slot:
         if self.held:
             self.held = False
             self.proxy._release(self.name, self.backend)
+
+    def answered(self, service_s: float) -> None:
+        """The replica answered: its service time counts before the slot frees."""
+        if self.held:
+            self.held = False
+            self.proxy._answered(self.name, self.backend, service_s)
 
     def rebind(self, backend: Backend) -> None:
         """Now holding a slot of another replica (taken by try_acquire)."""

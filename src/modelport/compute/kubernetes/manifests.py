@@ -43,6 +43,7 @@ def route_policy(plan: PlanLike, key_digests: Sequence[str], generation: int) ->
         "maxConcurrent": plan.max_concurrent,
         "maxWaitMs": plan.max_wait_ms,
         "maxQueue": plan.max_queue,
+        "pipelining": plan.pipelining,
         "scoringTimeoutMs": plan.scoring_timeout_ms,
         "generation": generation,
     }
