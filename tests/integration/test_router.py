@@ -943,3 +943,30 @@ def test_a_504_on_a_pipelined_connection_fails_only_what_was_on_it(tmp_path: Pat
     assert held == 504 and slow == 200
     assert behind == [200, 504]  # the one behind the timed-out request, only
     assert stats["pipelined"] == 2 and stats["pipelineFailed"] == 1
+
+
+def test_a_pipelined_request_a_draining_replica_never_started_is_placed_again(
+    tmp_path: Path,
+) -> None:
+    async def go() -> tuple[list[int], list[str], dict[str, Any]]:
+        async with router(tmp_path, 1, maxWaitMs=10000) as (proc, fakes, url):
+            fake = fakes[0]
+            async with httpx.AsyncClient(timeout=30) as client:
+                await warm_up(client, url)
+                fake.release.clear()
+                held = asyncio.ensure_future(client.post(url, json={"id": "h", "hold": True}))
+                await until(lambda: fake.in_flight == 1)
+                behind = asyncio.ensure_future(client.post(url, json={"id": "b"}))
+                await until_queued_or_pipelined(proc, 0)
+                # Draining: it answers the running request with connection: close and
+                # drops what waited behind it on that connection, unread.
+                fake.state.closing = True
+                fake.release.set()
+                answers = [await held, await behind]
+            stats = await service_stats(proc)
+            return [r.status_code for r in answers], fake.seen[10:], stats
+
+    statuses, seen, stats = asyncio.run(go())
+    assert stats["pipelined"] == 1
+    assert statuses == [200, 200] and seen == ["h", "b"]
+    assert stats["pipelineFailed"] == 0

@@ -329,6 +329,24 @@ class Proxy:
         if refused is not None:
             return refused
         data = _encode_request(request, target, route.replica_header)
+        try:
+            return await self._placed(route, request, data, started, entry, last=False)
+        except _Unstarted:
+            # Pipelined on a connection the replica closed before starting it (it was
+            # draining): never run, so it goes through the queue once more.
+            route = self.table.routes.get(route.name, route)
+            return await self._placed(route, request, data, started, entry, last=True)
+
+    async def _placed(
+        self,
+        route: Route,
+        request: Request,
+        data: bytes,
+        started: float,
+        entry: Entry | None,
+        last: bool,
+    ) -> Response:
+        """A slot (now or from the queue), then the exchange on it."""
         backend = route.try_acquire()
         begun: Future[UpstreamResponse] | None = None  # an exchange dispatch already started
         slot: Slot | None = None
@@ -361,7 +379,7 @@ class Proxy:
             entry.waited_s, entry.replica = waited, (backend.host, backend.port)
         # If our client leaves now, the exchange still runs to the replica's answer
         # and frees the slot then: the replica never has more than its cap at once.
-        return await self._exchange(route.name, backend, request, data, begun, slot)
+        return await self._exchange(route.name, backend, request, data, begun, slot, last)
 
     async def _wait(self, route: Route, request: Request, data: bytes) -> Waiter:
         waiter = route.enqueue(asyncio.get_running_loop())
@@ -423,7 +441,10 @@ class Proxy:
         data: bytes,
         begun: Future[UpstreamResponse] | None = None,
         slot: Slot | None = None,
+        last: bool = True,
     ) -> Response:
+        """``last``: else a pipelined request the replica never started raises
+        :class:`_Unstarted`, to be placed again."""
         route = self.table.routes.get(name)
         timeout_s = route.timeout_s if route is not None else 60.0
         slot = slot or Slot(self, name, backend)
@@ -436,6 +457,8 @@ class Proxy:
         except ConnectFailed:
             return error(502, "bad_gateway", "no replica of the service could be reached")
         except PipelineBroken as exc:
+            if not exc.timed_out and not last:
+                raise _Unstarted from exc
             return self._unstarted(name, exc)
         except UpstreamClosed:
             failed = slot.backend
@@ -520,6 +543,10 @@ class Proxy:
         except (TimeoutError, ConnectFailed, UpstreamClosed) as exc:
             return error(502, "bad_gateway", f"{target} could not be fetched: {exc}")
         return _response(upstream)
+
+
+class _Unstarted(Exception):
+    """A pipelined request its replica never started: it may be placed again."""
 
 
 class Slot:

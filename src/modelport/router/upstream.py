@@ -123,6 +123,12 @@ class UpstreamConnection(asyncio.Protocol):
         response.body = b"".join(self.body)
         response.keep_alive = self.parser.should_keep_alive()
         if not response.keep_alive or self.closed:
+            # The replica said it reads nothing more here: what waits behind never ran.
+            while self.pending:
+                behind, _ = self.pending.popleft()
+                if not behind.done():
+                    text = "the replica closed the connection before starting it"
+                    behind.set_exception(PipelineBroken(text, timed_out=False))
             self.close()
         elif not self.pending:
             self.pool.put(self)  # idle before the callback, so it can be reused at once
