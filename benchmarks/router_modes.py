@@ -1,0 +1,165 @@
+"""The router's hop, mode by mode, against one replica: paired ratios from one run.
+
+    python benchmarks/router_modes.py [--seconds 5] [--connections 1,8,64] [--rounds 3]
+
+One modelport replica (iris, one row per request, cap 1 as v1's default) listens on
+TCP and on a Unix socket, as a local replica does.  One router (key auth) holds four
+routes to it: TCP or Unix socket, pipelining on or off.  The bare app (uvicorn +
+httptools, predict inline) is the baseline.  Each round measures every
+configuration once, in turn, at each concurrency, so slow phases of a shared
+machine fall on all of them alike; the table gives medians over rounds and each
+configuration's ratio to the bare app measured in the same round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+
+from _common import REPLICA_KEY, ROOT, free_port, wait_for_port, wrk, wrk_arguments
+
+from modelport.cli.demo import MODEL_NAME, write_files
+from modelport.control.controller import key_digest
+from modelport.control.router_process import RouterProcess
+
+KEY = "k" * 32  # the service key clients send
+INSIDE = "r" * 32  # the replica key the router sends
+SCRIPT = ("--entry-script", "score.py")
+MODES = {  # route name: (Unix socket, pipelining)
+    "tcp-nopipe": (False, False),
+    "tcp-pipe": (False, True),
+    "unix-nopipe": (True, False),
+    "unix-pipe": (True, True),
+}
+
+
+def start_replica(work: Path, model_dir: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """The runtime with iris, handed a TCP and a Unix listening socket."""
+    app = work / "files" / "source"
+    (app / MODEL_NAME).mkdir()  # Model.get_model_path falls back to the app folder
+    shutil.copy(model_dir / "model.pkl", app / MODEL_NAME / "model.pkl")
+    tcp = socket.create_server(("127.0.0.1", 0))
+    port = tcp.getsockname()[1]
+    path = work / "replica.http"
+    unix = socket.socket(socket.AF_UNIX)
+    unix.bind(str(path))
+    unix.listen(1024)
+    env = {
+        **os.environ,
+        "MODELPORT_LISTEN_FD": str(tcp.fileno()),
+        "MODELPORT_UNIX_FD": str(unix.fileno()),
+        "MODELPORT_REPLICA_KEY": INSIDE,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelport.runtime", "--app-root", str(app), *SCRIPT],
+        env=env,
+        pass_fds=(tcp.fileno(), unix.fileno()),
+        stdout=subprocess.DEVNULL,
+        stderr=(work / "replica.log").open("wb"),
+    )
+    tcp.close()
+    unix.close()
+    wait_for_port(port, "the replica")
+    return proc, port, path
+
+
+def routes(port: int, path: Path) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for name, (unix, pipelining) in MODES.items():
+        out[name] = {
+            "auth": True,
+            "keyDigests": [key_digest(KEY)],
+            "replicas": [["127.0.0.1", port]],
+            **({"unixSockets": {str(port): str(path)}} if unix else {}),
+            "replicaKey": INSIDE,
+            "maxConcurrent": 1,
+            "maxWaitMs": 500,
+            "pipelining": pipelining,
+        }
+    return out
+
+
+def main() -> None:
+    args = wrk_arguments(5, "1,8,64", 3)
+    work = Path(tempfile.mkdtemp(prefix="modelport-bench-"))
+    model_dir, _, _ = write_files(work / "files")
+    replica, port, path = start_replica(work, model_dir)
+    bare_port = free_port()
+    bare_args = (str(model_dir), str(bare_port))
+    bare = subprocess.Popen(
+        [sys.executable, str(ROOT / "benchmarks" / "bare_app.py"), "iris", *bare_args]
+    )
+    router = RouterProcess(work / "home", "127.0.0.1", 0, "t" * 40)
+    loop = asyncio.new_event_loop()
+    connections = [int(c) for c in args.connections.split(",")]
+    names = ["bare", *MODES]
+    # results[c][name] -> one wrk result per round; ratios[c][name] -> rps / bare's that round
+    results: dict[int, dict[str, list[dict[str, float]]]] = {
+        c: {n: [] for n in names} for c in connections
+    }
+    try:
+        loop.run_until_complete(router.start())
+        loop.run_until_complete(router.publish(routes(port, path)))
+        wait_for_port(bare_port, "the bare app")
+        urls = {"bare": f"http://127.0.0.1:{bare_port}/score"}
+        urls.update({n: f"{router.url}/api/v1/service/{n}/score" for n in MODES})
+        auth = {"Authorization": f"Bearer {KEY}"}
+        direct = wrk(f"http://127.0.0.1:{port}/score", 1, 1, headers={REPLICA_KEY: INSIDE})
+        assert direct["errors"] == 0, "the replica refused its key"
+        for _ in range(args.rounds):
+            for c in connections:
+                for name in names:
+                    headers = None if name == "bare" else auth
+                    results[c][name].append(wrk(urls[name], c, args.seconds, headers=headers))
+        counters = loop.run_until_complete(router.stats()) or {"services": {}}
+    finally:
+        loop.run_until_complete(router.stop())
+        loop.close()
+        for proc in (replica, bare):
+            proc.terminate()
+            proc.wait(timeout=30)
+        if replica.returncode not in (0, -15):  # it failed: its log says why
+            print((work / "replica.log").read_text(errors="replace")[-3000:], file=sys.stderr)
+        shutil.rmtree(work, ignore_errors=True)
+    report(args, results)
+    print("\nRouter counters per route (errors above are these 503s and 504s):\n")
+    for name, svc in counters["services"].items():
+        print(
+            f"- {name}: pipelined {svc['pipelined']}, pipelineFailed {svc['pipelineFailed']}, "
+            f"queueTimeouts {svc['queueTimeouts']}, queueFull {svc['queueFull']}, "
+            f"answers {svc['requests']}"
+        )
+
+
+def report(args: object, results: dict[int, dict[str, list[dict[str, float]]]]) -> None:
+    rounds = getattr(args, "rounds", 0)
+    print(
+        f"## Router modes ({date.today()}, {platform.node()}, {os.cpu_count()} cores, shared "
+        f"machine, Python {platform.python_version()}, wrk -t1, {getattr(args, 'seconds', 0)} s "
+        f"after 2 s warm-up, {rounds} rounds, iris, cap 1)\n"
+    )
+    print("| conns | route | median req/s | median of per-round ratio to bare | p50 ms | errors |")
+    print("|---|---|---|---|---|---|")
+    for c, by_name in results.items():
+        bare = by_name["bare"]
+        for name, runs in by_name.items():
+            ratios = [r["rps"] / b["rps"] for r, b in zip(runs, bare, strict=True)]
+            print(
+                f"| {c} | {name} | {statistics.median(r['rps'] for r in runs):.0f} | "
+                f"{statistics.median(ratios):.2f}x | "
+                f"{statistics.median(r['p50'] for r in runs):.2f} | "
+                f"{int(sum(r['errors'] for r in runs))} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
