@@ -23,6 +23,7 @@ BASE = {
     "tracing",
     "oippath",
     "metrics",
+    "batching",
     "__init__",
 }
 ALLOWED = {
@@ -89,6 +90,7 @@ def test_public_names_are_pinned() -> None:
             "Webservice",
             "Workspace",
             "__version__",
+            "batched",
         ]
     )
     for name in modelport.__all__:

@@ -423,7 +423,7 @@ class ServiceController:
             "starting": current is None and record.state != FAILED,
             "generation": current.generation if current is not None else None,
             "scoringTimeoutMs": the_plan.scoring_timeout_ms,
-            "maxConcurrent": the_plan.max_concurrent,
+            "maxConcurrent": the_plan.slots,
             "maxWaitMs": the_plan.max_wait_ms,
             "maxQueue": the_plan.max_queue,
             "pipelining": the_plan.pipelining,
