@@ -9,6 +9,10 @@ httptools, predict inline) is the baseline.  Each round measures every
 configuration once, in turn, at each concurrency, so slow phases of a shared
 machine fall on all of them alike; the table gives medians over rounds and each
 configuration's ratio to the bare app measured in the same round.
+
+``unix-batched`` is a second replica whose run() is ``@batched(max_batch_size=32,
+max_latency_ms=5)`` (beyond v1): the router lets it hold 32 requests, and it
+predicts each batch in one call.
 """
 
 from __future__ import annotations
@@ -34,6 +38,32 @@ from modelport.control.router_process import RouterProcess
 KEY = "k" * 32  # the service key clients send
 INSIDE = "r" * 32  # the replica key the router sends
 SCRIPT = ("--entry-script", "score.py")
+BATCHED = """
+import json
+
+import joblib
+import numpy as np
+
+from modelport import Model, batched
+
+CLASSES = ["setosa", "versicolor", "virginica"]
+
+
+def init():
+    global model
+    model = joblib.load(Model.get_model_path("iris-classifier") + "/model.pkl")
+
+
+@batched(max_batch_size=32, max_latency_ms=5)
+def run(inputs):
+    rows = [json.loads(i)["data"] for i in inputs]
+    predicted = model.predict(np.array([r for rs in rows for r in rs], dtype=float))
+    out, at = [], 0
+    for rs in rows:
+        out.append([CLASSES[int(p)] for p in predicted[at : at + len(rs)]])
+        at += len(rs)
+    return out
+"""
 MODES = {  # route name: (Unix socket, pipelining)
     "tcp-nopipe": (False, False),
     "tcp-pipe": (False, True),
@@ -42,14 +72,21 @@ MODES = {  # route name: (Unix socket, pipelining)
 }
 
 
-def start_replica(work: Path, model_dir: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
-    """The runtime with iris, handed a TCP and a Unix listening socket."""
-    app = work / "files" / "source"
+def start_replica(
+    work: Path, model_dir: Path, script: str | None = None
+) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """The runtime with iris (the demo's score.py, or ``script``), handed a TCP and a
+    Unix listening socket."""
+    name = "batched" if script else "plain"
+    app = work / name
+    shutil.copytree(work / "files" / "source", app)
+    if script:
+        (app / "score.py").write_text(script)
     (app / MODEL_NAME).mkdir()  # Model.get_model_path falls back to the app folder
     shutil.copy(model_dir / "model.pkl", app / MODEL_NAME / "model.pkl")
     tcp = socket.create_server(("127.0.0.1", 0))
     port = tcp.getsockname()[1]
-    path = work / "replica.http"
+    path = work / f"{name}.http"
     unix = socket.socket(socket.AF_UNIX)
     unix.bind(str(path))
     unix.listen(1024)
@@ -64,7 +101,7 @@ def start_replica(work: Path, model_dir: Path) -> tuple[subprocess.Popen[bytes],
         env=env,
         pass_fds=(tcp.fileno(), unix.fileno()),
         stdout=subprocess.DEVNULL,
-        stderr=(work / "replica.log").open("wb"),
+        stderr=(work / f"{name}.log").open("wb"),
     )
     tcp.close()
     unix.close()
@@ -72,8 +109,18 @@ def start_replica(work: Path, model_dir: Path) -> tuple[subprocess.Popen[bytes],
     return proc, port, path
 
 
-def routes(port: int, path: Path) -> dict[str, object]:
-    out: dict[str, object] = {}
+def routes(port: int, path: Path, batched: tuple[int, Path]) -> dict[str, object]:
+    out: dict[str, object] = {
+        "unix-batched": {
+            "auth": True,
+            "keyDigests": [key_digest(KEY)],
+            "replicas": [["127.0.0.1", batched[0]]],
+            "unixSockets": {str(batched[0]): str(batched[1])},
+            "replicaKey": INSIDE,
+            "maxConcurrent": 32,  # what the control plane reads from @batched
+            "maxWaitMs": 500,
+        }
+    }
     for name, (unix, pipelining) in MODES.items():
         out[name] = {
             "auth": True,
@@ -93,6 +140,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="modelport-bench-"))
     model_dir, _, _ = write_files(work / "files")
     replica, port, path = start_replica(work, model_dir)
+    grouping, batched_port, batched_path = start_replica(work, model_dir, BATCHED)
     bare_port = free_port()
     bare_args = (str(model_dir), str(bare_port))
     bare = subprocess.Popen(
@@ -101,17 +149,17 @@ def main() -> None:
     router = RouterProcess(work / "home", "127.0.0.1", 0, "t" * 40)
     loop = asyncio.new_event_loop()
     connections = [int(c) for c in args.connections.split(",")]
-    names = ["bare", *MODES]
+    names = ["bare", *MODES, "unix-batched"]
     # results[c][name] -> one wrk result per round; ratios[c][name] -> rps / bare's that round
     results: dict[int, dict[str, list[dict[str, float]]]] = {
         c: {n: [] for n in names} for c in connections
     }
     try:
         loop.run_until_complete(router.start())
-        loop.run_until_complete(router.publish(routes(port, path)))
-        wait_for_port(bare_port, "the bare app")
+        loop.run_until_complete(router.publish(routes(port, path, (batched_port, batched_path))))
+        wait_for_port(bare_port, "the bare app", timeout_s=120)
         urls = {"bare": f"http://127.0.0.1:{bare_port}/score"}
-        urls.update({n: f"{router.url}/api/v1/service/{n}/score" for n in MODES})
+        urls.update({n: f"{router.url}/api/v1/service/{n}/score" for n in names[1:]})
         auth = {"Authorization": f"Bearer {KEY}"}
         direct = wrk(f"http://127.0.0.1:{port}/score", 1, 1, headers={REPLICA_KEY: INSIDE})
         assert direct["errors"] == 0, "the replica refused its key"
@@ -124,11 +172,12 @@ def main() -> None:
     finally:
         loop.run_until_complete(router.stop())
         loop.close()
-        for proc in (replica, bare):
+        for proc in (replica, grouping, bare):
             proc.terminate()
             proc.wait(timeout=30)
-        if replica.returncode not in (0, -15):  # it failed: its log says why
-            print((work / "replica.log").read_text(errors="replace")[-3000:], file=sys.stderr)
+        for proc, name in ((replica, "plain"), (grouping, "batched")):
+            if proc.returncode not in (0, -15):  # it failed: its log says why
+                print((work / f"{name}.log").read_text(errors="replace")[-3000:], file=sys.stderr)
         shutil.rmtree(work, ignore_errors=True)
     report(args, results)
     print("\nRouter counters per route (errors above are these 503s and 504s):\n")
