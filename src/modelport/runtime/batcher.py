@@ -40,7 +40,6 @@ class Batcher:
         self.pending: list[tuple[Any, asyncio.Future[Any]]] = []
         self.running = False
         self.timer: asyncio.TimerHandle | None = None
-        self.batches = 0  # calls of run(), for tests and counters
 
     async def submit(self, item: Any) -> Any:
         """The output for ``item``; raises what failed it (an output that is an
@@ -87,14 +86,11 @@ class Batcher:
                 else:
                     future.set_result(output)
         finally:
-            self.batches += 1
             self.running = False
             self._send(due=True)  # what came meanwhile has waited long enough
-            if self.pending and self.timer is None and not self.running:
-                self.timer = asyncio.get_running_loop().call_later(self.latency_s, self._send, True)
 
 
 def _describe(value: Any) -> str:
     if isinstance(value, list | tuple):
-        return f"{len(value)}"
+        return f"{len(value)} outputs"
     return f"a value of type {type(value).__qualname__}"
