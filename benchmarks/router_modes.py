@@ -18,6 +18,7 @@ predicts each batch in one call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
 import shutil
@@ -26,10 +27,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import date
 from pathlib import Path
 
-from _common import REPLICA_KEY, ROOT, free_port, wait_for_port, wrk, wrk_arguments
+import httpx
+from _common import IRIS_ROW, ROOT, free_port, wait_for_port, wrk, wrk_arguments
 
 from modelport.cli.demo import MODEL_NAME, write_files
 from modelport.control.controller import key_digest
@@ -109,6 +112,16 @@ def start_replica(
     return proc, port, path
 
 
+def until_ok(url: str, headers: dict[str, str] | None, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.post(url, content=IRIS_ROW, headers=headers, timeout=30).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer 200 within {timeout_s:.0f} s")
+
+
 def routes(port: int, path: Path, batched: tuple[int, Path]) -> dict[str, object]:
     out: dict[str, object] = {
         "unix-batched": {
@@ -150,7 +163,7 @@ def main() -> None:
     loop = asyncio.new_event_loop()
     connections = [int(c) for c in args.connections.split(",")]
     names = ["bare", *MODES, "unix-batched"]
-    # results[c][name] -> one wrk result per round; ratios[c][name] -> rps / bare's that round
+    # results[c][name]: one wrk result per round, in the order the rounds ran
     results: dict[int, dict[str, list[dict[str, float]]]] = {
         c: {n: [] for n in names} for c in connections
     }
@@ -161,8 +174,8 @@ def main() -> None:
         urls = {"bare": f"http://127.0.0.1:{bare_port}/score"}
         urls.update({n: f"{router.url}/api/v1/service/{n}/score" for n in names[1:]})
         auth = {"Authorization": f"Bearer {KEY}"}
-        direct = wrk(f"http://127.0.0.1:{port}/score", 1, 1, headers={REPLICA_KEY: INSIDE})
-        assert direct["errors"] == 0, "the replica refused its key"
+        for name in names:  # both replicas have loaded the model (and take their key)
+            until_ok(urls[name], None if name == "bare" else auth)
         for _ in range(args.rounds):
             for c in connections:
                 for name in names:
