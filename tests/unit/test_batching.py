@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from modelport.batching import BatchSettings, settings_of
 from modelport.compute.plan import plan
 from modelport.errors import ConfigError
 from modelport.runtime.batcher import Batcher, BatchFailed, take
+from modelport.runtime.script import EntryScript, ScriptError
 from modelport.spec.inference import batch_size
 
 
@@ -116,3 +118,20 @@ def test_a_batching_replica_gets_a_whole_batch_of_slots() -> None:
     assert plan({**spec, "deploymentConfig": dc}).slots == 2
     assert plan({**spec, "deploymentConfig": dc, "batchSize": 16}).slots == 16
     assert plan({**spec, "deploymentConfig": {"computeType": "local"}, "batchSize": 4}).slots == 4
+
+
+@pytest.mark.parametrize(
+    "signature", ["run(inputs, request_headers)", "run(inputs: int)"], ids=["headers", "plain"]
+)
+def test_a_batched_run_with_request_headers_is_refused_at_load(
+    tmp_path: Path, signature: str
+) -> None:
+    script = tmp_path / "batched_score.py"
+    script.write_text(
+        f"from modelport import batched\n\n@batched(4)\ndef {signature}:\n    return inputs\n"
+    )
+    if "request_headers" in signature:
+        with pytest.raises(ScriptError, match="@batched"):
+            EntryScript(script, None)
+    else:
+        assert EntryScript(script, None).batch == BatchSettings(4)
