@@ -34,6 +34,7 @@ _EXPORTS = {
     "ModelportError": "modelport.errors",
     "ServicePrincipalAuthentication": "modelport.sdk.authentication",
     "AksServiceAccessToken": "modelport.sdk.webservice",
+    "batched": "modelport.batching",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from modelport import InferenceConfig, Model, Webservice, Workspace
 from modelport.compute.local import sandbox
+from modelport.home import runtime_dir
 from tests.conftest import ServerProcess, wait_for
 from tests.e2e.test_services import fixed, post, source
 
@@ -129,7 +131,9 @@ def _replica_port(service: Webservice) -> int:
     return int(next(r["port"] for r in replicas if r["state"] == "Ready"))
 
 
-def test_only_the_router_reaches_a_replica(ws: Workspace, model: Model, tmp_path: Path) -> None:
+def test_only_the_router_reaches_a_replica(
+    server: ServerProcess, ws: Workspace, model: Model, tmp_path: Path
+) -> None:
     service = Model.deploy(ws, "fenced", [model], source(tmp_path), fixed(1))
     service.wait_for_deployment()
     direct = f"http://127.0.0.1:{_replica_port(service)}"
@@ -141,6 +145,13 @@ def test_only_the_router_reaches_a_replica(ws: Workspace, model: Model, tmp_path
     assert httpx.post(f"{direct}/score", json={}, headers=guessed).status_code == 403
     assert httpx.get(f"{direct}/swagger.json", timeout=10).status_code == 403
     assert httpx.get(f"{direct}/", timeout=10).text == "Healthy"  # liveness stays open
+
+    # The router's own hop, a Unix socket, is the owner's alone and wants the key too.
+    (path,) = runtime_dir(server.home).glob("fenced.*.0.http")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), timeout=10) as uds:
+        assert uds.post("http://replica/score", json={"x": [1]}).status_code == 403
 
     primary, _ = service.get_keys()
     assert post(service, {"x": [2]}, primary).json()["y"] == [20]

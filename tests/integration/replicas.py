@@ -26,6 +26,7 @@ class Replica:
         timeout_ms: int = 60000,
         workers: int = 1,
         env: dict[str, str] | None = None,
+        unix: bool = False,
     ) -> None:
         (root / "azureml-models" / "lin" / "1" / "lin").mkdir(parents=True)
         (root / "azureml-models" / "lin" / "1" / "lin" / "w.json").write_text('{"scale": 3}')
@@ -40,6 +41,15 @@ class Replica:
         self.port = listener.getsockname()[1]
         self.log_path = root / "replica.log"
         self.log = self.log_path.open("wb")
+        fds = [listener.fileno()]
+        unix_env = {}
+        self.unix_path = root / "replica.http"
+        if unix:  # a Unix socket besides, as the local target hands its replicas
+            unix_listener = socket.socket(socket.AF_UNIX)
+            unix_listener.bind(str(self.unix_path))
+            unix_listener.listen(128)
+            fds.append(unix_listener.fileno())
+            unix_env["MODELPORT_UNIX_FD"] = str(unix_listener.fileno())
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -60,11 +70,13 @@ class Replica:
                 "SCORING_TIMEOUT_MS": str(timeout_ms),
                 "AZUREML_MODEL_DIR": str(root / "azureml-models" / "lin" / "1"),
                 "MODELPORT_LISTEN_FD": str(listener.fileno()),
+                **unix_env,
                 **(env or {}),
             },
-            pass_fds=(listener.fileno(),),
+            pass_fds=fds,
         )
-        listener.close()
+        for fd in fds:
+            socket.socket(fileno=fd).close()
         self.url = f"http://127.0.0.1:{self.port}"
         self.client = httpx.Client(base_url=self.url, timeout=30)
 

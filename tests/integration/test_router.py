@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -52,6 +53,11 @@ class FakeReplica:
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(lambda: HttpProtocol(self.state), "127.0.0.1", 0)
         self.port = self.server.sockets[0].getsockname()[1]
+
+    async def start_unix(self, path: Path) -> None:
+        """Listen on a Unix socket only, as a local replica serves its router."""
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_unix_server(lambda: HttpProtocol(self.state), str(path))
 
     async def handle(self, request: Request) -> Response:
         body = json.loads(request.body or b"{}")
@@ -140,6 +146,43 @@ def test_the_cap_is_never_exceeded(tmp_path: Path) -> None:
     statuses, peaks, seen = asyncio.run(go())
     assert statuses == [200] * 20
     assert peaks == [2, 2] and sum(seen) == 20
+
+
+def test_a_replica_with_a_unix_socket_is_reached_there_not_by_tcp(tmp_path: Path) -> None:
+    """The table names a TCP port nothing listens on and a Unix socket: the request can
+    only be answered through the socket."""
+
+    async def go() -> tuple[list[int], list[str]]:
+        folder = tmp_path / "run"
+        folder.mkdir(mode=0o700)
+        fake = FakeReplica()
+        await fake.start_unix(folder / "r.http")
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: a TCP connect is refused
+        port = closed.getsockname()[1]
+        proc = RouterProcess(tmp_path, "127.0.0.1", 0, TOKEN)
+        await proc.start()
+        try:
+            entry = {
+                "auth": False,
+                "keyDigests": [],
+                "replicas": [["127.0.0.1", port]],
+                "unixSockets": {str(port): str(folder / "r.http")},
+                "maxConcurrent": 1,
+            }
+            await proc.publish({"svc": entry})
+            url = f"{proc.url}/api/v1/service/svc/score"
+            async with httpx.AsyncClient(timeout=30) as client:
+                answers = [await client.post(url, json={"id": str(i)}) for i in range(3)]
+            return [r.status_code for r in answers], fake.seen
+        finally:
+            await fake.stop()
+            await proc.stop()
+            closed.close()
+
+    statuses, seen = asyncio.run(go())
+    assert statuses == [200, 200, 200]
+    assert seen == ["0", "1", "2"]
 
 
 def test_a_queued_request_gets_503_at_its_deadline_while_the_replica_is_busy(
@@ -800,3 +843,130 @@ def test_a_stuck_shadow_keeps_its_own_queue_and_copies_beyond_the_bound_are_drop
         assert len(live.seen) == 7 and stuck.peak == 1  # the shadow's cap held
 
     asyncio.run(go())
+
+
+# -- pipelining (router/pipelining.py) ---------------------------------------------------
+async def service_stats(proc: RouterProcess) -> dict[str, Any]:
+    stats = await proc.stats()
+    assert stats is not None
+    return dict(stats["services"]["svc"])
+
+
+async def warm_up(client: httpx.AsyncClient, url: str, count: int = 10) -> None:
+    """Fast answers, one at a time: the replica becomes one that may be pipelined."""
+    for i in range(count):
+        assert (await client.post(url, json={"id": f"w{i}"})).status_code == 200
+
+
+def test_pipelining_keeps_each_replica_at_its_cap(tmp_path: Path) -> None:
+    async def go() -> tuple[list[int], int, int, int]:
+        async with router(tmp_path, 1, maxConcurrent=2, maxWaitMs=10000) as (proc, fakes, url):
+            async with httpx.AsyncClient(timeout=30) as client:
+                await warm_up(client, url)
+                calls = [client.post(url, json={"id": str(i), "sleep": 0.01}) for i in range(60)]
+                answers = await asyncio.gather(*calls)
+            stats = await service_stats(proc)
+            return (
+                [r.status_code for r in answers],
+                fakes[0].peak,
+                stats["pipelined"],
+                len(fakes[0].seen),
+            )
+
+    statuses, peak, pipelined, seen = asyncio.run(go())
+    assert statuses == [200] * 60
+    assert pipelined > 0  # requests did go behind running ones...
+    assert peak == 2  # ...and the replica never executed more than its cap
+    assert seen == 70
+
+
+def test_a_slow_run_turns_pipelining_off_for_that_replica_at_once(tmp_path: Path) -> None:
+    async def held_then_queued(
+        client: httpx.AsyncClient, proc: RouterProcess, fake: FakeReplica, url: str
+    ) -> int:
+        """A held request, one more while it runs: how many went behind it."""
+        before = (await service_stats(proc))["pipelined"]
+        fake.release.clear()
+        held = asyncio.ensure_future(client.post(url, json={"id": "h", "hold": True}))
+        await until(lambda: fake.in_flight == 1)
+        behind = asyncio.ensure_future(client.post(url, json={"id": "b"}))
+        await until_queued_or_pipelined(proc, before)
+        after = (await service_stats(proc))["pipelined"]
+        fake.release.set()
+        assert [(await held).status_code, (await behind).status_code] == [200, 200]
+        return int(after - before)
+
+    async def go() -> tuple[int, int]:
+        async with router(tmp_path, 1, maxWaitMs=2000) as (proc, fakes, url):
+            async with httpx.AsyncClient(timeout=30) as client:
+                await warm_up(client, url)
+                fast = await held_then_queued(client, proc, fakes[0], url)
+                # One answer slower than a tenth of maxQueueWaitMs (0.2 s)...
+                slow = await client.post(url, json={"id": "s", "sleep": 0.3})
+                assert slow.status_code == 200
+                # ...and the next request waits in the router's queue instead.
+                return fast, await held_then_queued(client, proc, fakes[0], url)
+
+    fast, after_slow = asyncio.run(go())
+    assert fast == 1 and after_slow == 0
+
+
+async def until_queued_or_pipelined(proc: RouterProcess, pipelined_before: int) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        stats = await service_stats(proc)
+        if stats["queued"] >= 1 or stats["pipelined"] > pipelined_before:
+            return
+        assert time.monotonic() < deadline, "the second request never reached the router"
+        await asyncio.sleep(0.005)
+
+
+def test_a_504_on_a_pipelined_connection_fails_only_what_was_on_it(tmp_path: Path) -> None:
+    async def go() -> tuple[int, int, list[int], dict[str, Any]]:
+        settings = {"maxConcurrent": 2, "maxWaitMs": 20000, "scoringTimeoutMs": 2000}
+        async with router(tmp_path, 1, **settings) as (proc, fakes, url):
+            fake = fakes[0]
+            async with httpx.AsyncClient(timeout=30) as client:
+                await warm_up(client, url)
+                held = asyncio.ensure_future(client.post(url, json={"id": "x", "hold": True}))
+                await until(lambda: fake.in_flight == 1)
+                slow = asyncio.ensure_future(client.post(url, json={"id": "y", "sleep": 1.0}))
+                await until(lambda: fake.in_flight == 2)
+                # One goes behind each running request, on its connection.
+                behind = [client.post(url, json={"id": f"z{i}"}) for i in range(2)]
+                answers = await asyncio.gather(held, slow, *behind)
+            stats = await service_stats(proc)
+            codes = [r.status_code for r in answers]
+            return codes[0], codes[1], sorted(codes[2:]), stats
+
+    held, slow, behind, stats = asyncio.run(go())
+    assert held == 504 and slow == 200
+    assert behind == [200, 504]  # the one behind the timed-out request, only
+    assert stats["pipelined"] == 2 and stats["pipelineFailed"] == 1
+
+
+def test_a_pipelined_request_a_draining_replica_never_started_is_placed_again(
+    tmp_path: Path,
+) -> None:
+    async def go() -> tuple[list[int], list[str], dict[str, Any]]:
+        async with router(tmp_path, 1, maxWaitMs=10000) as (proc, fakes, url):
+            fake = fakes[0]
+            async with httpx.AsyncClient(timeout=30) as client:
+                await warm_up(client, url)
+                fake.release.clear()
+                held = asyncio.ensure_future(client.post(url, json={"id": "h", "hold": True}))
+                await until(lambda: fake.in_flight == 1)
+                behind = asyncio.ensure_future(client.post(url, json={"id": "b"}))
+                await until_queued_or_pipelined(proc, 0)
+                # Draining: it answers the running request with connection: close and
+                # drops what waited behind it on that connection, unread.
+                fake.state.closing = True
+                fake.release.set()
+                answers = [await held, await behind]
+            stats = await service_stats(proc)
+            return [r.status_code for r in answers], fake.seen[10:], stats
+
+    statuses, seen, stats = asyncio.run(go())
+    assert stats["pipelined"] == 1
+    assert statuses == [200, 200] and seen == ["h", "b"]
+    assert stats["pipelineFailed"] == 0

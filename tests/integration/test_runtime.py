@@ -213,3 +213,67 @@ def test_sigterm_lets_the_request_in_progress_finish(tmp_path: Path) -> None:
         call.join(timeout=30)
         assert result["r"].status_code == 200 and result["r"].json() == "rested"
         assert replica.proc.wait(timeout=30) == 0
+
+
+def test_a_replica_handed_a_unix_socket_serves_there_and_still_wants_its_key(
+    tmp_path: Path,
+) -> None:
+    key = "k" * 32
+    env = {"MODELPORT_REPLICA_KEY": key}
+    with running(tmp_path, PLAIN, env=env, unix=True) as replica:
+        transport = httpx.HTTPTransport(uds=str(replica.unix_path))
+        with httpx.Client(transport=transport, base_url="http://replica", timeout=30) as client:
+            refused = client.post("/score", json={"x": [1]})
+            admitted = client.post(
+                "/score", json={"x": [1]}, headers={"x-modelport-replica-key": key}
+            )
+        by_tcp = replica.client.post(
+            "/score", json={"x": [2]}, headers={"x-modelport-replica-key": key}
+        )
+    assert refused.status_code == 403
+    assert admitted.status_code == 200 and admitted.json()["y"] == [3]
+    assert by_tcp.status_code == 200 and by_tcp.json()["y"] == [6]
+
+
+BATCHED = """
+    import json
+    from modelport import batched
+
+    def init():
+        pass
+
+    @batched(max_batch_size=4, max_latency_ms=1000)
+    def run(inputs):
+        bodies = [json.loads(i) for i in inputs]
+        return [
+            ValueError("bad input") if b.get("fail") else {"x": b["x"], "batch": len(inputs)}
+            for b in bodies
+        ]
+"""
+
+
+def test_a_batched_run_gets_concurrent_requests_together_and_fails_one_input_alone(
+    tmp_path: Path,
+) -> None:
+    with running(tmp_path, BATCHED) as replica:
+        barrier = threading.Barrier(4)
+        answers: dict[int, httpx.Response] = {}
+
+        def call(i: int) -> None:
+            with httpx.Client(base_url=replica.url, timeout=30) as client:
+                barrier.wait()
+                answers[i] = client.post("/score", json={"x": i, "fail": i == 2})
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        lone = replica.client.post("/score", json={"x": 9})
+    assert answers[2].status_code == 500
+    assert answers[2].headers["x-ms-run-function-failed"] == "True"
+    good = [answers[i].json() for i in (0, 1, 3)]
+    assert [g["x"] for g in good] == [0, 1, 3]
+    # Four at once, within the latency bound: one call of run() for all of them.
+    assert all(g["batch"] == 4 for g in good)
+    assert lone.status_code == 200 and lone.json() == {"x": 9, "batch": 1}

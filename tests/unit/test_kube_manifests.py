@@ -123,6 +123,7 @@ def test_service_config_map_passes_and_holds_the_route_policy() -> None:
         "maxConcurrent": 2,
         "maxWaitMs": 500,
         "maxQueue": 100,
+        "pipelining": True,
         "scoringTimeoutMs": 3000,
         "generation": 4,
     }

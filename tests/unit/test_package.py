@@ -24,6 +24,7 @@ BASE = {
     "tracing",
     "oippath",
     "metrics",
+    "batching",
     "__init__",
 }
 ALLOWED = {
@@ -90,6 +91,7 @@ def test_public_names_are_pinned() -> None:
             "Webservice",
             "Workspace",
             "__version__",
+            "batched",
         ]
     )
     for name in modelport.__all__:

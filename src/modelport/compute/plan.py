@@ -42,6 +42,13 @@ class DeploymentPlan:
     token_auth: bool = False  # tokens (JWT) instead of keys; ``auth`` is then true too
     capture: CaptureSettings | None = None  # bodies the router writes (router/capture.py)
     tracing: bool = False  # enable_app_insights: OpenTelemetry spans (modelport/tracing.py)
+    pipelining: bool = True  # the router may send a fast replica its next request early
+    batch_size: int = 0  # run() is @batched(max_batch_size=...): 0 when it is not
+
+    @property
+    def slots(self) -> int:
+        """Requests the router lets one replica hold: a batching one, a whole batch."""
+        return max(self.max_concurrent, self.batch_size)
 
 
 @dataclass(frozen=True)
@@ -74,9 +81,18 @@ def environment(spec: dict[str, Any]) -> EnvironmentSpec | None:
 def plan(spec: dict[str, Any]) -> DeploymentPlan:
     given = deployment_config(spec)
     config = given.resolved()
+    batch = int(spec.get("batchSize") or 0)
     if isinstance(config, LocalWebserviceDeploymentConfiguration):
         return DeploymentPlan(
-            1, False, 60000, 1, ProbeSettings(), config.port, "Local", max_queue=queue_bound(1, 1)
+            1,
+            False,
+            60000,
+            1,
+            ProbeSettings(),
+            config.port,
+            "Local",
+            max_queue=queue_bound(1, 1),
+            batch_size=batch,
         )
     if isinstance(config, AciServiceDeploymentConfiguration):
         # One container instance in v1: one replica here, probed and timed as AKS's defaults.
@@ -89,6 +105,7 @@ def plan(spec: dict[str, Any]) -> DeploymentPlan:
             fixed_port=None,
             compute_type="ACI",
             max_queue=queue_bound(1, 1),
+            batch_size=batch,
             resources=_resources(given),
             collect_model_data=bool(config.collect_model_data),
             tracing=bool(config.enable_app_insights),
@@ -124,6 +141,8 @@ def plan(spec: dict[str, Any]) -> DeploymentPlan:
         compute_type="AKS",
         max_wait_ms=config.max_request_wait_time or 500,
         max_queue=queue_bound(top, cap),
+        pipelining=config.pipelining_enabled is not False,
+        batch_size=batch,
         autoscale=autoscale,
         resources=_resources(given),
         collect_model_data=bool(config.collect_model_data),

@@ -66,6 +66,8 @@ COUNTED = (
     "latencySum",
     "queueFull",
     "queueTimeouts",
+    "pipelined",
+    "pipelineFailed",
     "queueWaitCounts",
     "queueWaitSum",
     "forwarded",

@@ -56,6 +56,7 @@ class ReplicaStatus:
     limits: str | None = None
     exit_file: str | None = None  # where the router reads why a replica died
     stats_port: int | None = None  # its counters at ``GET /stats`` (runtime/counters.py)
+    unix_socket: str | None = None  # same-machine routers connect here rather than by TCP
 
     @property
     def ready(self) -> bool:

@@ -29,7 +29,7 @@ from modelport.spec import support
 from modelport.spec.compute import LOCAL
 from modelport.spec.deployment import ENDPOINT, AksServiceDeploymentConfiguration
 from modelport.spec.endpoint import split_name
-from modelport.spec.inference import check_entry_script_source, convert_legacy
+from modelport.spec.inference import batch_size, check_entry_script_source, convert_legacy
 from modelport.spec.model import ModelFile
 from modelport.spec.names import check_service_name, parse_model_id
 from modelport.store.services import ServiceRecord, new_key
@@ -97,7 +97,9 @@ def _checked_spec(ws: ServerWorkspace, name: str, spec: dict[str, Any]) -> dict[
         _check_cluster_config(spec["computeTarget"], spec)
     _, files = ws.snapshots.get(spec["snapshot"])
     script = inference.entry_script
-    check_entry_script_source(_source_text(ws, files, script, "entry script"), script)
+    source = _source_text(ws, files, script, "entry script")
+    check_entry_script_source(source, script)
+    spec["batchSize"] = batch_size(source, script)  # the router's slots per replica
     if inference.is_legacy:  # as v1's Model.deploy: the conda file becomes <service>-env
         inference = convert_legacy(
             inference,
@@ -310,7 +312,7 @@ def update_service(name: str, body: Update, request: Request) -> dict[str, Any]:
             ws.services.set_key(name, which, value)
     # Only what this call changes: the store merges it under the row's lock, so two
     # updates of different settings at once both count.
-    changed = {k: spec[k] for k in (*changes, *metadata) if k in spec}
+    changed = {k: spec[k] for k in (*changes, *metadata, "batchSize") if k in spec}
     record = ws.services.update_spec(name, changed)
     plane.notify(name)
     return view(record, plane)

@@ -35,7 +35,13 @@ from modelport.router.table import (
     WaitTimeout,
     release,
 )
-from modelport.router.upstream import ConnectFailed, Pool, UpstreamClosed, UpstreamResponse
+from modelport.router.upstream import (
+    ConnectFailed,
+    PipelineBroken,
+    Pool,
+    UpstreamClosed,
+    UpstreamResponse,
+)
 
 log = logging.getLogger("modelport.router")
 
@@ -103,8 +109,9 @@ class Proxy:
                 route.fail_waiters(LookupError(name))
         for route in table.routes.values():
             self._dispatch(route)  # new replicas take queued requests at once
-        keep = {(b.host, b.port) for r in table.routes.values() for b in r.backends}
-        self.pool.forget(keep)
+        backends = [b for r in table.routes.values() for b in r.backends]
+        self.pool.forget({(b.host, b.port) for b in backends})
+        self.pool.paths = {(b.host, b.port): b.unix for b in backends if b.unix}
         if self.requests is not None:
             self.requests.versions = {
                 r: (e.name, v) for e in table.endpoints.values() for v, r in e.routes.items()
@@ -322,6 +329,24 @@ class Proxy:
         if refused is not None:
             return refused
         data = _encode_request(request, target, route.replica_header)
+        try:
+            return await self._placed(route, request, data, started, entry, last=False)
+        except _Unstarted:
+            # Pipelined on a connection the replica closed before starting it (it was
+            # draining): never run, so it goes through the queue once more.
+            route = self.table.routes.get(route.name, route)
+            return await self._placed(route, request, data, started, entry, last=True)
+
+    async def _placed(
+        self,
+        route: Route,
+        request: Request,
+        data: bytes,
+        started: float,
+        entry: Entry | None,
+        last: bool,
+    ) -> Response:
+        """A slot (now or from the queue), then the exchange on it."""
         backend = route.try_acquire()
         begun: Future[UpstreamResponse] | None = None  # an exchange dispatch already started
         slot: Slot | None = None
@@ -354,7 +379,7 @@ class Proxy:
             entry.waited_s, entry.replica = waited, (backend.host, backend.port)
         # If our client leaves now, the exchange still runs to the replica's answer
         # and frees the slot then: the replica never has more than its cap at once.
-        return await self._exchange(route.name, backend, request, data, begun, slot)
+        return await self._exchange(route.name, backend, request, data, begun, slot, last)
 
     async def _wait(self, route: Route, request: Request, data: bytes) -> Waiter:
         waiter = route.enqueue(asyncio.get_running_loop())
@@ -368,6 +393,8 @@ class Proxy:
                 self.table.routes.get(route.name, route).abandon(waiter)
 
         request.on_disconnect = leave
+        if route.pipeline_limit_s:  # a fast replica may take it behind a running one now
+            self._dispatch(route)
         try:
             await waiter.future
         finally:
@@ -381,16 +408,30 @@ class Proxy:
         next request goes out on the connection that just became idle, before any
         task runs, so a one-at-a-time replica is not left waiting for the router.
         """
-        name = route.name
+        if not route.lane.waiters:
+            return
+        name, pool, stats = route.name, self.pool, route.lane.stats
+        # A connection whose request began before this is slow already: none behind it.
+        after = time.monotonic() - route.pipeline_limit_s
+
+        def pipe(backend: Backend) -> bool:
+            return pool.pipelinable(backend.host, backend.port, after) is not None
 
         def start(backend: Backend, waiter: Waiter) -> None:
-            waiter.slot = Slot(self, name, backend)
-            if waiter.data is not None:
-                waiter.upstream = self.pool.start_now(
-                    backend.host, backend.port, waiter.data, waiter.slot.release
+            slot = waiter.slot = Slot(self, name, backend)
+            if waiter.data is None:
+                return
+            if backend.in_flight > backend.cap:  # behind a running one, on its connection
+                conn = pool.pipelinable(backend.host, backend.port, after)
+                assert conn is not None  # pipe() said so, and nothing ran since
+                waiter.upstream = conn.begin(waiter.data, slot.answered)
+                stats.pipelined += 1
+            else:
+                waiter.upstream = pool.start_now(
+                    backend.host, backend.port, waiter.data, slot.answered
                 )
 
-        route.dispatch(start)
+        route.dispatch(start, pipe)
 
     async def _exchange(
         self,
@@ -400,7 +441,10 @@ class Proxy:
         data: bytes,
         begun: Future[UpstreamResponse] | None = None,
         slot: Slot | None = None,
+        last: bool = True,
     ) -> Response:
+        """``last``: else a pipelined request the replica never started raises
+        :class:`_Unstarted`, to be placed again."""
         route = self.table.routes.get(name)
         timeout_s = route.timeout_s if route is not None else 60.0
         slot = slot or Slot(self, name, backend)
@@ -412,6 +456,10 @@ class Proxy:
             return error(504, "timeout", f"the replica did not answer within {timeout_s:g} s")
         except ConnectFailed:
             return error(502, "bad_gateway", "no replica of the service could be reached")
+        except PipelineBroken as exc:
+            if not exc.timed_out and not last:
+                raise _Unstarted from exc
+            return self._unstarted(name, exc)
         except UpstreamClosed:
             failed = slot.backend
         else:
@@ -428,7 +476,7 @@ class Proxy:
             return await begun
         backend = slot.backend
         try:
-            future = await self.pool.start(backend.host, backend.port, data, slot.release)
+            future = await self.pool.start(backend.host, backend.port, data, slot.answered)
         except ConnectFailed:
             slot.release()
             route = self.table.routes.get(slot.name)
@@ -443,8 +491,24 @@ class Proxy:
                 retry.port,
             )
             slot.rebind(retry)
-            future = await self.pool.start(retry.host, retry.port, data, slot.release)
+            future = await self.pool.start(retry.host, retry.port, data, slot.answered)
         return await future
+
+    def _unstarted(self, name: str, exc: PipelineBroken) -> Response:
+        """A request pipelined behind one whose connection ended: the replica never
+        started it.  Counted; 504 when the one ahead timed out, else 503 (retry)."""
+        route = self.table.routes.get(name)
+        if route is not None:
+            route.lane.stats.pipeline_failed += 1
+        if exc.timed_out:
+            return error(504, "timeout", f"the replica did not answer: {exc}")
+        return error(503, "replica_closed", f"not served: {exc}", RETRY_AFTER)
+
+    def _answered(self, name: str, backend: Backend, service_s: float) -> None:
+        route = self.table.routes.get(name)
+        if route is not None:
+            backend.answered(service_s, route.pipeline_limit_s)
+        self._release(name, backend)
 
     def _release(self, name: str, backend: Backend) -> None:
         route = self.table.routes.get(name)
@@ -481,6 +545,10 @@ class Proxy:
         return _response(upstream)
 
 
+class _Unstarted(Exception):
+    """A pipelined request its replica never started: it may be placed again."""
+
+
 class Slot:
     """One replica slot held by one request; released exactly once, by whoever ends it."""
 
@@ -496,6 +564,12 @@ class Slot:
         if self.held:
             self.held = False
             self.proxy._release(self.name, self.backend)
+
+    def answered(self, service_s: float) -> None:
+        """The replica answered: its service time counts before the slot frees."""
+        if self.held:
+            self.held = False
+            self.proxy._answered(self.name, self.backend, service_s)
 
     def rebind(self, backend: Backend) -> None:
         """Now holding a slot of another replica (taken by try_acquire)."""

@@ -41,6 +41,9 @@ class LaneStats:
     queue_full: int = 0
     queue_timeouts: int = 0
     forwarded: int = 0  # requests handed to the worker that holds the slots
+    pipelined: int = 0  # requests sent behind a running one (router/pipelining.py)
+    # Requests pipelined behind another that failed with that connection, unstarted.
+    pipeline_failed: int = 0
     # Requests and responses captured (router/capture.py): handed to the writer, or
     # dropped because its buffer was full.
     capture: dict[str, int] = field(default_factory=lambda: {"taken": 0, "dropped": 0})
@@ -65,8 +68,9 @@ def snapshot(table: RouteTable) -> dict[str, Any]:
             "ready": len(route.backends),
             "busy": len(busy),
             "busySecondsTotal": stats.busy_seconds + ongoing,
-            "queued": len(route.lane.waiters),
-            "inFlight": sum(b.in_flight for b in route.backends),
+            # Requests pipelined behind running ones wait as the queue's do.
+            "queued": len(route.lane.waiters) + sum(b.in_flight - b.executing for b in busy),
+            "inFlight": sum(b.executing for b in busy),
             "backend": route.backend,
             "requests": dict(stats.requests),
             "latencyCounts": list(stats.latency.counts),
@@ -76,6 +80,8 @@ def snapshot(table: RouteTable) -> dict[str, Any]:
             "queueWaitCounts": list(stats.queue_wait.counts),
             "queueWaitSum": stats.queue_wait.total,
             "forwarded": stats.forwarded,
+            "pipelined": stats.pipelined,
+            "pipelineFailed": stats.pipeline_failed,
             "captureRows": dict(stats.capture),
         }
     endpoints = {

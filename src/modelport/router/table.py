@@ -6,6 +6,10 @@ finds no free slot waits in its service's FIFO (its :class:`Lane`) until a slot
 frees, its deadline passes, or its client goes away.  Slot decisions are plain
 synchronous code; the proxy does the I/O around them.  A lane outlives route
 table updates, so waiters and counters survive a scale-up or a key change.
+
+While requests queue, a fast replica may be handed up to ``cap`` more, sent behind
+the ones it executes (``pipelining.py``): ``in_flight`` counts both, and what is
+over ``cap`` still counts as queued for the autoscaler.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelport.router import pipelining
 from modelport.router.auth import TokenKeys, Verifier, key_refusal
 from modelport.router.capture import Capture
 from modelport.router.endpoint import Endpoint, build_endpoints
@@ -48,6 +53,19 @@ class Backend:
     in_flight: int = 0
     busy_since: float = 0.0
     exit_file: str | None = None  # where the replica's supervisor records why it exited
+    unix: str | None = None  # its Unix socket, on this machine: one cheaper hop than TCP
+    # Its last service times and whether they allow pipelining (``pipelining.py``).
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=pipelining.WINDOW))
+    fast: bool = False
+
+    def answered(self, service_s: float, limit_s: float) -> None:
+        """One answer's service time: a slow one ends pipelining here at once."""
+        self.recent.append(service_s)
+        self.fast = pipelining.allows(self.recent, limit_s)
+
+    @property
+    def executing(self) -> int:
+        return min(self.in_flight, self.cap)
 
 
 @dataclass(eq=False)
@@ -89,6 +107,7 @@ class Route:
     capture: Capture | None = None  # bodies written for model data (router/capture.py)
     tracing: bool = False  # a span per request (enable_app_insights; ``tracing.py``)
     replica_header: bytes = b""  # the replica key's header line, made once per table
+    pipeline_limit_s: float = 0.0  # replicas answering under this may be pipelined; 0: never
 
     def auth_refusal(self, header: bytes | None) -> str | None:
         """Why ``header`` does not admit to this route (see ``router/auth.py``), or None."""
@@ -102,15 +121,24 @@ class Route:
     def authorised(self, header: bytes | None) -> bool:
         return self.auth_refusal(header) is None
 
-    def pick(self, exclude: Backend | None = None) -> Backend | None:
-        """The replica with a free slot and the fewest requests in flight; ties take turns."""
+    def pick(
+        self, exclude: Backend | None = None, pipe: Callable[[Backend], bool] | None = None
+    ) -> Backend | None:
+        """The replica with a free slot and the fewest requests in flight; ties take turns.
+
+        With ``pipe`` (requests are queued), a fast replica at its cap may take one
+        more per slot where ``pipe`` says a connection can carry it."""
         backends = self.backends
         count = len(backends)
         best: Backend | None = None
         start = self.turn
         for i in range(count):
             b = backends[(start + i) % count]
-            if b is exclude or b.in_flight >= b.cap:
+            if b is exclude:
+                continue
+            if b.in_flight >= b.cap and (
+                pipe is None or not b.fast or b.in_flight >= 2 * b.cap or not pipe(b)
+            ):
                 continue
             if best is None or b.in_flight < best.in_flight:
                 best = b
@@ -161,11 +189,17 @@ class Route:
         else:
             waiter.future.cancel()
 
-    def dispatch(self, start: Callable[[Backend, Waiter], None] | None = None) -> None:
-        """Hand free slots to the longest-waiting requests; ``start`` may begin each at once."""
+    def dispatch(
+        self,
+        start: Callable[[Backend, Waiter], None] | None = None,
+        pipe: Callable[[Backend], bool] | None = None,
+    ) -> None:
+        """Hand free slots to the longest-waiting requests; ``start`` may begin each at once.
+
+        ``pipe`` (see ``pick``) lets fast replicas take requests behind running ones."""
         waiters = self.lane.waiters
         while waiters:
-            backend = self.pick()
+            backend = self.pick(pipe=pipe if self.pipeline_limit_s else None)
             if backend is None:
                 return
             waiter = waiters.popleft()
@@ -234,12 +268,14 @@ def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
     for name, svc in doc.get("services", {}).items():
         cap = int(svc.get("maxConcurrent", 1))
         exit_files = svc.get("exitFiles", {})
+        unix_sockets = svc.get("unixSockets", {})
         backends = []
         for host, port, *share in svc["replicas"]:
             # With several workers, each gets its share of a replica's slots.
             backend = known.get((host, int(port))) or Backend(host, int(port))
             backend.cap = int(share[0]) if share else cap
             backend.exit_file = exit_files.get(str(port))
+            backend.unix = unix_sockets.get(str(port))
             backends.append(backend)
         old = previous.routes.get(name)
         routes[name] = Route(
@@ -262,6 +298,9 @@ def build_table(doc: dict[str, Any], previous: RouteTable) -> RouteTable:
             capture=Capture.from_entry(svc["capture"]) if "capture" in svc else None,
             tracing=bool(svc.get("tracing", False)),
             replica_header=replica_header(svc.get("replicaKey")),
+            pipeline_limit_s=pipelining.limit_s(
+                float(svc.get("maxWaitMs", 500)) / 1000, bool(svc.get("pipelining", True))
+            ),
         )
     return RouteTable(
         int(doc.get("revision", 0)),

@@ -3,12 +3,20 @@
 A request's completion can run a callback synchronously, inside the parser's
 callback: the router uses it to free the replica's slot and start the next queued
 request on the same connection at once, so a one-at-a-time replica does not idle
-while the router's tasks take turns.
+while the router's tasks take turns.  The callback gets the request's service time
+(from when the replica could start on it to its answer).
+
+A connection may carry a second request behind the one the replica executes
+(HTTP/1.1 pipelining, see ``pipelining.py``): answers come back in order, and a
+connection given up (a timeout) fails what was queued behind on it with
+:class:`PipelineBroken`, never a request on another connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
@@ -26,6 +34,18 @@ class UpstreamClosed(Exception):
     """The replica closed the connection before a whole response arrived."""
 
 
+class PipelineBroken(UpstreamClosed):
+    """The connection ended while the request was queued behind another on it: the
+    replica never started it.  ``timed_out``: the one ahead of it was given up."""
+
+    def __init__(self, text: str, timed_out: bool) -> None:
+        super().__init__(text)
+        self.timed_out = timed_out
+
+
+Done = Callable[[float], None]  # called with the service time, in seconds
+
+
 @dataclass
 class UpstreamResponse:
     status: int
@@ -40,27 +60,42 @@ class UpstreamConnection(asyncio.Protocol):
         self.address = address
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.waiter: asyncio.Future[UpstreamResponse] | None = None
-        self.on_complete: Callable[[], None] | None = None
+        # Requests written and not yet answered, oldest first: (future, callback).
+        self.pending: deque[tuple[asyncio.Future[UpstreamResponse], Done | None]] = deque()
+        self.since = 0.0  # when the replica could start on the oldest pending request
         self.response: UpstreamResponse | None = None
         self.body: list[bytes] = []
         self.closed = False
+        self.given_up = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.on_complete = None
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(UpstreamClosed("the replica closed the connection"))
+        self.pool.settled(self)
+        first = True
+        while self.pending:
+            waiter, _ = self.pending.popleft()
+            if not waiter.done():
+                if first:
+                    waiter.set_exception(UpstreamClosed("the replica closed the connection"))
+                elif self.given_up:
+                    text = "queued behind a request that timed out"
+                    waiter.set_exception(PipelineBroken(text, timed_out=True))
+                else:
+                    text = "the replica closed the connection before starting it"
+                    waiter.set_exception(PipelineBroken(text, timed_out=False))
+            first = False
 
     def data_received(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            if self.waiter is not None and not self.waiter.done():
-                self.waiter.set_exception(UpstreamClosed(f"bad response from the replica: {exc}"))
+            while self.pending:
+                waiter, _ = self.pending.popleft()
+                if not waiter.done():
+                    waiter.set_exception(UpstreamClosed(f"bad response from the replica: {exc}"))
             self.close()
 
     def on_message_begin(self) -> None:
@@ -79,51 +114,87 @@ class UpstreamConnection(asyncio.Protocol):
         self.body.append(body)
 
     def on_message_complete(self) -> None:
-        response, waiter, done = self.response, self.waiter, self.on_complete
-        self.waiter = self.on_complete = None
-        if response is None or waiter is None or waiter.done():
+        response = self.response
+        if response is None or not self.pending:
             return
+        waiter, done = self.pending.popleft()
+        now = time.monotonic()
+        service_s, self.since = now - self.since, now  # the next one starts now
         response.body = b"".join(self.body)
         response.keep_alive = self.parser.should_keep_alive()
-        if response.keep_alive and not self.closed:
-            self.pool.put(self)  # idle before the callback, so it can be reused at once
-        else:
+        if not response.keep_alive or self.closed:
+            # The replica said it reads nothing more here: what waits behind never ran.
+            while self.pending:
+                behind, _ = self.pending.popleft()
+                if not behind.done():
+                    text = "the replica closed the connection before starting it"
+                    behind.set_exception(PipelineBroken(text, timed_out=False))
             self.close()
+        elif not self.pending:
+            self.pool.put(self)  # idle before the callback, so it can be reused at once
+        if waiter.done():  # given up: the connection is closing
+            return
         waiter.set_result(response)
         if done is not None:
-            done()
+            done(service_s)
 
-    def begin(
-        self, data: bytes, on_complete: Callable[[], None] | None
-    ) -> asyncio.Future[UpstreamResponse]:
+    def begin(self, data: bytes, on_complete: Done | None) -> asyncio.Future[UpstreamResponse]:
         """Write one request; the future resolves with its response."""
         assert self.transport is not None
         waiter: asyncio.Future[UpstreamResponse] = asyncio.get_running_loop().create_future()
         waiter.add_done_callback(self._given_up)
-        self.waiter = waiter
-        self.on_complete = on_complete
+        if not self.pending:
+            self.since = time.monotonic()
+            self.pool.busy(self)
+        self.pending.append((waiter, on_complete))
         self.transport.write(data)
         return waiter
 
     def _given_up(self, waiter: asyncio.Future[UpstreamResponse]) -> None:
         """Cancelled (a timeout): a late answer must never reach the next request."""
-        if waiter.cancelled():
+        if waiter.cancelled() and not self.closed:
+            self.given_up = True
             self.close()
 
     def close(self) -> None:
         self.closed = True
-        self.on_complete = None
         if self.transport is not None:
             self.transport.close()
 
 
 class Pool:
-    """Idle connections per replica address; a connection serves one request at a time."""
+    """Idle connections per replica address; a connection serves one request at a time.
+
+    A replica is known by its TCP address; where the route table also names a Unix
+    socket for it (a replica on this machine), new connections go there instead.
+    """
 
     def __init__(self) -> None:
         self.idle: dict[tuple[str, int], list[UpstreamConnection]] = {}
+        self.paths: dict[tuple[str, int], str] = {}
+        # Connections with requests outstanding, per address: where a request may be
+        # pipelined.  As many as the replica's slots, so a scan is short.
+        self.active: dict[tuple[str, int], set[UpstreamConnection]] = {}
+
+    def busy(self, conn: UpstreamConnection) -> None:
+        self.active.setdefault(conn.address, set()).add(conn)
+
+    def settled(self, conn: UpstreamConnection) -> None:
+        """No longer busy: answered everything, or closed."""
+        active = self.active.get(conn.address)
+        if active is not None:
+            active.discard(conn)
+
+    def pipelinable(self, host: str, port: int, started_after: float) -> UpstreamConnection | None:
+        """A connection whose one request began after ``started_after`` (so it is not
+        slow already) and has none queued behind it."""
+        for conn in self.active.get((host, port), ()):
+            if len(conn.pending) == 1 and conn.since > started_after and not conn.closed:
+                return conn
+        return None
 
     def put(self, conn: UpstreamConnection) -> None:
+        self.settled(conn)
         idle = self.idle.setdefault(conn.address, [])
         if len(idle) < MAX_IDLE:
             idle.append(conn)
@@ -131,7 +202,7 @@ class Pool:
             conn.close()
 
     def start_now(
-        self, host: str, port: int, data: bytes, on_complete: Callable[[], None] | None
+        self, host: str, port: int, data: bytes, on_complete: Done | None
     ) -> asyncio.Future[UpstreamResponse] | None:
         """Begin on an idle connection if there is one (no await: usable in callbacks)."""
         idle = self.idle.get((host, port))
@@ -142,17 +213,23 @@ class Pool:
         return None
 
     async def start(
-        self, host: str, port: int, data: bytes, on_complete: Callable[[], None] | None
+        self, host: str, port: int, data: bytes, on_complete: Done | None
     ) -> asyncio.Future[UpstreamResponse]:
         started = self.start_now(host, port, data, on_complete)
         if started is not None:
             return started
         loop = asyncio.get_running_loop()
         address = (host, port)
+        path = self.paths.get(address)
         try:
-            _, conn = await loop.create_connection(
-                lambda: UpstreamConnection(self, address), host, port
-            )
+            if path is not None:
+                _, conn = await loop.create_unix_connection(
+                    lambda: UpstreamConnection(self, address), path
+                )
+            else:
+                _, conn = await loop.create_connection(
+                    lambda: UpstreamConnection(self, address), host, port
+                )
         except OSError as exc:
             raise ConnectFailed(str(exc)) from exc
         return conn.begin(data, on_complete)
@@ -168,3 +245,6 @@ class Pool:
             if address not in keep:
                 for conn in self.idle.pop(address):
                     conn.close()
+        for address in list(self.active):
+            if address not in keep:
+                del self.active[address]  # their requests end as they would have

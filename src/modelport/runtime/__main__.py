@@ -4,8 +4,9 @@ Settings come from the environment, as for the v1 scoring server:
 ``AML_APP_ROOT``, ``AZUREML_ENTRY_SCRIPT`` (relative to the app root),
 ``AZUREML_SOURCE_DIRECTORY``, ``AZUREML_MODEL_DIR``, ``SCORING_TIMEOUT_MS``,
 ``SERVICE_NAME``; plus ``MODELPORT_LISTEN_FD`` (a listening socket handed over by
-the compute target) or ``--port``, ``MODELPORT_HEALTH_FD`` or ``MODELPORT_HEALTH_PORT``
-(the probes' socket) and ``MODELPORT_WORKERS`` (concurrent run calls).
+the compute target) or ``--port``, ``MODELPORT_UNIX_FD`` (a listening Unix socket
+besides, where the router on the same machine connects), ``MODELPORT_HEALTH_FD`` or
+``MODELPORT_HEALTH_PORT`` (the probes' socket) and ``MODELPORT_WORKERS`` (concurrent run calls).
 Exit code 3: the entry script could not be loaded or its ``init()`` failed.
 """
 
@@ -154,6 +155,11 @@ async def _serve(dataplane: object, settings: argparse.Namespace) -> None:
     )
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: HttpProtocol(state), sock=_listening_socket(settings))
+    servers = [server]
+    unix_fd = os.environ.get("MODELPORT_UNIX_FD")
+    if unix_fd:  # bound by the control plane: the sandbox need not let us bind a path
+        unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=int(unix_fd))
+        servers.append(await loop.create_unix_server(lambda: HttpProtocol(state), sock=unix))
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -166,7 +172,8 @@ async def _serve(dataplane: object, settings: argparse.Namespace) -> None:
     log.info("serving on %s", server.sockets[0].getsockname())
     await stop.wait()
     log.info("draining: finishing requests in progress, then exiting")
-    server.close()
+    for each in servers:
+        each.close()
     state.begin_shutdown()
     if not await state.wait_idle(settings.drain_s):
         log.warning("requests still running after %.0f s; exiting anyway", settings.drain_s)

@@ -22,6 +22,7 @@ from modelport import tracing
 from modelport.httpserver import Request, Response
 from modelport.runtime import gate
 from modelport.runtime.api import Headers
+from modelport.runtime.batcher import Batcher
 from modelport.runtime.counters import COUNTERS
 from modelport.runtime.inputs import (
     BadInput,
@@ -77,6 +78,8 @@ class Dataplane:
         self.server = server
         self.wsgi: Any = None
         self.oip: OipRoutes | None = None  # made at the first /v2 request
+        # @batched: concurrent requests share run() calls (runtime/batcher.py)
+        self.batcher = Batcher(script.batch, self._run_batch) if script.batch else None
         # enable_app_insights: spans for each request and run() (None: no tracing here)
         self.tracer = tracing.tracer(service) if os.environ.get(tracing.SWITCH) == "1" else None
         if script.mode == RAW:  # werkzeug is loaded for @rawhttp scripts only
@@ -134,7 +137,9 @@ class Dataplane:
             log.info("%s %s answered %d: %s", request.method, request.path, exc.status, exc.text)
             return message(exc.status, exc.text)
         try:
-            if tracer is not None:
+            if self.batcher is not None:
+                result = await self.batcher.submit(kwargs[self.script.input_param])
+            elif tracer is not None:
                 with tracer.start_as_current_span("run()"):
                     result = await self._run(kwargs)
             elif isinstance(self.invoker, InlineInvoker):
@@ -187,8 +192,17 @@ class Dataplane:
 
     def _oip_routes(self) -> OipRoutes:
         if self.oip is None:
-            self.oip = OipRoutes(self.script, self._run)
+            self.oip = OipRoutes(self.script, self._run_one)
         return self.oip
+
+    async def _run_one(self, kwargs: dict[str, Any]) -> Any:
+        """One input: alone for a plain run(), in a batch for a @batched one."""
+        if self.batcher is not None:
+            return await self.batcher.submit(kwargs[self.script.input_param])
+        return await self._run(kwargs)
+
+    async def _run_batch(self, inputs: list[Any]) -> Any:
+        return await self._run({self.script.input_param: inputs})
 
     async def _run(self, kwargs: dict[str, Any]) -> Any:
         if isinstance(self.invoker, InlineInvoker):

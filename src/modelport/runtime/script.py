@@ -20,6 +20,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from modelport.batching import settings_of
+
 PLAIN, SCHEMA, RAW = "plain", "schema", "raw"
 
 
@@ -66,6 +68,12 @@ class EntryScript:
         if not inputs:  # as v1, refused at load rather than at each request
             raise ScriptError("run() needs to accept an argument for input data.")
         self.input_param = inputs[0]  # what an undecorated or @rawhttp run() is given
+        self.batch = settings_of(run)  # @batched: run() takes a list of inputs
+        if self.batch is not None and (self.mode != PLAIN or self.wants_headers):
+            raise ScriptError(
+                "a @batched run() takes a list of request bodies: it cannot be "
+                "@rawhttp, schema-decorated or take request_headers"
+            )
 
     def call_init(self) -> None:
         if callable(self.init):

@@ -121,6 +121,7 @@ class AksEndpoint(AksWebservice):
         capture_sample_rate: float | None = None,
         capture_max_bytes: int | None = None,
         capture_redact: builtins.list[str] | None = None,
+        pipelining_enabled: bool | None = None,
     ) -> AksEndpointDeploymentConfiguration:
         return AksEndpointDeploymentConfiguration.create(_given(locals()))
 

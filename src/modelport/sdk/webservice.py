@@ -455,6 +455,7 @@ class AksWebservice(Webservice):
         capture_sample_rate: float | None = None,
         capture_max_bytes: int | None = None,
         capture_redact: builtins.list[str] | None = None,
+        pipelining_enabled: bool | None = None,
     ) -> AksServiceDeploymentConfiguration:
         return AksServiceDeploymentConfiguration.create(_given(locals()))
 

@@ -69,6 +69,8 @@ FIELDS: tuple[FieldDef, ...] = (
     FieldDef("scoring_timeout_ms", ("scoringTimeoutMs",), 60000, _K),
     FieldDef("replica_max_concurrent_requests", ("maxConcurrentRequestsPerContainer",), 1, _K),
     FieldDef("max_request_wait_time", ("maxQueueWaitMs",), 500, _K),
+    # modelport's own: a fast replica may get its next request while one runs
+    FieldDef("pipelining_enabled", ("pipeliningEnabled",), True, _K),
     FieldDef("num_replicas", ("numReplicas",), None, _K),
     FieldDef("primary_key", ("keys", "primaryKey"), None, _KA),
     FieldDef("secondary_key", ("keys", "secondaryKey"), None, _KA),
@@ -237,6 +239,7 @@ class AksServiceDeploymentConfiguration(_DeploymentConfiguration):
     scoring_timeout_ms: Int = None
     replica_max_concurrent_requests: Int = None
     max_request_wait_time: Int = None
+    pipelining_enabled: Bool = None
     num_replicas: Int = None
     primary_key: Str = None
     secondary_key: Str = None

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.alias_generators import to_camel
 
+from modelport.batching import MAX_BATCH_SIZE, BatchSettings
 from modelport.errors import ConfigError
 from modelport.spec.document import pydantic_messages
 from modelport.spec.environment import EnvironmentSpec, conda_environment_document
@@ -180,6 +181,41 @@ def convert_legacy(
     if env is not None:
         kept["environment"] = env.model_dump()
     return type(config).create(kept)
+
+
+def batch_size(source: str, filename: str) -> int:
+    """``max_batch_size`` of a ``@batched`` run() in the entry script, 0 for none.
+
+    The router must know it before the replica starts, so it is read from the
+    source: the decorator's arguments must be literals."""
+    tree = ast.parse(source, filename=filename)
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.name != "run":
+            continue
+        for decorator in node.decorator_list:
+            if isinstance(decorator, ast.Call) and _names_batched(decorator.func):
+                return _literal_size(decorator, filename)
+    return 0
+
+
+def _names_batched(func: ast.expr) -> bool:
+    return (isinstance(func, ast.Name) and func.id == "batched") or (
+        isinstance(func, ast.Attribute) and func.attr == "batched"
+    )
+
+
+def _literal_size(call: ast.Call, filename: str) -> int:
+    given = call.args[:1] or [k.value for k in call.keywords if k.arg == "max_batch_size"]
+    if not given:
+        return BatchSettings().max_batch_size
+    try:
+        size = ast.literal_eval(given[0])
+        return BatchSettings(size).max_batch_size
+    except ValueError as exc:
+        raise ConfigError(
+            f"entry script {filename}: @batched(max_batch_size=...) must be an int literal "
+            f"from 1 to {MAX_BATCH_SIZE} (the router reads it at deploy)"
+        ) from exc
 
 
 def check_entry_script_source(source: str, filename: str) -> None:

@@ -40,9 +40,10 @@ def route_policy(plan: PlanLike, key_digests: Sequence[str], generation: int) ->
         "auth": plan.auth,
         "tokenAuth": plan.token_auth,
         "keyDigests": list(key_digests),
-        "maxConcurrent": plan.max_concurrent,
+        "maxConcurrent": plan.slots,
         "maxWaitMs": plan.max_wait_ms,
         "maxQueue": plan.max_queue,
+        "pipelining": plan.pipelining,
         "scoringTimeoutMs": plan.scoring_timeout_ms,
         "generation": generation,
     }

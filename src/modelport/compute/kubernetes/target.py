@@ -412,7 +412,9 @@ class KubernetesTarget:
             await self._publish_tokens(tokens)
         waiting = {}
         for service, route in routes.items():
-            policy = {k: v for k, v in route.items() if k not in ("replicas", "exitFiles")}
+            policy = {
+                k: v for k, v in route.items() if k not in ("replicas", "exitFiles", "unixSockets")
+            }
             generation = policy.pop("generation", None)
             if generation:
                 policy["backend"] = names.generation_name(service, int(generation))

@@ -74,6 +74,10 @@ class ReplicaSpec:
     def status_socket(self, index: int) -> Path:
         return self.run_dir / f"{self.service}.{self.deployment}.{index}.sock"
 
+    def http_socket(self, index: int) -> Path:
+        """Where the replica serves the router over a Unix socket (``replica.py``)."""
+        return self.run_dir / f"{self.service}.{self.deployment}.{index}.http"
+
     def record_path(self, index: int) -> Path:
         return self.folder / REPLICAS_DIR / f"{index}.json"
 

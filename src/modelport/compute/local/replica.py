@@ -1,7 +1,8 @@
 """One replica on this machine, as the control plane sees it: a handle on its shim.
 
 The listening sockets are bound here (127.0.0.1, a free port, or the service's
-fixed port) and handed to the replica's shim (``shim.py``), which keeps them
+fixed port; and a Unix socket in the workspace's private run folder, the router's
+cheaper hop) and handed to the replica's shim (``shim.py``), which keeps them
 across restarts of the replica process.  The shim runs in a session of its own,
 so the replica outlives the control plane; this handle follows the shim's status
 socket, and a restarted control plane builds the same handle from the replica's
@@ -20,6 +21,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from modelport.compute.local import gpus
@@ -39,6 +41,7 @@ log = logging.getLogger("modelport.compute")
 CONNECT_TIMEOUT_S = 15.0
 STOP_MARGIN_S = 15.0  # beyond the drain time before a shim that does not end is killed
 RESPAWN_DELAY_S = 0.5
+MAX_UNIX_PATH = 100  # sun_path holds 108 bytes on Linux, 104 elsewhere
 
 
 def bind_replica_socket(port: int, shared: bool = False) -> socket.socket:
@@ -49,6 +52,24 @@ def bind_replica_socket(port: int, shared: bool = False) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(1024)
+    return sock
+
+
+def bind_unix_socket(path: Path) -> socket.socket | None:
+    """A listening Unix socket at ``path`` (owner only: the run folder is 0700 too),
+    or None where the path is too long for AF_UNIX (the router then uses TCP)."""
+    if len(os.fsencode(path)) > MAX_UNIX_PATH:
+        return None
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # left by a replica of this index whose shim was killed
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        os.chmod(path, 0o600)
     except OSError:
         sock.close()
         raise
@@ -82,11 +103,15 @@ class Replica:
         self.on_change = on_change
         self.sock: socket.socket | None = None
         self.health: socket.socket | None = None
+        self.unix: socket.socket | None = None
+        self.unix_path: Path | None = None  # where the router reaches it, if not by TCP
         self.record = record
         if record is None:
             self._bind()
         else:
             self.port, self.health_port = record.port, record.health_port
+            path = spec.http_socket(index)
+            self.unix_path = path if path.exists() else None  # one an older shim did not get
         self.state = ReplicaState.STARTING
         self.restarts = 0
         self.probes_passed = 0
@@ -128,6 +153,7 @@ class Replica:
             limits=self.limits,
             exit_file=str(self.spec.exit_path(self.index)),
             stats_port=self.health_port,
+            unix_socket=str(self.unix_path) if self.unix_path is not None else None,
         )
 
     def _bind(self) -> None:
@@ -138,6 +164,8 @@ class Replica:
         # Probes go to a socket of their own, answered even while run() holds the loop.
         self.health = bind_replica_socket(0)
         self.health_port = self.health.getsockname()[1]
+        self.unix = bind_unix_socket(self.spec.http_socket(self.index))
+        self.unix_path = self.spec.http_socket(self.index) if self.unix is not None else None
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
@@ -173,6 +201,7 @@ class Replica:
         assert self.sock is not None and self.health is not None
         self.spec.log_dir.mkdir(parents=True, exist_ok=True)
         fds = (self.sock.fileno(), self.health.fileno())
+        unix = {"MODELPORT_UNIX_FD": str(self.unix.fileno())} if self.unix is not None else {}
         with open_private(self.log_path, "ab") as out:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -184,12 +213,13 @@ class Replica:
                     **_shim_environment(),
                     "MODELPORT_LISTEN_FD": str(fds[0]),
                     "MODELPORT_HEALTH_FD": str(fds[1]),
+                    **unix,
                     **({gpus.FOR_SHIM: ",".join(self.devices)} if self.spec.gpus else {}),
                 },
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
-                pass_fds=fds,
+                pass_fds=(*fds, self.unix.fileno()) if self.unix is not None else fds,
                 start_new_session=True,  # outlives the control plane
             )
         started = start_time(self._proc.pid)
@@ -278,9 +308,12 @@ class Replica:
                 self._kill()
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                     await asyncio.wait_for(self.task, 5)
-        for sock in (self.sock, self.health):
+        for sock in (self.sock, self.health, self.unix):
             if sock is not None:
                 sock.close()
+        if self.unix_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.unix_path.unlink()
         self._forget_record()
         self._set(ReplicaState.STOPPED)
 

@@ -73,10 +73,18 @@ def exit_text(code: int, oom_killed: bool, limit_gb: float | None) -> str:
 
 
 class Supervisor:
-    def __init__(self, spec: ReplicaSpec, index: int, listen_fd: int, health_fd: int) -> None:
+    def __init__(
+        self,
+        spec: ReplicaSpec,
+        index: int,
+        listen_fd: int,
+        health_fd: int,
+        unix_fd: int | None = None,
+    ) -> None:
         self.spec = spec
         self.index = index
         self.fds = (listen_fd, health_fd)
+        self.unix_fd = unix_fd  # the router's Unix socket, where the control plane made one
         with socket.socket(fileno=os.dup(health_fd)) as probe_sock:
             self.health_port: int = probe_sock.getsockname()[1]
         with socket.socket(fileno=os.dup(listen_fd)) as listen_sock:
@@ -187,6 +195,10 @@ class Supervisor:
             "MODELPORT_LISTEN_FD": str(self.fds[0]),
             "MODELPORT_HEALTH_FD": str(self.fds[1]),
         }
+        passed: tuple[int, ...] = self.fds
+        if self.unix_fd is not None:
+            env["MODELPORT_UNIX_FD"] = str(self.unix_fd)
+            passed = (*self.fds, self.unix_fd)
         if self.spec.confinement is not None:  # the shared /tmp and ~ are out of reach
             self.tmp_dir.mkdir(mode=0o700, exist_ok=True)
             for name in ("TMPDIR", "TMP", "TEMP", "HOME"):
@@ -218,7 +230,7 @@ class Supervisor:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
-                pass_fds=self.fds,
+                pass_fds=passed,
                 preexec_fn=child,
             )
         self._publish(state="Starting", pid=self.proc.pid, startedAt=time.time(), readyAt=None)
@@ -336,8 +348,13 @@ class Supervisor:
 
 
 async def serve(spec: ReplicaSpec, index: int) -> None:
+    unix_fd = os.environ.get("MODELPORT_UNIX_FD")
     supervisor = Supervisor(
-        spec, index, int(os.environ["MODELPORT_LISTEN_FD"]), int(os.environ["MODELPORT_HEALTH_FD"])
+        spec,
+        index,
+        int(os.environ["MODELPORT_LISTEN_FD"]),
+        int(os.environ["MODELPORT_HEALTH_FD"]),
+        int(unix_fd) if unix_fd else None,
     )
     path = spec.status_socket(index)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
