@@ -92,6 +92,32 @@ class Receiver:
         self.thread.join(timeout=10)
 
 
+def traced_script(ws: Workspace, tmp_path: Path) -> tuple[Model, InferenceConfig]:
+    """A model and the TRACED entry script, for a service that makes a span of its own."""
+    (tmp_path / "w.json").write_text('{"scale": 10}')
+    model = Model.register(ws, tmp_path / "w.json", "scaler")
+    folder = tmp_path / "traced"
+    folder.mkdir()
+    (folder / "score.py").write_text(textwrap.dedent(TRACED))
+    return model, InferenceConfig(entry_script="score.py", source_directory=folder)
+
+
+def traced_request(traced: Any) -> tuple[str, str]:
+    """One scoring request to ``traced`` carrying a client's traceparent: its trace and
+    client span ids."""
+    trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
+    answer = httpx.post(
+        traced.scoring_uri,
+        json={},
+        headers={
+            "traceparent": f"00-{trace_id}-{client_span}-01",
+            "Authorization": f"Bearer {traced.get_keys()[0]}",
+        },
+    )
+    assert answer.status_code == 200 and answer.json() == {"ok": True}
+    return trace_id, client_span
+
+
 def one_chain(receiver: Receiver, trace_id: str, client_span: str) -> dict[str, Any]:
     """The 4 spans of service ``traced``'s request, each the child of the one before:
     client → router → replica → run() → the user's span; the router's span."""
@@ -121,12 +147,7 @@ def test_one_trace_from_client_to_the_user_span_and_none_for_others(
     server = ServerProcess(tmp_path / "traced-home", env=env)
     try:
         with Workspace.from_config(server.home) as ws:
-            (tmp_path / "w.json").write_text('{"scale": 10}')
-            model = Model.register(ws, tmp_path / "w.json", "scaler")
-            folder = tmp_path / "traced"
-            folder.mkdir()
-            (folder / "score.py").write_text(textwrap.dedent(TRACED))
-            ic = InferenceConfig(entry_script="score.py", source_directory=folder)
+            model, ic = traced_script(ws, tmp_path)
             traced = Model.deploy(ws, "traced", [model], ic, fixed(1, enable_app_insights=True))
             quiet = Model.deploy(ws, "quiet", [model], ic, fixed(1))
             traced.wait_for_deployment()
@@ -141,17 +162,7 @@ def test_one_trace_from_client_to_the_user_span_and_none_for_others(
                 headers={**headers, "Authorization": f"Bearer {key}"},
             )
             assert answer.status_code == 200
-            trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
-            key = traced.get_keys()[0]
-            answer = httpx.post(
-                traced.scoring_uri,
-                json={},
-                headers={
-                    "traceparent": f"00-{trace_id}-{client_span}-01",
-                    "Authorization": f"Bearer {key}",
-                },
-            )
-            assert answer.status_code == 200 and answer.json() == {"ok": True}
+            trace_id, client_span = traced_request(traced)
             assert post(traced, {}).status_code == 401
             router = one_chain(receiver, trace_id, client_span)
             assert router["attributes"]["http.response.status_code"].int_value == 200
@@ -169,26 +180,12 @@ def test_a_clusters_router_and_replica_pods_send_their_spans_of_one_trace(
     server = ServerProcess(tmp_path / "traced-home", env=env)
     try:
         with attached(server, kube_cluster) as cluster, Workspace.from_config(server.home) as ws:
-            (tmp_path / "w.json").write_text('{"scale": 10}')
-            model = Model.register(ws, tmp_path / "w.json", "scaler")
-            folder = tmp_path / "traced"
-            folder.mkdir()
-            (folder / "score.py").write_text(textwrap.dedent(TRACED))
-            ic = InferenceConfig(entry_script="score.py", source_directory=folder)
+            model, ic = traced_script(ws, tmp_path)
             config = fixed(1, enable_app_insights=True)
             traced = Model.deploy(ws, "traced", [model], ic, config, cluster.target)
             traced.wait_for_deployment()
             assert not [w for w in traced.warnings if "appInsightsEnabled" in w]
-            trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
-            answer = httpx.post(
-                traced.scoring_uri,
-                json={},
-                headers={
-                    "traceparent": f"00-{trace_id}-{client_span}-01",
-                    "Authorization": f"Bearer {traced.get_keys()[0]}",
-                },
-            )
-            assert answer.status_code == 200 and answer.json() == {"ok": True}
+            trace_id, client_span = traced_request(traced)
             one_chain(receiver, trace_id, client_span)
             traced.delete()
     finally:

@@ -25,12 +25,12 @@ from starlette.requests import ClientDisconnect
 from modelport.compute import layout
 from modelport.compute.kubernetes import credential
 from modelport.control import modeldata, requestfile
+from modelport.control.api_staging import bearer, generation_grant
 from modelport.control.workspace import workspace_of
 from modelport.errors import (
     InvalidInputError,
     NotFoundError,
     PayloadTooLargeError,
-    UnauthorizedError,
 )
 from modelport.rowsink import Rows, append_rows
 
@@ -39,16 +39,8 @@ MAX_BODY = 16 << 20  # a replica sends at most a few MiB per batch (rowupload.py
 router = APIRouter(prefix=PREFIX.rstrip("/"))
 
 
-def _bearer(request: Request, what: str) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise UnauthorizedError(f"a {what} credential is required (Authorization: Bearer ...)")
-    return token.strip()
-
-
 def _routers_grant(request: Request, target: str) -> credential.Grant:
-    token = _bearer(request, "capture")
+    token = bearer(request, "capture")
     ws = workspace_of(request)
     grant = credential.verify(credential.signing_key(ws.home), token, audience=credential.CAPTURE)
     if grant.scope.service != target:
@@ -64,21 +56,7 @@ def _routers_grant(request: Request, target: str) -> credential.Grant:
 
 
 def _grant(request: Request, service: str, generation: int) -> credential.Grant:
-    token = _bearer(request, "model-data")
-    ws = workspace_of(request)
-    key = credential.signing_key(ws.home)
-    grant = credential.verify(key, token, audience=credential.MODEL_DATA)
-    scope = grant.scope
-    if (scope.service, scope.generation) != (service, generation):
-        raise NotFoundError(
-            f"this credential collects for service {scope.service} generation "
-            f"{scope.generation}, not service {service} generation {generation}"
-        )
-    record = ws.services.find(service)
-    if record is None or record.created_time.timestamp() > grant.issued_at + 1:
-        # deleted, or deleted and made again: credentials of the old one append nothing
-        raise NotFoundError(f"service {service} not found")
-    return grant
+    return generation_grant(request, service, generation, credential.MODEL_DATA, "collects for")
 
 
 async def _raw_body(request: Request) -> bytes:

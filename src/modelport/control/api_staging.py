@@ -26,17 +26,31 @@ PREFIX = "/api/v1/staging/"  # outside the admin token's reach: see control/auth
 router = APIRouter(prefix=PREFIX.rstrip("/"))
 
 
-def _grant(request: Request, service: str, generation: int) -> credential.Grant:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+def bearer(request: Request, what: str) -> str:
+    """The request's bearer credential; :class:`UnauthorizedError` naming ``what`` without."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise UnauthorizedError("a staging credential is required (Authorization: Bearer ...)")
+        raise UnauthorizedError(f"a {what} credential is required (Authorization: Bearer ...)")
+    return token.strip()
+
+
+def generation_grant(
+    request: Request,
+    service: str,
+    generation: int,
+    audience: str = credential.AUDIENCE,
+    verb: str = "stages",
+) -> credential.Grant:
+    """What the pod's credential for ``audience`` grants, if it names this service's
+    generation (``verb``: what it does, for the refusal) and the service still exists."""
+    what = "staging" if audience == credential.AUDIENCE else "model-data"
     ws = workspace_of(request)
-    grant = credential.verify(credential.signing_key(ws.home), token.strip())
+    key = credential.signing_key(ws.home)
+    grant = credential.verify(key, bearer(request, what), audience=audience)
     scope = grant.scope
     if (scope.service, scope.generation) != (service, generation):
         raise NotFoundError(
-            f"this credential stages service {scope.service} generation {scope.generation}, "
+            f"this credential {verb} service {scope.service} generation {scope.generation}, "
             f"not service {service} generation {generation}"
         )
     record = ws.services.find(service)
@@ -57,7 +71,7 @@ def _contents(
 @router.get("/{service}/{generation}")
 def staging_layout(service: str, generation: int, request: Request) -> dict[str, Any]:
     ws = workspace_of(request)
-    scope = _grant(request, service, generation).scope
+    scope = generation_grant(request, service, generation).scope
     basename, source, models = _contents(ws, scope)
     placed, folders = layout.placement(basename, source, models)
     return {
@@ -87,7 +101,7 @@ def staging_layout(service: str, generation: int, request: Request) -> dict[str,
 @router.get("/{service}/{generation}/blobs/{sha256}")
 def staging_blob(service: str, generation: int, sha256: str, request: Request) -> FileResponse:
     ws = workspace_of(request)
-    scope = _grant(request, service, generation).scope
+    scope = generation_grant(request, service, generation).scope
     basename, source, models = _contents(ws, scope)
     placed, _ = layout.placement(basename, source, models)
     if sha256 not in {f.sha256 for f in placed} or not ws.blobs.exists(sha256):

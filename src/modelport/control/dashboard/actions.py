@@ -4,6 +4,7 @@ route function, after :func:`access.changer` has checked the session."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -89,28 +90,30 @@ async def sign_out(request: Request) -> Response:
 
 @router.post("/services/{name}/regenerate")
 async def regenerate_service_key(name: str, request: Request) -> Response:
-    session = await changer(request)
-    which = (await request.form()).get("keyType")
-    try:
-        body = api_services.Regenerate(key_type=str(which))
-        await run_in_threadpool(api_services.regenerate_key, name, body, request)
-        session.notices.append(f"{which} key of {name} regenerated: the old one is refused")
-    except ModelportError as exc:
-        _failed(session, exc)
-    return _back(f"{PREFIX}/services/{name}")
+    return await _regenerate(request, name, "services", api_services.regenerate_key)
 
 
 @router.post("/endpoints/{name}/regenerate")
 async def regenerate_endpoint_key(name: str, request: Request) -> Response:
+    return await _regenerate(request, name, "endpoints", api_endpoints.regenerate_endpoint_key)
+
+
+async def _regenerate(
+    request: Request,
+    name: str,
+    kind: str,
+    regenerate: Callable[[str, api_services.Regenerate, Request], Any],
+) -> Response:
+    """One key of a service or endpoint, through the API's own route function."""
     session = await changer(request)
     which = (await request.form()).get("keyType")
     try:
         body = api_services.Regenerate(key_type=str(which))
-        await run_in_threadpool(api_endpoints.regenerate_endpoint_key, name, body, request)
+        await run_in_threadpool(regenerate, name, body, request)
         session.notices.append(f"{which} key of {name} regenerated: the old one is refused")
     except ModelportError as exc:
         _failed(session, exc)
-    return _back(f"{PREFIX}/endpoints/{name}")
+    return _back(f"{PREFIX}/{kind}/{name}")
 
 
 def _wanted_split(form: Any, names: list[str]) -> dict[str, int]:
