@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -27,12 +28,19 @@ BATCHED = """
 def test_a_cap_1_service_with_a_batched_run_gets_four_requests_in_one_call(
     ws: Workspace, model: Model, tmp_path: Path
 ) -> None:
+    four_in_one_call(ws, model, tmp_path)
+
+
+def four_in_one_call(ws: Workspace, model: Model, tmp_path: Path, target: Any = None) -> None:
+    """Four requests at once to a cap-1 service whose run() is @batched(4): one call of
+    run() answers them all (on ``target``: a compute target, else this machine)."""
     folder = tmp_path / "batched"
     folder.mkdir()
     (folder / "score.py").write_text(textwrap.dedent(BATCHED))
     ic = InferenceConfig(entry_script="score.py", source_directory=folder)
     # maxConcurrentRequestsPerContainer stays at v1's 1: the batch size sets the slots.
-    service = Model.deploy(ws, "grouped", [model], ic, fixed(1, pipelining_enabled=False))
+    config = fixed(1, pipelining_enabled=False)
+    service = Model.deploy(ws, "grouped", [model], ic, config, deployment_target=target)
     service.wait_for_deployment()
     primary, _ = service.get_keys()
     barrier = threading.Barrier(4)
@@ -54,3 +62,4 @@ def test_a_cap_1_service_with_a_batched_run_gets_four_requests_in_one_call(
         t.join()
     assert [answers[i].status_code for i in range(4)] == [200] * 4
     assert [answers[i].json() for i in range(4)] == [{"x": i, "batch": 4} for i in range(4)]
+    service.delete()
