@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from modelport import batched
+from modelport.autoscale.policy import Observation, needed_replicas
 from modelport.batching import BatchSettings, settings_of
 from modelport.compute.plan import plan
+from modelport.compute.shares import worker_table
 from modelport.errors import ConfigError
+from modelport.router.table import RouteTable, build_table
 from modelport.runtime.batcher import Batcher, BatchFailed, take
 from modelport.runtime.script import EntryScript, ScriptError
 from modelport.spec.inference import batch_size
@@ -87,6 +91,38 @@ def test_a_lone_input_waits_at_most_the_latency_bound() -> None:
     assert 0.025 <= asyncio.run(go()) < 2.0
 
 
+def test_with_no_latency_bound_an_idle_replica_sends_at_once_and_batches_fill_under_load() -> None:
+    async def go() -> tuple[list[list[int]], int]:
+        calls: list[list[int]] = []
+        gate = asyncio.Event()
+
+        async def held(xs: list[int]) -> list[int]:
+            calls.append(list(xs))
+            await gate.wait()  # the first batch runs until the rest have arrived
+            return xs
+
+        batcher = Batcher(BatchSettings(32, 0), held)
+        first = asyncio.ensure_future(batcher.submit(0))
+        await until(lambda: len(calls) == 1)  # sent alone: nothing else was there
+        rest = [asyncio.ensure_future(batcher.submit(i)) for i in range(1, 6)]
+        await asyncio.sleep(0)
+        waiting = len(batcher.pending)
+        gate.set()
+        await asyncio.wait_for(asyncio.gather(first, *rest), 5)
+        return calls, waiting
+
+    calls, waiting = asyncio.run(go())
+    assert waiting == 5  # held while the first batch ran, then sent together
+    assert calls == [[0], [1, 2, 3, 4, 5]]
+
+
+async def until(condition: Any, timeout_s: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0)
+
+
 SOURCE = """
 from modelport import batched
 
@@ -118,6 +154,35 @@ def test_a_batching_replica_gets_a_whole_batch_of_slots() -> None:
     assert plan({**spec, "deploymentConfig": dc}).slots == 2
     assert plan({**spec, "deploymentConfig": dc, "batchSize": 16}).slots == 16
     assert plan({**spec, "deploymentConfig": {"computeType": "local"}, "batchSize": 4}).slots == 4
+
+
+def test_the_autoscaler_counts_queued_requests_in_whole_batches() -> None:
+    spec = {"inferenceConfig": {"entryScript": "score.py"}, "models": []}
+    dc = {"computeType": "aks", "autoScaler": {"autoscaleEnabled": True, "maxReplicas": 10}}
+    plain = plan({**spec, "deploymentConfig": dc})
+    batching = plan({**spec, "deploymentConfig": dc, "batchSize": 16})
+    assert plain.autoscale is not None and batching.autoscale is not None
+    # 32 requests waiting are 32 replicas' worth for run(), two for a batch of 16.
+    busy = Observation(now=0.0, ready=1, busy=1.0, queued=32)
+    assert needed_replicas(plain.autoscale, busy) == 10
+    assert needed_replicas(batching.autoscale, busy) == math.ceil(3 / 0.7)
+
+
+def test_every_router_worker_may_hand_a_batching_replica_a_whole_batch() -> None:
+    replicas = [["127.0.0.1", 1001], ["127.0.0.1", 1002]]
+    svc = {"replicas": replicas, "maxConcurrent": 4, "maxQueue": 90}
+    ports = [5000, 5001, 5002]
+    for batching, caps in ((False, [[2, 1], [1, 2], [1, 1]]), (True, [[4, 4]] * 3)):
+        table = {"revision": 1, "services": {"svc": {**svc, "batching": batching}}}
+        routes = [
+            build_table(worker_table(table, w, ports), RouteTable()).routes["svc"] for w in range(3)
+        ]
+        assert [[b.cap for b in r.backends] for r in routes] == caps
+        assert [r.forward for r in routes] == [None] * 3
+        assert [r.max_queue for r in routes] == [30] * 3
+    # One replica, three workers: split, two workers would forward; whole, none does.
+    one = {"revision": 1, "services": {"svc": {**svc, "replicas": replicas[:1], "batching": True}}}
+    assert all("forwardTo" not in worker_table(one, w, ports)["services"]["svc"] for w in (1, 2))
 
 
 @pytest.mark.parametrize(

@@ -121,6 +121,7 @@ def test_service_config_map_passes_and_holds_the_route_policy() -> None:
         "tokenAuth": False,
         "keyDigests": ["d1", "d2"],
         "maxConcurrent": 2,
+        "batching": False,
         "maxWaitMs": 500,
         "maxQueue": 100,
         "pipelining": True,

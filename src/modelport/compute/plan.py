@@ -50,6 +50,10 @@ class DeploymentPlan:
         """Requests the router lets one replica hold: a batching one, a whole batch."""
         return max(self.max_concurrent, self.batch_size)
 
+    @property
+    def batching(self) -> bool:
+        return self.batch_size > 0
+
 
 @dataclass(frozen=True)
 class CaptureSettings:
@@ -120,7 +124,8 @@ def plan(spec: dict[str, Any]) -> DeploymentPlan:
             target_utilization=(config.autoscale_target_utilization or 70) / 100,
             refresh_s=float(config.autoscale_refresh_seconds or 1),
             down_window_s=float(config.autoscale_scale_down_window_seconds or 60),
-            max_concurrent=cap,
+            # A batching replica takes a whole batch: queued requests count in batches.
+            max_concurrent=max(cap, batch),
         )
         count, top = autoscale.min_replicas, autoscale.max_replicas
     else:

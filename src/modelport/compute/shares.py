@@ -8,6 +8,12 @@ gets more than its cap from all workers together.  When a service has fewer slot
 than there are workers, a worker left with none forwards that service's requests
 (already authenticated) to a worker that holds one, over that worker's admin port:
 one more hop, and the cap still holds.
+
+A batching replica (``"batching": true``, run() is ``@batched``) is not dealt out:
+every worker may hand it a whole batch.  Split, a worker holding a few of its slots
+could never fill a batch, and its requests would wait out the batch's latency bound
+in the replica while more queued behind them.  The replica still runs one batch at a
+time; what the other workers sent waits in it for the next.
 """
 
 from __future__ import annotations
@@ -42,6 +48,9 @@ def worker_table(
     for name, svc in table["services"].items():
         replicas = svc["replicas"]
         cap = int(svc.get("maxConcurrent", 1))
+        if svc.get("batching"):  # every worker may send each replica a whole batch
+            services[name] = {**svc, "maxQueue": queue_part(svc, workers)}
+            continue
         slots = len(replicas) * cap
         shares = slot_shares(len(replicas), cap, workers)[worker]
         # The queue is split between the workers that hold slots: the others forward.
@@ -49,12 +58,17 @@ def worker_table(
         entry = {
             **svc,
             "replicas": [[h, p, s] for (h, p, *_), s in zip(replicas, shares, strict=True)],
-            "maxQueue": max(1, math.ceil(int(svc.get("maxQueue", 100)) / holders)),
+            "maxQueue": queue_part(svc, holders),
         }
         if 0 < slots <= worker:  # workers 0 .. slots-1 hold one slot each
             entry["forwardTo"] = list(addresses[worker % slots])
         services[name] = entry
     return {**table, "services": services}
+
+
+def queue_part(svc: dict[str, Any], holders: int) -> int:
+    """One of ``holders`` workers' part of a service's queue bound."""
+    return max(1, math.ceil(int(svc.get("maxQueue", 100)) / holders))
 
 
 # Counters that add up across workers as they are: numbers, or lists and dicts of them

@@ -424,6 +424,7 @@ class ServiceController:
             "generation": current.generation if current is not None else None,
             "scoringTimeoutMs": the_plan.scoring_timeout_ms,
             "maxConcurrent": the_plan.slots,
+            "batching": the_plan.batching,  # whole batches per router worker (shares.py)
             "maxWaitMs": the_plan.max_wait_ms,
             "maxQueue": the_plan.max_queue,
             "pipelining": the_plan.pipelining,

@@ -41,6 +41,7 @@ def route_policy(plan: PlanLike, key_digests: Sequence[str], generation: int) ->
         "tokenAuth": plan.token_auth,
         "keyDigests": list(key_digests),
         "maxConcurrent": plan.slots,
+        "batching": plan.batching,
         "maxWaitMs": plan.max_wait_ms,
         "maxQueue": plan.max_queue,
         "pipelining": plan.pipelining,
