@@ -206,6 +206,7 @@ class HttpProtocol(asyncio.Protocol):
         self.pending: deque[Request] = deque()
         self.task: asyncio.Task[None] | None = None
         self.idle_timer: asyncio.TimerHandle | None = None
+        self._idle_from: float | None = None  # None while a request arrives or is served
         self.deadline: asyncio.TimerHandle | None = None  # the head's, or the body's idle one
         self.current: Request | None = None
         self.client: tuple[str, int] | None = None
@@ -255,7 +256,7 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._refused and not self._draining:
             return  # answered and closing: the rest is not read
-        self._cancel_idle_timer()
+        self._idle_from = None
         self._completed = False
         try:
             self.parser.feed_data(data)
@@ -488,8 +489,22 @@ class HttpProtocol(asyncio.Protocol):
             self.deadline = None
 
     def _arm_idle_timer(self) -> None:
-        self._cancel_idle_timer()
-        self.idle_timer = self.loop.call_later(self.state.idle_timeout_s, self.close_if_idle)
+        # One timer per idle period, not per request: when it fires it checks whether the
+        # connection has been idle all along (requests in between moved ``_idle_from``).
+        self._idle_from = self.loop.time()
+        if self.idle_timer is None:
+            self.idle_timer = self.loop.call_later(self.state.idle_timeout_s, self._idle_check)
+
+    def _idle_check(self) -> None:
+        self.idle_timer = None
+        since = self._idle_from
+        if since is None:
+            return  # busy: armed again when its request is answered
+        left = since + self.state.idle_timeout_s - self.loop.time()
+        if left > 0:
+            self.idle_timer = self.loop.call_later(left, self._idle_check)
+        else:
+            self.close_if_idle()
 
     def _cancel_idle_timer(self) -> None:
         if self.idle_timer is not None:

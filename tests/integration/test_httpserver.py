@@ -122,6 +122,31 @@ def test_malformed_and_oversized_requests() -> None:
     assert queued.startswith(b"HTTP/1.1 200") and b"HTTP/1.1 413" in queued
 
 
+def test_a_keep_alive_connection_closes_once_idle_for_the_timeout_and_not_before() -> None:
+    """Requests every 0.2 s on one connection outlive a 0.3 s idle timeout; the server
+    closes it about 0.3 s after the last answer."""
+
+    async def go() -> tuple[int, float]:
+        async with serving_state(ServerState(echo, idle_timeout_s=0.3)) as (port, _):
+            loop = asyncio.get_running_loop()
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            answered = 0
+            for _ in range(4):
+                writer.write(b"GET /again HTTP/1.1\r\nhost: x\r\n\r\n")
+                answer = await asyncio.wait_for(reader.readuntil(b"GET /again  0"), 5)
+                answered += answer.startswith(b"HTTP/1.1 200")
+                last = loop.time()
+                await asyncio.sleep(0.2)  # the pace of the client, under the timeout
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server
+            closed_after = loop.time() - last
+            writer.close()
+            return answered, closed_after
+
+    answered, closed_after = run(go())
+    assert answered == 4
+    assert 0.25 <= closed_after < 2.0
+
+
 def test_shutdown_closes_idle_connections_and_waits_for_busy_ones() -> None:
     async def go() -> bool:
         async with serving() as (port, state):
