@@ -12,7 +12,8 @@ configuration's ratio to the bare app measured in the same round.
 
 ``unix-batched`` is a second replica whose run() is ``@batched(max_batch_size=32,
 max_latency_ms=5)`` (beyond v1): the router lets it hold 32 requests, and it
-predicts each batch in one call.
+predicts each batch in one call.  ``unix-batched0`` is a third, the same with
+``max_latency_ms=0`` (an idle replica sends what it holds at once).
 """
 
 from __future__ import annotations
@@ -76,11 +77,10 @@ MODES = {  # route name: (Unix socket, pipelining)
 
 
 def start_replica(
-    work: Path, model_dir: Path, script: str | None = None
+    work: Path, model_dir: Path, script: str | None = None, name: str = "plain"
 ) -> tuple[subprocess.Popen[bytes], int, Path]:
     """The runtime with iris (the demo's score.py, or ``script``), handed a TCP and a
     Unix listening socket."""
-    name = "batched" if script else "plain"
     app = work / name
     shutil.copytree(work / "files" / "source", app)
     if script:
@@ -122,17 +122,19 @@ def until_ok(url: str, headers: dict[str, str] | None, timeout_s: float = 120) -
     raise SystemExit(f"{url} did not answer 200 within {timeout_s:.0f} s")
 
 
-def routes(port: int, path: Path, batched: tuple[int, Path]) -> dict[str, object]:
+def routes(port: int, path: Path, batched: dict[str, tuple[int, Path]]) -> dict[str, object]:
     out: dict[str, object] = {
-        "unix-batched": {
+        name: {
             "auth": True,
             "keyDigests": [key_digest(KEY)],
-            "replicas": [["127.0.0.1", batched[0]]],
-            "unixSockets": {str(batched[0]): str(batched[1])},
+            "replicas": [["127.0.0.1", bport]],
+            "unixSockets": {str(bport): str(bpath)},
             "replicaKey": INSIDE,
             "maxConcurrent": 32,  # what the control plane reads from @batched
+            "batching": True,
             "maxWaitMs": 500,
         }
+        for name, (bport, bpath) in batched.items()
     }
     for name, (unix, pipelining) in MODES.items():
         out[name] = {
@@ -153,7 +155,14 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="modelport-bench-"))
     model_dir, _, _ = write_files(work / "files")
     replica, port, path = start_replica(work, model_dir)
-    grouping, batched_port, batched_path = start_replica(work, model_dir, BATCHED)
+    grouping, batched_port, batched_path = start_replica(work, model_dir, BATCHED, "batched")
+    eager, eager_port, eager_path = start_replica(
+        work, model_dir, BATCHED.replace("max_latency_ms=5", "max_latency_ms=0"), "batched0"
+    )
+    batched = {
+        "unix-batched": (batched_port, batched_path),
+        "unix-batched0": (eager_port, eager_path),
+    }
     bare_port = free_port()
     bare_args = (str(model_dir), str(bare_port))
     bare = subprocess.Popen(
@@ -162,14 +171,14 @@ def main() -> None:
     router = RouterProcess(work / "home", "127.0.0.1", 0, "t" * 40)
     loop = asyncio.new_event_loop()
     connections = [int(c) for c in args.connections.split(",")]
-    names = ["bare", *MODES, "unix-batched"]
+    names = ["bare", *MODES, *batched]
     # results[c][name]: one wrk result per round, in the order the rounds ran
     results: dict[int, dict[str, list[dict[str, float]]]] = {
         c: {n: [] for n in names} for c in connections
     }
     try:
         loop.run_until_complete(router.start())
-        loop.run_until_complete(router.publish(routes(port, path, (batched_port, batched_path))))
+        loop.run_until_complete(router.publish(routes(port, path, batched)))
         wait_for_port(bare_port, "the bare app", timeout_s=120)
         urls = {"bare": f"http://127.0.0.1:{bare_port}/score"}
         urls.update({n: f"{router.url}/api/v1/service/{n}/score" for n in names[1:]})
@@ -185,10 +194,10 @@ def main() -> None:
     finally:
         loop.run_until_complete(router.stop())
         loop.close()
-        for proc in (replica, grouping, bare):
+        for proc in (replica, grouping, eager, bare):
             proc.terminate()
             proc.wait(timeout=30)
-        for proc, name in ((replica, "plain"), (grouping, "batched")):
+        for proc, name in ((replica, "plain"), (grouping, "batched"), (eager, "batched0")):
             if proc.returncode not in (0, -15):  # it failed: its log says why
                 print((work / f"{name}.log").read_text(errors="replace")[-3000:], file=sys.stderr)
         shutil.rmtree(work, ignore_errors=True)
@@ -205,8 +214,9 @@ def main() -> None:
 def report(args: object, results: dict[int, dict[str, list[dict[str, float]]]]) -> None:
     rounds = getattr(args, "rounds", 0)
     print(
-        f"## Router modes ({date.today()}, {platform.node()}, {os.cpu_count()} cores, shared "
-        f"machine, Python {platform.python_version()}, wrk -t1, {getattr(args, 'seconds', 0)} s "
+        f"## Router modes ({date.today()}, {platform.node()}, {os.cpu_count()} cores, load "
+        f"average {os.getloadavg()[0]:.1f} at the end, Python {platform.python_version()}, "
+        f"wrk -t1, {getattr(args, 'seconds', 0)} s "
         f"after 2 s warm-up, {rounds} rounds, iris, cap 1)\n"
     )
     print("| conns | route | median req/s | median of per-round ratio to bare | p50 ms | errors |")
