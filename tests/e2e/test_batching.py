@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from modelport import InferenceConfig, Model, Workspace
+from tests.conftest import ServerProcess
 from tests.e2e.test_services import fixed
 
 BATCHED = """
@@ -31,9 +32,28 @@ def test_a_cap_1_service_with_a_batched_run_gets_four_requests_in_one_call(
     four_in_one_call(ws, model, tmp_path)
 
 
-def four_in_one_call(ws: Workspace, model: Model, tmp_path: Path, target: Any = None) -> None:
+def test_with_two_router_workers_each_may_hand_the_replica_a_whole_batch(tmp_path: Path) -> None:
+    """Connections spread over two router workers at random: a worker that gets three
+    of the four requests sends all three (holding only its share of the replica's four
+    slots, it would queue one while the batch waited for it, till a 503)."""
+    server = ServerProcess(tmp_path / "home2", args=("--workers", "2"))
+    try:
+        with Workspace.from_config(server.home) as ws:
+            folder = tmp_path / "m"
+            folder.mkdir()
+            (folder / "w.json").write_text('{"scale": 10}')
+            model = Model.register(ws, folder, "scaler")
+            four_in_one_call(ws, model, tmp_path, rounds=4)
+    finally:
+        server.stop()
+
+
+def four_in_one_call(
+    ws: Workspace, model: Model, tmp_path: Path, target: Any = None, rounds: int = 1
+) -> None:
     """Four requests at once to a cap-1 service whose run() is @batched(4): one call of
-    run() answers them all (on ``target``: a compute target, else this machine)."""
+    run() answers them all (on ``target``: a compute target, else this machine), in
+    each of ``rounds`` rounds."""
     folder = tmp_path / "batched"
     folder.mkdir()
     (folder / "score.py").write_text(textwrap.dedent(BATCHED))
@@ -43,23 +63,26 @@ def four_in_one_call(ws: Workspace, model: Model, tmp_path: Path, target: Any = 
     service = Model.deploy(ws, "grouped", [model], ic, config, deployment_target=target)
     service.wait_for_deployment()
     primary, _ = service.get_keys()
+    for _ in range(rounds):
+        answers = four_at_once(service.scoring_uri, primary)
+        assert [a.status_code for a in answers] == [200] * 4, answers[0].text
+        assert [a.json() for a in answers] == [{"x": i, "batch": 4} for i in range(4)]
+    service.delete()
+
+
+def four_at_once(uri: str, key: str) -> list[httpx.Response]:
+    """Four requests with {"x": i}, each on a connection of its own, sent together."""
     barrier = threading.Barrier(4)
     answers: dict[int, httpx.Response] = {}
 
     def call(i: int) -> None:
         barrier.wait()
-        answers[i] = httpx.post(
-            service.scoring_uri,
-            json={"x": i},
-            headers={"Authorization": f"Bearer {primary}"},
-            timeout=30,
-        )
+        headers = {"Authorization": f"Bearer {key}"}
+        answers[i] = httpx.post(uri, json={"x": i}, headers=headers, timeout=30)
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert [answers[i].status_code for i in range(4)] == [200] * 4
-    assert [answers[i].json() for i in range(4)] == [{"x": i, "batch": 4} for i in range(4)]
-    service.delete()
+    return [answers[i] for i in range(4)]
