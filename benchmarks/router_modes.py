@@ -14,6 +14,9 @@ configuration's ratio to the bare app measured in the same round.
 max_latency_ms=5)`` (beyond v1): the router lets it hold 32 requests, and it
 predicts each batch in one call.  ``unix-batched0`` is a third, the same with
 ``max_latency_ms=0`` (an idle replica sends what it holds at once).
+``noop-batched0`` is that replica with a run() that does no work (one constant output
+per input): the ceiling the router and the replica's HTTP side leave for any model
+with batches of this size on this machine.
 """
 
 from __future__ import annotations
@@ -67,6 +70,18 @@ def run(inputs):
         out.append([CLASSES[int(p)] for p in predicted[at : at + len(rs)]])
         at += len(rs)
     return out
+"""
+NOOP_BATCHED = """
+from modelport import batched
+
+
+def init():
+    pass
+
+
+@batched(max_batch_size=32, max_latency_ms=0)
+def run(inputs):
+    return [["setosa"]] * len(inputs)
 """
 MODES = {  # route name: (Unix socket, pipelining)
     "tcp-nopipe": (False, False),
@@ -159,9 +174,11 @@ def main() -> None:
     eager, eager_port, eager_path = start_replica(
         work, model_dir, BATCHED.replace("max_latency_ms=5", "max_latency_ms=0"), "batched0"
     )
+    idle, idle_port, idle_path = start_replica(work, model_dir, NOOP_BATCHED, "noop")
     batched = {
         "unix-batched": (batched_port, batched_path),
         "unix-batched0": (eager_port, eager_path),
+        "noop-batched0": (idle_port, idle_path),
     }
     bare_port = free_port()
     bare_args = (str(model_dir), str(bare_port))
@@ -194,10 +211,15 @@ def main() -> None:
     finally:
         loop.run_until_complete(router.stop())
         loop.close()
-        for proc in (replica, grouping, eager, bare):
+        for proc in (replica, grouping, eager, idle, bare):
             proc.terminate()
             proc.wait(timeout=30)
-        for proc, name in ((replica, "plain"), (grouping, "batched"), (eager, "batched0")):
+        for proc, name in (
+            (replica, "plain"),
+            (grouping, "batched"),
+            (eager, "batched0"),
+            (idle, "noop"),
+        ):
             if proc.returncode not in (0, -15):  # it failed: its log says why
                 print((work / f"{name}.log").read_text(errors="replace")[-3000:], file=sys.stderr)
         shutil.rmtree(work, ignore_errors=True)
