@@ -60,6 +60,32 @@ def test_deadline_is_enforced_while_the_replica_is_still_busy() -> None:
     assert 0.04 <= timeout.waited_s < 1.0 and timeout.queued == 0 and in_flight == 1
 
 
+class EarlyTimers:
+    """A loop whose timers fire 20 ms early, as a loop's cached clock can make them
+    (by less): the deadline must still be the whole wait."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def create_future(self) -> asyncio.Future[object]:
+        return self.loop.create_future()
+
+    def call_later(self, delay: float, callback: object, *args: object) -> asyncio.TimerHandle:
+        return self.loop.call_later(max(0.0, delay - 0.02), callback, *args)  # type: ignore[arg-type]
+
+
+def test_a_timer_that_fires_early_does_not_cut_the_wait_short() -> None:
+    async def go() -> WaitTimeout:
+        route = _route(wait_ms=100)
+        assert route.try_acquire() is not None
+        waiter = route.enqueue(EarlyTimers(asyncio.get_running_loop()))  # type: ignore[arg-type]
+        with pytest.raises(WaitTimeout) as info:
+            await asyncio.wait_for(waiter.future, 2)
+        return info.value
+
+    assert asyncio.run(go()).waited_s >= 0.1
+
+
 def test_a_full_queue_refuses_at_once() -> None:
     async def go() -> int:
         route = _route(queue=2, wait_ms=5000)

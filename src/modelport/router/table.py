@@ -167,8 +167,12 @@ class Route:
         """The deadline passed while waiting: answer now, not when a slot frees."""
         if waiter.future.done():
             return
-        self.lane.waiters.remove(waiter)
         waited = time.monotonic() - waiter.enqueued
+        early = self.max_wait_s - waited
+        if early > 0:  # timers run on the loop's clock, read once per turn: a hair early
+            waiter.timer = asyncio.get_running_loop().call_later(early, self._expire, waiter)
+            return
+        self.lane.waiters.remove(waiter)
         waiter.future.set_exception(WaitTimeout(waited, len(self.lane.waiters)))
 
     def abandon(self, waiter: Waiter) -> None:
