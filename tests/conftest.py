@@ -108,6 +108,53 @@ def workspace_processes(root: Path) -> list[int]:
     return found
 
 
+_TERMINAL_SIZE = ("COLUMNS", "LINES")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:  # type: ignore[no-untyped-def]
+    """pytest-xdist, in the controller: hand the workers this session's terminal size."""
+    node.workerinput["terminal_size"] = {name: os.environ.get(name) for name in _TERMINAL_SIZE}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """An xdist worker runs with COLUMNS=80 and LINES=24 set; tools the tests run (uv)
+    wrap their messages to COLUMNS, so a worker takes the session's values back."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return
+    for name, value in workerinput["terminal_size"].items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """pytest-xdist with ``--dist loadfile``: a module's tests run on one worker, so
+    module-scoped set-up is made once, and every module that uses the Kubernetes test
+    cluster runs on the same worker, so the session starts one cluster, not one per worker.
+    (xdist's own ``loadgroup`` cannot do it here: the group it writes into a test's node id
+    is lost on pytest 9.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    root = config.rootpath
+    uses_cluster: dict[str, bool] = {}
+
+    class ModuleScheduling(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            if path not in uses_cluster:
+                file = root / path
+                uses_cluster[path] = file.is_file() and "kube_cluster" in file.read_text()
+            return "kube" if uses_cluster[path] else path
+
+    return ModuleScheduling(config, log)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_processes_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     before = set(child_pids())

@@ -47,6 +47,16 @@ class Cli:
         return Result(done.returncode, done.stdout, done.stderr)
 
 
+def stop_server_of(runner: Cli, home: Path) -> None:
+    """``modelport down``; the server, its router and its replicas must be gone."""
+    pid = read_server_pid(home)
+    family = descendants(pid) if pid is not None else set()
+    runner("down")
+    if pid is not None:
+        wait_for(lambda: not pid_is_modelport(pid), what="the server to stop")
+    wait_for(lambda: not any(alive(p) for p in family), what="router and replicas to stop")
+
+
 @pytest.fixture
 def cli(tmp_path: Path) -> Iterator[Cli]:
     home = tmp_path / "home"
@@ -54,12 +64,21 @@ def cli(tmp_path: Path) -> Iterator[Cli]:
     try:
         yield runner
     finally:
-        pid = read_server_pid(home)
-        family = descendants(pid) if pid is not None else set()
-        runner("down")
-        if pid is not None:
-            wait_for(lambda: not pid_is_modelport(pid), what="the server to stop")
-        wait_for(lambda: not any(alive(p) for p in family), what="router and replicas to stop")
+        stop_server_of(runner, home)
+
+
+@pytest.fixture(scope="module")
+def cli_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    """A CLI with a server it started (``up --detach``), shared by tests that only read:
+    refused commands change nothing, so one server answers them all."""
+    folder = tmp_path_factory.mktemp("cli-up")
+    home = folder / "home"
+    runner = Cli(home, folder)
+    try:
+        assert runner("up", "--detach", "--port", "0", "--router-port", "0").code == 0
+        yield runner
+    finally:
+        stop_server_of(runner, home)
 
 
 def test_model_commands_end_to_end(cli: Cli, tmp_path: Path) -> None:
@@ -125,10 +144,9 @@ def test_model_commands_end_to_end(cli: Cli, tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_gives_a_message_and_an_exit_code(
-    cli: Cli, args: tuple[str, ...], code: int, message: str
+    cli_up: Cli, args: tuple[str, ...], code: int, message: str
 ) -> None:
-    assert cli("up", "--detach", "--port", "0", "--router-port", "0").code == 0
-    result = cli(*args)
+    result = cli_up(*args)
     assert result.code == code, (result.out, result.err)
     assert message in result.err
 

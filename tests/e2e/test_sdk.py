@@ -21,12 +21,30 @@ from modelport.errors import (
     UnauthorizedError,
 )
 from tests.conftest import ServerProcess, run_concurrently, wait_for
+from tests.pgserver import PostgresCluster
 
 
 @pytest.fixture
 def ws(backend_server: ServerProcess) -> Iterator[Workspace]:
     with Workspace.from_config(backend_server.home) as workspace:
         yield workspace
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def reading_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A server on each backend shared by the tests that only read from it."""
+    folder = tmp_path_factory.mktemp(f"reading-{request.param}")
+    url = f"sqlite:///{folder / 'workspace.db'}"
+    if request.param == "postgres":
+        cluster: PostgresCluster = request.getfixturevalue("postgres")
+        url = cluster.create_database(f"reading_{os.getpid()}_{folder.name}")
+    proc = ServerProcess(folder / "home", url)
+    try:
+        yield proc
+    finally:
+        proc.stop()
 
 
 def make_folder(root: Path) -> Path:
@@ -163,8 +181,8 @@ def test_environments(ws: Workspace, tmp_path: Path) -> None:
     assert set(Environment.list(ws)) == {"sklearn-env"}
 
 
-def test_wrong_token_and_no_server(backend_server: ServerProcess, tmp_path: Path) -> None:
-    with Workspace(backend_server.url, "wrong") as bad, pytest.raises(UnauthorizedError):
+def test_wrong_token_and_no_server(reading_server: ServerProcess, tmp_path: Path) -> None:
+    with Workspace(reading_server.url, "wrong") as bad, pytest.raises(UnauthorizedError):
         Model.list(bad)
     with Workspace("http://127.0.0.1:9", "x") as nowhere:
         with pytest.raises(ServerUnavailableError) as info:
@@ -174,6 +192,6 @@ def test_wrong_token_and_no_server(backend_server: ServerProcess, tmp_path: Path
         Workspace.from_config(tmp_path / "elsewhere")
 
 
-def test_config_file_is_private(backend_server: ServerProcess) -> None:
-    mode = stat.S_IMODE((backend_server.home / "config.json").stat().st_mode)
+def test_config_file_is_private(reading_server: ServerProcess) -> None:
+    mode = stat.S_IMODE((reading_server.home / "config.json").stat().st_mode)
     assert mode == 0o600
