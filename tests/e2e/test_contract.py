@@ -161,7 +161,10 @@ def test_serving_goes_on_while_the_control_plane_restarts(
             assert where.replicas(again_ws, "durable") == serving  # adopted, not replaced
             load.wait_more(50, "answers after the restart")
             results = load.stop()
-            assert results and set(results) == {200}, sorted({str(r) for r in results})
+            assert results and set(results) == {200}, (
+                sorted({str(r) for r in results}),
+                load.refusals,
+            )
             again.delete()
     finally:
         load.stop()

@@ -28,6 +28,7 @@ class Load:
         self.url, self.key = url, key
         self.results: list[int | str] = []
         self.answered: list[str] = []
+        self.refusals: list[str] = []  # the body of each answer other than 200, to say why
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._loop) for _ in range(clients)]
         for t in self._threads:
@@ -42,6 +43,8 @@ class Load:
                     r = client.post(self.url, json={"x": [1]}, headers=headers)
                     self.results.append(r.status_code)
                     self.answered.append(r.headers.get("azureml-model-deployment", ""))
+                    if r.status_code != 200:
+                        self.refusals.append(f"{r.status_code} {r.text[:300]}")
                 except httpx.HTTPError as exc:
                     self.results.append(type(exc).__name__)
 
