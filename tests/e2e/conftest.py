@@ -19,8 +19,11 @@ def ws(server: ServerProcess) -> Iterator[Workspace]:
 
 @pytest.fixture
 def model(ws: Workspace, tmp_path: Path) -> Model:
+    return register_scaler(ws, tmp_path / "scaler")
+
+
+def register_scaler(ws: Workspace, folder: Path) -> Model:
     """``scaler``: one folder with ``w.json`` (scale 10), as the test scripts read it."""
-    folder = tmp_path / "scaler"
     folder.mkdir()
     (folder / "w.json").write_text('{"scale": 10}')
     return Model.register(ws, folder, "scaler")

@@ -11,6 +11,7 @@ import httpx
 
 from modelport import InferenceConfig, Model, Workspace
 from tests.conftest import ServerProcess
+from tests.e2e.conftest import register_scaler
 from tests.e2e.test_services import fixed
 
 BATCHED = """
@@ -39,10 +40,7 @@ def test_with_two_router_workers_each_may_hand_the_replica_a_whole_batch(tmp_pat
     server = ServerProcess(tmp_path / "home2", args=("--workers", "2"))
     try:
         with Workspace.from_config(server.home) as ws:
-            folder = tmp_path / "m"
-            folder.mkdir()
-            (folder / "w.json").write_text('{"scale": 10}')
-            model = Model.register(ws, folder, "scaler")
+            model = register_scaler(ws, tmp_path / "m")
             four_in_one_call(ws, model, tmp_path, rounds=4)
     finally:
         server.stop()

@@ -13,6 +13,7 @@ import httpx
 from modelport import InferenceConfig, Model, Webservice, Workspace
 from modelport.spec.deployment import deployment_config_from_document
 from tests.conftest import ServerProcess, wait_for
+from tests.e2e.conftest import register_scaler
 from tests.e2e.test_services import fixed, post, source
 from tests.prom import total
 
@@ -97,13 +98,8 @@ def test_two_router_workers_score_real_replicas_without_exceeding_a_cap(
     server = ServerProcess(tmp_path / "home2", args=("--workers", "2"))
     try:
         with Workspace.from_config(server.home) as ws:
-            scaler = tmp_path / "m"
-            scaler.mkdir()
-            (scaler / "w.json").write_text('{"scale": 10}')
-            Model.register(ws, scaler, "scaler")
-            service = Model.deploy(
-                ws, "workers-svc", [Model(ws, "scaler")], source(tmp_path), fixed(2)
-            )
+            scaler = register_scaler(ws, tmp_path / "m")
+            service = Model.deploy(ws, "workers-svc", [scaler], source(tmp_path), fixed(2))
             service.wait_for_deployment()
             key = service.get_keys()[0]
 
