@@ -113,6 +113,17 @@ def main() -> None:
         help="replica_max_concurrent_requests (the v1 default is 1)",
     )
     parser.add_argument("--workers", type=int, default=1, help="router processes")
+    parser.add_argument(
+        "--peer",
+        action="append",
+        help="with --peers: only this peer (repeat for more), e.g. --peer kserve",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="with --peers: measure each peer and modelport in turn this many times",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -225,16 +236,20 @@ def measure_peers(
     from peers import PEERS, install, start, stop
 
     rows = []
-    for peer in PEERS:
+    known = {p.name for p in PEERS}
+    unknown = set(args.peer or ()) - known
+    if unknown:
+        raise SystemExit(f"no peer {sorted(unknown)}; the peers are {sorted(known)}")
+    for peer in [p for p in PEERS if not args.peer or p.name in args.peer]:
         venv = install(peer, sklearn.__version__)
         running = start(peer, venv, model_dir, work / peer.name)
         try:
-            for c in (int(x) for x in args.connections.split(",")):
-                theirs = wrk(running.url, c, args.seconds, body=running.body)
-                ours = wrk(
-                    modelport_url, c, args.seconds, headers={"Authorization": f"Bearer {key}"}
-                )
-                rows.append((peer.name, c, theirs, ours))
+            for _ in range(args.rounds):  # in turn, so a slow phase falls on both alike
+                for c in (int(x) for x in args.connections.split(",")):
+                    theirs = wrk(running.url, c, args.seconds, body=running.body)
+                    auth = {"Authorization": f"Bearer {key}"}
+                    ours = wrk(modelport_url, c, args.seconds, headers=auth)
+                    rows.append((peer.name, c, theirs, ours))
         finally:
             stop(running)
     return rows
