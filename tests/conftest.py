@@ -177,8 +177,13 @@ def postgres() -> Iterator[PostgresCluster]:
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database of each backend."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'workspace.db'}"
+    return new_database(request, request.param, tmp_path)
+
+
+def new_database(request: pytest.FixtureRequest, backend: str, folder: Path) -> str:
+    """The URL of a fresh, empty ``backend`` database (a SQLite one in ``folder``)."""
+    if backend == "sqlite":
+        return f"sqlite:///{folder / 'workspace.db'}"
     cluster: PostgresCluster = request.getfixturevalue("postgres")
     return cluster.create_database(f"test_{os.getpid()}_{next(_db_counter)}")
 

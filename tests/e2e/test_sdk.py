@@ -20,8 +20,7 @@ from modelport.errors import (
     ServerUnavailableError,
     UnauthorizedError,
 )
-from tests.conftest import ServerProcess, run_concurrently, wait_for
-from tests.pgserver import PostgresCluster
+from tests.conftest import ServerProcess, new_database, run_concurrently, wait_for
 
 
 @pytest.fixture
@@ -36,11 +35,7 @@ def reading_server(
 ) -> Iterator[ServerProcess]:
     """A server on each backend shared by the tests that only read from it."""
     folder = tmp_path_factory.mktemp(f"reading-{request.param}")
-    url = f"sqlite:///{folder / 'workspace.db'}"
-    if request.param == "postgres":
-        cluster: PostgresCluster = request.getfixturevalue("postgres")
-        url = cluster.create_database(f"reading_{os.getpid()}_{folder.name}")
-    proc = ServerProcess(folder / "home", url)
+    proc = ServerProcess(folder / "home", new_database(request, request.param, folder))
     try:
         yield proc
     finally:
