@@ -27,12 +27,6 @@ BATCHED = """
 """
 
 
-def test_a_cap_1_service_with_a_batched_run_gets_four_requests_in_one_call(
-    ws: Workspace, model: Model, tmp_path: Path
-) -> None:
-    four_in_one_call(ws, model, tmp_path)
-
-
 def test_with_two_router_workers_each_may_hand_the_replica_a_whole_batch(tmp_path: Path) -> None:
     """Connections spread over two router workers at random: a worker that gets three
     of the four requests sends all three (holding only its share of the replica's four

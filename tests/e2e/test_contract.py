@@ -28,6 +28,7 @@ from modelport import AksCompute, AksEndpoint, AksWebservice, Model, Webservice,
 from modelport.errors import InvalidInputError, NotFoundError
 from tests.conftest import ServerProcess, alive, descendants, wait_for
 from tests.e2e.clusters import attached
+from tests.e2e.test_batching import four_in_one_call
 from tests.e2e.test_data_plane import Load
 from tests.e2e.test_services import fixed, post, source
 
@@ -231,6 +232,15 @@ def test_autoscaling_goes_up_under_load_and_back_down(
         what="the scale-down's event",
     )
     service.delete()
+
+
+def test_a_batched_run_gets_whole_batches_from_every_router(
+    where: Where, ws: Workspace, model: Model, tmp_path: Path
+) -> None:
+    """@batched(4) on a cap-1 service: four requests at once are one call of run(), three
+    rounds over, through this machine's router and through the cluster's three router
+    pods (each may hand the replica a whole batch: see compute/shares.py)."""
+    four_in_one_call(ws, model, tmp_path, where.target, rounds=3)
 
 
 def _hold(service: Webservice, key: str, path: Path) -> Path:

@@ -35,7 +35,6 @@ from modelport.errors import ModelportError
 from tests.certs import Pki
 from tests.conftest import ServerProcess, wait_for
 from tests.e2e.clusters import Attached, attached
-from tests.e2e.test_batching import four_in_one_call
 from tests.e2e.test_cli import Cli
 from tests.e2e.test_logs import PRINTING, _collect
 from tests.e2e.test_model_data import COLLECTING, rows
@@ -460,11 +459,3 @@ def test_a_clusters_replica_logs_are_followed_with_their_pod_names(
     with pytest.raises(ModelportError, match="on a cluster each line starts with its pod's name"):
         service.get_logs(replica=0)
     service.delete()
-
-
-def test_a_batched_run_gets_a_whole_batch_through_the_cluster_router(
-    cluster: Attached, ws: Workspace, model: Model, tmp_path: Path
-) -> None:
-    """@batched on a cluster: the route policy gives the router pod a whole batch's
-    slots (one router pod here: several share a replica's slots between them)."""
-    four_in_one_call(ws, model, tmp_path, cluster.target)
